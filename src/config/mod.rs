@@ -1,0 +1,177 @@
+//! The server configuration file (`meridian.toml`): strict raw serde structs turned into one
+//! validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+}
+
+/// `meridian.toml` as written. Unknown fields are errors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    zones: RawZones,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: Vec<SocketAddr>,
+    #[serde(default = "default_udp_payload")]
+    udp_payload: u16,
+    #[serde(default = "default_tcp_idle_timeout")]
+    tcp_idle_timeout_secs: u64,
+    #[serde(default = "default_tcp_max_connections")]
+    tcp_max_connections: usize,
+    #[serde(default)]
+    udp_workers: Option<usize>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            udp_payload: default_udp_payload(),
+            tcp_idle_timeout_secs: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+            udp_workers: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZones {
+    #[serde(default = "default_zones_dir")]
+    directory: PathBuf,
+}
+
+impl Default for RawZones {
+    fn default() -> Self {
+        Self {
+            directory: default_zones_dir(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        "127.0.0.1:5300".parse().expect("literal"),
+        "[::1]:5300".parse().expect("literal"),
+    ]
+}
+/// 1232 bytes avoids IP fragmentation on any path (DNS Flag Day 2020).
+fn default_udp_payload() -> u16 {
+    1232
+}
+fn default_tcp_idle_timeout() -> u64 {
+    10
+}
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+fn default_zones_dir() -> PathBuf {
+    PathBuf::from("zones")
+}
+
+/// The validated configuration every other module reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to serve DNS on, UDP and TCP alike. Port 0 picks a free port (tests).
+    pub listen: Vec<SocketAddr>,
+    /// The EDNS UDP payload size we advertise and the most we send over UDP.
+    pub udp_payload: u16,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: usize,
+    /// Receive tasks per UDP socket.
+    pub udp_workers: usize,
+    /// Folder holding one `<origin>.toml` (and/or `<origin>.zone`) per zone.
+    pub zones_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it are taken from the
+    /// file's own folder, so `meridian serve --config /etc/meridian/meridian.toml` works from
+    /// anywhere.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            file: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if raw.server.listen.is_empty() {
+            return Err("server.listen: at least one address is needed".into());
+        }
+        if raw.server.udp_payload < 512 {
+            return Err("server.udp_payload: must be at least 512 (RFC 6891 §6.2.5)".into());
+        }
+        let udp_workers = raw.server.udp_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if udp_workers == 0 {
+            return Err("server.udp_workers: must be at least 1".into());
+        }
+        Ok(Self {
+            listen: raw.server.listen,
+            udp_payload: raw.server.udp_payload,
+            tcp_idle_timeout: Duration::from_secs(raw.server.tcp_idle_timeout_secs.max(1)),
+            tcp_max_connections: raw.server.tcp_max_connections.max(1),
+            udp_workers,
+            zones_dir: base.join(raw.zones.directory),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_an_empty_file() {
+        let config = Config::parse("", Path::new("/etc/m")).unwrap();
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.udp_payload, 1232);
+        assert_eq!(config.zones_dir, PathBuf::from("/etc/m/zones"));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = Config::parse("[server]\nlisten_on = []\n", Path::new(".")).unwrap_err();
+        assert!(err.contains("listen_on"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tiny_payload_is_refused() {
+        let err = Config::parse("[server]\nudp_payload = 100\n", Path::new(".")).unwrap_err();
+        assert!(err.contains("udp_payload"), "{err}");
+    }
+}

@@ -1,0 +1,163 @@
+//! One DNS message in, one reply out: header checks, EDNS (RFC 6891), the call to [`resolve`],
+//! and the encoding of the reply with truncation for UDP. Pure apart from the policy state in
+//! the snapshot, so the same bytes come back over UDP and TCP.
+
+use hickory_proto::op::{
+    Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
+};
+use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+
+use crate::resolve::{Answer, resolve};
+use crate::state::Snapshot;
+
+/// The transport a message came over; it decides the size limit of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Classic DNS over UDP without EDNS (RFC 1035 §4.2.1).
+const PLAIN_UDP_LIMIT: usize = 512;
+
+/// Builds the reply to `query`, or `None` when nothing must be sent (not a DNS header, or a
+/// response: answering those would let anyone bounce traffic off us).
+pub fn respond(
+    snapshot: &Snapshot,
+    query: &[u8],
+    transport: Transport,
+    udp_payload: u16,
+    rng: &mut fastrand::Rng,
+) -> Option<Vec<u8>> {
+    let header = Header::read(&mut BinDecoder::new(query)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let Ok(request) = Message::from_vec(query) else {
+        return Some(error_reply(
+            &header.metadata,
+            None,
+            ResponseCode::FormErr,
+            None,
+        ));
+    };
+    let edns = request.edns.as_ref().map(|_| {
+        let mut ours = Edns::new();
+        ours.set_max_payload(udp_payload);
+        ours
+    });
+    let edns = edns.as_ref();
+    let question = request.queries.first();
+
+    if request.op_code != OpCode::Query {
+        return Some(error_reply(
+            &request.metadata,
+            question,
+            ResponseCode::NotImp,
+            edns,
+        ));
+    }
+    let [question] = request.queries.as_slice() else {
+        return Some(error_reply(
+            &request.metadata,
+            question,
+            ResponseCode::FormErr,
+            edns,
+        ));
+    };
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+        return Some(error_reply(
+            &request.metadata,
+            Some(question),
+            ResponseCode::BADVERS,
+            edns,
+        ));
+    }
+    let refuse = |rcode| Some(error_reply(&request.metadata, Some(question), rcode, edns));
+    match question.query_type() {
+        RecordType::OPT => return refuse(ResponseCode::FormErr),
+        // No zone transfers.
+        RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
+        _ => {}
+    }
+    if question.query_class() != DNSClass::IN {
+        return refuse(ResponseCode::Refused);
+    }
+
+    let answer = resolve(snapshot, question.name(), question.query_type(), rng);
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.rcode;
+
+    let limit = match (transport, &request.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+        (Transport::Udp, Some(theirs)) => {
+            usize::from(theirs.max_payload().clamp(512, udp_payload.max(512)))
+        }
+    };
+    let reply = encode(&metadata, Some(question), &answer, edns);
+    if reply.len() <= limit {
+        return Some(reply);
+    }
+    // RFC 2181 §9: a reply that does not fit is sent empty with TC set; the client asks again
+    // over TCP and gets the whole answer.
+    metadata.truncation = true;
+    Some(encode(&metadata, Some(question), &Answer::default(), edns))
+}
+
+/// A reply that carries only a response code (and the question, where one was read).
+fn error_reply(
+    request: &Metadata,
+    question: Option<&Query>,
+    rcode: ResponseCode,
+    edns: Option<&Edns>,
+) -> Vec<u8> {
+    let mut metadata = Metadata::response_from_request(request);
+    metadata.response_code = rcode;
+    let answer = Answer::default();
+    encode(&metadata, question, &answer, edns)
+}
+
+fn encode(
+    metadata: &Metadata,
+    question: Option<&Query>,
+    answer: &Answer<'_>,
+    edns: Option<&Edns>,
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buf);
+    let result = emit_message_parts(
+        metadata,
+        &mut question.into_iter(),
+        &mut answer.answers.iter().copied(),
+        &mut answer.authorities.iter().copied(),
+        &mut answer.additionals.iter().copied(),
+        edns,
+        None,
+        &mut encoder,
+    );
+    if let Err(e) = result {
+        // Our own data failed to encode: say SERVFAIL rather than send half a message.
+        tracing::error!(error = %e, "cannot encode reply");
+        let mut failed = *metadata;
+        failed.response_code = ResponseCode::ServFail;
+        failed.authoritative = false;
+        buf.clear();
+        let mut encoder = BinEncoder::new(&mut buf);
+        let empty: [&Record; 0] = [];
+        let _ = emit_message_parts(
+            &failed,
+            &mut question.into_iter(),
+            &mut empty.iter().copied(),
+            &mut empty.iter().copied(),
+            &mut empty.iter().copied(),
+            edns,
+            None,
+            &mut encoder,
+        );
+    }
+    buf
+}

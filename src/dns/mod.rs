@@ -1,0 +1,105 @@
+//! DNS over the network: sockets, and the per-message [`handler`].
+//!
+//! We own the UDP and TCP loops rather than use hickory-server's `Server`: its response path
+//! accepts only its own `MessageResponse` and spawns a task per datagram, while one encoder of
+//! ours gives byte-identical replies over both transports, controls truncation and keeps the
+//! query path free of per-request machinery (see shared/notes/fast-path.md). hickory-proto does
+//! all wire parsing and encoding.
+
+pub mod handler;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::state::State;
+
+pub use tcp::TcpLimits;
+
+/// Sockets bound for every listen address: UDP and TCP on the same port.
+#[derive(Debug)]
+pub struct Listeners {
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds UDP then TCP on each address. Port 0 picks a port free for both.
+    pub async fn bind(addrs: &[SocketAddr]) -> io::Result<Self> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        for &addr in addrs {
+            let (u, t) = bind_pair(addr).await?;
+            udp.push(Arc::new(u));
+            tcp.push(t);
+        }
+        Ok(Self { udp, tcp })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn serve(self, state: Arc<State>, config: &Config, shutdown: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        for socket in self.udp {
+            for _ in 0..config.udp_workers {
+                tasks.spawn(udp::serve(
+                    socket.clone(),
+                    state.clone(),
+                    config.udp_payload,
+                    shutdown.clone(),
+                ));
+            }
+        }
+        let limits = TcpLimits {
+            idle_timeout: config.tcp_idle_timeout,
+            max_connections: config.tcp_max_connections,
+            udp_payload: config.udp_payload,
+        };
+        for listener in self.tcp {
+            tasks.spawn(tcp::serve(
+                listener,
+                state.clone(),
+                limits,
+                shutdown.clone(),
+            ));
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Err(error) = done {
+                tracing::error!(%error, "listener task failed");
+                shutdown.cancel();
+            }
+        }
+    }
+}
+
+async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let bind_error = |e: io::Error| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"));
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error)?;
+        return Ok((udp, tcp));
+    }
+    // A free UDP port may be taken for TCP: try a few.
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(bind_error(last.expect("tried at least once")))
+}

@@ -1,0 +1,49 @@
+//! Meridian: an authoritative GeoDNS load-balancing server.
+//!
+//! # Layout
+//! - [`config`]: `meridian.toml` → one validated [`config::Config`].
+//! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files), its one `build`
+//!   used by start-up and reload, and the immutable zone tree the query path reads.
+//! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum.
+//! - [`state`]: the shared [`state::Snapshot`] behind `ArcSwap`; reload builds a new one and
+//!   swaps it in.
+//! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
+//! - [`dns`]: sockets (UDP and TCP), header and EDNS checks, reply encoding and truncation.
+//! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
+//!
+//! # One query
+//! 1. `dns::udp`/`dns::tcp` receive a message and load one snapshot (one atomic load).
+//! 2. `dns::handler` decodes it with hickory-proto and rejects wrong opcode, class, EDNS version.
+//! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
+//!    records or asks the pool's policy for an order, capped at `max_answers`.
+//! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT, TC when UDP cannot carry it.
+
+pub mod config;
+pub mod dns;
+pub mod policy;
+pub mod resolve;
+pub mod state;
+pub mod zone;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::dns::Listeners;
+use crate::state::State;
+
+/// Binds every listener, then serves until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listeners = Listeners::bind(&config.listen).await?;
+    for addr in listeners.local_addrs() {
+        tracing::info!("listening on {addr} (udp, tcp)");
+    }
+    listeners.serve(state, &config, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The `meridian` command: parses arguments, sets up logging and signals, and hands over to the
+//! library.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use meridian::config::Config;
+use meridian::state::State;
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    version,
+    about = "Authoritative GeoDNS load-balancing server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the configured zones.
+    Serve {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config and every zone, print what was loaded, exit non-zero on error.
+    Check {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => check(&config),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meridian: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<(Config, State)> {
+    let config = Config::load(path)?;
+    let state = State::load(config.zones_dir.clone())?;
+    Ok((config, state))
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let (config, state) = load(path)?;
+    let snapshot = state.snapshot();
+    let mut zones: Vec<_> = snapshot.zones.iter().collect();
+    zones.sort_by(|a, b| a.origin.cmp(&b.origin));
+    println!(
+        "{}: ok, {} zone(s) from {}",
+        path.display(),
+        zones.len(),
+        config.zones_dir.display()
+    );
+    for zone in zones {
+        let (names, records, pools) = zone.stats();
+        println!(
+            "  {} serial {}: {names} names, {records} static records, {pools} pools",
+            zone.origin,
+            zone.serial()
+        );
+    }
+    Ok(())
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let (config, state) = load(path)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let state = Arc::new(state);
+        tracing::info!(zones = state.snapshot().zones.len(), "zones loaded");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signals(state.clone(), shutdown.clone()));
+        meridian::run(config, state, shutdown)
+            .await
+            .context("cannot serve")
+    })
+}
+
+/// SIGINT/SIGTERM cancel the shutdown token; SIGHUP reloads the zones, all or nothing.
+async fn signals(state: Arc<State>, shutdown: CancellationToken) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let state = state.clone();
+                let result = tokio::task::spawn_blocking(move || state.reload()).await;
+                match result {
+                    Ok(Ok(zones)) => tracing::info!(zones, "reloaded zones"),
+                    Ok(Err(error)) => tracing::error!("reload refused, the old zones keep serving: {error}"),
+                    Err(error) => tracing::error!(%error, "reload failed"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,31 @@
+//! `all`: every endpoint in configured order, as a plain multi-address record set.
+
+#[derive(Debug)]
+pub struct All {
+    n: usize,
+}
+
+impl All {
+    pub fn new(n: usize) -> Self {
+        Self { n }
+    }
+
+    pub fn order(&self, limit: usize, out: &mut Vec<u32>) {
+        super::rotated(self.n, 0, limit, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_configured_order() {
+        let mut out = Vec::new();
+        All::new(3).order(usize::MAX, &mut out);
+        assert_eq!(out, [0, 1, 2]);
+        out.clear();
+        All::new(3).order(2, &mut out);
+        assert_eq!(out, [0, 1]);
+    }
+}

@@ -1,0 +1,61 @@
+//! `round_robin`: every answer starts one endpoint further, `i = (i + 1) mod n`, so over n
+//! answers each endpoint leads once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Debug)]
+pub struct RoundRobin {
+    n: usize,
+    /// Shared by all query threads; Relaxed is enough, only the spread matters.
+    next: AtomicUsize,
+}
+
+impl RoundRobin {
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn order(&self, limit: usize, out: &mut Vec<u32>) {
+        if self.n == 0 {
+            return;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.n;
+        super::rotated(self.n, start, limit, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_by_one_each_answer() {
+        let rr = RoundRobin::new(3);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let mut out = Vec::new();
+            rr.order(usize::MAX, &mut out);
+            seen.push(out);
+        }
+        assert_eq!(
+            seen,
+            [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1], vec![0, 1, 2]]
+        );
+    }
+
+    #[test]
+    fn every_endpoint_leads_equally_often() {
+        let rr = RoundRobin::new(6);
+        let mut leads = [0; 6];
+        for _ in 0..600 {
+            let mut out = Vec::new();
+            rr.order(2, &mut out);
+            assert_eq!(out.len(), 2);
+            leads[out[0] as usize] += 1;
+        }
+        assert_eq!(leads, [100; 6]);
+    }
+}

@@ -1,0 +1,76 @@
+//! `weighted_random`: a random order drawn without replacement, each draw in proportion to the
+//! weights still in the urn.
+
+#[derive(Debug)]
+pub struct WeightedRandom {
+    weights: Box<[u32]>,
+    total: u64,
+}
+
+impl WeightedRandom {
+    pub fn new(weights: &[u32]) -> Self {
+        Self {
+            weights: weights.into(),
+            total: weights.iter().map(|&w| u64::from(w)).sum(),
+        }
+    }
+
+    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Vec<u32>) {
+        let start = out.len();
+        out.extend(0..self.weights.len() as u32);
+        let drawn = &mut out[start..];
+        let mut remaining = self.total;
+        for k in 0..drawn.len().min(limit) {
+            if remaining == 0 {
+                break;
+            }
+            let mut ticket = rng.u64(0..remaining);
+            let mut pick = k;
+            for (j, &idx) in drawn.iter().enumerate().skip(k) {
+                let w = u64::from(self.weights[idx as usize]);
+                if ticket < w {
+                    pick = j;
+                    break;
+                }
+                ticket -= w;
+            }
+            drawn.swap(k, pick);
+            remaining -= u64::from(self.weights[drawn[k] as usize]);
+        }
+        out.truncate(start + limit.min(self.weights.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_appears_once() {
+        let p = WeightedRandom::new(&[1, 2, 3, 4]);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..100 {
+            let mut out = Vec::new();
+            p.order(&mut rng, usize::MAX, &mut out);
+            let mut sorted = out.clone();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn first_pick_follows_weights() {
+        let p = WeightedRandom::new(&[5, 1]);
+        let mut rng = fastrand::Rng::with_seed(42);
+        let n = 60_000;
+        let mut heavy = 0;
+        for _ in 0..n {
+            let mut out = Vec::new();
+            p.order(&mut rng, 1, &mut out);
+            assert_eq!(out.len(), 1);
+            heavy += usize::from(out[0] == 0);
+        }
+        let share = heavy as f64 / n as f64;
+        assert!((share - 5.0 / 6.0).abs() < 0.01, "share {share}");
+    }
+}

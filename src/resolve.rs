@@ -1,0 +1,326 @@
+//! The answer to one question, as a pure function of the snapshot: zone, node, static records or
+//! a pool's ordered endpoints, NODATA, NXDOMAIN, referral or REFUSED. No I/O and no wire format;
+//! `dns/` encodes what this returns.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::state::Snapshot;
+use crate::zone::{Lookup, Node, Zone};
+
+/// Longest CNAME chain followed inside a zone; longer chains (or loops) are cut there.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// What to answer. Records borrow from the snapshot.
+#[derive(Debug, Default)]
+pub struct Answer<'s> {
+    pub rcode: ResponseCode,
+    /// AA: set when the answer comes from our zone data (not on referrals or REFUSED).
+    pub authoritative: bool,
+    pub answers: Vec<&'s Record>,
+    pub authorities: Vec<&'s Record>,
+    pub additionals: Vec<&'s Record>,
+}
+
+impl Answer<'_> {
+    fn refused() -> Self {
+        Self {
+            rcode: ResponseCode::Refused,
+            ..Self::default()
+        }
+    }
+}
+
+/// Answers `qtype` at `qname` (class IN). `rng` drives randomized policies.
+pub fn resolve<'s>(
+    snapshot: &'s Snapshot,
+    qname: &Name,
+    qtype: RecordType,
+    rng: &mut fastrand::Rng,
+) -> Answer<'s> {
+    let Some(zone) = snapshot.zones.find(qname) else {
+        return Answer::refused();
+    };
+    let mut answer = Answer {
+        authoritative: true,
+        ..Answer::default()
+    };
+    let mut order = Vec::new();
+    let mut name = qname.clone();
+    for _ in 0..MAX_CNAME_CHAIN {
+        let node = match zone.lookup(&name, qtype == RecordType::DS) {
+            Lookup::Delegation(cut) => {
+                // A referral only for the name asked; a CNAME chain into a delegation stops.
+                if answer.answers.is_empty() {
+                    answer.authoritative = false;
+                    if let Some(ns) = cut.rrset(RecordType::NS) {
+                        answer.authorities.extend(&ns.records);
+                        add_glue(zone, &ns.records, &mut answer.additionals);
+                    }
+                }
+                return answer;
+            }
+            Lookup::NxDomain => {
+                answer.rcode = ResponseCode::NXDomain;
+                answer.authorities.push(&zone.negative_soa);
+                return answer;
+            }
+            Lookup::Node(node) => node,
+        };
+
+        if qtype != RecordType::CNAME
+            && let Some(cname) = node.rrset(RecordType::CNAME)
+        {
+            answer.answers.extend(&cname.records);
+            match &cname.records[0].data {
+                RData::CNAME(target) if zone.origin.zone_of(target) => {
+                    name = target.0.clone();
+                    continue;
+                }
+                _ => return answer,
+            }
+        }
+
+        let rrset_type = match qtype {
+            // RFC 8482 §4.2: answer ANY with one RRset of our choice.
+            RecordType::ANY => match any_type(node) {
+                Some(t) => t,
+                None => return nodata(zone, answer),
+            },
+            t => t,
+        };
+        if let Some(pool) = &node.pool
+            && let Some(set) = pool.endpoints(rrset_type)
+        {
+            set.policy.order(rng, pool.max_answers, &mut order);
+            if order.is_empty() {
+                return nodata(zone, answer);
+            }
+            answer
+                .answers
+                .extend(order.iter().map(|&i| &set.records[i as usize]));
+            return answer;
+        }
+        return match node.rrset(rrset_type) {
+            Some(set) => {
+                answer.answers.extend(&set.records);
+                add_glue(zone, &set.records, &mut answer.additionals);
+                answer
+            }
+            None => nodata(zone, answer),
+        };
+    }
+    answer
+}
+
+/// NODATA: NOERROR, no records of the type, the SOA in the authority section (RFC 2308 §2.2).
+fn nodata<'s>(zone: &'s Zone, mut answer: Answer<'s>) -> Answer<'s> {
+    answer.authorities.push(&zone.negative_soa);
+    answer
+}
+
+/// The RRset that stands for the node in a minimal ANY answer.
+fn any_type(node: &Node) -> Option<RecordType> {
+    if let Some(pool) = &node.pool {
+        if !pool.v4.records.is_empty() {
+            return Some(RecordType::A);
+        }
+        if !pool.v6.records.is_empty() {
+            return Some(RecordType::AAAA);
+        }
+    }
+    node.rrsets.first().map(|s| s.rtype)
+}
+
+/// Additional-section addresses for the names that NS, MX and SRV records point at, where this
+/// zone holds them as static records (RFC 1035 §3.3.11, §3.3.9; RFC 2782).
+fn add_glue<'s>(zone: &'s Zone, records: &'s [Record], out: &mut Vec<&'s Record>) {
+    for record in records {
+        let target = match &record.data {
+            RData::NS(ns) => &ns.0,
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            _ => continue,
+        };
+        if !zone.origin.zone_of(target) {
+            continue;
+        }
+        if let Some(node) = zone.node(target) {
+            for t in [RecordType::A, RecordType::AAAA] {
+                if let Some(set) = node.rrset(t) {
+                    for r in &set.records {
+                        if !out.iter().any(|o| std::ptr::eq(*o, r)) {
+                            out.push(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
+
+    const ZONE: &str = r#"
+        ttl = 3600
+        ns = ["ns1", "ns2.example.test."]
+        [soa]
+        mname = "ns1"
+        rname = "hostmaster"
+        serial = 1
+        minimum = 60
+        [[records]]
+        name = "ns1"
+        type = "A"
+        data = ["192.0.2.53"]
+        [[records]]
+        name = "@"
+        type = "MX"
+        data = ["10 mail"]
+        [[records]]
+        name = "mail"
+        type = "A"
+        data = ["192.0.2.25"]
+        [[records]]
+        name = "docs"
+        type = "CNAME"
+        data = ["www"]
+        [[records]]
+        name = "loop1"
+        type = "CNAME"
+        data = ["loop2"]
+        [[records]]
+        name = "loop2"
+        type = "CNAME"
+        data = ["loop1"]
+        [[records]]
+        name = "x.y.deep"
+        type = "TXT"
+        data = ['"hi"']
+        [[records]]
+        name = "sub"
+        type = "NS"
+        data = ["ns.sub"]
+        [[records]]
+        name = "ns.sub"
+        type = "A"
+        data = ["192.0.2.99"]
+        [pools.www]
+        policy = "round_robin"
+        endpoints = [{ address = "192.0.2.1" }, { address = "192.0.2.2" }, { address = "2001:db8::1" }]
+    "#;
+
+    fn snapshot() -> Snapshot {
+        let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let zone = build_zone(&origin, &spec, None).unwrap();
+        Snapshot {
+            zones: ZoneSet::new([zone]),
+        }
+    }
+
+    fn ask<'s>(s: &'s Snapshot, name: &str, t: RecordType) -> Answer<'s> {
+        let mut rng = fastrand::Rng::with_seed(1);
+        resolve(s, &Name::from_ascii(name).unwrap(), t, &mut rng)
+    }
+
+    fn data(records: &[&Record]) -> Vec<String> {
+        records.iter().map(|r| r.data.to_string()).collect()
+    }
+
+    #[test]
+    fn outside_our_zones_is_refused() {
+        let s = snapshot();
+        let a = ask(&s, "example.org.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::Refused);
+        assert!(!a.authoritative);
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_carry_the_negative_soa() {
+        let s = snapshot();
+        let a = ask(&s, "nope.example.test.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NXDomain);
+        assert_eq!(a.authorities.len(), 1);
+        assert_eq!(a.authorities[0].ttl, 60, "min(SOA TTL, MINIMUM)");
+        let a = ask(&s, "mail.example.test.", RecordType::AAAA);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(a.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn empty_non_terminal_is_nodata() {
+        let s = snapshot();
+        let a = ask(&s, "y.deep.example.test.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(a.authorities.len(), 1);
+    }
+
+    #[test]
+    fn cname_chain_includes_the_pool_target() {
+        let s = snapshot();
+        let a = ask(&s, "DOCS.example.test.", RecordType::A);
+        assert_eq!(a.answers[0].record_type(), RecordType::CNAME);
+        assert_eq!(a.answers.len(), 3);
+        assert!(a.authoritative);
+        let a = ask(&s, "docs.example.test.", RecordType::CNAME);
+        assert_eq!(a.answers.len(), 1);
+    }
+
+    #[test]
+    fn cname_loops_end() {
+        let s = snapshot();
+        let a = ask(&s, "loop1.example.test.", RecordType::A);
+        assert_eq!(a.answers.len(), MAX_CNAME_CHAIN);
+    }
+
+    #[test]
+    fn pools_rotate_per_family() {
+        let s = snapshot();
+        let first = data(&ask(&s, "www.example.test.", RecordType::A).answers);
+        let second = data(&ask(&s, "www.example.test.", RecordType::A).answers);
+        assert_eq!(first, ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(second, ["192.0.2.2", "192.0.2.1"]);
+        let v6 = ask(&s, "www.example.test.", RecordType::AAAA);
+        assert_eq!(data(&v6.answers), ["2001:db8::1"]);
+        let mx = ask(&s, "www.example.test.", RecordType::MX);
+        assert!(mx.answers.is_empty());
+        assert_eq!(mx.authorities.len(), 1);
+    }
+
+    #[test]
+    fn mx_gets_glue() {
+        let s = snapshot();
+        let a = ask(&s, "example.test.", RecordType::MX);
+        assert_eq!(data(&a.answers), ["10 mail.example.test."]);
+        assert_eq!(data(&a.additionals), ["192.0.2.25"]);
+    }
+
+    #[test]
+    fn delegations_refer() {
+        let s = snapshot();
+        let a = ask(&s, "host.sub.example.test.", RecordType::A);
+        assert!(!a.authoritative);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(data(&a.authorities), ["ns.sub.example.test."]);
+        assert_eq!(data(&a.additionals), ["192.0.2.99"]);
+        // DS at the cut is the parent's to answer.
+        let a = ask(&s, "sub.example.test.", RecordType::DS);
+        assert!(a.authoritative);
+    }
+
+    #[test]
+    fn any_is_minimal() {
+        let s = snapshot();
+        let a = ask(&s, "example.test.", RecordType::ANY);
+        let types: std::collections::HashSet<_> =
+            a.answers.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types.len(), 1);
+    }
+}

@@ -1,0 +1,339 @@
+//! Turns a [`ZoneSpec`] (plus an optional master file's records) into a [`Zone`], checking
+//! everything an authoritative server must refuse. The one build used by start-up, reload and
+//! (later) the API.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::master;
+use super::spec::{PoolSpec, ZoneSpec};
+use super::{EndpointSet, Node, Pool, RrSet, Zone};
+use crate::policy::{MAX_WEIGHT, Policy};
+
+/// One step of the path to a field in the zone model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The field an error is about, e.g. `pools.www.endpoints[2].weight`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldPath(pub Vec<Seg>);
+
+impl FieldPath {
+    fn key(mut self, k: &str) -> Self {
+        self.0.push(Seg::Key(k.to_owned()));
+        self
+    }
+    fn index(mut self, i: usize) -> Self {
+        self.0.push(Seg::Index(i));
+        self
+    }
+}
+
+fn field(k: &str) -> FieldPath {
+    FieldPath::default().key(k)
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
+                Seg::Key(k) => write!(f, ".{k}")?,
+                Seg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a zone was refused: the field and the reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BuildError {
+    pub field: FieldPath,
+    pub message: String,
+}
+
+fn err(field: FieldPath, message: impl Into<String>) -> BuildError {
+    BuildError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A record set collected from any source, with where it came from for errors.
+struct Collected {
+    records: Vec<Record>,
+    from: FieldPath,
+}
+
+/// Builds and validates one zone. `master` holds the records of the zone's master file, if any.
+pub fn build_zone(
+    origin: &Name,
+    spec: &ZoneSpec,
+    master: Option<Vec<Record>>,
+) -> Result<Zone, BuildError> {
+    let origin = origin.to_lowercase();
+    let mut sets: BTreeMap<(Name, RecordType), Collected> = BTreeMap::new();
+    let mut add = |record: Record, from: &FieldPath| -> Result<(), BuildError> {
+        let owner = record.name.to_lowercase();
+        if !origin.zone_of(&owner) {
+            return Err(err(
+                from.clone(),
+                format!("{owner} is outside the zone {origin}"),
+            ));
+        }
+        let key = (owner, record.record_type());
+        match sets.get_mut(&key) {
+            Some(set) if set.from != *from => Err(err(
+                from.clone(),
+                format!("{} {} is already defined by {}", key.0, key.1, set.from),
+            )),
+            Some(set) => {
+                set.records.push(record);
+                Ok(())
+            }
+            None => {
+                sets.insert(
+                    key,
+                    Collected {
+                        records: vec![record],
+                        from: from.clone(),
+                    },
+                );
+                Ok(())
+            }
+        }
+    };
+
+    if let Some(records) = master {
+        let from = field("master_file");
+        for record in records {
+            add(record, &from)?;
+        }
+    }
+
+    if let Some(soa) = &spec.soa {
+        let name = |k: &str, v: &str| {
+            Name::parse(v, Some(&origin)).map_err(|e| err(field("soa").key(k), e.to_string()))
+        };
+        let rdata = SOA::new(
+            name("mname", &soa.mname)?,
+            name("rname", &soa.rname)?,
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum,
+        );
+        let ttl = soa.ttl.unwrap_or(spec.ttl);
+        add(
+            Record::from_rdata(origin.clone(), ttl, RData::SOA(rdata)),
+            &field("soa"),
+        )?;
+    }
+
+    for (i, ns) in spec.ns.iter().enumerate() {
+        let target =
+            Name::parse(ns, Some(&origin)).map_err(|e| err(field("ns").index(i), e.to_string()))?;
+        let record = Record::from_rdata(origin.clone(), spec.ttl, RData::NS(NS(target)));
+        add(record, &field("ns"))?;
+    }
+
+    for (i, rec) in spec.records.iter().enumerate() {
+        let at = field("records").index(i);
+        let rtype = RecordType::from_str(&rec.rtype.to_ascii_uppercase()).map_err(|_| {
+            err(
+                at.clone().key("type"),
+                format!("unknown type {}", rec.rtype),
+            )
+        })?;
+        match rtype {
+            RecordType::SOA => return Err(err(at.key("type"), "the SOA goes in [soa]")),
+            RecordType::Unknown(_) | RecordType::OPT | RecordType::ANY | RecordType::AXFR => {
+                return Err(err(at.key("type"), format!("{rtype} cannot be served")));
+            }
+            _ => {}
+        }
+        if rec.data.is_empty() {
+            return Err(err(at.key("data"), "at least one record is needed"));
+        }
+        let ttl = rec.ttl.unwrap_or(spec.ttl);
+        for (j, data) in rec.data.iter().enumerate() {
+            let records = master::parse_rrset(&origin, &rec.name, ttl, rtype, data)
+                .map_err(|e| err(at.clone().key("data").index(j), e))?;
+            for record in records {
+                add(record, &at)?;
+            }
+        }
+    }
+
+    // The SOA and NS at the apex are required; every other check works on the collected sets.
+    let soa = sets
+        .get(&(origin.clone(), RecordType::SOA))
+        .map(|s| s.records[0].clone())
+        .ok_or_else(|| {
+            err(
+                field("soa"),
+                "missing: give [soa] or an SOA in the master file",
+            )
+        })?;
+    if !sets.contains_key(&(origin.clone(), RecordType::NS)) {
+        return Err(err(field("ns"), "a zone needs at least one NS record"));
+    }
+    let minimum = match &soa.data {
+        RData::SOA(s) => s.minimum,
+        _ => unreachable!("SOA set holds SOA data"),
+    };
+    let mut negative_soa = soa.clone();
+    negative_soa.ttl = soa.ttl.min(minimum);
+
+    let mut nodes: HashMap<Name, Node> = HashMap::new();
+    for ((owner, rtype), set) in sets {
+        if rtype == RecordType::SOA && owner != origin {
+            return Err(err(set.from, "an SOA is only allowed at the apex"));
+        }
+        let node = nodes.entry(owner.clone()).or_default();
+        node.is_cut |= rtype == RecordType::NS && owner != origin;
+        node.rrsets.push(RrSet {
+            rtype,
+            records: dedup(set.records),
+        });
+        let has_cname = node.rrset(RecordType::CNAME).is_some();
+        if has_cname && (node.rrsets.len() > 1 || owner == origin) {
+            return Err(err(
+                set.from,
+                format!("{owner} has a CNAME, which must be the only record at its name"),
+            ));
+        }
+    }
+
+    for (pool_name, pool) in &spec.pools {
+        let at = field("pools").key(pool_name);
+        let owner = Name::parse(pool_name, Some(&origin))
+            .map_err(|e| err(at.clone(), format!("invalid name: {e}")))?
+            .to_lowercase();
+        if !origin.zone_of(&owner) {
+            return Err(err(at, format!("{owner} is outside the zone {origin}")));
+        }
+        let node = nodes.entry(owner.clone()).or_default();
+        if let Some(clash) = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
+            .into_iter()
+            .find(|t| node.rrset(*t).is_some())
+        {
+            return Err(err(
+                at,
+                format!(
+                    "{owner} also has static {clash} records; a pool answers A and AAAA itself"
+                ),
+            ));
+        }
+        node.pool = Some(build_pool(&owner, pool, &at)?);
+    }
+
+    // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA.
+    let names: Vec<Name> = nodes.keys().cloned().collect();
+    for name in names {
+        let mut parent = name.base_name();
+        while origin.zone_of(&parent) && parent != origin {
+            nodes.entry(parent.clone()).or_default();
+            parent = parent.base_name();
+        }
+    }
+    nodes.entry(origin.clone()).or_default();
+
+    // A pool at or below a cut would never be reached.
+    for (name, node) in &nodes {
+        if node.pool.is_some() {
+            let mut above = name.clone();
+            while above != origin {
+                if nodes.get(&above).is_some_and(|n| n.is_cut) {
+                    return Err(err(
+                        field("pools"),
+                        format!("{name} is at or below the delegation {above}"),
+                    ));
+                }
+                above = above.base_name();
+            }
+        }
+    }
+
+    let has_cuts = nodes.values().any(|n| n.is_cut);
+    Ok(Zone {
+        origin,
+        soa,
+        negative_soa,
+        nodes,
+        has_cuts,
+    })
+}
+
+/// Two identical records in one set are one record (RFC 2181 §5).
+fn dedup(records: Vec<Record>) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::with_capacity(records.len());
+    for r in records {
+        if !out.iter().any(|o| o.data == r.data) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn build_pool(owner: &Name, spec: &PoolSpec, at: &FieldPath) -> Result<Pool, BuildError> {
+    if spec.endpoints.is_empty() {
+        return Err(err(
+            at.clone().key("endpoints"),
+            "a pool needs at least one endpoint",
+        ));
+    }
+    if spec.max_answers == Some(0) {
+        return Err(err(at.clone().key("max_answers"), "must be at least 1"));
+    }
+    let mut seen = HashSet::new();
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (i, ep) in spec.endpoints.iter().enumerate() {
+        let here = at.clone().key("endpoints").index(i);
+        if !(1..=MAX_WEIGHT).contains(&ep.weight) {
+            return Err(err(
+                here.key("weight"),
+                format!("must be between 1 and {MAX_WEIGHT}"),
+            ));
+        }
+        if !seen.insert(ep.address) {
+            return Err(err(
+                here.key("address"),
+                format!("{} is listed twice", ep.address),
+            ));
+        }
+        let rdata = match ep.address {
+            IpAddr::V4(a) => RData::A(A(a)),
+            IpAddr::V6(a) => RData::AAAA(AAAA(a)),
+        };
+        let record = Record::from_rdata(owner.clone(), spec.ttl, rdata);
+        match ep.address {
+            IpAddr::V4(_) => v4.push((record, ep.weight)),
+            IpAddr::V6(_) => v6.push((record, ep.weight)),
+        }
+    }
+    let set = |eps: Vec<(Record, u32)>| {
+        let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
+        EndpointSet {
+            policy: Policy::new(spec.policy, &weights),
+            records: eps.into_iter().map(|(r, _)| r).collect(),
+        }
+    };
+    Ok(Pool {
+        ttl: spec.ttl,
+        max_answers: spec.max_answers.unwrap_or(usize::MAX),
+        v4: set(v4),
+        v6: set(v6),
+    })
+}

@@ -1,0 +1,177 @@
+//! Reads the zones folder: one zone per `<origin>.toml` and/or `<origin>.zone`, all or nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+
+use super::build::{FieldPath, build_zone};
+use super::spec::ZoneSpec;
+use super::{ZoneSet, master, source};
+
+/// Why the zone set was refused. Every variant names the file; parse and validation errors
+/// name the line and field too.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Name { path: PathBuf, message: String },
+    #[error("{at}: {field}{sep}{message}", sep = if field.is_empty() { "" } else { ": " })]
+    Invalid {
+        at: Location,
+        field: String,
+        message: String,
+    },
+}
+
+/// `file:line`, or just `file` where no line can be given.
+#[derive(Debug)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file.display()),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// The files that make up one zone.
+#[derive(Debug, Default)]
+pub struct ZoneFiles {
+    pub toml: Option<PathBuf>,
+    pub master: Option<PathBuf>,
+}
+
+/// Lists the zones in `dir` by origin. Hidden files and other extensions are ignored, so
+/// editors' temporary files and READMEs can sit beside the zones.
+pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
+    let read_err = |source| ZoneError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut zones: BTreeMap<Name, ZoneFiles> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let (stem, is_toml) = match (
+            file_name.strip_suffix(".toml"),
+            file_name.strip_suffix(".zone"),
+        ) {
+            (Some(stem), _) => (stem, true),
+            (_, Some(stem)) => (stem, false),
+            _ => continue,
+        };
+        let origin = Name::from_ascii(format!("{}.", stem.trim_end_matches('.')))
+            .map_err(|e| ZoneError::Name {
+                path: path.clone(),
+                message: format!("the file name is not a zone origin: {e}"),
+            })?
+            .to_lowercase();
+        let files = zones.entry(origin).or_default();
+        match is_toml {
+            true => files.toml = Some(path),
+            false => files.master = Some(path),
+        }
+    }
+    Ok(zones)
+}
+
+/// Loads and builds every zone in `dir`. The first error refuses the whole set.
+pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
+    let mut zones = Vec::new();
+    for (origin, files) in zone_files(dir)? {
+        zones.push(load_zone(dir, &origin, &files)?);
+    }
+    Ok(ZoneSet::new(zones))
+}
+
+fn read(path: &Path) -> Result<String, ZoneError> {
+    std::fs::read_to_string(path).map_err(|source| ZoneError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn load_zone(dir: &Path, origin: &Name, files: &ZoneFiles) -> Result<super::Zone, ZoneError> {
+    let Some(toml_path) = &files.toml else {
+        // A master file alone is a whole zone, served as written.
+        let path = files.master.as_ref().expect("a zone has at least one file");
+        let records = load_master(path, origin)?;
+        return build_zone(origin, &ZoneSpec::default(), Some(records)).map_err(|e| {
+            ZoneError::Invalid {
+                at: Location {
+                    file: path.clone(),
+                    line: None,
+                },
+                field: String::new(),
+                message: e.message,
+            }
+        });
+    };
+
+    let text = read(toml_path)?;
+    let spec: ZoneSpec = toml::from_str(&text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        ZoneError::Invalid {
+            at: Location {
+                file: toml_path.clone(),
+                line: e.span().map(|_| source::line_of(&text, offset)),
+            },
+            field: source::path_at(&text, offset).to_string(),
+            message: e.message().trim().to_owned(),
+        }
+    })?;
+
+    let invalid = |field: FieldPath, message: String| ZoneError::Invalid {
+        at: Location {
+            file: toml_path.clone(),
+            line: source::line_of_path(&text, &field),
+        },
+        field: field.to_string(),
+        message,
+    };
+
+    let master_path = match (&spec.master_file, &files.master) {
+        (Some(named), _) => Some(dir.join(named)),
+        (None, Some(beside)) => {
+            return Err(invalid(
+                FieldPath::default(),
+                format!(
+                    "{} lies beside this file but is not named by it: add master_file = \"{}\"",
+                    beside.display(),
+                    beside.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            ));
+        }
+        (None, None) => None,
+    };
+    let master = master_path.map(|p| load_master(&p, origin)).transpose()?;
+    build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))
+}
+
+fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Record>, ZoneError> {
+    let text = read(path)?;
+    master::parse_file(&text, path, origin).map_err(|e| ZoneError::Invalid {
+        at: Location {
+            file: path.to_owned(),
+            line: e.line,
+        },
+        field: String::new(),
+        message: e.message,
+    })
+}

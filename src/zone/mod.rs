@@ -1,0 +1,176 @@
+//! Zones as the query path reads them: an immutable tree of nodes keyed by owner name, each with
+//! static record sets and at most one pool. Built once by [`load`] (start-up and reload) and
+//! never changed afterwards.
+
+mod build;
+mod load;
+mod master;
+mod source;
+pub mod spec;
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::policy::Policy;
+
+pub use build::{BuildError, FieldPath, build_zone};
+pub use load::{ZoneError, load_dir, zone_files};
+
+/// Every zone we are authoritative for, keyed by origin.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: HashMap<Name, Zone>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
+        Self {
+            zones: zones.into_iter().map(|z| (z.origin.clone(), z)).collect(),
+        }
+    }
+
+    /// The zone that holds `name`: the one with the longest origin that is a suffix of it.
+    pub fn find(&self, name: &Name) -> Option<&Zone> {
+        (0..=name.num_labels())
+            .rev()
+            .find_map(|n| self.zones.get(&name.trim_to(n as usize)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+}
+
+/// One zone, ready to answer from.
+#[derive(Debug)]
+pub struct Zone {
+    pub origin: Name,
+    /// The SOA as served for an SOA query.
+    pub soa: Record,
+    /// The SOA as put in the authority section of negative answers: its TTL is
+    /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    pub negative_soa: Record,
+    nodes: HashMap<Name, Node>,
+    /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
+    has_cuts: bool,
+}
+
+/// Everything at one owner name.
+#[derive(Debug, Default)]
+pub struct Node {
+    pub rrsets: Vec<RrSet>,
+    pub pool: Option<Pool>,
+    /// NS records below the apex: a zone cut, answered with a referral.
+    pub is_cut: bool,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// An empty non-terminal: a name that exists only because names below it do.
+    pub fn is_empty(&self) -> bool {
+        self.rrsets.is_empty() && self.pool.is_none()
+    }
+}
+
+/// One static record set.
+#[derive(Debug)]
+pub struct RrSet {
+    pub rtype: RecordType,
+    pub records: Vec<Record>,
+}
+
+/// A pool's answer data, one endpoint set per address family.
+#[derive(Debug)]
+pub struct Pool {
+    pub ttl: u32,
+    pub max_answers: usize,
+    pub v4: EndpointSet,
+    pub v6: EndpointSet,
+}
+
+impl Pool {
+    /// The endpoints that answer `rtype` (A or AAAA), if any.
+    pub fn endpoints(&self, rtype: RecordType) -> Option<&EndpointSet> {
+        match rtype {
+            RecordType::A => Some(&self.v4),
+            RecordType::AAAA => Some(&self.v6),
+            _ => None,
+        }
+    }
+}
+
+/// The endpoints of one family: a pre-built record per endpoint and the policy that orders them.
+#[derive(Debug)]
+pub struct EndpointSet {
+    pub records: Vec<Record>,
+    pub policy: Policy,
+}
+
+/// Where a name lands in a zone.
+#[derive(Debug)]
+pub enum Lookup<'z> {
+    /// The name or one of its ancestors is delegated away; the node holds the NS set.
+    Delegation(&'z Node),
+    /// The name exists (possibly as an empty non-terminal).
+    Node(&'z Node),
+    NxDomain,
+}
+
+impl Zone {
+    /// Finds `name` (which must be at or below the origin). `ds_at_cut` answers DS queries at a
+    /// cut from this side, where DS records live (RFC 4035 §3.1.4.1).
+    pub fn lookup(&self, name: &Name, ds_at_cut: bool) -> Lookup<'_> {
+        if self.has_cuts {
+            let origin_labels = self.origin.num_labels() as usize;
+            let labels = name.num_labels() as usize;
+            for n in origin_labels + 1..=labels {
+                if let Some(node) = self.nodes.get(&name.trim_to(n))
+                    && node.is_cut
+                    && !(ds_at_cut && n == labels)
+                {
+                    return Lookup::Delegation(node);
+                }
+            }
+        }
+        match self.nodes.get(name) {
+            Some(node) => Lookup::Node(node),
+            None => Lookup::NxDomain,
+        }
+    }
+
+    /// The node at exactly `name`, ignoring cuts (used for glue).
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// Counts for `meridian check`: (names, static records, pools).
+    pub fn stats(&self) -> (usize, usize, usize) {
+        let records = self
+            .nodes
+            .values()
+            .flat_map(|n| &n.rrsets)
+            .map(|s| s.records.len())
+            .sum();
+        let pools = self.nodes.values().filter(|n| n.pool.is_some()).count();
+        (self.nodes.len(), records, pools)
+    }
+}

@@ -1,0 +1,117 @@
+//! The zone model as operators write it: `zones/<origin>.toml`, one serde type per table.
+//! The same types serve every source of zones (files now, the HTTP API later), so that there is
+//! one model and one validation path.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::PolicyKind;
+
+/// One zone file. Unknown fields are errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSpec {
+    /// TTL of static records that do not set their own.
+    #[serde(default = "default_zone_ttl")]
+    pub ttl: u32,
+    /// An RFC 1035 master file (relative to the zones folder) whose records this zone serves too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_file: Option<String>,
+    /// Start of authority; may instead come from the master file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soa: Option<SoaSpec>,
+    /// Name servers of the zone (NS records at the apex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ns: Vec<String>,
+    /// Static record sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RecordSpec>,
+    /// Owner names whose A/AAAA answers are decided per query.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, PoolSpec>,
+}
+
+pub fn default_zone_ttl() -> u32 {
+    3600
+}
+
+/// The SOA record's fields (RFC 1035 §3.3.13). Names may be relative to the origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaSpec {
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    #[serde(default = "default_refresh")]
+    pub refresh: i32,
+    #[serde(default = "default_retry")]
+    pub retry: i32,
+    #[serde(default = "default_expire")]
+    pub expire: i32,
+    /// Negative-caching TTL (RFC 2308 §4).
+    #[serde(default = "default_minimum")]
+    pub minimum: u32,
+    /// TTL of the SOA record itself; the zone's `ttl` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+}
+
+fn default_refresh() -> i32 {
+    3600
+}
+fn default_retry() -> i32 {
+    600
+}
+fn default_expire() -> i32 {
+    1_209_600
+}
+fn default_minimum() -> u32 {
+    300
+}
+
+/// One static record set: every string in `data` is one record's RDATA in master-file syntax.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSpec {
+    /// Owner: `@` for the apex, a name relative to the origin, or an absolute name ending in `.`.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    pub data: Vec<String>,
+}
+
+/// A pool: an owner name answered from endpoints chosen at query time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    #[serde(default)]
+    pub policy: PolicyKind,
+    /// Short by default so that changes reach clients fast.
+    #[serde(default = "default_pool_ttl")]
+    pub ttl: u32,
+    /// At most this many addresses per answer; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_answers: Option<usize>,
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+pub fn default_pool_ttl() -> u32 {
+    30
+}
+
+/// One address of a pool. IPv4 endpoints answer A queries, IPv6 endpoints AAAA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub address: IpAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+pub fn default_weight() -> u32 {
+    1
+}
