@@ -1,0 +1,106 @@
+//! `meridian check` and start-up refusal of broken zones.
+
+use std::process::Command;
+
+use crate::harness::{TempDir, binary, repo};
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(repo().join("meridian.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("example.test. serial"), "{stdout}");
+    assert!(stdout.contains("2 pools"), "{stdout}");
+}
+
+fn check_broken(zone: &str) -> (bool, String) {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("zones")).unwrap();
+    std::fs::write(dir.0.join("zones/bad.test.toml"), zone).unwrap();
+    std::fs::write(dir.0.join("meridian.toml"), "").unwrap();
+    let out = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(dir.0.join("meridian.toml"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_names_file_line_and_field() {
+    let base = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n";
+    let cases = [
+        (
+            format!("{base}[pools.www]\nendpoints = [{{ address = \"192.0.2.1\", wieght = 2 }}]\n"),
+            ":7: pools.www.endpoints[0].wieght: unknown field",
+        ),
+        (
+            format!("{base}[pools.www]\nendpoints = [\n  {{ address = \"192.0.2.300\" }},\n]\n"),
+            ":8: pools.www.endpoints[0].address",
+        ),
+        (
+            format!("{base}[[records]]\nname = \"x\"\ntype = \"MX\"\ndata = [\"ten mail\"]\n"),
+            ":9: records[0].data[0]",
+        ),
+        (
+            format!("{base}[[records]]\nname = \"x\"\ntype = \"BOGUS\"\ndata = [\"1\"]\n"),
+            ":8: records[0].type",
+        ),
+        (
+            format!("{base}[pools.www]\npolicy = \"nearest\"\nendpoints = []\n"),
+            ":7: pools.www.policy",
+        ),
+        (
+            "[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n".to_owned(),
+            "ns: a zone needs at least one NS",
+        ),
+    ];
+    for (zone, want) in cases {
+        let (ok, stderr) = check_broken(&zone);
+        assert!(!ok, "accepted:\n{zone}");
+        assert!(stderr.contains("bad.test.toml"), "{stderr}");
+        assert!(stderr.contains(want), "want {want:?} in {stderr}");
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_broken_zone() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("zones")).unwrap();
+    std::fs::write(dir.0.join("zones/bad.test.toml"), "ns = 1\n").unwrap();
+    std::fs::write(
+        dir.0.join("meridian.toml"),
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.0.join("meridian.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.test.toml:1: ns"), "{stderr}");
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut s = crate::harness::Server::start_default();
+    // An open TCP connection must not hold the shutdown up.
+    let _idle = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    assert_eq!(s.dig(&["www.example.test", "A"]).status, "NOERROR");
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    s.wait_log("stopped", 1);
+}

@@ -1,0 +1,290 @@
+//! Starts the real `meridian` binary on loopback ports it picks itself, and queries it with
+//! `dig` (and raw sockets where dig cannot express the probe).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A fresh folder under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "meridian-test-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_meridian")
+}
+
+/// A running server. Killed (by PID) when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub port6: Option<u16>,
+    pub dir: TempDir,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Serves the given zone files (name, contents) on 127.0.0.1 and [::1], free ports.
+    pub fn start(zones: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        Self::start_in(dir)
+    }
+
+    /// Serves a copy of the repository's bundled `zones/`.
+    pub fn start_default() -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
+        }
+        Self::start_in(dir)
+    }
+
+    fn start_in(dir: TempDir) -> Self {
+        let config = dir.0.join("meridian.toml");
+        std::fs::write(
+            &config,
+            "[server]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\nudp_workers = 2\n[zones]\ndirectory = \"zones\"\n",
+        )
+        .unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("MERIDIAN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start meridian");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split(' ').next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let (mut port, mut port6) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while port.is_none() || port6.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(addr) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!("server did not start: {}", log.lock().unwrap());
+            };
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            match addr.is_ipv4() {
+                true => port = Some(addr.port()),
+                false => port6 = Some(addr.port()),
+            }
+        }
+        Self {
+            child,
+            port: port.unwrap(),
+            port6,
+            dir,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn zones_dir(&self) -> PathBuf {
+        self.dir.0.join("zones")
+    }
+
+    /// Sends a signal by PID (`kill -SIG pid`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until the log holds `needle` `count` times.
+    pub fn wait_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs dig against the IPv4 listener and parses the reply.
+    pub fn dig(&self, args: &[&str]) -> Reply {
+        Reply::parse(&self.dig_raw("127.0.0.1", self.port, args))
+    }
+
+    pub fn dig6(&self, args: &[&str]) -> Reply {
+        Reply::parse(&self.dig_raw("::1", self.port6.expect("ipv6 listener"), args))
+    }
+
+    pub fn dig_raw(&self, server: &str, port: u16, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg(format!("@{server}"))
+            .args(["-p", &port.to_string(), "+time=2", "+tries=1"])
+            .args(args)
+            .output()
+            .expect("dig is installed (apt-get install bind9-dnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The `+short` answer lines for each of many questions, asked in one dig run.
+    pub fn short_many(&self, name: &str, rtype: &str, count: usize) -> Vec<String> {
+        let mut args = vec!["+short".to_owned()];
+        for _ in 0..count {
+            args.push(name.to_owned());
+            args.push(rtype.to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.dig_raw("127.0.0.1", self.port, &args)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The parts of dig's output the tests look at.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub status: String,
+    pub flags: Vec<String>,
+    pub question: Vec<String>,
+    pub answer: Vec<String>,
+    pub authority: Vec<String>,
+    pub additional: Vec<String>,
+    /// `; EDNS: …` line, when the reply carried OPT.
+    pub edns: Option<String>,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn parse(text: &str) -> Self {
+        let mut reply = Reply {
+            raw: text.to_owned(),
+            ..Reply::default()
+        };
+        let mut section: Option<&mut Vec<String>> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.split("status: ").nth(1) {
+                reply.status = rest.split(',').next().unwrap().to_owned();
+            }
+            if let Some(rest) = line.strip_prefix(";; flags: ") {
+                let flags = rest.split(';').next().unwrap();
+                reply.flags = flags.split_whitespace().map(str::to_owned).collect();
+            }
+            if line.starts_with("; EDNS:") {
+                reply.edns = Some(line.to_owned());
+            }
+            if line.trim().is_empty() {
+                section = None;
+                continue;
+            }
+            section = match line {
+                ";; QUESTION SECTION:" => Some(&mut reply.question),
+                ";; ANSWER SECTION:" => Some(&mut reply.answer),
+                ";; AUTHORITY SECTION:" => Some(&mut reply.authority),
+                ";; ADDITIONAL SECTION:" => Some(&mut reply.additional),
+                _ => {
+                    if let Some(s) = section.as_mut() {
+                        s.push(line.split_whitespace().collect::<Vec<_>>().join(" "));
+                    }
+                    section
+                }
+            };
+        }
+        reply
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    /// The RDATA of the answer records (owner, TTL, class and type removed).
+    pub fn answer_data(&self) -> Vec<String> {
+        self.answer.iter().map(|l| rdata(l)).collect()
+    }
+
+    /// TTL of a section line.
+    pub fn ttl(line: &str) -> u32 {
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    pub fn rtype(line: &str) -> &str {
+        line.split(' ').nth(3).unwrap()
+    }
+}
+
+pub fn rdata(line: &str) -> String {
+    line.split(' ').skip(4).collect::<Vec<_>>().join(" ")
+}
