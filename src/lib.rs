@@ -4,22 +4,31 @@
 //! - [`config`]: `meridian.toml` → one validated [`config::Config`].
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files), its one `build`
 //!   used by start-up and reload, and the immutable zone tree the query path reads.
-//! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum.
+//! - [`geo`]: where a client is (GeoIP databases via maxminddb) and great-circle distance.
+//! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum
+//!   (`geo` ranks datacenters by `nets`, `map` and distance).
 //! - [`state`]: the shared [`state::Snapshot`] behind `ArcSwap`; reload builds a new one and
 //!   swaps it in.
 //! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
-//! - [`dns`]: sockets (UDP and TCP), header and EDNS checks, reply encoding and truncation.
+//! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
+//!   truncation.
+//! - [`explain`]: why a client gets the answer it gets (`meridian explain`).
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!
 //! # One query
 //! 1. `dns::udp`/`dns::tcp` receive a message and load one snapshot (one atomic load).
-//! 2. `dns::handler` decodes it with hickory-proto and rejects wrong opcode, class, EDNS version.
+//! 2. `dns::handler` decodes it with hickory-proto, rejects wrong opcode, class, EDNS version or
+//!    a malformed ECS option, and picks the client: the ECS address if usable, else the source.
 //! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
-//!    records or asks the pool's policy for an order, capped at `max_answers`.
-//! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT, TC when UDP cannot carry it.
+//!    records or asks the pool's policy for an order (a geo pool locates the client), capped
+//!    at `max_answers`, with the ECS scope the order depended on.
+//! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT with ECS and its scope, TC
+//!    when UDP cannot carry it.
 
 pub mod config;
 pub mod dns;
+pub mod explain;
+pub mod geo;
 pub mod policy;
 pub mod resolve;
 pub mod state;
@@ -43,7 +52,17 @@ pub async fn run(
     for addr in listeners.local_addrs() {
         tracing::info!("listening on {addr} (udp, tcp)");
     }
+    let watcher = (!config.geoip_watch.is_zero()).then(|| {
+        tokio::spawn(state::watch_geoip(
+            state.clone(),
+            config.geoip_watch,
+            shutdown.clone(),
+        ))
+    });
     listeners.serve(state, &config, shutdown).await;
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

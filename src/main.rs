@@ -35,6 +35,19 @@ enum Command {
         #[arg(long, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// Show why a client gets the answer it gets for a name.
+    Explain {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
+        /// The client (or ECS) address to answer for.
+        #[arg(long)]
+        client: std::net::IpAddr,
+        /// The name asked.
+        name: String,
+        /// The record type asked.
+        #[arg(default_value = "A")]
+        rtype: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +63,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            client,
+            name,
+            rtype,
+        } => explain(&config, client, &name, &rtype),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -62,13 +81,16 @@ fn main() -> std::process::ExitCode {
 
 fn load(path: &Path) -> anyhow::Result<(Config, State)> {
     let config = Config::load(path)?;
-    let state = State::load(config.zones_dir.clone())?;
+    let state = State::load(config.zones_dir.clone(), config.geoip.clone())?;
     Ok((config, state))
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
     let (config, state) = load(path)?;
     let snapshot = state.snapshot();
+    if let Some(db) = &snapshot.geo {
+        println!("GeoIP: {} ({})", db.describe(), db.path().display());
+    }
     let mut zones: Vec<_> = snapshot.zones.iter().collect();
     zones.sort_by(|a, b| a.origin.cmp(&b.origin));
     println!(
@@ -85,6 +107,25 @@ fn check(path: &Path) -> anyhow::Result<()> {
             zone.serial()
         );
     }
+    Ok(())
+}
+
+fn explain(path: &Path, client: std::net::IpAddr, name: &str, rtype: &str) -> anyhow::Result<()> {
+    use hickory_proto::rr::{Name, RecordType};
+    let (_, state) = load(path)?;
+    let name = Name::from_ascii(name)
+        .with_context(|| format!("{name} is not a domain name"))?
+        .to_lowercase();
+    let mut name = name;
+    name.set_fqdn(true);
+    let rtype: RecordType = rtype
+        .to_ascii_uppercase()
+        .parse()
+        .with_context(|| format!("{rtype} is not a record type"))?;
+    print!(
+        "{}",
+        meridian::explain::explain(&state.snapshot(), &name, rtype, client)
+    );
     Ok(())
 }
 

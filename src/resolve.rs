@@ -5,6 +5,9 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use std::net::IpAddr;
+
+use crate::policy::Client;
 use crate::state::Snapshot;
 use crate::zone::{Lookup, Node, Zone};
 
@@ -20,6 +23,9 @@ pub struct Answer<'s> {
     pub answers: Vec<&'s Record>,
     pub authorities: Vec<&'s Record>,
     pub additionals: Vec<&'s Record>,
+    /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address the answer
+    /// depended on; 0 when it did not depend on the client at all.
+    pub ecs_scope: u8,
 }
 
 impl Answer<'_> {
@@ -31,13 +37,19 @@ impl Answer<'_> {
     }
 }
 
-/// Answers `qtype` at `qname` (class IN). `rng` drives randomized policies.
+/// Answers `qtype` at `qname` (class IN) for a client at `client` (the ECS address where one is
+/// used). `rng` drives randomized policies.
 pub fn resolve<'s>(
     snapshot: &'s Snapshot,
     qname: &Name,
     qtype: RecordType,
+    client: IpAddr,
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
+    let client = Client {
+        addr: crate::geo::canonical(client),
+        geo: snapshot.geo.as_deref(),
+    };
     let Some(zone) = snapshot.zones.find(qname) else {
         return Answer::refused();
     };
@@ -92,7 +104,9 @@ pub fn resolve<'s>(
         if let Some(pool) = &node.pool
             && let Some(set) = pool.endpoints(rrset_type)
         {
-            set.policy.order(rng, pool.max_answers, &mut order);
+            answer.ecs_scope = set
+                .policy
+                .order_for(&client, rng, pool.max_answers, &mut order);
             if order.is_empty() {
                 return nodata(zone, answer);
             }
@@ -218,13 +232,15 @@ mod tests {
         let origin = Name::from_ascii("example.test.").unwrap();
         let zone = build_zone(&origin, &spec, None).unwrap();
         Snapshot {
-            zones: ZoneSet::new([zone]),
+            zones: std::sync::Arc::new(ZoneSet::new([zone])),
+            geo: None,
         }
     }
 
     fn ask<'s>(s: &'s Snapshot, name: &str, t: RecordType) -> Answer<'s> {
         let mut rng = fastrand::Rng::with_seed(1);
-        resolve(s, &Name::from_ascii(name).unwrap(), t, &mut rng)
+        let client = "192.0.2.1".parse().unwrap();
+        resolve(s, &Name::from_ascii(name).unwrap(), t, client, &mut rng)
     }
 
     fn data(records: &[&Record]) -> Vec<String> {

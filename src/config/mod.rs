@@ -27,6 +27,21 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     zones: RawZones,
+    #[serde(default)]
+    geoip: RawGeoip,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeoip {
+    /// A MaxMind DB file (GeoIP2/GeoLite2 City or Country, DB-IP Lite).
+    database: Option<PathBuf>,
+    #[serde(default = "default_geoip_watch")]
+    watch_interval_secs: u64,
+}
+
+fn default_geoip_watch() -> u64 {
+    5
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +119,10 @@ pub struct Config {
     pub udp_workers: usize,
     /// Folder holding one `<origin>.toml` (and/or `<origin>.zone`) per zone.
     pub zones_dir: PathBuf,
+    /// The GeoIP database, if any.
+    pub geoip: Option<PathBuf>,
+    /// How often the database file is checked for changes (0: never; SIGHUP still reloads).
+    pub geoip_watch: Duration,
 }
 
 impl Config {
@@ -146,6 +165,8 @@ impl Config {
             tcp_max_connections: raw.server.tcp_max_connections.max(1),
             udp_workers,
             zones_dir: base.join(raw.zones.directory),
+            geoip: raw.geoip.database.map(|p| base.join(p)),
+            geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),
         })
     }
 }

@@ -5,9 +5,13 @@
 use hickory_proto::op::{
     Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
 };
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
+use super::ecs;
 use crate::resolve::{Answer, resolve};
 use crate::state::Snapshot;
 
@@ -21,11 +25,12 @@ pub enum Transport {
 /// Classic DNS over UDP without EDNS (RFC 1035 §4.2.1).
 const PLAIN_UDP_LIMIT: usize = 512;
 
-/// Builds the reply to `query`, or `None` when nothing must be sent (not a DNS header, or a
-/// response: answering those would let anyone bounce traffic off us).
+/// Builds the reply to `query` from `source`, or `None` when nothing must be sent (not a DNS
+/// header, or a response: answering those would let anyone bounce traffic off us).
 pub fn respond(
     snapshot: &Snapshot,
     query: &[u8],
+    source: IpAddr,
     transport: Transport,
     udp_payload: u16,
     rng: &mut fastrand::Rng,
@@ -47,8 +52,22 @@ pub fn respond(
         ours.set_max_payload(udp_payload);
         ours
     });
-    let edns = edns.as_ref();
     let question = request.queries.first();
+    let subnet = match request.edns {
+        Some(_) => ecs::find(query),
+        None => Ok(None),
+    };
+    let edns_ref = edns.as_ref();
+    let Ok(subnet) = subnet else {
+        // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
+        return Some(error_reply(
+            &request.metadata,
+            question,
+            ResponseCode::FormErr,
+            edns_ref,
+        ));
+    };
+    let edns = edns_ref;
 
     if request.op_code != OpCode::Query {
         return Some(error_reply(
@@ -86,7 +105,37 @@ pub fn respond(
         return refuse(ResponseCode::Refused);
     }
 
-    let answer = resolve(snapshot, question.name(), question.query_type(), rng);
+    let used = subnet.filter(ecs::ClientSubnet::usable);
+    let client = used.map_or(source, |s| s.addr);
+    let answer = resolve(
+        snapshot,
+        question.name(),
+        question.query_type(),
+        client,
+        rng,
+    );
+    // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
+    // depended on; scope 0 when the subnet was not used.
+    let mut edns_with_ecs = None;
+    if let (Some(subnet), Some(base)) = (subnet, edns) {
+        let mut scope = match used {
+            Some(_) => answer.ecs_scope,
+            None => 0,
+        };
+        // An IPv4-mapped IPv6 subnet was located as IPv4: count the 96 mapping bits back in.
+        if scope > 0 && subnet.addr.is_ipv6() && crate::geo::canonical(subnet.addr).is_ipv4() {
+            scope = scope.saturating_add(96).min(128);
+        }
+        let mut with = base.clone();
+        with.options_mut()
+            .insert(EdnsOption::Subnet(HickorySubnet::new(
+                subnet.addr,
+                subnet.source_prefix,
+                scope,
+            )));
+        edns_with_ecs = Some(with);
+    }
+    let edns = edns_with_ecs.as_ref().or(edns);
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;

@@ -6,6 +6,7 @@
 //! query path free of per-request machinery (see shared/notes/fast-path.md). hickory-proto does
 //! all wire parsing and encoding.
 
+pub mod ecs;
 pub mod handler;
 mod tcp;
 mod udp;

@@ -48,7 +48,7 @@ pub async fn serve(
         connections.spawn(async move {
             let _permit = permit;
             tokio::select! {
-                result = connection(stream, &state, limits) => {
+                result = connection(stream, peer.ip(), &state, limits) => {
                     if let Err(error) = result {
                         tracing::debug!(%error, %peer, "tcp connection ended");
                     }
@@ -63,6 +63,7 @@ pub async fn serve(
 
 async fn connection(
     mut stream: TcpStream,
+    peer: std::net::IpAddr,
     state: &State,
     limits: TcpLimits,
 ) -> std::io::Result<()> {
@@ -81,6 +82,7 @@ async fn connection(
         let reply = respond(
             &state.snapshot(),
             &buf,
+            peer,
             Transport::Tcp,
             limits.udp_payload,
             &mut rng,

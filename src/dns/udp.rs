@@ -36,6 +36,7 @@ pub async fn serve(
         let reply = respond(
             &state.snapshot(),
             &buf[..len],
+            peer.ip(),
             Transport::Udp,
             udp_payload,
             &mut rng,

@@ -2,13 +2,19 @@
 //! by [`Policy`]. Policies only order; health filtering and `max_answers` are applied outside.
 
 mod all;
+pub mod geo;
 mod round_robin;
 mod weighted;
 mod weighted_random;
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
+use crate::geo::GeoDb;
+
 pub use all::All;
+pub use geo::Geo;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
 pub use weighted_random::WeightedRandom;
@@ -26,6 +32,8 @@ pub enum PolicyKind {
     WeightedRandom,
     /// The configured order, always.
     All,
+    /// Nearest datacenter by GeoIP, with `nets` and `map` overrides.
+    Geo,
 }
 
 /// Largest weight one endpoint may have; keeps the smooth-WRR cycle small.
@@ -38,12 +46,24 @@ pub enum Policy {
     Weighted(Weighted),
     WeightedRandom(WeightedRandom),
     All(All),
+    /// Boxed: far larger than the flat policies.
+    Geo(Box<Geo>),
+}
+
+/// Who is asking, for policies that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// The ECS address where one was sent and is usable, else the packet's source.
+    pub addr: IpAddr,
+    pub geo: Option<&'a GeoDb>,
 }
 
 impl Policy {
-    /// Builds the policy for endpoints with these weights (each in `1..=MAX_WEIGHT`).
+    /// Builds a flat policy for endpoints with these weights (each in `1..=MAX_WEIGHT`).
+    /// `Geo` pools are built from their datacenters instead (see `zone::build`).
     pub fn new(kind: PolicyKind, weights: &[u32]) -> Self {
         match kind {
+            PolicyKind::Geo => unreachable!("geo pools are built from datacenters"),
             PolicyKind::RoundRobin => Self::RoundRobin(RoundRobin::new(weights.len())),
             PolicyKind::Weighted => Self::Weighted(Weighted::new(weights)),
             PolicyKind::WeightedRandom => Self::WeightedRandom(WeightedRandom::new(weights)),
@@ -58,6 +78,29 @@ impl Policy {
             Self::Weighted(p) => p.order(limit, out),
             Self::WeightedRandom(p) => p.order(rng, limit, out),
             Self::All(p) => p.order(limit, out),
+            // Without a client the geo pool answers as for one it cannot locate.
+            Self::Geo(p) => {
+                let nowhere = IpAddr::from([0, 0, 0, 0]);
+                p.order(nowhere, None, rng, limit, out);
+            }
+        }
+    }
+
+    /// Like [`Policy::order`], for `client`. Returns the ECS scope prefix: how much of the
+    /// client's address the order depended on (0 for every policy but `geo`).
+    pub fn order_for(
+        &self,
+        client: &Client<'_>,
+        rng: &mut fastrand::Rng,
+        limit: usize,
+        out: &mut Vec<u32>,
+    ) -> u8 {
+        match self {
+            Self::Geo(p) => p.order(client.addr, client.geo, rng, limit, out),
+            flat => {
+                flat.order(rng, limit, out);
+                0
+            }
         }
     }
 }

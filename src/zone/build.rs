@@ -10,10 +10,10 @@ use std::str::FromStr;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::master;
-use super::spec::{PoolSpec, ZoneSpec};
+use super::spec::{EndpointSpec, PoolSpec, ZoneSpec};
 use super::{EndpointSet, Node, Pool, RrSet, Zone};
-use crate::policy::{MAX_WEIGHT, Policy};
+use super::{geo, master};
+use crate::policy::{MAX_WEIGHT, Policy, PolicyKind};
 
 /// One step of the path to a field in the zone model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +27,11 @@ pub enum Seg {
 pub struct FieldPath(pub Vec<Seg>);
 
 impl FieldPath {
-    fn key(mut self, k: &str) -> Self {
+    pub(super) fn key(mut self, k: &str) -> Self {
         self.0.push(Seg::Key(k.to_owned()));
         self
     }
-    fn index(mut self, i: usize) -> Self {
+    pub(super) fn index(mut self, i: usize) -> Self {
         self.0.push(Seg::Index(i));
         self
     }
@@ -62,7 +62,7 @@ pub struct BuildError {
     pub message: String,
 }
 
-fn err(field: FieldPath, message: impl Into<String>) -> BuildError {
+pub(super) fn err(field: FieldPath, message: impl Into<String>) -> BuildError {
     BuildError {
         field,
         message: message.into(),
@@ -288,18 +288,61 @@ fn dedup(records: Vec<Record>) -> Vec<Record> {
 }
 
 fn build_pool(owner: &Name, spec: &PoolSpec, at: &FieldPath) -> Result<Pool, BuildError> {
+    if spec.max_answers == Some(0) {
+        return Err(err(at.clone().key("max_answers"), "must be at least 1"));
+    }
+    if spec.policy == PolicyKind::Geo {
+        return geo::build_geo_pool(owner, spec, at);
+    }
+    let geo_only = [
+        ("datacenters", !spec.datacenters.is_empty()),
+        ("max_datacenters", spec.max_datacenters.is_some()),
+        ("default", spec.default.is_some()),
+        ("map", spec.map.is_some()),
+        ("nets", !spec.nets.is_empty()),
+    ];
+    if let Some((name, _)) = geo_only.iter().find(|(_, set)| *set) {
+        return Err(err(
+            at.clone().key(name),
+            format!("only geo pools have {name} (this pool's policy is not geo)"),
+        ));
+    }
     if spec.endpoints.is_empty() {
         return Err(err(
             at.clone().key("endpoints"),
             "a pool needs at least one endpoint",
         ));
     }
-    if spec.max_answers == Some(0) {
-        return Err(err(at.clone().key("max_answers"), "must be at least 1"));
-    }
-    let mut seen = HashSet::new();
+    let (v4, v6) = split_endpoints(owner, spec.ttl, &spec.endpoints, at, &mut HashSet::new())?;
+    let set = |eps: Family| {
+        let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
+        EndpointSet {
+            policy: Policy::new(spec.policy, &weights),
+            records: eps.into_iter().map(|(r, _)| r).collect(),
+        }
+    };
+    Ok(Pool {
+        ttl: spec.ttl,
+        max_answers: spec.max_answers.unwrap_or(usize::MAX),
+        v4: set(v4),
+        v6: set(v6),
+    })
+}
+
+/// Endpoints' answer records with their weights, for one address family.
+pub(super) type Family = Vec<(Record, u32)>;
+
+/// Checks endpoints and splits them by family; `seen` catches an address listed twice
+/// anywhere in the pool.
+pub(super) fn split_endpoints(
+    owner: &Name,
+    ttl: u32,
+    endpoints: &[EndpointSpec],
+    at: &FieldPath,
+    seen: &mut HashSet<IpAddr>,
+) -> Result<(Family, Family), BuildError> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for (i, ep) in spec.endpoints.iter().enumerate() {
+    for (i, ep) in endpoints.iter().enumerate() {
         let here = at.clone().key("endpoints").index(i);
         if !(1..=MAX_WEIGHT).contains(&ep.weight) {
             return Err(err(
@@ -317,23 +360,11 @@ fn build_pool(owner: &Name, spec: &PoolSpec, at: &FieldPath) -> Result<Pool, Bui
             IpAddr::V4(a) => RData::A(A(a)),
             IpAddr::V6(a) => RData::AAAA(AAAA(a)),
         };
-        let record = Record::from_rdata(owner.clone(), spec.ttl, rdata);
+        let record = Record::from_rdata(owner.clone(), ttl, rdata);
         match ep.address {
             IpAddr::V4(_) => v4.push((record, ep.weight)),
             IpAddr::V6(_) => v6.push((record, ep.weight)),
         }
     }
-    let set = |eps: Vec<(Record, u32)>| {
-        let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
-        EndpointSet {
-            policy: Policy::new(spec.policy, &weights),
-            records: eps.into_iter().map(|(r, _)| r).collect(),
-        }
-    };
-    Ok(Pool {
-        ttl: spec.ttl,
-        max_answers: spec.max_answers.unwrap_or(usize::MAX),
-        v4: set(v4),
-        v6: set(v6),
-    })
+    Ok((v4, v6))
 }

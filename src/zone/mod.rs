@@ -3,6 +3,7 @@
 //! never changed afterwards.
 
 mod build;
+mod geo;
 mod load;
 mod master;
 mod source;

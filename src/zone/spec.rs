@@ -96,7 +96,65 @@ pub struct PoolSpec {
     /// At most this many addresses per answer; all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_answers: Option<usize>,
+    /// The addresses of a flat pool (every policy but `geo`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointSpec>,
+    /// `geo` only: the datacenters, each with its own endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datacenters: Vec<DatacenterSpec>,
+    /// `geo` only: how many of the nearest datacenters one answer spans (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_datacenters: Option<usize>,
+    /// `geo` only: datacenter order for clients that cannot be located (default: as listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Vec<String>>,
+    /// `geo` only: continent / country / subdivision code → datacenter order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<GeoMapSpec>,
+    /// `geo` only: CIDR → datacenter order; wins over GeoIP, longest prefix first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nets: BTreeMap<String, Vec<String>>,
+}
+
+/// One datacenter of a geo pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatacenterSpec {
+    pub name: String,
+    /// Degrees, -90 to 90.
+    pub latitude: f64,
+    /// Degrees, -180 to 180.
+    pub longitude: f64,
+    /// Km taken off this datacenter's distance to every client: positive draws traffic from
+    /// farther away, negative pushes it off (like Route 53 geoproximity bias).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bias: f64,
+    /// How the datacenter orders its own endpoints (not `geo`).
+    #[serde(default)]
+    pub policy: PolicyKind,
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Explicit steering by place. The most specific match wins: subdivision, country, continent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoMapSpec {
+    /// ISO 3166-2 codes such as `US-CA`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subdivision: BTreeMap<String, Vec<String>>,
+    /// ISO 3166-1 alpha-2 codes such as `DE`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub country: BTreeMap<String, Vec<String>>,
+    /// AF AN AS EU NA OC SA.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub continent: BTreeMap<String, Vec<String>>,
+    /// For located clients that match no key; nearest by distance when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Vec<String>>,
 }
 
 pub fn default_pool_ttl() -> u32 {

@@ -1,0 +1,187 @@
+//! EDNS Client Subnet (RFC 7871): finding and checking the option in a query, and choosing the
+//! client address an answer is for.
+//!
+//! The option is read from the raw message rather than from hickory's decoded `Edns`, because
+//! hickory accepts options that RFC 7871 §7.1.1 tells a server to refuse with FORMERR (extra
+//! address bytes, bits set beyond the source prefix).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The option code of ECS (RFC 7871 §6).
+const OPTION_ECS: u16 = 8;
+/// RR type of OPT.
+const TYPE_OPT: u16 = 41;
+
+/// A well-formed ECS option from a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    pub addr: IpAddr,
+    pub source_prefix: u8,
+}
+
+impl ClientSubnet {
+    /// Whether this subnet is the one to answer for: a global unicast address with a non-zero
+    /// source prefix. Otherwise (prefix 0: "do not use my address"; private or special
+    /// addresses) the packet's source address decides.
+    pub fn usable(&self) -> bool {
+        self.source_prefix > 0 && is_global_unicast(crate::geo::canonical(self.addr))
+    }
+}
+
+/// The message's ECS option, `Ok(None)` if it has none, `Err(())` if the option is malformed
+/// (the caller answers FORMERR). `msg` has already been decoded by hickory, so the walk only
+/// needs to find the OPT record, not to check the rest of the message again.
+#[allow(clippy::result_unit_err)]
+pub fn find(msg: &[u8]) -> Result<Option<ClientSubnet>, ()> {
+    let count = |i: usize| -> Result<usize, ()> {
+        Ok(usize::from(u16::from_be_bytes([
+            *msg.get(i).ok_or(())?,
+            *msg.get(i + 1).ok_or(())?,
+        ])))
+    };
+    let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
+    let mut pos = 12;
+    for _ in 0..qd {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    for _ in 0..an + ns {
+        pos = skip_name(msg, pos)?;
+        pos += 10 + count(pos + 8)?;
+    }
+    let mut found = None;
+    for _ in 0..ar {
+        pos = skip_name(msg, pos)?;
+        let rtype = count(pos)? as u16;
+        let rdlen = count(pos + 8)?;
+        let rdata = msg.get(pos + 10..pos + 10 + rdlen).ok_or(())?;
+        pos += 10 + rdlen;
+        if rtype != TYPE_OPT {
+            continue;
+        }
+        let mut options = rdata;
+        while options.len() >= 4 {
+            let code = u16::from_be_bytes([options[0], options[1]]);
+            let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+            let data = options.get(4..4 + len).ok_or(())?;
+            options = &options[4 + len..];
+            if code == OPTION_ECS {
+                if found.is_some() {
+                    return Err(()); // two ECS options: which one?
+                }
+                found = Some(parse(data)?);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// RFC 7871 §6 and §7.1.1: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries),
+/// then exactly ceil(source/8) address octets with no bits set beyond the source prefix.
+fn parse(data: &[u8]) -> Result<ClientSubnet, ()> {
+    let [f0, f1, source, scope, address @ ..] = data else {
+        return Err(());
+    };
+    let family = u16::from_be_bytes([*f0, *f1]);
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(()),
+    };
+    if *source > max || *scope != 0 || address.len() != usize::from(source.div_ceil(8)) {
+        return Err(());
+    }
+    let mut octets = [0u8; 16];
+    octets[..address.len()].copy_from_slice(address);
+    let bits = u128::from_be_bytes(octets);
+    let kept = if *source == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(*source)))
+    };
+    if kept != bits {
+        return Err(());
+    }
+    let addr = match family {
+        1 => IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3])),
+        _ => IpAddr::V6(Ipv6Addr::from(octets)),
+    };
+    Ok(ClientSubnet {
+        addr,
+        source_prefix: *source,
+    })
+}
+
+/// Offset just past the (possibly compressed) name at `pos`.
+fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, ()> {
+    loop {
+        let len = *msg.get(pos).ok_or(())?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Ok(pos + 1),
+            0x00 => pos += 1 + usize::from(len),
+            0xc0 => return Ok(pos + 2),
+            _ => return Err(()),
+        }
+    }
+}
+
+/// Public unicast space: not private, loopback, link-local, multicast, shared (CGNAT),
+/// reserved or unspecified.
+pub fn is_global_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        // 2000::/3 is the global unicast block (RFC 4291 §2.4).
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xe000) == 0x2000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opt(family: u16, source: u8, scope: u8, addr: &[u8]) -> Vec<u8> {
+        let mut o = family.to_be_bytes().to_vec();
+        o.extend([source, scope]);
+        o.extend(addr);
+        o
+    }
+
+    #[test]
+    fn well_formed_options_parse() {
+        let s = parse(&opt(1, 24, 0, &[81, 2, 69])).unwrap();
+        assert_eq!(s.addr, "81.2.69.0".parse::<IpAddr>().unwrap());
+        assert_eq!(s.source_prefix, 24);
+        assert!(s.usable());
+        let s = parse(&opt(2, 48, 0, &[0x20, 0x01, 0x48, 0x60, 0, 0])).unwrap();
+        assert_eq!(s.addr, "2001:4860::".parse::<IpAddr>().unwrap());
+        let zero = parse(&opt(1, 0, 0, &[])).unwrap();
+        assert!(!zero.usable());
+        let private = parse(&opt(1, 24, 0, &[10, 1, 2])).unwrap();
+        assert!(!private.usable());
+    }
+
+    #[test]
+    fn malformed_options_are_refused() {
+        for bad in [
+            opt(3, 24, 0, &[1, 2, 3]),       // unknown family
+            opt(1, 33, 0, &[1, 2, 3, 4, 5]), // prefix too long
+            opt(1, 24, 0, &[1, 2, 3, 4]),    // extra octet
+            opt(1, 24, 0, &[1, 2]),          // missing octet
+            opt(1, 23, 0, &[1, 2, 3]),       // bit set beyond the prefix
+            opt(1, 24, 8, &[1, 2, 3]),       // scope set in a query
+            vec![0, 1, 24],                  // cut short
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Where a client is: GeoIP2/GeoLite2 City and Country and DB-IP Lite databases (all MaxMind DB
+//! format) read with `maxminddb`, which is named only here. A lookup gives a [`Location`] and the
+//! prefix length of the database network that holds the address (the ECS scope).
+
+mod centroids;
+pub mod distance;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use distance::haversine_km;
+
+/// Why a database file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct GeoError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// A client's place as the database has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Continent code: AF AN AS EU NA OC SA.
+    pub continent: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<String>,
+    /// ISO 3166-2 subdivision code, as `US-CA` (only where the database has one).
+    pub subdivision: Option<String>,
+    /// True when the point is the country's centroid (country-level database or record).
+    pub centroid: bool,
+}
+
+/// The answer of one lookup: a location (if any) and the network it holds for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub location: Option<Location>,
+    /// Prefix length of the database network holding the address; 0 when unknown.
+    pub prefix: u8,
+}
+
+/// An open database.
+pub struct GeoDb {
+    reader: maxminddb::Reader<Vec<u8>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoDb").field("path", &self.path).finish()
+    }
+}
+
+/// The fields we read of a record; everything else is skipped.
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    continent: Option<Code<'a>>,
+    #[serde(borrow)]
+    country: Option<Code<'a>>,
+    #[serde(borrow)]
+    subdivisions: Option<Vec<Code<'a>>>,
+    location: Option<Coordinates>,
+}
+
+#[derive(Deserialize)]
+struct Code<'a> {
+    code: Option<&'a str>,
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Coordinates {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+impl GeoDb {
+    /// Opens and checks a database file. A file that is not a readable MaxMind DB is refused.
+    pub fn open(path: &Path) -> Result<Self, GeoError> {
+        let error = |message: String| GeoError {
+            path: path.to_owned(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        let reader = maxminddb::Reader::from_source(bytes)
+            .map_err(|e| error(format!("not a MaxMind DB: {e}")))?;
+        // Walk a few lookups through the tree so a file cut short is caught now, not per query.
+        for probe in ["1.1.1.1", "8.8.8.8", "2001:db8::1"] {
+            let ip: IpAddr = probe.parse().expect("literal");
+            if let Ok(found) = reader.lookup(ip)
+                && found.has_data()
+            {
+                found
+                    .decode::<Record<'_>>()
+                    .map_err(|e| error(format!("corrupt data: {e}")))?;
+            }
+        }
+        Ok(Self {
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `database_type` and build date, for logs and `explain`.
+    pub fn describe(&self) -> String {
+        let meta = self.reader.metadata();
+        format!(
+            "{} built {} (epoch {})",
+            meta.database_type,
+            epoch_date(meta.build_epoch),
+            meta.build_epoch
+        )
+    }
+
+    /// Locates `ip` (IPv4-mapped IPv6 addresses are looked up as IPv4).
+    pub fn locate(&self, ip: IpAddr) -> Located {
+        let ip = canonical(ip);
+        let Ok(found) = self.reader.lookup(ip) else {
+            return Located {
+                location: None,
+                prefix: 0,
+            };
+        };
+        let prefix = found.network().map(|n| n.prefix()).unwrap_or(0);
+        let location = match found.decode::<Record<'_>>() {
+            Ok(Some(record)) => to_location(record),
+            _ => None,
+        };
+        Located { location, prefix }
+    }
+}
+
+fn to_location(record: Record<'_>) -> Option<Location> {
+    let continent = record.continent.and_then(|c| c.code).map(str::to_owned);
+    let country = record.country.and_then(|c| c.iso_code).map(str::to_owned);
+    let subdivision = match (&country, record.subdivisions.as_deref()) {
+        (Some(cc), Some([first, ..])) => first.iso_code.map(|s| format!("{cc}-{s}")),
+        _ => None,
+    };
+    let coordinates = record
+        .location
+        .and_then(|l| Some((l.latitude?, l.longitude?)));
+    let (latitude, longitude, centroid) = match coordinates {
+        Some((lat, lon)) => (lat, lon, false),
+        None => {
+            let (lat, lon) = centroids::country(country.as_deref()?)?;
+            (lat, lon, true)
+        }
+    };
+    Some(Location {
+        latitude,
+        longitude,
+        continent,
+        country,
+        subdivision,
+        centroid,
+    })
+}
+
+/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is the IPv4 client it stands for.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time (civil-from-days, Howard Hinnant's algorithm).
+fn epoch_date(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_are_ipv4() {
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(canonical(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn epoch_dates() {
+        assert_eq!(epoch_date(0), "1970-01-01");
+        assert_eq!(epoch_date(1_700_000_000), "2023-11-14");
+    }
+
+    #[test]
+    fn garbage_files_are_refused() {
+        let path =
+            std::env::temp_dir().join(format!("meridian-garbage-{}.mmdb", std::process::id()));
+        std::fs::write(&path, b"this is not a database").unwrap();
+        let err = GeoDb::open(&path).unwrap_err();
+        assert!(err.to_string().contains("not a MaxMind DB"), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,374 @@
+//! `geo`: send each client to the nearest datacenter. The client's network is matched against
+//! `nets` first (longest prefix), then located with the GeoIP database and matched against the
+//! `map` (subdivision, then country, then continent), and otherwise the datacenters are ranked
+//! by great-circle distance less their `bias`. Clients that cannot be located get the `default`
+//! order. Each datacenter orders its own endpoints with its inner policy.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::Policy;
+use crate::geo::{GeoDb, Located, Location, haversine_km};
+
+/// One datacenter of a geo pool, for one address family.
+#[derive(Debug)]
+pub struct Datacenter {
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Km subtracted from the distance: a positive bias draws clients from farther away.
+    pub bias_km: f64,
+    /// The pool-level indices of this datacenter's endpoints (of this family).
+    pub endpoints: Vec<u32>,
+    /// Orders `endpoints` (indices into that list).
+    pub inner: Policy,
+}
+
+/// Explicit code → datacenter order maps, most specific first.
+#[derive(Debug, Clone, Default)]
+pub struct GeoMap {
+    pub subdivision: HashMap<String, Vec<u16>>,
+    pub country: HashMap<String, Vec<u16>>,
+    pub continent: HashMap<String, Vec<u16>>,
+    /// For located clients that match no key; distance ranking when absent.
+    pub default: Option<Vec<u16>>,
+}
+
+#[derive(Debug)]
+pub struct Geo {
+    pub datacenters: Vec<Datacenter>,
+    /// Longest prefix first.
+    pub nets: Vec<(IpNet, Vec<u16>)>,
+    pub map: GeoMap,
+    /// For clients that cannot be located.
+    pub default: Vec<u16>,
+    pub max_datacenters: usize,
+}
+
+/// What decided the order, for `explain` and the logs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    Net(IpNet),
+    Map(String),
+    MapDefault,
+    Distance,
+    Unlocated,
+}
+
+/// A geo decision: the datacenter order (best first, all of them), the ECS scope, and why.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub order: Vec<u16>,
+    /// Effective distance (km, bias applied) per datacenter, where the client was located.
+    pub distances: Vec<Option<f64>>,
+    pub scope: u8,
+    pub reason: Reason,
+    pub located: Option<Located>,
+}
+
+impl Geo {
+    /// Ranks the datacenters for `client`.
+    pub fn decide(&self, client: IpAddr, db: Option<&GeoDb>) -> Decision {
+        let n = self.datacenters.len();
+        if let Some((net, list)) = self.nets.iter().find(|(net, _)| net.contains(&client)) {
+            return Decision {
+                order: complete(list, n),
+                distances: vec![None; n],
+                scope: self.scope(client, net.prefix_len()),
+                reason: Reason::Net(*net),
+                located: None,
+            };
+        }
+        let located = db.map(|db| db.locate(client));
+        let base_prefix = located.as_ref().map_or(0, |l| l.prefix);
+        let Some(location) = located.as_ref().and_then(|l| l.location.as_ref()) else {
+            return Decision {
+                order: complete(&self.default, n),
+                distances: vec![None; n],
+                scope: self.scope(client, base_prefix),
+                reason: Reason::Unlocated,
+                located,
+            };
+        };
+        let (order, distances, reason) = self.rank(location);
+        Decision {
+            order,
+            distances,
+            scope: self.scope(client, base_prefix),
+            reason,
+            located,
+        }
+    }
+
+    /// Orders the datacenters for a located client: map entries (most specific first), else
+    /// distance less bias. Listed datacenters come first; the rest follow by distance.
+    pub fn rank(&self, location: &Location) -> (Vec<u16>, Vec<Option<f64>>, Reason) {
+        let n = self.datacenters.len();
+        let here = (location.latitude, location.longitude);
+        let distances: Vec<Option<f64>> = self
+            .datacenters
+            .iter()
+            .map(|dc| Some(haversine_km(here, (dc.latitude, dc.longitude)) - dc.bias_km))
+            .collect();
+        let mapped = [
+            (&location.subdivision, &self.map.subdivision),
+            (&location.country, &self.map.country),
+            (&location.continent, &self.map.continent),
+        ]
+        .into_iter()
+        .find_map(|(code, map)| {
+            let code = code.as_ref()?;
+            Some((code.clone(), map.get(code)?))
+        });
+        let (reason, listed) = match (mapped, &self.map.default) {
+            (Some((code, list)), _) => (Reason::Map(code), Some(list)),
+            (None, Some(list)) => (Reason::MapDefault, Some(list)),
+            (None, None) => (Reason::Distance, None),
+        };
+        let mut order: Vec<u16> = listed.cloned().unwrap_or_default();
+        let mut rest: Vec<u16> = (0..n as u16).filter(|i| !order.contains(i)).collect();
+        rest.sort_by(|&a, &b| {
+            let (da, db) = (distances[a as usize], distances[b as usize]);
+            da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        order.extend(rest);
+        (order, distances, reason)
+    }
+
+    /// The ECS scope of an answer decided by a network of length `prefix` around `client`: at
+    /// least that, and long enough to leave out every more specific `nets` entry nearby, which
+    /// would answer differently (RFC 7871 §7.2.1: never wider than correct).
+    fn scope(&self, client: IpAddr, prefix: u8) -> u8 {
+        let mut scope = prefix;
+        for (net, _) in &self.nets {
+            if net.prefix_len() <= prefix || net.contains(&client) {
+                continue;
+            }
+            let common = common_prefix(client, net.network());
+            if let Some(common) = common
+                && common >= prefix
+            {
+                scope = scope.max((common + 1).min(net.prefix_len()));
+            }
+        }
+        scope
+    }
+
+    /// Appends up to `limit` pool endpoint indices: from the first `max_datacenters` datacenters
+    /// in the decided order that have endpoints. Returns the ECS scope.
+    pub fn order(
+        &self,
+        client: IpAddr,
+        db: Option<&GeoDb>,
+        rng: &mut fastrand::Rng,
+        limit: usize,
+        out: &mut Vec<u32>,
+    ) -> u8 {
+        let decision = self.decide(client, db);
+        let mut local = Vec::new();
+        let serving = decision
+            .order
+            .iter()
+            .map(|&i| &self.datacenters[i as usize])
+            .filter(|dc| !dc.endpoints.is_empty())
+            .take(self.max_datacenters);
+        for dc in serving {
+            let room = limit.saturating_sub(out.len());
+            if room == 0 {
+                break;
+            }
+            local.clear();
+            dc.inner.order(rng, room, &mut local);
+            out.extend(local.iter().map(|&i| dc.endpoints[i as usize]));
+        }
+        decision.scope
+    }
+}
+
+/// `list`, then every other datacenter in configured order.
+fn complete(list: &[u16], n: usize) -> Vec<u16> {
+    let mut order = list.to_vec();
+    order.extend((0..n as u16).filter(|i| !list.contains(i)));
+    order
+}
+
+/// Leading bits two addresses of the same family share.
+fn common_prefix(a: IpAddr, b: IpAddr) -> Option<u8> {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            Some((u32::from(a) ^ u32::from(b)).leading_zeros().min(32) as u8)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            Some((u128::from(a) ^ u128::from(b)).leading_zeros().min(128) as u8)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{All, RoundRobin};
+
+    fn dc(name: &str, lat: f64, lon: f64, bias_km: f64, first: u32) -> Datacenter {
+        Datacenter {
+            name: name.into(),
+            latitude: lat,
+            longitude: lon,
+            bias_km,
+            endpoints: vec![first, first + 1],
+            inner: Policy::All(All::new(2)),
+        }
+    }
+
+    fn pool() -> Geo {
+        Geo {
+            datacenters: vec![
+                dc("us-east", 39.04, -77.49, 0.0, 0),
+                dc("eu-central", 50.11, 8.68, 0.0, 2),
+                dc("ap-southeast", 1.35, 103.82, 0.0, 4),
+            ],
+            nets: vec![
+                ("10.1.2.0/24".parse().unwrap(), vec![2]),
+                ("10.0.0.0/8".parse().unwrap(), vec![1]),
+            ],
+            map: GeoMap::default(),
+            default: vec![0],
+            max_datacenters: 1,
+        }
+    }
+
+    #[test]
+    fn nets_win_longest_prefix_first() {
+        let g = pool();
+        let d = g.decide("10.1.2.3".parse().unwrap(), None);
+        assert_eq!(d.order, [2, 0, 1]);
+        assert_eq!(d.scope, 24);
+        let d = g.decide("10.9.9.9".parse().unwrap(), None);
+        assert_eq!(d.order[0], 1);
+        assert_eq!(d.reason, Reason::Net("10.0.0.0/8".parse().unwrap()));
+        // 10.9.9.9/8 would include 10.1.2.0/24: the scope narrows to leave it out.
+        assert_eq!(d.scope, 13);
+    }
+
+    #[test]
+    fn unlocated_clients_get_the_default_order() {
+        let g = pool();
+        let d = g.decide("192.0.2.1".parse().unwrap(), None);
+        assert_eq!(d.order, [0, 1, 2]);
+        assert_eq!(d.reason, Reason::Unlocated);
+        // 192.0.0.0/1 would include 10.0.0.0/8, which answers differently: scope /1.
+        assert_eq!(d.scope, 1);
+    }
+
+    #[test]
+    fn max_datacenters_spans_the_nearest() {
+        let mut g = pool();
+        g.max_datacenters = 2;
+        let mut out = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(1);
+        g.order(
+            "10.1.2.3".parse().unwrap(),
+            None,
+            &mut rng,
+            usize::MAX,
+            &mut out,
+        );
+        assert_eq!(out, [4, 5, 0, 1]);
+        out.clear();
+        g.order("10.1.2.3".parse().unwrap(), None, &mut rng, 3, &mut out);
+        assert_eq!(out, [4, 5, 0]);
+    }
+
+    #[test]
+    fn empty_datacenters_pass_traffic_on() {
+        let mut g = pool();
+        g.datacenters[2].endpoints.clear();
+        g.datacenters[2].inner = Policy::RoundRobin(RoundRobin::new(0));
+        let mut out = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(1);
+        g.order(
+            "10.1.2.3".parse().unwrap(),
+            None,
+            &mut rng,
+            usize::MAX,
+            &mut out,
+        );
+        assert_eq!(out, [0, 1]);
+    }
+
+    fn at(lat: f64, lon: f64, continent: &str, country: &str, sub: Option<&str>) -> Location {
+        Location {
+            latitude: lat,
+            longitude: lon,
+            continent: Some(continent.into()),
+            country: Some(country.into()),
+            subdivision: sub.map(Into::into),
+            centroid: false,
+        }
+    }
+
+    #[test]
+    fn distance_ranking() {
+        let g = pool();
+        // (client, expected order) — one line a case.
+        let cases = [
+            (at(40.7, -74.0, "NA", "US", None), [0, 1, 2]), // New York
+            (at(51.5, -0.1, "EU", "GB", None), [1, 0, 2]),  // London
+            (at(35.7, 139.8, "AS", "JP", None), [2, 1, 0]), // Tokyo
+            (at(-33.9, 151.2, "OC", "AU", None), [2, 0, 1]), // Sydney
+            (at(-23.5, -46.6, "SA", "BR", None), [0, 1, 2]), // São Paulo
+        ];
+        for (client, want) in cases {
+            let (order, distances, reason) = g.rank(&client);
+            assert_eq!(order, want, "{client:?} {distances:?}");
+            assert_eq!(reason, Reason::Distance);
+        }
+    }
+
+    #[test]
+    fn bias_moves_the_boundary() {
+        let mut g = pool();
+        // Reykjavik is nearer Frankfurt (2,400 km) than Ashburn (4,600 km)...
+        let reykjavik = at(64.1, -21.9, "EU", "IS", None);
+        assert_eq!(g.rank(&reykjavik).0[0], 1);
+        // ...until us-east draws clients from 2,500 km farther.
+        g.datacenters[0].bias_km = 2500.0;
+        assert_eq!(g.rank(&reykjavik).0[0], 0);
+        // A negative bias pushes clients away.
+        g.datacenters[0].bias_km = -9000.0;
+        assert_eq!(g.rank(&at(40.7, -74.0, "NA", "US", None)).0[0], 1);
+    }
+
+    #[test]
+    fn map_precedence_subdivision_country_continent() {
+        let mut g = pool();
+        g.map.continent.insert("NA".into(), vec![2]);
+        g.map.country.insert("US".into(), vec![1]);
+        g.map.subdivision.insert("US-CA".into(), vec![0, 2]);
+        let (order, _, reason) = g.rank(&at(37.4, -122.1, "NA", "US", Some("US-CA")));
+        assert_eq!(
+            (order, reason),
+            (vec![0, 2, 1], Reason::Map("US-CA".into()))
+        );
+        let (order, _, reason) = g.rank(&at(40.7, -74.0, "NA", "US", Some("US-NY")));
+        assert_eq!((order[0], reason), (1, Reason::Map("US".into())));
+        let (order, _, reason) = g.rank(&at(45.5, -73.6, "NA", "CA", None));
+        assert_eq!((order[0], reason), (2, Reason::Map("NA".into())));
+        // No key matches: distance, unless the map has a default.
+        let london = at(51.5, -0.1, "EU", "GB", None);
+        assert_eq!(g.rank(&london).2, Reason::Distance);
+        g.map.default = Some(vec![2]);
+        assert_eq!(g.rank(&london).0, [2, 1, 0]);
+    }
+
+    #[test]
+    fn common_prefixes() {
+        let a = "10.1.2.3".parse().unwrap();
+        assert_eq!(common_prefix(a, "10.1.2.3".parse().unwrap()), Some(32));
+        assert_eq!(common_prefix(a, "10.129.0.0".parse().unwrap()), Some(8));
+        assert_eq!(common_prefix(a, "::1".parse().unwrap()), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! Builds a `geo` pool from its datacenters, `nets`, `map` and `default` (see `policy::geo`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use hickory_proto::rr::{Name, Record};
+use ipnet::IpNet;
+
+use super::build::{BuildError, FieldPath, err, split_endpoints};
+use super::spec::PoolSpec;
+use super::{EndpointSet, Pool};
+use crate::policy::geo::{Datacenter, Geo, GeoMap};
+use crate::policy::{Policy, PolicyKind};
+
+/// One datacenter's pool-level endpoint indices and their weights, for one family.
+type DcEndpoints = (Vec<u32>, Vec<u32>);
+
+const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+pub(super) fn build_geo_pool(
+    owner: &Name,
+    spec: &PoolSpec,
+    at: &FieldPath,
+) -> Result<Pool, BuildError> {
+    if !spec.endpoints.is_empty() {
+        return Err(err(
+            at.clone().key("endpoints"),
+            "a geo pool lists its endpoints under its datacenters",
+        ));
+    }
+    if spec.datacenters.is_empty() {
+        return Err(err(
+            at.clone().key("datacenters"),
+            "a geo pool needs at least one datacenter",
+        ));
+    }
+    let max_datacenters = spec.max_datacenters.unwrap_or(1);
+    if max_datacenters == 0 {
+        return Err(err(at.clone().key("max_datacenters"), "must be at least 1"));
+    }
+
+    let mut index: HashMap<&str, u16> = HashMap::new();
+    let mut seen = HashSet::new();
+    // Per family: pool-level answer records, and per datacenter its indices and weights.
+    let mut families: [(Vec<Record>, Vec<DcEndpoints>); 2] = Default::default();
+    for (i, dc) in spec.datacenters.iter().enumerate() {
+        let here = at.clone().key("datacenters").index(i);
+        if index.insert(dc.name.as_str(), i as u16).is_some() {
+            return Err(err(
+                here.key("name"),
+                format!("{} is listed twice", dc.name),
+            ));
+        }
+        if !(-90.0..=90.0).contains(&dc.latitude) {
+            return Err(err(here.key("latitude"), "must be between -90 and 90"));
+        }
+        if !(-180.0..=180.0).contains(&dc.longitude) {
+            return Err(err(here.key("longitude"), "must be between -180 and 180"));
+        }
+        if !dc.bias.is_finite() {
+            return Err(err(here.key("bias"), "must be a number of km"));
+        }
+        if dc.policy == PolicyKind::Geo {
+            return Err(err(
+                here.key("policy"),
+                "a datacenter orders its endpoints with round_robin, weighted, weighted_random or all",
+            ));
+        }
+        if dc.endpoints.is_empty() {
+            return Err(err(
+                here.key("endpoints"),
+                "a datacenter needs at least one endpoint",
+            ));
+        }
+        let (v4, v6) = split_endpoints(owner, spec.ttl, &dc.endpoints, &here, &mut seen)?;
+        for ((records, dcs), eps) in families.iter_mut().zip([v4, v6]) {
+            let first = records.len() as u32;
+            let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
+            let indices = (first..first + eps.len() as u32).collect();
+            records.extend(eps.into_iter().map(|(r, _)| r));
+            dcs.push((indices, weights));
+        }
+    }
+
+    let list = |names: &[String], field: FieldPath| -> Result<Vec<u16>, BuildError> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(&dc) = index.get(name.as_str()) else {
+                return Err(err(field.index(i), format!("no datacenter named {name}")));
+            };
+            if out.contains(&dc) {
+                return Err(err(field.index(i), format!("{name} is listed twice")));
+            }
+            out.push(dc);
+        }
+        if out.is_empty() {
+            return Err(err(field, "list at least one datacenter"));
+        }
+        Ok(out)
+    };
+
+    let default = match &spec.default {
+        Some(names) => list(names, at.clone().key("default"))?,
+        None => (0..spec.datacenters.len() as u16).collect(),
+    };
+
+    let mut nets = Vec::new();
+    for (cidr, names) in &spec.nets {
+        let here = at.clone().key("nets").key(cidr);
+        let net: IpNet = cidr
+            .parse()
+            .map_err(|_| err(here.clone(), format!("{cidr} is not a CIDR network")))?;
+        let net = net.trunc();
+        if nets.iter().any(|(n, _)| *n == net) {
+            return Err(err(here, format!("{net} is listed twice")));
+        }
+        nets.push((net, list(names, here)?));
+    }
+    nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
+
+    let mut map = GeoMap::default();
+    if let Some(m) = &spec.map {
+        let here = at.clone().key("map");
+        let codes = |table: &BTreeMap<String, Vec<String>>,
+                     kind: &str,
+                     valid: &dyn Fn(&str) -> bool|
+         -> Result<HashMap<String, Vec<u16>>, BuildError> {
+            let mut out = HashMap::new();
+            for (code, names) in table {
+                let field = here.clone().key(kind).key(code);
+                if !valid(code) {
+                    return Err(err(field, format!("{code} is not a {kind} code")));
+                }
+                out.insert(code.clone(), list(names, field)?);
+            }
+            Ok(out)
+        };
+        let upper = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        };
+        map.continent = codes(&m.continent, "continent", &|c| CONTINENTS.contains(&c))?;
+        map.country = codes(&m.country, "country", &|c| c.len() == 2 && upper(c))?;
+        map.subdivision = codes(
+            &m.subdivision,
+            "subdivision",
+            &|c| matches!(c.split_once('-'), Some((cc, sub)) if cc.len() == 2 && upper(cc) && (1..=3).contains(&sub.len()) && upper(sub)),
+        )?;
+        map.default = m
+            .default
+            .as_ref()
+            .map(|names| list(names, here.clone().key("default")))
+            .transpose()?;
+    }
+
+    let [(v4_records, v4_dcs), (v6_records, v6_dcs)] = families;
+    let geo = |dcs: Vec<DcEndpoints>| {
+        let datacenters = spec
+            .datacenters
+            .iter()
+            .zip(dcs)
+            .map(|(dc, (endpoints, weights))| Datacenter {
+                name: dc.name.clone(),
+                latitude: dc.latitude,
+                longitude: dc.longitude,
+                bias_km: dc.bias,
+                inner: Policy::new(dc.policy, &weights),
+                endpoints,
+            })
+            .collect();
+        Policy::Geo(Box::new(Geo {
+            datacenters,
+            nets: nets.clone(),
+            map: map.clone(),
+            default: default.clone(),
+            max_datacenters,
+        }))
+    };
+    Ok(Pool {
+        ttl: spec.ttl,
+        max_answers: spec.max_answers.unwrap_or(usize::MAX),
+        v4: EndpointSet {
+            policy: geo(v4_dcs),
+            records: v4_records,
+        },
+        v6: EndpointSet {
+            policy: geo(v6_dcs),
+            records: v6_records,
+        },
+    })
+}
