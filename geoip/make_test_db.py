@@ -4,9 +4,12 @@ config and the tests use, from geoip/networks.csv. Run from the repository root:
 
     pip install mmdb-writer
     python3 geoip/make_test_db.py
+    # the variant the hot-reload test swaps in:
+    python3 geoip/make_test_db.py tests/data/moved.csv tests/data/geo-moved.mmdb
 """
 import csv
 import os
+import sys
 
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -14,7 +17,7 @@ from netaddr import IPSet
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main():
+def main(source, target):
     writer = MMDBWriter(
         ip_version=6,
         ipv4_compatible=True,
@@ -22,7 +25,7 @@ def main():
         languages=["en"],
         description={"en": "Meridian test networks (made by geoip/make_test_db.py)"},
     )
-    with open(os.path.join(HERE, "networks.csv"), newline="") as f:
+    with open(source, newline="") as f:
         rows = csv.reader(line for line in f if not line.startswith("#"))
         for network, continent, country, subdivision, lat, lon, city in rows:
             record = {
@@ -36,8 +39,11 @@ def main():
             if city:
                 record["city"] = {"names": {"en": city}}
             writer.insert_network(IPSet([network]), record)
-    writer.to_db_file(os.path.join(HERE, "meridian-test.mmdb"))
+    writer.to_db_file(target)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3:
+        main(sys.argv[1], sys.argv[2])
+    else:
+        main(os.path.join(HERE, "networks.csv"), os.path.join(HERE, "meridian-test.mmdb"))

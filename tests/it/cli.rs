@@ -18,7 +18,8 @@ fn check_accepts_the_shipped_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("example.test. serial"), "{stdout}");
-    assert!(stdout.contains("2 pools"), "{stdout}");
+    assert!(stdout.contains("3 pools"), "{stdout}");
+    assert!(stdout.contains("GeoIP: Meridian-Test-City"), "{stdout}");
 }
 
 fn check_broken(zone: &str) -> (bool, String) {

@@ -51,16 +51,21 @@ pub struct Server {
 impl Server {
     /// Serves the given zone files (name, contents) on 127.0.0.1 and [::1], free ports.
     pub fn start(zones: &[(&str, &str)]) -> Self {
+        Self::start_geo(zones, None)
+    }
+
+    /// Like [`Server::start`], with a copy of the GeoIP database at `geoip` as `geoip.mmdb`.
+    pub fn start_geo(zones: &[(&str, &str)], geoip: Option<&Path>) -> Self {
         let dir = TempDir::new();
         let zones_dir = dir.0.join("zones");
         std::fs::create_dir_all(&zones_dir).unwrap();
         for (name, text) in zones {
             std::fs::write(zones_dir.join(name), text).unwrap();
         }
-        Self::start_in(dir)
+        Self::start_in(dir, geoip)
     }
 
-    /// Serves a copy of the repository's bundled `zones/`.
+    /// Serves a copy of the repository's bundled `zones/` and GeoIP database.
     pub fn start_default() -> Self {
         let dir = TempDir::new();
         let zones_dir = dir.0.join("zones");
@@ -69,16 +74,22 @@ impl Server {
             let path = entry.unwrap().path();
             std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
         }
-        Self::start_in(dir)
+        Self::start_in(dir, Some(&repo().join("geoip/meridian-test.mmdb")))
     }
 
-    fn start_in(dir: TempDir) -> Self {
+    /// The copy of the GeoIP database this server reads.
+    pub fn geoip(&self) -> PathBuf {
+        self.dir.0.join("geoip.mmdb")
+    }
+
+    fn start_in(dir: TempDir, geoip: Option<&Path>) -> Self {
         let config = dir.0.join("meridian.toml");
-        std::fs::write(
-            &config,
-            "[server]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\nudp_workers = 2\n[zones]\ndirectory = \"zones\"\n",
-        )
-        .unwrap();
+        let mut text = "[server]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\nudp_workers = 2\n[zones]\ndirectory = \"zones\"\n".to_owned();
+        if let Some(db) = geoip {
+            std::fs::copy(db, dir.0.join("geoip.mmdb")).unwrap();
+            text.push_str("[geoip]\ndatabase = \"geoip.mmdb\"\nwatch_interval_secs = 1\n");
+        }
+        std::fs::write(&config, text).unwrap();
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config)

