@@ -124,20 +124,12 @@ fn answers_that_do_not_depend_on_the_client_have_scope_zero() {
 fn malformed_client_subnet_options_get_formerr() {
     let s = Server::start_default();
     // ECS is option 8: family, source prefix, scope prefix, address.
-    let good = s.dig(&["+ednsopt=8:0001180051024500", "edge.example.test", "A"]);
-    assert_eq!(
-        good.status, "FORMERR",
-        "an extra address octet: {}",
-        good.raw
-    );
+    // Well formed, written by hand: 81.2.69.0/24.
+    let r = s.dig(&["+ednsopt=8:00011800510245", "edge.example.test", "A"]);
+    assert_eq!(r.status, "NOERROR", "{}", r.raw);
+    assert_eq!(answered_by(&r), "eu-central");
     for hex in [
-        "00011800510245", // well formed: 81.2.69.0/24
-    ] {
-        let r = s.dig(&[&format!("+ednsopt=8:{hex}"), "edge.example.test", "A"]);
-        assert_eq!(r.status, "NOERROR", "{hex}: {}", r.raw);
-        assert_eq!(answered_by(&r), "eu-central");
-    }
-    for hex in [
+        "0001180051024500", // an extra address octet
         "0003180051024500", // unknown family
         "0001210051024545", // source prefix 33
         "00011700510245",   // a bit set beyond /23
