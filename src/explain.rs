@@ -108,7 +108,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             let _ = writeln!(
                 out,
                 "decision:  {} policy (does not depend on the client)",
-                policy_name(&set.policy)
+                set.policy.name()
             );
         }
     }
@@ -122,14 +122,4 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
     }
     let _ = writeln!(out, "ecs scope: /{}", answer.ecs_scope);
     out
-}
-
-fn policy_name(policy: &Policy) -> &'static str {
-    match policy {
-        Policy::RoundRobin(_) => "round_robin",
-        Policy::Weighted(_) => "weighted",
-        Policy::WeightedRandom(_) => "weighted_random",
-        Policy::All(_) => "all",
-        Policy::Geo(_) => "geo",
-    }
 }

@@ -6,9 +6,10 @@
 //!   used by start-up and reload, and the immutable zone tree the query path reads.
 //! - [`geo`]: where a client is (GeoIP databases via maxminddb) and great-circle distance.
 //! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum
-//!   (`geo` ranks datacenters by `nets`, `map` and distance).
-//! - [`state`]: the shared [`state::Snapshot`] behind `ArcSwap`; reload builds a new one and
-//!   swaps it in.
+//!   (`geo` ranks datacenters by `nets`, `map` and distance; `failover` picks a tier).
+//! - [`health`]: checks (TCP, HTTP, HTTPS), rise/fall hysteresis, the prober, the state file.
+//! - [`state`]: the shared [`state::Snapshot`] (zones, GeoIP, health) behind `ArcSwap`;
+//!   reloads and probe results build a new one and swap it in.
 //! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
 //! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
 //!   truncation.
@@ -20,8 +21,9 @@
 //! 2. `dns::handler` decodes it with hickory-proto, rejects wrong opcode, class, EDNS version or
 //!    a malformed ECS option, and picks the client: the ECS address if usable, else the source.
 //! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
-//!    records or asks the pool's policy for an order (a geo pool locates the client), capped
-//!    at `max_answers`, with the ECS scope the order depended on.
+//!    records or asks the pool's policy for an order (a geo pool locates the client), drops
+//!    endpoints that are down or drained (or applies the all-down rule), caps at
+//!    `max_answers`, and notes the ECS scope the order depended on.
 //! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT with ECS and its scope, TC
 //!    when UDP cannot carry it.
 
@@ -29,6 +31,7 @@ pub mod config;
 pub mod dns;
 pub mod explain;
 pub mod geo;
+pub mod health;
 pub mod policy;
 pub mod resolve;
 pub mod state;
@@ -59,10 +62,17 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
-    listeners.serve(state, &config, shutdown).await;
+    let prober = tokio::spawn(health::run_prober(
+        state.clone(),
+        config.max_concurrent_probes,
+        shutdown.clone(),
+    ));
+    listeners.serve(state.clone(), &config, shutdown).await;
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }
+    let _ = prober.await;
+    state.save_health_now();
     tracing::info!("stopped");
     Ok(())
 }

@@ -81,7 +81,7 @@ fn main() -> std::process::ExitCode {
 
 fn load(path: &Path) -> anyhow::Result<(Config, State)> {
     let config = Config::load(path)?;
-    let state = State::load(config.zones_dir.clone(), config.geoip.clone())?;
+    let state = State::load(config.sources())?;
     Ok((config, state))
 }
 

@@ -5,11 +5,13 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::policy::Client;
+use crate::policy::Context;
 use crate::state::Snapshot;
-use crate::zone::{Lookup, Node, Zone};
+use crate::zone::spec::AllDown;
+use crate::zone::{EndpointSet, Lookup, Node, Pool, Zone};
 
 /// Longest CNAME chain followed inside a zone; longer chains (or loops) are cut there.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -20,7 +22,8 @@ pub struct Answer<'s> {
     pub rcode: ResponseCode,
     /// AA: set when the answer comes from our zone data (not on referrals or REFUSED).
     pub authoritative: bool,
-    pub answers: Vec<&'s Record>,
+    /// Borrowed from the snapshot, but for the rare record renamed on the way (fallback pools).
+    pub answers: Vec<Cow<'s, Record>>,
     pub authorities: Vec<&'s Record>,
     pub additionals: Vec<&'s Record>,
     /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address the answer
@@ -46,9 +49,10 @@ pub fn resolve<'s>(
     client: IpAddr,
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
-    let client = Client {
+    let cx = Context {
         addr: crate::geo::canonical(client),
         geo: snapshot.geo.as_deref(),
+        health: &snapshot.health,
     };
     let Some(zone) = snapshot.zones.find(qname) else {
         return Answer::refused();
@@ -83,7 +87,9 @@ pub fn resolve<'s>(
         if qtype != RecordType::CNAME
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
-            answer.answers.extend(&cname.records);
+            answer
+                .answers
+                .extend(cname.records.iter().map(Cow::Borrowed));
             match &cname.records[0].data {
                 RData::CNAME(target) if zone.origin.zone_of(target) => {
                     name = target.0.clone();
@@ -104,20 +110,54 @@ pub fn resolve<'s>(
         if let Some(pool) = &node.pool
             && let Some(set) = pool.endpoints(rrset_type)
         {
-            answer.ecs_scope = set
-                .policy
-                .order_for(&client, rng, pool.max_answers, &mut order);
-            if order.is_empty() {
-                return nodata(zone, answer);
+            let picked = pick(&cx, pool, set, rng, &mut order, &mut answer.ecs_scope);
+            let (pool, set) = match picked {
+                Picked::Some => (pool, set),
+                Picked::NoEndpoints => return nodata(zone, answer),
+                Picked::AllDown => match all_down(zone, pool, rrset_type) {
+                    AllDownAnswer::Serve(p, s) => {
+                        // The fallback pool picks by its own health; if it is down too, or
+                        // this pool serves all, every endpoint is handed out (fail open).
+                        if !std::ptr::eq(s, set)
+                            && pick(&cx, p, s, rng, &mut order, &mut answer.ecs_scope)
+                                == Picked::Some
+                        {
+                            (p, s)
+                        } else {
+                            unfiltered(&cx, p, s, rng, &mut order, &mut answer.ecs_scope);
+                            (p, s)
+                        }
+                    }
+                    AllDownAnswer::Servfail => {
+                        answer.rcode = ResponseCode::ServFail;
+                        answer.authoritative = false;
+                        return answer;
+                    }
+                    AllDownAnswer::Nodata => return nodata(zone, answer),
+                },
+            };
+            let records = match set.degraded(cx.health) {
+                true => &set.degraded_records,
+                false => &set.records,
+            };
+            let _ = pool;
+            for &i in &order {
+                let record = &records[i as usize];
+                match record.name == name {
+                    true => answer.answers.push(Cow::Borrowed(record)),
+                    // A fallback pool's records carry its own name: answer for the name asked.
+                    false => {
+                        let mut owned = record.clone();
+                        owned.name = name.clone();
+                        answer.answers.push(Cow::Owned(owned));
+                    }
+                }
             }
-            answer
-                .answers
-                .extend(order.iter().map(|&i| &set.records[i as usize]));
             return answer;
         }
         return match node.rrset(rrset_type) {
             Some(set) => {
-                answer.answers.extend(&set.records);
+                answer.answers.extend(set.records.iter().map(Cow::Borrowed));
                 add_glue(zone, &set.records, &mut answer.additionals);
                 answer
             }
@@ -125,6 +165,76 @@ pub fn resolve<'s>(
         };
     }
     answer
+}
+
+/// The outcome of asking a pool's policy for an order.
+#[derive(Debug, PartialEq, Eq)]
+enum Picked {
+    /// `order` holds the live endpoints, best first, capped at `max_answers`.
+    Some,
+    /// The pool has no endpoint of this family at all.
+    NoEndpoints,
+    /// It has some, but none is up.
+    AllDown,
+}
+
+/// Orders `set` for this query, drops endpoints that are down or drained (keeping the policy's
+/// order of the rest), then applies `max_answers`.
+fn pick(
+    cx: &Context<'_>,
+    pool: &Pool,
+    set: &EndpointSet,
+    rng: &mut fastrand::Rng,
+    order: &mut Vec<u32>,
+    scope: &mut u8,
+) -> Picked {
+    order.clear();
+    let live = |i: u32| set.health[i as usize].live(cx.health);
+    *scope = (*scope).max(set.policy.order_for(cx, &live, rng, usize::MAX, order));
+    let total = order.len();
+    order.retain(|&i| live(i));
+    order.truncate(pool.max_answers);
+    match (order.is_empty(), total) {
+        (false, _) => Picked::Some,
+        (true, 0) => Picked::NoEndpoints,
+        (true, _) => Picked::AllDown,
+    }
+}
+
+/// The policy's order with nobody filtered out: the fail-open answer.
+fn unfiltered(
+    cx: &Context<'_>,
+    pool: &Pool,
+    set: &EndpointSet,
+    rng: &mut fastrand::Rng,
+    order: &mut Vec<u32>,
+    scope: &mut u8,
+) {
+    order.clear();
+    *scope = (*scope).max(set.policy.order_for(cx, &|_| true, rng, usize::MAX, order));
+    order.truncate(pool.max_answers);
+}
+
+enum AllDownAnswer<'s> {
+    Serve(&'s Pool, &'s EndpointSet),
+    Servfail,
+    Nodata,
+}
+
+/// The pool's all-down rule: its fallback pool if it has one, else `all_down`.
+fn all_down<'s>(zone: &'s Zone, pool: &'s Pool, rtype: RecordType) -> AllDownAnswer<'s> {
+    if let Some(target) = &pool.fallback
+        && let Some(p) = zone.node(target).and_then(|n| n.pool.as_ref())
+        && let Some(s) = p.endpoints(rtype)
+        && !s.records.is_empty()
+    {
+        return AllDownAnswer::Serve(p, s);
+    }
+    match pool.all_down {
+        AllDown::ServeAll => AllDownAnswer::Serve(pool, pool.endpoints(rtype).expect("A or AAAA")),
+        AllDown::Servfail => AllDownAnswer::Servfail,
+        AllDown::Nodata => AllDownAnswer::Nodata,
+    }
 }
 
 /// NODATA: NOERROR, no records of the type, the SOA in the authority section (RFC 2308 §2.2).
@@ -234,6 +344,7 @@ mod tests {
         Snapshot {
             zones: std::sync::Arc::new(ZoneSet::new([zone])),
             geo: None,
+            health: Default::default(),
         }
     }
 
@@ -243,7 +354,14 @@ mod tests {
         resolve(s, &Name::from_ascii(name).unwrap(), t, client, &mut rng)
     }
 
-    fn data(records: &[&Record]) -> Vec<String> {
+    fn data<R: AsRef<Record>>(records: &[R]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r.as_ref().data.to_string())
+            .collect()
+    }
+
+    fn refs(records: &[&Record]) -> Vec<String> {
         records.iter().map(|r| r.data.to_string()).collect()
     }
 
@@ -314,7 +432,7 @@ mod tests {
         let s = snapshot();
         let a = ask(&s, "example.test.", RecordType::MX);
         assert_eq!(data(&a.answers), ["10 mail.example.test."]);
-        assert_eq!(data(&a.additionals), ["192.0.2.25"]);
+        assert_eq!(refs(&a.additionals), ["192.0.2.25"]);
     }
 
     #[test]
@@ -324,8 +442,8 @@ mod tests {
         assert!(!a.authoritative);
         assert_eq!(a.rcode, ResponseCode::NoError);
         assert!(a.answers.is_empty());
-        assert_eq!(data(&a.authorities), ["ns.sub.example.test."]);
-        assert_eq!(data(&a.additionals), ["192.0.2.99"]);
+        assert_eq!(refs(&a.authorities), ["ns.sub.example.test."]);
+        assert_eq!(refs(&a.additionals), ["192.0.2.99"]);
         // DS at the cut is the parent's to answer.
         let a = ask(&s, "sub.example.test.", RecordType::DS);
         assert!(a.authoritative);

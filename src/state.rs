@@ -1,13 +1,17 @@
 //! The shared state the query path reads: an immutable [`Snapshot`] behind `ArcSwap`. Readers do
-//! one atomic load per query; writers (reload, later the prober and the API) build a whole new
-//! snapshot and swap it in, one writer at a time.
+//! one atomic load per query; writers (reload, the GeoIP watcher, the prober, later the API)
+//! build a whole new snapshot and swap it in, one writer at a time.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
 
 use crate::geo::{GeoDb, GeoError};
+use crate::health::{self, HealthView, ProbeKey, ProbeRecord, Status};
 use crate::zone::{self, ZoneError, ZoneSet};
 
 /// Everything one answer needs, frozen.
@@ -16,6 +20,8 @@ pub struct Snapshot {
     pub zones: Arc<ZoneSet>,
     /// The GeoIP database, where one is configured.
     pub geo: Option<Arc<GeoDb>>,
+    /// Endpoint states by health slot of `zones`.
+    pub health: Arc<HealthView>,
 }
 
 /// Why a load or reload was refused.
@@ -27,38 +33,68 @@ pub enum LoadError {
     Geo(#[from] GeoError),
 }
 
+/// Where the state comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub zones_dir: PathBuf,
+    pub geoip: Option<PathBuf>,
+    /// Last-known endpoint states, read at start and rewritten on every change.
+    pub health_file: Option<PathBuf>,
+}
+
 /// The current snapshot and how to rebuild it.
 #[derive(Debug)]
 pub struct State {
     current: ArcSwap<Snapshot>,
-    zones_dir: PathBuf,
-    geoip: Option<PathBuf>,
-    /// Serializes writers so that two reloads cannot interleave their swaps.
-    writer: std::sync::Mutex<()>,
+    sources: Sources,
+    /// What the prober knows, by probe. Writers hold this lock while they build and swap a
+    /// snapshot, which serializes them.
+    probes: Mutex<HashMap<ProbeKey, ProbeRecord>>,
+    /// The zone set as it changes, for the prober to follow.
+    zones_tx: watch::Sender<Arc<ZoneSet>>,
 }
 
 impl State {
-    /// Loads the zones folder and the GeoIP database; fails if any zone or the database is
-    /// invalid.
-    pub fn load(zones_dir: PathBuf, geoip: Option<PathBuf>) -> Result<Self, LoadError> {
-        let zones = Arc::new(zone::load_dir(&zones_dir)?);
-        let geo = geoip.as_deref().map(GeoDb::open).transpose()?.map(Arc::new);
-        Ok(Self {
-            current: ArcSwap::from_pointee(Snapshot { zones, geo }),
-            zones_dir,
-            geoip,
-            writer: std::sync::Mutex::new(()),
-        })
+    /// Loads the zones folder, the GeoIP database and the health state file; fails if any zone
+    /// or the database is invalid.
+    pub fn load(sources: Sources) -> Result<Self, LoadError> {
+        let zones = Arc::new(zone::load_dir(&sources.zones_dir)?);
+        let geo = sources
+            .geoip
+            .as_deref()
+            .map(GeoDb::open)
+            .transpose()?
+            .map(Arc::new);
+        let probes = sources
+            .health_file
+            .as_deref()
+            .map(health::load_state_file)
+            .unwrap_or_default();
+        let state = Self {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            sources,
+            probes: Mutex::new(probes),
+            zones_tx: watch::channel(zones.clone()).0,
+        };
+        state.publish(&state.lock(), zones, geo);
+        Ok(state)
     }
 
-    /// A state over an already built snapshot (tests, tools).
-    pub fn from_snapshot(snapshot: Snapshot) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-            zones_dir: PathBuf::new(),
-            geoip: None,
-            writer: std::sync::Mutex::new(()),
-        }
+    /// A state over already built zones (tests, tools).
+    pub fn from_zones(zones: ZoneSet) -> Self {
+        let zones = Arc::new(zones);
+        let state = Self {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            sources: Sources::default(),
+            probes: Mutex::new(HashMap::new()),
+            zones_tx: watch::channel(zones.clone()).0,
+        };
+        state.publish(&state.lock(), zones, None);
+        state
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ProbeKey, ProbeRecord>> {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The snapshot to answer one query from. Never hold it across an `.await`.
@@ -66,45 +102,152 @@ impl State {
         self.current.load()
     }
 
+    /// The zone set as it changes (the prober follows it).
+    pub fn subscribe_zones(&self) -> watch::Receiver<Arc<ZoneSet>> {
+        self.zones_tx.subscribe()
+    }
+
     /// Re-reads the zones folder and the GeoIP database (SIGHUP). All or nothing: on any
     /// error the old zones and database keep serving.
     pub fn reload(&self) -> Result<usize, LoadError> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let zones = zone::load_dir(&self.zones_dir)?;
+        let probes = self.lock();
+        let zones = Arc::new(zone::load_dir(&self.sources.zones_dir)?);
         let geo = self
+            .sources
             .geoip
             .as_deref()
             .map(GeoDb::open)
             .transpose()?
             .map(Arc::new);
         let count = zones.len();
-        self.current.store(Arc::new(Snapshot {
-            zones: Arc::new(zones),
-            geo,
-        }));
+        self.publish(&probes, zones.clone(), geo);
+        drop(probes);
+        self.zones_tx.send_replace(zones);
         Ok(count)
     }
 
     /// Re-reads only the GeoIP database (it changed on disk); the zones stay as they are. A
     /// file that cannot be opened is refused and the old database keeps serving.
     pub fn reload_geo(&self) -> Result<Option<String>, GeoError> {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(path) = &self.geoip else {
+        let probes = self.lock();
+        let Some(path) = &self.sources.geoip else {
             return Ok(None);
         };
         let geo = GeoDb::open(path)?;
         let description = geo.describe();
         let zones = self.current.load().zones.clone();
-        self.current.store(Arc::new(Snapshot {
-            zones,
-            geo: Some(Arc::new(geo)),
-        }));
+        self.publish(&probes, zones, Some(Arc::new(geo)));
         Ok(Some(description))
     }
 
     /// The configured database path, if any.
-    pub fn geoip_path(&self) -> Option<&std::path::Path> {
-        self.geoip.as_deref()
+    pub fn geoip_path(&self) -> Option<&Path> {
+        self.sources.geoip.as_deref()
+    }
+
+    /// The last-known status of a probe (`unknown` if never probed, even in an earlier run).
+    pub fn probe_status(&self, key: &ProbeKey) -> Status {
+        self.lock().get(key).map_or(Status::Unknown, |r| r.status)
+    }
+
+    /// Every probe's record, for views of the fleet's health.
+    pub fn probe_records(&self) -> HashMap<ProbeKey, ProbeRecord> {
+        self.lock().clone()
+    }
+
+    /// Records one probe result. A status change is logged with the pools it affects, saved
+    /// to the state file, and published in a new snapshot.
+    pub fn record_probe(
+        &self,
+        key: &ProbeKey,
+        changed: Option<Status>,
+        old: Status,
+        result: Result<String, String>,
+        latency: Duration,
+    ) {
+        let mut probes = self.lock();
+        let record = probes.entry(key.clone()).or_default();
+        record.last_latency = Some(latency);
+        let reason = match &result {
+            Ok(seen) | Err(seen) => seen.clone(),
+        };
+        record.last_result = Some(result);
+        let Some(new) = changed else { return };
+        record.status = new;
+        record.since = SystemTime::now();
+        let snapshot = self.current.load();
+        let pools = snapshot
+            .zones
+            .probes
+            .iter()
+            .position(|k| k == key)
+            .map(|slot| snapshot.zones.probe_users[slot].join(", "))
+            .unwrap_or_default();
+        match new {
+            Status::Down => tracing::warn!("health: {key} ({pools}) {old} -> {new}: {reason}"),
+            _ => tracing::info!("health: {key} ({pools}) {old} -> {new}: {reason}"),
+        }
+        let (zones, geo) = (snapshot.zones.clone(), snapshot.geo.clone());
+        drop(snapshot);
+        self.publish(&probes, zones, geo);
+        self.save_health(&probes);
+    }
+
+    /// Writes the state file now (also done on every change; this is for shutdown).
+    pub fn save_health_now(&self) {
+        self.save_health(&self.lock());
+    }
+
+    fn save_health(&self, probes: &HashMap<ProbeKey, ProbeRecord>) {
+        if let Some(path) = &self.sources.health_file
+            && let Err(error) = health::save_state_file(path, probes)
+        {
+            tracing::error!(%error, "cannot write the health state file {}", path.display());
+        }
+    }
+
+    /// Builds the health view for `zones` from the probe records (carrying each failover set's
+    /// active tier over from the current snapshot) and swaps in the new snapshot. Callers hold
+    /// the probes lock, which serializes writers.
+    fn publish(
+        &self,
+        probes: &HashMap<ProbeKey, ProbeRecord>,
+        zones: Arc<ZoneSet>,
+        geo: Option<Arc<GeoDb>>,
+    ) {
+        let old = self.current.load();
+        let mut view = HealthView {
+            status: zones
+                .probes
+                .iter()
+                .map(|k| probes.get(k).map_or(Status::Unknown, |r| r.status))
+                .collect(),
+            active_tier: Vec::new(),
+        };
+        let previous: HashMap<&str, u16> = old
+            .zones
+            .failovers
+            .iter()
+            .zip(old.health.active_tier.iter())
+            .map(|(f, &t)| (f.id.as_str(), t))
+            .collect();
+        view.active_tier = zones
+            .failovers
+            .iter()
+            .map(|f| {
+                let before = previous.get(f.id.as_str()).copied();
+                let now = health::active_tier(before, f.preempt, &f.live_tiers(&view));
+                if before.is_some_and(|b| b != now) {
+                    tracing::warn!("health: failover {} now answers from tier {now}", f.id);
+                }
+                now
+            })
+            .collect();
+        self.current.store(Arc::new(Snapshot {
+            zones,
+            geo,
+            health: Arc::new(view),
+        }));
     }
 }
 
@@ -113,13 +256,13 @@ impl State {
 /// half-written file is never read; a bad file is refused and logged anyway.
 pub async fn watch_geoip(
     state: Arc<State>,
-    interval: std::time::Duration,
+    interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let Some(path) = state.geoip_path().map(ToOwned::to_owned) else {
         return;
     };
-    let stamp = |p: &std::path::Path| {
+    let stamp = |p: &Path| {
         std::fs::metadata(p)
             .ok()
             .map(|m| (m.len(), m.modified().ok()))

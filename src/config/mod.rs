@@ -29,6 +29,30 @@ struct RawConfig {
     zones: RawZones,
     #[serde(default)]
     geoip: RawGeoip,
+    #[serde(default)]
+    health: RawHealth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    /// Where last-known endpoint states are kept across restarts.
+    state_file: Option<PathBuf>,
+    #[serde(default = "default_max_probes")]
+    max_concurrent_probes: usize,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        Self {
+            state_file: None,
+            max_concurrent_probes: default_max_probes(),
+        }
+    }
+}
+
+fn default_max_probes() -> usize {
+    64
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +147,21 @@ pub struct Config {
     pub geoip: Option<PathBuf>,
     /// How often the database file is checked for changes (0: never; SIGHUP still reloads).
     pub geoip_watch: Duration,
+    /// Last-known endpoint states, kept across restarts.
+    pub health_state_file: Option<PathBuf>,
+    /// Probes in flight at most.
+    pub max_concurrent_probes: usize,
+}
+
+impl Config {
+    /// Where the shared state is loaded from.
+    pub fn sources(&self) -> crate::state::Sources {
+        crate::state::Sources {
+            zones_dir: self.zones_dir.clone(),
+            geoip: self.geoip.clone(),
+            health_file: self.health_state_file.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -167,6 +206,8 @@ impl Config {
             zones_dir: base.join(raw.zones.directory),
             geoip: raw.geoip.database.map(|p| base.join(p)),
             geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),
+            health_state_file: raw.health.state_file.map(|p| base.join(p)),
+            max_concurrent_probes: raw.health.max_concurrent_probes.max(1),
         })
     }
 }

@@ -181,7 +181,7 @@ fn encode(
     let result = emit_message_parts(
         metadata,
         &mut question.into_iter(),
-        &mut answer.answers.iter().copied(),
+        &mut answer.answers.iter().map(AsRef::as_ref),
         &mut answer.authorities.iter().copied(),
         &mut answer.additionals.iter().copied(),
         edns,

@@ -157,11 +157,12 @@ impl Geo {
     }
 
     /// Appends up to `limit` pool endpoint indices: from the first `max_datacenters` datacenters
-    /// in the decided order that have endpoints. Returns the ECS scope.
+    /// in the decided order that have a live endpoint. Returns the ECS scope.
     pub fn order(
         &self,
         client: IpAddr,
         db: Option<&GeoDb>,
+        live: &dyn Fn(u32) -> bool,
         rng: &mut fastrand::Rng,
         limit: usize,
         out: &mut Vec<u32>,
@@ -172,7 +173,7 @@ impl Geo {
             .order
             .iter()
             .map(|&i| &self.datacenters[i as usize])
-            .filter(|dc| !dc.endpoints.is_empty())
+            .filter(|dc| dc.endpoints.iter().any(|&e| live(e)))
             .take(self.max_datacenters);
         for dc in serving {
             let room = limit.saturating_sub(out.len());
@@ -272,13 +273,21 @@ mod tests {
         g.order(
             "10.1.2.3".parse().unwrap(),
             None,
+            &|_| true,
             &mut rng,
             usize::MAX,
             &mut out,
         );
         assert_eq!(out, [4, 5, 0, 1]);
         out.clear();
-        g.order("10.1.2.3".parse().unwrap(), None, &mut rng, 3, &mut out);
+        g.order(
+            "10.1.2.3".parse().unwrap(),
+            None,
+            &|_| true,
+            &mut rng,
+            3,
+            &mut out,
+        );
         assert_eq!(out, [4, 5, 0]);
     }
 
@@ -292,6 +301,7 @@ mod tests {
         g.order(
             "10.1.2.3".parse().unwrap(),
             None,
+            &|_| true,
             &mut rng,
             usize::MAX,
             &mut out,
@@ -362,6 +372,23 @@ mod tests {
         assert_eq!(g.rank(&london).2, Reason::Distance);
         g.map.default = Some(vec![2]);
         assert_eq!(g.rank(&london).0, [2, 1, 0]);
+    }
+
+    #[test]
+    fn dead_datacenters_pass_traffic_to_the_next_nearest() {
+        let g = pool();
+        let mut out = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(1);
+        // ap-southeast (endpoints 4, 5) is all down: the next in order answers.
+        g.order(
+            "10.1.2.3".parse().unwrap(),
+            None,
+            &|e| e < 4,
+            &mut rng,
+            usize::MAX,
+            &mut out,
+        );
+        assert_eq!(out, [0, 1]);
     }
 
     #[test]

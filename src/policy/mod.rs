@@ -2,6 +2,7 @@
 //! by [`Policy`]. Policies only order; health filtering and `max_answers` are applied outside.
 
 mod all;
+mod failover;
 pub mod geo;
 mod round_robin;
 mod weighted;
@@ -12,8 +13,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::geo::GeoDb;
+use crate::health::HealthView;
 
 pub use all::All;
+pub use failover::Failover;
 pub use geo::Geo;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
@@ -34,6 +37,8 @@ pub enum PolicyKind {
     All,
     /// Nearest datacenter by GeoIP, with `nets` and `map` overrides.
     Geo,
+    /// Ordered tiers: the first tier with an endpoint up answers.
+    Failover,
 }
 
 /// Largest weight one endpoint may have; keeps the smooth-WRR cycle small.
@@ -48,14 +53,16 @@ pub enum Policy {
     All(All),
     /// Boxed: far larger than the flat policies.
     Geo(Box<Geo>),
+    Failover(Failover),
 }
 
-/// Who is asking, for policies that depend on it.
+/// Who is asking and what is known right now, for policies that depend on it.
 #[derive(Debug, Clone, Copy)]
-pub struct Client<'a> {
+pub struct Context<'a> {
     /// The ECS address where one was sent and is usable, else the packet's source.
     pub addr: IpAddr,
     pub geo: Option<&'a GeoDb>,
+    pub health: &'a HealthView,
 }
 
 impl Policy {
@@ -63,7 +70,9 @@ impl Policy {
     /// `Geo` pools are built from their datacenters instead (see `zone::build`).
     pub fn new(kind: PolicyKind, weights: &[u32]) -> Self {
         match kind {
-            PolicyKind::Geo => unreachable!("geo pools are built from datacenters"),
+            PolicyKind::Geo | PolicyKind::Failover => {
+                unreachable!("geo and failover pools are built from their datacenters and tiers")
+            }
             PolicyKind::RoundRobin => Self::RoundRobin(RoundRobin::new(weights.len())),
             PolicyKind::Weighted => Self::Weighted(Weighted::new(weights)),
             PolicyKind::WeightedRandom => Self::WeightedRandom(WeightedRandom::new(weights)),
@@ -81,26 +90,49 @@ impl Policy {
             // Without a client the geo pool answers as for one it cannot locate.
             Self::Geo(p) => {
                 let nowhere = IpAddr::from([0, 0, 0, 0]);
-                p.order(nowhere, None, rng, limit, out);
+                p.order(nowhere, None, &|_| true, rng, limit, out);
             }
+            Self::Failover(p) => p.order(0, limit, out),
         }
     }
 
-    /// Like [`Policy::order`], for `client`. Returns the ECS scope prefix: how much of the
-    /// client's address the order depended on (0 for every policy but `geo`).
+    /// Like [`Policy::order`], for one query. `live` tells which endpoints may be handed out,
+    /// for policies whose choice depends on it (a geo datacenter with none live passes its
+    /// traffic on). Returns the ECS scope prefix: how much of the client's address the order
+    /// depended on (0 for every policy but `geo`).
     pub fn order_for(
         &self,
-        client: &Client<'_>,
+        cx: &Context<'_>,
+        live: &dyn Fn(u32) -> bool,
         rng: &mut fastrand::Rng,
         limit: usize,
         out: &mut Vec<u32>,
     ) -> u8 {
         match self {
-            Self::Geo(p) => p.order(client.addr, client.geo, rng, limit, out),
+            Self::Geo(p) => p.order(cx.addr, cx.geo, live, rng, limit, out),
+            Self::Failover(p) => {
+                let active = p
+                    .slot
+                    .and_then(|s| cx.health.active_tier.get(s as usize).copied())
+                    .unwrap_or(0);
+                p.order(active, limit, out);
+                0
+            }
             flat => {
                 flat.order(rng, limit, out);
                 0
             }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RoundRobin(_) => "round_robin",
+            Self::Weighted(_) => "weighted",
+            Self::WeightedRandom(_) => "weighted_random",
+            Self::All(_) => "all",
+            Self::Geo(_) => "geo",
+            Self::Failover(_) => "failover",
         }
     }
 }

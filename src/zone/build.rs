@@ -2,18 +2,16 @@
 //! everything an authoritative server must refuse. The one build used by start-up, reload and
 //! (later) the API.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::spec::{EndpointSpec, PoolSpec, ZoneSpec};
-use super::{EndpointSet, Node, Pool, RrSet, Zone};
-use super::{geo, master};
-use crate::policy::{MAX_WEIGHT, Policy, PolicyKind};
+use super::spec::ZoneSpec;
+use super::{Node, RrSet, Zone};
+use super::{master, pool};
 
 /// One step of the path to a field in the zone model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +234,24 @@ pub fn build_zone(
                 ),
             ));
         }
-        node.pool = Some(build_pool(&owner, pool, &at)?);
+        node.pool = Some(pool::build_pool(&origin, &owner, pool, &at)?);
+    }
+
+    for (pool_name, pool) in &spec.pools {
+        let owner = Name::parse(pool_name, Some(&origin)).expect("checked above");
+        let fallback = nodes
+            .get(&owner.to_lowercase())
+            .and_then(|n| n.pool.as_ref())
+            .and_then(|p| p.fallback.as_ref());
+        if let Some(target) = fallback
+            && nodes.get(target).is_none_or(|n| n.pool.is_none())
+        {
+            return Err(err(
+                field("pools").key(pool_name).key("fallback"),
+                format!("{target} is not a pool of this zone"),
+            ));
+        }
+        let _ = pool;
     }
 
     // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA.
@@ -285,86 +300,4 @@ fn dedup(records: Vec<Record>) -> Vec<Record> {
         }
     }
     out
-}
-
-fn build_pool(owner: &Name, spec: &PoolSpec, at: &FieldPath) -> Result<Pool, BuildError> {
-    if spec.max_answers == Some(0) {
-        return Err(err(at.clone().key("max_answers"), "must be at least 1"));
-    }
-    if spec.policy == PolicyKind::Geo {
-        return geo::build_geo_pool(owner, spec, at);
-    }
-    let geo_only = [
-        ("datacenters", !spec.datacenters.is_empty()),
-        ("max_datacenters", spec.max_datacenters.is_some()),
-        ("default", spec.default.is_some()),
-        ("map", spec.map.is_some()),
-        ("nets", !spec.nets.is_empty()),
-    ];
-    if let Some((name, _)) = geo_only.iter().find(|(_, set)| *set) {
-        return Err(err(
-            at.clone().key(name),
-            format!("only geo pools have {name} (this pool's policy is not geo)"),
-        ));
-    }
-    if spec.endpoints.is_empty() {
-        return Err(err(
-            at.clone().key("endpoints"),
-            "a pool needs at least one endpoint",
-        ));
-    }
-    let (v4, v6) = split_endpoints(owner, spec.ttl, &spec.endpoints, at, &mut HashSet::new())?;
-    let set = |eps: Family| {
-        let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
-        EndpointSet {
-            policy: Policy::new(spec.policy, &weights),
-            records: eps.into_iter().map(|(r, _)| r).collect(),
-        }
-    };
-    Ok(Pool {
-        ttl: spec.ttl,
-        max_answers: spec.max_answers.unwrap_or(usize::MAX),
-        v4: set(v4),
-        v6: set(v6),
-    })
-}
-
-/// Endpoints' answer records with their weights, for one address family.
-pub(super) type Family = Vec<(Record, u32)>;
-
-/// Checks endpoints and splits them by family; `seen` catches an address listed twice
-/// anywhere in the pool.
-pub(super) fn split_endpoints(
-    owner: &Name,
-    ttl: u32,
-    endpoints: &[EndpointSpec],
-    at: &FieldPath,
-    seen: &mut HashSet<IpAddr>,
-) -> Result<(Family, Family), BuildError> {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for (i, ep) in endpoints.iter().enumerate() {
-        let here = at.clone().key("endpoints").index(i);
-        if !(1..=MAX_WEIGHT).contains(&ep.weight) {
-            return Err(err(
-                here.key("weight"),
-                format!("must be between 1 and {MAX_WEIGHT}"),
-            ));
-        }
-        if !seen.insert(ep.address) {
-            return Err(err(
-                here.key("address"),
-                format!("{} is listed twice", ep.address),
-            ));
-        }
-        let rdata = match ep.address {
-            IpAddr::V4(a) => RData::A(A(a)),
-            IpAddr::V6(a) => RData::AAAA(AAAA(a)),
-        };
-        let record = Record::from_rdata(owner.clone(), ttl, rdata);
-        match ep.address {
-            IpAddr::V4(_) => v4.push((record, ep.weight)),
-            IpAddr::V6(_) => v6.push((record, ep.weight)),
-        }
-    }
-    Ok((v4, v6))
 }

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use super::build::{BuildError, FieldPath, err, split_endpoints};
+use super::EndpointSet;
+use super::build::{BuildError, FieldPath, err};
+use super::pool::{Family, endpoint_set, split_endpoints};
 use super::spec::PoolSpec;
-use super::{EndpointSet, Pool};
 use crate::policy::geo::{Datacenter, Geo, GeoMap};
 use crate::policy::{Policy, PolicyKind};
 
@@ -16,15 +17,22 @@ type DcEndpoints = (Vec<u32>, Vec<u32>);
 
 const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 
-pub(super) fn build_geo_pool(
+/// Builds both families' endpoint sets of a geo pool.
+pub(super) fn build_geo_sets(
     owner: &Name,
     spec: &PoolSpec,
     at: &FieldPath,
-) -> Result<Pool, BuildError> {
+) -> Result<(EndpointSet, EndpointSet), BuildError> {
     if !spec.endpoints.is_empty() {
         return Err(err(
             at.clone().key("endpoints"),
             "a geo pool lists its endpoints under its datacenters",
+        ));
+    }
+    if spec.preempt.is_some() {
+        return Err(err(
+            at.clone().key("preempt"),
+            "only failover pools have preempt",
         ));
     }
     if spec.datacenters.is_empty() {
@@ -40,8 +48,8 @@ pub(super) fn build_geo_pool(
 
     let mut index: HashMap<&str, u16> = HashMap::new();
     let mut seen = HashSet::new();
-    // Per family: pool-level answer records, and per datacenter its indices and weights.
-    let mut families: [(Vec<Record>, Vec<DcEndpoints>); 2] = Default::default();
+    // Per family: the pool's endpoints, and per datacenter its indices and weights.
+    let mut families: [(Family, Vec<DcEndpoints>); 2] = Default::default();
     for (i, dc) in spec.datacenters.iter().enumerate() {
         let here = at.clone().key("datacenters").index(i);
         if index.insert(dc.name.as_str(), i as u16).is_some() {
@@ -59,7 +67,7 @@ pub(super) fn build_geo_pool(
         if !dc.bias.is_finite() {
             return Err(err(here.key("bias"), "must be a number of km"));
         }
-        if dc.policy == PolicyKind::Geo {
+        if matches!(dc.policy, PolicyKind::Geo | PolicyKind::Failover) {
             return Err(err(
                 here.key("policy"),
                 "a datacenter orders its endpoints with round_robin, weighted, weighted_random or all",
@@ -71,16 +79,24 @@ pub(super) fn build_geo_pool(
                 "a datacenter needs at least one endpoint",
             ));
         }
-        let (v4, v6) = split_endpoints(owner, spec.ttl, &dc.endpoints, &here, &mut seen)?;
-        for ((records, dcs), eps) in families.iter_mut().zip([v4, v6]) {
-            let first = records.len() as u32;
-            let weights: Vec<u32> = eps.iter().map(|(_, w)| *w).collect();
-            let indices = (first..first + eps.len() as u32).collect();
-            records.extend(eps.into_iter().map(|(r, _)| r));
-            dcs.push((indices, weights));
+        if let Some(check) = &dc.check
+            && let Err((field, message)) = check.validate()
+        {
+            return Err(err(here.key("check").key(field), message));
+        }
+        if let Some(j) = dc.endpoints.iter().position(|e| e.tier.is_some()) {
+            let field = here.key("endpoints").index(j).key("tier");
+            return Err(err(field, "only failover pools have tiers"));
+        }
+        let inherited = dc.check.as_ref().or(spec.check.as_ref());
+        let (v4, v6) = split_endpoints(owner, spec, inherited, &dc.endpoints, &here, &mut seen)?;
+        for ((all, dcs), eps) in families.iter_mut().zip([v4, v6]) {
+            let first = all.len() as u32;
+            let weights: Vec<u32> = eps.iter().map(|b| b.weight).collect();
+            dcs.push(((first..first + eps.len() as u32).collect(), weights));
+            all.extend(eps);
         }
     }
-
     let list = |names: &[String], field: FieldPath| -> Result<Vec<u16>, BuildError> {
         let mut out = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -152,7 +168,7 @@ pub(super) fn build_geo_pool(
             .transpose()?;
     }
 
-    let [(v4_records, v4_dcs), (v6_records, v6_dcs)] = families;
+    let [(v4, v4_dcs), (v6, v6_dcs)] = families;
     let geo = |dcs: Vec<DcEndpoints>| {
         let datacenters = spec
             .datacenters
@@ -175,16 +191,5 @@ pub(super) fn build_geo_pool(
             max_datacenters,
         }))
     };
-    Ok(Pool {
-        ttl: spec.ttl,
-        max_answers: spec.max_answers.unwrap_or(usize::MAX),
-        v4: EndpointSet {
-            policy: geo(v4_dcs),
-            records: v4_records,
-        },
-        v6: EndpointSet {
-            policy: geo(v6_dcs),
-            records: v6_records,
-        },
-    })
+    Ok((endpoint_set(geo(v4_dcs), v4), endpoint_set(geo(v6_dcs), v6)))
 }

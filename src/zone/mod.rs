@@ -6,6 +6,7 @@ mod build;
 mod geo;
 mod load;
 mod master;
+mod pool;
 mod source;
 pub mod spec;
 
@@ -13,21 +14,99 @@ use std::collections::HashMap;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::health::{EndpointHealth, HealthView, ProbeKey};
 use crate::policy::Policy;
+use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
 pub use load::{ZoneError, load_dir, zone_files};
 
-/// Every zone we are authoritative for, keyed by origin.
+/// Every zone we are authoritative for, keyed by origin, and the probes they need.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: HashMap<Name, Zone>,
+    /// Every distinct (address, check), by health slot.
+    pub probes: Vec<ProbeKey>,
+    /// The pools each probe serves, by health slot (for logs).
+    pub probe_users: Vec<Vec<String>>,
+    /// Every failover endpoint set, by failover slot.
+    pub failovers: Vec<FailoverSet>,
+}
+
+/// What the health publisher needs to pick a failover set's active tier.
+#[derive(Debug, Clone)]
+pub struct FailoverSet {
+    /// `zone/pool/family`: keeps the active tier across reloads.
+    pub id: String,
+    pub preempt: bool,
+    pub tiers: Vec<Vec<EndpointHealth>>,
+}
+
+impl FailoverSet {
+    /// Which tiers have an endpoint that may be handed out.
+    pub fn live_tiers(&self, view: &HealthView) -> Vec<bool> {
+        self.tiers
+            .iter()
+            .map(|t| t.iter().any(|e| e.live(view)))
+            .collect()
+    }
 }
 
 impl ZoneSet {
+    /// Collects the zones and numbers their probes and failover sets across all of them, so
+    /// that one (address, check) shared by many pools is one probe with one state.
     pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
+        let mut zones: Vec<Zone> = zones.into_iter().collect();
+        zones.sort_by(|a, b| a.origin.cmp(&b.origin));
+        let mut slots: HashMap<ProbeKey, u32> = HashMap::new();
+        let mut probes = Vec::new();
+        let mut probe_users: Vec<Vec<String>> = Vec::new();
+        let mut failovers = Vec::new();
+        for zone in &mut zones {
+            let mut names: Vec<&Name> = zone.nodes.keys().collect();
+            names.sort();
+            let names: Vec<Name> = names.into_iter().cloned().collect();
+            for name in names {
+                let Some(pool) = zone.nodes.get_mut(&name).and_then(|n| n.pool.as_mut()) else {
+                    continue;
+                };
+                for (family, set) in [("A", &mut pool.v4), ("AAAA", &mut pool.v6)] {
+                    for ep in &mut set.health {
+                        let Some(key) = &ep.probe else { continue };
+                        let slot = *slots.entry(key.clone()).or_insert_with(|| {
+                            probes.push(key.clone());
+                            probe_users.push(Vec::new());
+                            (probes.len() - 1) as u32
+                        });
+                        ep.slot = Some(slot);
+                        let users = &mut probe_users[slot as usize];
+                        let pool_name = name.to_string();
+                        if !users.contains(&pool_name) {
+                            users.push(pool_name);
+                        }
+                    }
+                    if let Policy::Failover(f) = &mut set.policy {
+                        f.slot = Some(failovers.len() as u32);
+                        failovers.push(FailoverSet {
+                            id: format!("{name}/{family}"),
+                            preempt: f.preempt,
+                            tiers: f
+                                .tiers
+                                .iter()
+                                .map(|t| {
+                                    t.iter().map(|&i| set.health[i as usize].clone()).collect()
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+            }
+        }
         Self {
             zones: zones.into_iter().map(|z| (z.origin.clone(), z)).collect(),
+            probes,
+            probe_users,
+            failovers,
         }
     }
 
@@ -96,7 +175,12 @@ pub struct RrSet {
 #[derive(Debug)]
 pub struct Pool {
     pub ttl: u32,
+    /// The shortened TTL used while some endpoint is down.
+    pub degraded_ttl: u32,
     pub max_answers: usize,
+    pub all_down: AllDown,
+    /// Another pool of the zone to answer from when none of this one's endpoints is up.
+    pub fallback: Option<Name>,
     pub v4: EndpointSet,
     pub v6: EndpointSet,
 }
@@ -112,11 +196,21 @@ impl Pool {
     }
 }
 
-/// The endpoints of one family: a pre-built record per endpoint and the policy that orders them.
+/// The endpoints of one family: pre-built records per endpoint (at the normal and at the
+/// degraded TTL), their health, and the policy that orders them.
 #[derive(Debug)]
 pub struct EndpointSet {
     pub records: Vec<Record>,
+    pub degraded_records: Vec<Record>,
+    pub health: Vec<EndpointHealth>,
     pub policy: Policy,
+}
+
+impl EndpointSet {
+    /// Whether a probe has some endpoint of this set down.
+    pub fn degraded(&self, view: &HealthView) -> bool {
+        self.health.iter().any(|h| h.probed_down(view))
+    }
 }
 
 /// Where a name lands in a zone.

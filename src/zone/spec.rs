@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::spec::CheckSpec;
 use crate::policy::PolicyKind;
 
 /// One zone file. Unknown fields are errors.
@@ -114,6 +115,25 @@ pub struct PoolSpec {
     /// `geo` only: CIDR → datacenter order; wins over GeoIP, longest prefix first.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nets: BTreeMap<String, Vec<String>>,
+    /// `failover` only: go back to a higher tier as soon as it recovers (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempt: Option<bool>,
+    /// The health check every endpoint inherits, unless its datacenter or itself sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
+    /// What to answer when no endpoint is up.
+    #[serde(default)]
+    pub all_down: AllDown,
+    /// When no endpoint is up, answer from this pool (same zone) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// While some endpoint is down the TTL is halved, but not below this.
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl: u32,
+}
+
+pub fn default_min_ttl() -> u32 {
+    5
 }
 
 /// One datacenter of a geo pool.
@@ -132,6 +152,9 @@ pub struct DatacenterSpec {
     /// How the datacenter orders its own endpoints (not `geo`).
     #[serde(default)]
     pub policy: PolicyKind,
+    /// The check this datacenter's endpoints inherit (over the pool's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
     pub endpoints: Vec<EndpointSpec>,
 }
 
@@ -166,8 +189,45 @@ pub fn default_pool_ttl() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
     pub address: IpAddr,
-    #[serde(default = "default_weight")]
+    #[serde(default = "default_weight", skip_serializing_if = "is_one")]
     pub weight: u32,
+    /// `failover` only: the tier, 0 (primary) first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u32>,
+    /// Admin override of the probed state: `up` or `down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<Force>,
+    /// Not handed out, still probed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
+    /// Replaces the check inherited from the datacenter or pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSpec>,
+}
+
+fn is_one(w: &u32) -> bool {
+    *w == 1
+}
+
+/// An operator's override of an endpoint's probed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Force {
+    Up,
+    Down,
+}
+
+/// What a pool answers when none of its endpoints (of the asked family) is up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllDown {
+    /// Hand out every endpoint anyway (fail open).
+    #[default]
+    ServeAll,
+    /// SERVFAIL, so resolvers try again later.
+    Servfail,
+    /// An empty answer (NODATA).
+    Nodata,
 }
 
 pub fn default_weight() -> u32 {

@@ -1,0 +1,113 @@
+//! Running one probe: a TCP connect, or an HTTP(S) request checked for status and body.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::ProbeKey;
+use super::spec::CheckKind;
+
+/// `User-Agent` of every HTTP probe.
+const USER_AGENT: &str = concat!("meridian-health/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client for one check: TLS verification, SNI and timeouts are per check.
+pub fn client(key: &ProbeKey) -> Result<reqwest::Client, String> {
+    let check = &key.check;
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(check.timeout())
+        .pool_max_idle_per_host(0)
+        .danger_accept_invalid_certs(!check.verify_tls);
+    // HTTPS to a name (SNI, certificate name) while connecting to the endpoint's address.
+    if check.kind == CheckKind::Https
+        && let Some(name) = tls_name(key)
+    {
+        builder = builder.resolve(name, SocketAddr::new(key.addr, check.port().unwrap_or(443)));
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+fn tls_name(key: &ProbeKey) -> Option<&str> {
+    key.check.sni.as_deref().or(key.check.host.as_deref())
+}
+
+/// Runs the check once. `Ok` carries what was seen ("status 200"), `Err` why it failed.
+pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<String, String> {
+    let check = &key.check;
+    let port = check.port().unwrap_or(0);
+    let addr = SocketAddr::new(key.addr, port);
+    let timeout = check.timeout();
+    if check.kind == CheckKind::Tcp {
+        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => Ok("connected".into()),
+            Ok(Err(e)) => Err(io_reason(&e)),
+            Err(_) => Err(timed_out(timeout)),
+        };
+    }
+    let client = client.ok_or("no HTTP client")?;
+    let url = match (check.kind, tls_name(key)) {
+        (CheckKind::Https, Some(name)) => format!("https://{name}:{port}{}", check.path),
+        (CheckKind::Https, None) => format!("https://{addr}{}", check.path),
+        _ => format!("http://{addr}{}", check.path),
+    };
+    let method = reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut request = client.request(method, &url);
+    if let Some(host) = &check.host {
+        request = request.header(reqwest::header::HOST, host);
+    }
+    for (name, value) in &check.headers {
+        request = request.header(name, value);
+    }
+    let response = match tokio::time::timeout(timeout, request.send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_timeout() => return Err(timed_out(timeout)),
+        Ok(Err(e)) => return Err(http_reason(&e)),
+        Err(_) => return Err(timed_out(timeout)),
+    };
+    let status = response.status().as_u16();
+    if !check.expect.matches(status) {
+        return Err(format!("status {status}"));
+    }
+    if let Some(needle) = &check.body {
+        let body = match tokio::time::timeout(timeout, response.text()).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(http_reason(&e)),
+            Err(_) => return Err(timed_out(timeout)),
+        };
+        if !body.contains(needle.as_str()) {
+            return Err(format!("status {status}, body lacks {needle:?}"));
+        }
+    }
+    Ok(format!("status {status}"))
+}
+
+fn timed_out(after: Duration) -> String {
+    format!("timeout after {}ms", after.as_millis())
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The innermost cause, which says what happened ("Connection refused", a TLS error…).
+fn http_reason(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    if let Some(io) = source.downcast_ref::<std::io::Error>() {
+        return io_reason(io);
+    }
+    let text = source.to_string();
+    match e.is_connect() {
+        true => format!("connect: {text}"),
+        false => text,
+    }
+}

@@ -1,0 +1,242 @@
+//! Endpoint health: what the prober found ([`Status`]), the hysteresis that turns probe results
+//! into states ([`Hysteresis`]), and the frozen [`HealthView`] the query path reads. `reqwest`
+//! is named only in this module (`check.rs`).
+
+mod check;
+mod prober;
+pub mod spec;
+pub mod statefile;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use prober::run_prober;
+pub use spec::CheckSpec;
+pub use statefile::{load as load_state_file, save as save_state_file};
+
+use crate::zone::spec::Force;
+
+/// One probe: an address and how it is checked. Pools sharing both share the probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeKey {
+    pub addr: IpAddr,
+    pub check: Arc<CheckSpec>,
+}
+
+impl std::fmt::Display for ProbeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.check;
+        let addr = match self.addr {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        match c.kind {
+            spec::CheckKind::Tcp => write!(f, "tcp://{addr}:{}", c.port().unwrap_or(0)),
+            spec::CheckKind::Http => {
+                write!(f, "http://{addr}:{}{}", c.port().unwrap_or(80), c.path)
+            }
+            spec::CheckKind::Https => {
+                write!(f, "https://{addr}:{}{}", c.port().unwrap_or(443), c.path)
+            }
+        }
+    }
+}
+
+/// What is known of one probe, for the state file, logs and (later) the API.
+#[derive(Debug, Clone)]
+pub struct ProbeRecord {
+    pub status: Status,
+    /// When `status` last changed.
+    pub since: std::time::SystemTime,
+    /// The last probe's outcome ("status 200", "connection refused"…), if any yet.
+    pub last_result: Option<Result<String, String>>,
+    pub last_latency: Option<std::time::Duration>,
+}
+
+impl Default for ProbeRecord {
+    fn default() -> Self {
+        Self {
+            status: Status::Unknown,
+            since: std::time::SystemTime::now(),
+            last_result: None,
+            last_latency: None,
+        }
+    }
+}
+
+/// An endpoint's probed state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Never probed yet: served (fail open) until the first round decides.
+    #[default]
+    Unknown,
+    Up,
+    Down,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => "unknown",
+            Self::Up => "up",
+            Self::Down => "down",
+        })
+    }
+}
+
+/// Rise/fall hysteresis: `fall` failures in a row mark an endpoint down, `rise` successes in a
+/// row mark it up, so a flapping backend does not flap the answers. The first result decides
+/// an `unknown` endpoint at once, so the first round settles every state.
+#[derive(Debug, Clone)]
+pub struct Hysteresis {
+    pub status: Status,
+    rise: u32,
+    fall: u32,
+    successes: u32,
+    failures: u32,
+}
+
+impl Hysteresis {
+    pub fn new(status: Status, rise: u32, fall: u32) -> Self {
+        Self {
+            status,
+            rise,
+            fall,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Records one probe result; returns the new status if it changed.
+    pub fn observe(&mut self, ok: bool) -> Option<Status> {
+        let next = if ok {
+            self.failures = 0;
+            self.successes = self.successes.saturating_add(1);
+            match self.status {
+                Status::Unknown => Status::Up,
+                Status::Down if self.successes >= self.rise => Status::Up,
+                s => s,
+            }
+        } else {
+            self.successes = 0;
+            self.failures = self.failures.saturating_add(1);
+            match self.status {
+                Status::Unknown => Status::Down,
+                Status::Up if self.failures >= self.fall => Status::Down,
+                s => s,
+            }
+        };
+        (next != self.status).then(|| {
+            self.status = next;
+            next
+        })
+    }
+}
+
+/// What the query path needs to know about one endpoint, fixed when the zone is built.
+#[derive(Debug, Clone)]
+pub struct EndpointHealth {
+    pub probe: Option<ProbeKey>,
+    /// Index of `probe` in the [`HealthView`]; assigned across all zones.
+    pub slot: Option<u32>,
+    pub force: Option<Force>,
+    pub drain: bool,
+}
+
+impl EndpointHealth {
+    /// The probed status, `unknown` when the endpoint has no check.
+    pub fn status(&self, view: &HealthView) -> Status {
+        self.slot
+            .and_then(|s| view.status.get(s as usize).copied())
+            .unwrap_or_default()
+    }
+
+    /// Whether the endpoint may be handed out: not drained, not forced down, and not probed
+    /// down unless forced up.
+    pub fn live(&self, view: &HealthView) -> bool {
+        !self.drain
+            && match self.force {
+                Some(Force::Up) => true,
+                Some(Force::Down) => false,
+                None => self.status(view) != Status::Down,
+            }
+    }
+
+    /// Whether a probe says it is down (for the degraded TTL).
+    pub fn probed_down(&self, view: &HealthView) -> bool {
+        self.force.is_none() && self.status(view) == Status::Down
+    }
+}
+
+/// The frozen health the query path reads, by slot.
+#[derive(Debug, Clone, Default)]
+pub struct HealthView {
+    pub status: Vec<Status>,
+    /// The tier each failover set answers from, by failover slot.
+    pub active_tier: Vec<u16>,
+}
+
+/// The tier a failover set answers from, given which tiers have a live endpoint.
+/// Preemptive: the first live tier. Non-preemptive: the tier that took over keeps serving
+/// while it has a live endpoint, so a recovered primary does not cause a second switch-over.
+pub fn active_tier(previous: Option<u16>, preempt: bool, live: &[bool]) -> u16 {
+    let first = live.iter().position(|&l| l).unwrap_or(0) as u16;
+    match previous {
+        Some(p) if !preempt && live.get(p as usize) == Some(&true) => p,
+        _ => first,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fall_and_rise_thresholds() {
+        let mut h = Hysteresis::new(Status::Up, 2, 3);
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), Some(Status::Down));
+        assert_eq!(h.observe(true), None);
+        assert_eq!(h.observe(true), Some(Status::Up));
+    }
+
+    #[test]
+    fn flapping_faster_than_the_thresholds_changes_nothing() {
+        let mut h = Hysteresis::new(Status::Up, 2, 3);
+        for i in 0..50 {
+            assert_eq!(h.observe(i % 3 != 0), None, "step {i}");
+        }
+        let mut h = Hysteresis::new(Status::Down, 2, 3);
+        for i in 0..50 {
+            assert_eq!(h.observe(i % 2 == 0), None, "step {i}");
+        }
+    }
+
+    #[test]
+    fn the_first_result_settles_unknown() {
+        assert_eq!(
+            Hysteresis::new(Status::Unknown, 2, 3).observe(false),
+            Some(Status::Down)
+        );
+        assert_eq!(
+            Hysteresis::new(Status::Unknown, 2, 3).observe(true),
+            Some(Status::Up)
+        );
+    }
+
+    #[test]
+    fn failover_tiers() {
+        // Preemptive: back to the primary as soon as it is live.
+        assert_eq!(active_tier(Some(1), true, &[true, true]), 0);
+        // Non-preemptive: the secondary keeps serving while it lives...
+        assert_eq!(active_tier(Some(1), false, &[true, true]), 1);
+        // ...and hands back only when it fails.
+        assert_eq!(active_tier(Some(1), false, &[true, false]), 0);
+        assert_eq!(active_tier(None, false, &[false, true]), 1);
+        assert_eq!(active_tier(Some(0), false, &[false, false]), 0);
+    }
+}

@@ -1,0 +1,208 @@
+//! Builds a pool's answer data: endpoints checked and split by family, their health settings
+//! (checks inherited pool → datacenter → endpoint, force, drain), records at the normal and the
+//! degraded TTL, and the policy. Flat and failover pools here; geo pools in `geo.rs`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record};
+
+use super::build::{BuildError, FieldPath, err};
+use super::spec::{EndpointSpec, PoolSpec};
+use super::{EndpointSet, Pool, geo};
+use crate::health::{CheckSpec, EndpointHealth, ProbeKey};
+use crate::policy::{Failover, MAX_WEIGHT, Policy, PolicyKind};
+
+/// One endpoint, built.
+pub(super) struct Built {
+    pub record: Record,
+    pub degraded: Record,
+    pub weight: u32,
+    pub tier: u32,
+    pub health: EndpointHealth,
+}
+
+pub(super) type Family = Vec<Built>;
+
+pub(super) fn build_pool(
+    origin: &Name,
+    owner: &Name,
+    spec: &PoolSpec,
+    at: &FieldPath,
+) -> Result<Pool, BuildError> {
+    if spec.max_answers == Some(0) {
+        return Err(err(at.clone().key("max_answers"), "must be at least 1"));
+    }
+    let fallback = spec
+        .fallback
+        .as_deref()
+        .map(|f| {
+            Name::parse(f, Some(origin))
+                .map(|n| n.to_lowercase())
+                .map_err(|e| err(at.clone().key("fallback"), e.to_string()))
+        })
+        .transpose()?;
+    if fallback.as_ref() == Some(owner) {
+        return Err(err(
+            at.clone().key("fallback"),
+            "a pool cannot fall back to itself",
+        ));
+    }
+    if let Some(check) = &spec.check {
+        validate_check(check, at.clone().key("check"))?;
+    }
+    let (v4, v6) = match spec.policy {
+        PolicyKind::Geo => geo::build_geo_sets(owner, spec, at)?,
+        kind => {
+            let geo_only = [
+                ("datacenters", !spec.datacenters.is_empty()),
+                ("max_datacenters", spec.max_datacenters.is_some()),
+                ("default", spec.default.is_some()),
+                ("map", spec.map.is_some()),
+                ("nets", !spec.nets.is_empty()),
+            ];
+            if let Some((name, _)) = geo_only.iter().find(|(_, set)| *set) {
+                return Err(err(
+                    at.clone().key(name),
+                    format!("only geo pools have {name} (this pool's policy is not geo)"),
+                ));
+            }
+            if kind != PolicyKind::Failover {
+                if spec.preempt.is_some() {
+                    return Err(err(
+                        at.clone().key("preempt"),
+                        "only failover pools have preempt",
+                    ));
+                }
+                if let Some(i) = spec.endpoints.iter().position(|e| e.tier.is_some()) {
+                    let field = at.clone().key("endpoints").index(i).key("tier");
+                    return Err(err(field, "only failover pools have tiers"));
+                }
+            }
+            if spec.endpoints.is_empty() {
+                return Err(err(
+                    at.clone().key("endpoints"),
+                    "a pool needs at least one endpoint",
+                ));
+            }
+            let (v4, v6) = split_endpoints(
+                owner,
+                spec,
+                spec.check.as_ref(),
+                &spec.endpoints,
+                at,
+                &mut HashSet::new(),
+            )?;
+            let policy = |family: &Family| match kind {
+                PolicyKind::Failover => Policy::Failover(failover(spec, family)),
+                flat => Policy::new(flat, &family.iter().map(|b| b.weight).collect::<Vec<_>>()),
+            };
+            (endpoint_set(policy(&v4), v4), endpoint_set(policy(&v6), v6))
+        }
+    };
+    Ok(Pool {
+        ttl: spec.ttl,
+        degraded_ttl: degraded_ttl(spec),
+        max_answers: spec.max_answers.unwrap_or(usize::MAX),
+        all_down: spec.all_down,
+        fallback,
+        v4,
+        v6,
+    })
+}
+
+/// Half the TTL while degraded, but not under `min_ttl` (nor above the TTL itself).
+fn degraded_ttl(spec: &PoolSpec) -> u32 {
+    (spec.ttl / 2).max(spec.min_ttl).min(spec.ttl)
+}
+
+fn failover(spec: &PoolSpec, family: &Family) -> Failover {
+    let mut tiers: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (i, b) in family.iter().enumerate() {
+        tiers.entry(b.tier).or_default().push(i as u32);
+    }
+    Failover {
+        slot: None,
+        preempt: spec.preempt.unwrap_or(true),
+        tiers: tiers.into_values().collect(),
+    }
+}
+
+pub(super) fn endpoint_set(policy: Policy, family: Family) -> EndpointSet {
+    let mut set = EndpointSet {
+        records: Vec::with_capacity(family.len()),
+        degraded_records: Vec::with_capacity(family.len()),
+        health: Vec::with_capacity(family.len()),
+        policy,
+    };
+    for b in family {
+        set.records.push(b.record);
+        set.degraded_records.push(b.degraded);
+        set.health.push(b.health);
+    }
+    set
+}
+
+fn validate_check(check: &CheckSpec, at: FieldPath) -> Result<(), BuildError> {
+    check
+        .validate()
+        .map_err(|(field, message)| err(at.key(field), message))
+}
+
+/// Checks endpoints and splits them by family; `seen` catches an address listed twice
+/// anywhere in the pool. `inherited` is the check of the datacenter or pool.
+pub(super) fn split_endpoints(
+    owner: &Name,
+    spec: &PoolSpec,
+    inherited: Option<&CheckSpec>,
+    endpoints: &[EndpointSpec],
+    at: &FieldPath,
+    seen: &mut HashSet<IpAddr>,
+) -> Result<(Family, Family), BuildError> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let degraded_ttl = degraded_ttl(spec);
+    for (i, ep) in endpoints.iter().enumerate() {
+        let here = at.clone().key("endpoints").index(i);
+        if !(1..=MAX_WEIGHT).contains(&ep.weight) {
+            return Err(err(
+                here.key("weight"),
+                format!("must be between 1 and {MAX_WEIGHT}"),
+            ));
+        }
+        if !seen.insert(ep.address) {
+            return Err(err(
+                here.key("address"),
+                format!("{} is listed twice", ep.address),
+            ));
+        }
+        if let Some(check) = &ep.check {
+            validate_check(check, here.clone().key("check"))?;
+        }
+        let rdata = match ep.address {
+            IpAddr::V4(a) => RData::A(A(a)),
+            IpAddr::V6(a) => RData::AAAA(AAAA(a)),
+        };
+        let built = Built {
+            record: Record::from_rdata(owner.clone(), spec.ttl, rdata.clone()),
+            degraded: Record::from_rdata(owner.clone(), degraded_ttl, rdata),
+            weight: ep.weight,
+            tier: ep.tier.unwrap_or(0),
+            health: EndpointHealth {
+                probe: ep.check.as_ref().or(inherited).map(|check| ProbeKey {
+                    addr: ep.address,
+                    check: Arc::new(check.clone()),
+                }),
+                slot: None,
+                force: ep.force,
+                drain: ep.drain,
+            },
+        };
+        match ep.address {
+            IpAddr::V4(_) => v4.push(built),
+            IpAddr::V6(_) => v6.push(built),
+        }
+    }
+    Ok((v4, v6))
+}
