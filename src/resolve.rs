@@ -111,21 +111,22 @@ pub fn resolve<'s>(
             && let Some(set) = pool.endpoints(rrset_type)
         {
             let picked = pick(&cx, pool, set, rng, &mut order, &mut answer.ecs_scope);
-            let (pool, set) = match picked {
-                Picked::Some => (pool, set),
+            let set = match picked {
+                Picked::Some => set,
                 Picked::NoEndpoints => return nodata(zone, answer),
+                // `order` holds every endpoint (fail open) in case the rule says serve them.
                 Picked::AllDown => match all_down(zone, pool, rrset_type) {
-                    AllDownAnswer::Serve(p, s) => {
-                        // The fallback pool picks by its own health; if it is down too, or
-                        // this pool serves all, every endpoint is handed out (fail open).
-                        if !std::ptr::eq(s, set)
-                            && pick(&cx, p, s, rng, &mut order, &mut answer.ecs_scope)
-                                == Picked::Some
-                        {
-                            (p, s)
-                        } else {
-                            unfiltered(&cx, p, s, rng, &mut order, &mut answer.ecs_scope);
-                            (p, s)
+                    AllDownAnswer::ServeAll => set,
+                    AllDownAnswer::Fallback(fb_pool, fb_set) => {
+                        // The fallback picks by its own health and, if it is all down too,
+                        // hands out all of its endpoints.
+                        let mut fb = Vec::new();
+                        match pick(&cx, fb_pool, fb_set, rng, &mut fb, &mut answer.ecs_scope) {
+                            Picked::NoEndpoints => set,
+                            _ => {
+                                order = fb;
+                                fb_set
+                            }
                         }
                     }
                     AllDownAnswer::Servfail => {
@@ -140,7 +141,6 @@ pub fn resolve<'s>(
                 true => &set.degraded_records,
                 false => &set.records,
             };
-            let _ = pool;
             for &i in &order {
                 let record = &records[i as usize];
                 match record.name == name {
@@ -179,7 +179,8 @@ enum Picked {
 }
 
 /// Orders `set` for this query, drops endpoints that are down or drained (keeping the policy's
-/// order of the rest), then applies `max_answers`.
+/// order of the rest), then applies `max_answers`. When none is live, `order` keeps them all,
+/// in the policy's order, for the fail-open answer.
 fn pick(
     cx: &Context<'_>,
     pool: &Pool,
@@ -191,32 +192,21 @@ fn pick(
     order.clear();
     let live = |i: u32| set.health[i as usize].live(cx.health);
     *scope = (*scope).max(set.policy.order_for(cx, &live, rng, usize::MAX, order));
-    let total = order.len();
-    order.retain(|&i| live(i));
+    let outcome = match (order.is_empty(), order.iter().any(|&i| live(i))) {
+        (true, _) => Picked::NoEndpoints,
+        (false, false) => Picked::AllDown,
+        (false, true) => {
+            order.retain(|&i| live(i));
+            Picked::Some
+        }
+    };
     order.truncate(pool.max_answers);
-    match (order.is_empty(), total) {
-        (false, _) => Picked::Some,
-        (true, 0) => Picked::NoEndpoints,
-        (true, _) => Picked::AllDown,
-    }
-}
-
-/// The policy's order with nobody filtered out: the fail-open answer.
-fn unfiltered(
-    cx: &Context<'_>,
-    pool: &Pool,
-    set: &EndpointSet,
-    rng: &mut fastrand::Rng,
-    order: &mut Vec<u32>,
-    scope: &mut u8,
-) {
-    order.clear();
-    *scope = (*scope).max(set.policy.order_for(cx, &|_| true, rng, usize::MAX, order));
-    order.truncate(pool.max_answers);
+    outcome
 }
 
 enum AllDownAnswer<'s> {
-    Serve(&'s Pool, &'s EndpointSet),
+    ServeAll,
+    Fallback(&'s Pool, &'s EndpointSet),
     Servfail,
     Nodata,
 }
@@ -226,12 +216,11 @@ fn all_down<'s>(zone: &'s Zone, pool: &'s Pool, rtype: RecordType) -> AllDownAns
     if let Some(target) = &pool.fallback
         && let Some(p) = zone.node(target).and_then(|n| n.pool.as_ref())
         && let Some(s) = p.endpoints(rtype)
-        && !s.records.is_empty()
     {
-        return AllDownAnswer::Serve(p, s);
+        return AllDownAnswer::Fallback(p, s);
     }
     match pool.all_down {
-        AllDown::ServeAll => AllDownAnswer::Serve(pool, pool.endpoints(rtype).expect("A or AAAA")),
+        AllDown::ServeAll => AllDownAnswer::ServeAll,
         AllDown::Servfail => AllDownAnswer::Servfail,
         AllDown::Nodata => AllDownAnswer::Nodata,
     }

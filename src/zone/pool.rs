@@ -10,7 +10,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 
 use super::build::{BuildError, FieldPath, err};
-use super::spec::{EndpointSpec, PoolSpec};
+use super::spec::{EndpointCheck, EndpointSpec, PoolSpec};
 use super::{EndpointSet, Pool, geo};
 use crate::health::{CheckSpec, EndpointHealth, ProbeKey};
 use crate::policy::{Failover, MAX_WEIGHT, Policy, PolicyKind};
@@ -177,9 +177,20 @@ pub(super) fn split_endpoints(
                 format!("{} is listed twice", ep.address),
             ));
         }
-        if let Some(check) = &ep.check {
-            validate_check(check, here.clone().key("check"))?;
-        }
+        let check = match &ep.check {
+            None => inherited,
+            Some(EndpointCheck::Off(false)) => None,
+            Some(EndpointCheck::Off(true)) => {
+                return Err(err(
+                    here.key("check"),
+                    "give a check table, or false for no check",
+                ));
+            }
+            Some(EndpointCheck::Check(check)) => {
+                validate_check(check, here.clone().key("check"))?;
+                Some(check)
+            }
+        };
         let rdata = match ep.address {
             IpAddr::V4(a) => RData::A(A(a)),
             IpAddr::V6(a) => RData::AAAA(AAAA(a)),
@@ -190,7 +201,7 @@ pub(super) fn split_endpoints(
             weight: ep.weight,
             tier: ep.tier.unwrap_or(0),
             health: EndpointHealth {
-                probe: ep.check.as_ref().or(inherited).map(|check| ProbeKey {
+                probe: check.map(|check| ProbeKey {
                     addr: ep.address,
                     check: Arc::new(check.clone()),
                 }),

@@ -200,9 +200,17 @@ pub struct EndpointSpec {
     /// Not handed out, still probed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drain: bool,
-    /// Replaces the check inherited from the datacenter or pool.
+    /// Replaces the check inherited from the datacenter or pool; `false` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<CheckSpec>,
+    pub check: Option<EndpointCheck>,
+}
+
+/// An endpoint's own check, or `false` for none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EndpointCheck {
+    Off(bool),
+    Check(CheckSpec),
 }
 
 fn is_one(w: &u32) -> bool {

@@ -74,7 +74,11 @@ impl Server {
             let path = entry.unwrap().path();
             std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
         }
-        Self::start_in(dir, Some(&repo().join("geoip/meridian-test.mmdb")))
+        let server = Self::start_in(dir, Some(&repo().join("geoip/meridian-test.mmdb")));
+        // `www` is checked against local backends that are not running: wait for the first
+        // round to settle so that every test sees the same (all down, fail-open) pool.
+        server.wait_log("unknown -> down", 4);
+        server
     }
 
     /// The copy of the GeoIP database this server reads.
