@@ -210,7 +210,7 @@ pub struct EndpointSpec {
 #[serde(untagged)]
 pub enum EndpointCheck {
     Off(bool),
-    Check(CheckSpec),
+    Check(Box<CheckSpec>),
 }
 
 fn is_one(w: &u32) -> bool {
