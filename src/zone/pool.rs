@@ -188,7 +188,7 @@ pub(super) fn split_endpoints(
             }
             Some(EndpointCheck::Check(check)) => {
                 validate_check(check, here.clone().key("check"))?;
-                Some(check)
+                Some(check.as_ref())
             }
         };
         let rdata = match ep.address {
