@@ -65,7 +65,39 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
         && let Some(pool) = &node.pool
         && let Some(set) = pool.endpoints(qtype)
     {
-        let _ = writeln!(out, "pool:      {} (ttl {})", name.to_lowercase(), pool.ttl);
+        let _ = writeln!(
+            out,
+            "pool:      {} ({}, ttl {}, {} while degraded)",
+            name.to_lowercase(),
+            set.policy.name(),
+            pool.ttl,
+            pool.degraded_ttl
+        );
+        let _ = writeln!(out, "endpoints:");
+        for (record, health) in set.records.iter().zip(&set.health) {
+            let status = health.status(&snapshot.health);
+            let mut notes = Vec::new();
+            if let Some(force) = health.force {
+                notes.push(format!("forced {force:?}").to_lowercase());
+            }
+            if health.drain {
+                notes.push("drained".into());
+            }
+            match &health.probe {
+                Some(key) => notes.push(format!("checked by {key}")),
+                None => notes.push("no check".into()),
+            }
+            let live = match health.live(&snapshot.health) {
+                true => "live",
+                false => "not handed out",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<24} {status:<8} {live:<15} {}",
+                record.data.to_string(),
+                notes.join(", ")
+            );
+        }
         if let Policy::Geo(geo) = &set.policy {
             let d = geo.decide(client, snapshot.geo.as_deref());
             let why = match &d.reason {
