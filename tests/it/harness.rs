@@ -65,6 +65,36 @@ impl Server {
         Self::start_in(dir, geoip)
     }
 
+    /// Like [`Server::start`], with a health state file `health.json`.
+    pub fn start_with_health_file(zones: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        std::fs::write(
+            dir.0.join("extra.toml"),
+            "[health]\nstate_file = \"health.json\"\n",
+        )
+        .unwrap();
+        Self::start_in(dir, None)
+    }
+
+    /// Starts the server again on the same folder and config (after `terminate`).
+    pub fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        let geo = dir.0.join("geoip.mmdb");
+        let geo = geo.exists().then(|| {
+            let keep = dir.0.join("geoip-copy.mmdb");
+            std::fs::copy(&geo, &keep).unwrap();
+            keep
+        });
+        Self::start_in(dir, geo.as_deref())
+    }
+
     /// Serves a copy of the repository's bundled `zones/` and GeoIP database.
     pub fn start_default() -> Self {
         let dir = TempDir::new();
@@ -92,6 +122,9 @@ impl Server {
         if let Some(db) = geoip {
             std::fs::copy(db, dir.0.join("geoip.mmdb")).unwrap();
             text.push_str("[geoip]\ndatabase = \"geoip.mmdb\"\nwatch_interval_secs = 1\n");
+        }
+        if let Ok(extra) = std::fs::read_to_string(dir.0.join("extra.toml")) {
+            text.push_str(&extra);
         }
         std::fs::write(&config, text).unwrap();
         let mut child = Command::new(binary())

@@ -1,9 +1,11 @@
 //! Integration tests: the real binary on loopback, queried with dig.
 
 mod authoritative;
+mod backend;
 mod cli;
 mod geo;
 mod harness;
+mod health;
 mod policies;
 mod reload;
 mod robustness;
