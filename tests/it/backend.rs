@@ -103,7 +103,7 @@ fn serve(
             }
             c if c == Mode::Alternate as u8 => {
                 turn += 1;
-                if turn % 2 == 0 {
+                if turn.is_multiple_of(2) {
                     "500 Internal Server Error"
                 } else {
                     "200 OK"
