@@ -67,12 +67,9 @@ pub async fn run_prober(state: Arc<State>, max_concurrent: usize, shutdown: Canc
     tasks.shutdown().await;
 }
 
-/// Probes one (address, check) forever: first at once (with a little jitter so that a start
-/// does not fire every probe in the same instant), then every interval ± 10 %.
+/// Probes one (address, check) forever with the real check.
 async fn probe(key: ProbeKey, state: Arc<State>, permits: Arc<Semaphore>) {
-    let check = key.check.clone();
-    let interval = check.interval();
-    let client = match check.kind {
+    let client = match key.check.kind {
         super::spec::CheckKind::Tcp => None,
         _ => match check::client(&key) {
             Ok(c) => Some(c),
@@ -82,8 +79,22 @@ async fn probe(key: ProbeKey, state: Arc<State>, permits: Arc<Semaphore>) {
             }
         },
     };
+    let run = || check::run(&key, client.as_ref());
+    probe_loop(&key, &state, &permits, run).await;
+}
+
+/// The probe schedule: first at once (with a little jitter so that a start does not fire every
+/// probe in the same instant), then every interval ± 10 %; each result goes through the
+/// rise/fall hysteresis into the shared state.
+async fn probe_loop<F, Fut>(key: &ProbeKey, state: &State, permits: &Semaphore, mut run: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let check = &key.check;
+    let interval = check.interval();
     let mut rng = fastrand::Rng::new();
-    let mut machine = Hysteresis::new(state.probe_status(&key), check.rise, check.fall);
+    let mut machine = Hysteresis::new(state.probe_status(key), check.rise, check.fall);
     let first = interval
         .min(Duration::from_secs(1))
         .mul_f64(rng.f64() * 0.1);
@@ -92,13 +103,84 @@ async fn probe(key: ProbeKey, state: Arc<State>, permits: Arc<Semaphore>) {
         let started = Instant::now();
         let result = {
             let _permit = permits.acquire().await.expect("semaphore never closed");
-            check::run(&key, client.as_ref()).await
+            run().await
         };
         let latency = started.elapsed();
         let old = machine.status;
         let changed = machine.observe(result.is_ok());
-        state.record_probe(&key, changed, old, result, latency);
-        let jitter = interval.mul_f64(0.9 + rng.f64() * 0.2);
-        tokio::time::sleep(jitter).await;
+        state.record_probe(key, changed, old, result, latency);
+        tokio::time::sleep(interval.mul_f64(0.9 + rng.f64() * 0.2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Status;
+    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
+
+    /// A state whose one pool has one endpoint checked every 10 s, fall 3, rise 2.
+    fn state() -> (Arc<State>, ProbeKey) {
+        let spec: ZoneSpec = toml::from_str(
+            r#"
+            ns = ["ns1"]
+            [soa]
+            mname = "ns1"
+            rname = "hm"
+            serial = 1
+            [pools.p]
+            check = { type = "tcp", port = 9, interval = "10s", fall = 3, rise = 2 }
+            endpoints = [{ address = "192.0.2.1" }]
+            "#,
+        )
+        .unwrap();
+        let origin = hickory_proto::rr::Name::from_ascii("t.").unwrap();
+        let zones = ZoneSet::new([build_zone(&origin, &spec, None).unwrap()]);
+        let key = zones.probes[0].clone();
+        (Arc::new(State::from_zones(zones)), key)
+    }
+
+    /// Runs the loop with a fake check that fails during [fail_from, fail_until) seconds.
+    async fn status_at(times: &[u64], fail_from: u64, fail_until: u64) -> Vec<Status> {
+        let (state, key) = state();
+        let start = tokio::time::Instant::now();
+        let permits = Semaphore::new(1);
+        let run = || {
+            let t = start.elapsed().as_secs();
+            async move {
+                match (fail_from..fail_until).contains(&t) {
+                    true => Err("refused".to_owned()),
+                    false => Ok("connected".to_owned()),
+                }
+            }
+        };
+        let mut seen = Vec::new();
+        let probing = probe_loop(&key, &state, &permits, run);
+        tokio::pin!(probing);
+        for &t in times {
+            let until = start + Duration::from_secs(t);
+            tokio::select! {
+                _ = &mut probing => unreachable!(),
+                _ = tokio::time::sleep_until(until) => {}
+            }
+            let snapshot = state.snapshot();
+            seen.push(snapshot.health.status[0]);
+        }
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn down_after_fall_intervals_up_after_rise() {
+        // Failing from 100 s to 160 s: probes near 100, 110, 120 fail → down by ~122 s;
+        // probes from ~160 s succeed → up after two of them, by ~172 s.
+        let seen = status_at(&[1, 99, 115, 125, 155, 165, 175], 100, 160).await;
+        use Status::*;
+        assert_eq!(seen, [Up, Up, Up, Down, Down, Down, Up]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blip_shorter_than_fall_changes_nothing() {
+        let seen = status_at(&[1, 50, 100, 150], 40, 55).await;
+        assert!(seen.iter().all(|&s| s == Status::Up), "{seen:?}");
     }
 }
