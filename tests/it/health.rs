@@ -330,3 +330,105 @@ fn states_survive_a_restart_and_removed_endpoints_stop_being_probed() {
     );
     assert!(a.requests() > 0);
 }
+
+/// An HTTPS backend (python's http.server behind TLS, with a self-signed certificate for
+/// `backend.test` made by openssl) on `ip`, returning its port. Killed on drop.
+struct TlsBackend(std::process::Child, crate::harness::TempDir);
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tls_backend(ip: &str) -> Option<(TlsBackend, u16)> {
+    let dir = crate::harness::TempDir::new();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=backend.test",
+        ])
+        .args(["-addext", "subjectAltName=DNS:backend.test", "-keyout"])
+        .arg(dir.0.join("key.pem"))
+        .arg("-out")
+        .arg(dir.0.join("cert.pem"))
+        .output()
+        .ok()?
+        .status
+        .success();
+    if !ok {
+        return None;
+    }
+    let port = std::net::TcpListener::bind((ip, 0))
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let script = format!(
+        "import http.server, ssl\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       ok = self.headers.get('User-Agent', '').startswith('meridian-health/')\n\
+         \x20       self.send_response(200 if ok else 400); self.send_header('Content-Length', '6'); self.end_headers(); self.wfile.write(b'tls ok')\n\
+         \x20   def log_message(self, *a): pass\n\
+         s = http.server.HTTPServer(('{ip}', {port}), H)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{cert}', '{key}')\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        cert = dir.0.join("cert.pem").display(),
+        key = dir.0.join("key.pem").display(),
+    );
+    let child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .spawn()
+        .ok()?;
+    // Wait until it listens.
+    let start = Instant::now();
+    while std::net::TcpStream::connect((ip, port)).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((TlsBackend(child, dir), port))
+}
+
+#[test]
+fn https_checks_verify_certificates_unless_told_not_to() {
+    let Some((_backend, port)) = tls_backend("127.0.0.51") else {
+        eprintln!("SKIPPED https check test: openssl or python3 is missing");
+        return;
+    };
+    // Same backend, two pools: one verifies (a self-signed certificate fails), one does not.
+    let zone = format!(
+        r#"{HEAD}
+[pools.strict]
+all_down = "nodata"
+check = {{ type = "https", port = {port}, sni = "backend.test", body = "tls ok", interval = "300ms", timeout = "250ms", fall = 1, rise = 1 }}
+endpoints = [{{ address = "127.0.0.51" }}]
+[pools.lax]
+all_down = "nodata"
+check = {{ type = "https", port = {port}, sni = "backend.test", body = "tls ok", verify_tls = false, interval = "300ms", timeout = "250ms", fall = 1, rise = 1 }}
+endpoints = [{{ address = "127.0.0.51" }}]
+"#
+    );
+    let s = Server::start(&[("h.test.toml", &zone)]);
+    s.wait_log("unknown -> down", 1);
+    s.wait_log("unknown -> up", 1);
+    assert!(s.dig(&["strict.h.test", "A"]).answer.is_empty());
+    assert_eq!(s.dig(&["lax.h.test", "A"]).answer_data(), ["127.0.0.51"]);
+    let log = s.log();
+    let down = log.lines().find(|l| l.contains("unknown -> down")).unwrap();
+    assert!(
+        down.to_lowercase().contains("certificate") || down.contains("issuer"),
+        "{down}"
+    );
+}
