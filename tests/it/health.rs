@@ -333,7 +333,11 @@ fn states_survive_a_restart_and_removed_endpoints_stop_being_probed() {
 
 /// An HTTPS backend (python's http.server behind TLS, with a self-signed certificate for
 /// `backend.test` made by openssl) on `ip`, returning its port. Killed on drop.
-struct TlsBackend(std::process::Child, crate::harness::TempDir);
+/// The certificate folder lives as long as the server that reads it.
+struct TlsBackend(
+    std::process::Child,
+    #[allow(dead_code)] crate::harness::TempDir,
+);
 
 impl Drop for TlsBackend {
     fn drop(&mut self) {
