@@ -8,6 +8,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The SOA, NS and glue every small test zone starts with.
+pub const ZONE_HEAD: &str = r#"
+ns = ["ns1"]
+[soa]
+mname = "ns1"
+rname = "hostmaster"
+serial = 1
+[[records]]
+name = "ns1"
+type = "A"
+data = ["192.0.2.1"]
+"#;
+
 /// A fresh folder under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 

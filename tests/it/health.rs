@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{Backend, Mode};
 use crate::harness::{Reply, Server};
 
-const HEAD: &str = r#"
-ns = ["ns1"]
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-serial = 1
-[[records]]
-name = "ns1"
-type = "A"
-data = ["192.0.2.1"]
-"#;
+use crate::harness::ZONE_HEAD as HEAD;
 
 /// An HTTP check every 200 ms; down after 2 failures, up after 2 successes.
 fn http_check(port: u16) -> String {

@@ -2,20 +2,11 @@
 
 use std::collections::HashMap;
 
-use crate::harness::Server;
+use crate::harness::{Server, ZONE_HEAD};
 
 fn pool_zone(policy: &str, endpoints: &str, max_answers: &str) -> String {
     format!(
-        r#"
-ns = ["ns1"]
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-serial = 1
-[[records]]
-name = "ns1"
-type = "A"
-data = ["192.0.2.1"]
+        r#"{ZONE_HEAD}
 [pools.p]
 policy = "{policy}"
 {max_answers}
