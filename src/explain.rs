@@ -1,11 +1,13 @@
-//! `meridian explain`: why a client gets the answer it gets — where the database puts it, which
-//! `nets` or `map` entry or distance ranking applied, the datacenter order with distances, the
-//! chosen endpoints and the ECS scope.
+//! `meridian explain` (and `GET /api/v1/explain`): why a client gets the answer it gets —
+//! where the database puts it, the health of every endpoint considered, which `nets` or `map`
+//! entry or distance ranking applied, the datacenter order with distances, the answer and the
+//! ECS scope.
 
-use std::fmt::Write;
+use std::fmt;
 use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
+use serde::Serialize;
 
 use crate::policy::Policy;
 use crate::policy::geo::Reason;
@@ -13,145 +15,253 @@ use crate::resolve::resolve;
 use crate::state::Snapshot;
 use crate::zone::Lookup;
 
-/// A human-readable account of answering `qtype` at `name` for `client`.
-pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAddr) -> String {
-    let mut out = String::new();
-    let client = crate::geo::canonical(client);
-    let _ = writeln!(out, "question:  {name} {qtype}");
-    let _ = writeln!(out, "client:    {client}");
-    match &snapshot.geo {
-        Some(db) => {
-            let _ = writeln!(
-                out,
-                "geoip:     {} ({})",
-                db.describe(),
-                db.path().display()
-            );
-            let located = db.locate(client);
-            match &located.location {
-                Some(l) => {
-                    let _ = writeln!(
-                        out,
-                        "location:  {:.2}, {:.2}{} continent {} country {} subdivision {} (network /{})",
-                        l.latitude,
-                        l.longitude,
-                        if l.centroid {
-                            " (country centroid)"
-                        } else {
-                            ""
-                        },
-                        l.continent.as_deref().unwrap_or("-"),
-                        l.country.as_deref().unwrap_or("-"),
-                        l.subdivision.as_deref().unwrap_or("-"),
-                        located.prefix
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "location:  not in the database (network /{})",
-                        located.prefix
-                    );
-                }
-            }
-        }
-        None => {
-            let _ = writeln!(out, "geoip:     no database configured");
-        }
-    }
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub client: IpAddr,
+    /// The database's description, if one is configured.
+    pub geoip: Option<String>,
+    pub location: Option<LocationView>,
+    pub pool: Option<PoolView>,
+    pub rcode: String,
+    pub answer: Vec<String>,
+    pub ecs_scope: u8,
+}
 
+#[derive(Debug, Serialize)]
+pub struct LocationView {
+    pub found: bool,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub centroid: bool,
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub subdivision: Option<String>,
+    /// Prefix length of the database network holding the client.
+    pub network_prefix: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PoolView {
+    pub name: String,
+    pub policy: &'static str,
+    pub ttl: u32,
+    pub degraded_ttl: u32,
+    pub endpoints: Vec<EndpointView>,
+    pub decision: String,
+    pub datacenters: Vec<DatacenterView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    pub address: String,
+    pub state: String,
+    pub live: bool,
+    pub force: Option<String>,
+    pub drain: bool,
+    pub check: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatacenterView {
+    pub name: String,
+    pub distance_km: Option<f64>,
+    pub bias_km: f64,
+    pub endpoints: usize,
+    pub serving: bool,
+}
+
+/// Explains answering `qtype` at `name` for `client`.
+pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAddr) -> Explanation {
+    let client = crate::geo::canonical(client);
+    let location = snapshot.geo.as_ref().map(|db| {
+        let located = db.locate(client);
+        let l = located.location.as_ref();
+        LocationView {
+            found: l.is_some(),
+            latitude: l.map(|l| l.latitude),
+            longitude: l.map(|l| l.longitude),
+            centroid: l.is_some_and(|l| l.centroid),
+            continent: l.and_then(|l| l.continent.clone()),
+            country: l.and_then(|l| l.country.clone()),
+            subdivision: l.and_then(|l| l.subdivision.clone()),
+            network_prefix: located.prefix,
+        }
+    });
+
+    let mut pool_view = None;
     if let Some(zone) = snapshot.zones.find(name)
         && let Lookup::Node(node) = zone.lookup(name, false)
         && let Some(pool) = &node.pool
         && let Some(set) = pool.endpoints(qtype)
     {
-        let _ = writeln!(
-            out,
-            "pool:      {} ({}, ttl {}, {} while degraded)",
-            name.to_lowercase(),
-            set.policy.name(),
-            pool.ttl,
-            pool.degraded_ttl
-        );
-        let _ = writeln!(out, "endpoints:");
-        for (record, health) in set.records.iter().zip(&set.health) {
-            let status = health.status(&snapshot.health);
-            let mut notes = Vec::new();
-            if let Some(force) = health.force {
-                notes.push(format!("forced {force:?}").to_lowercase());
-            }
-            if health.drain {
-                notes.push("drained".into());
-            }
-            match &health.probe {
-                Some(key) => notes.push(format!("checked by {key}")),
-                None => notes.push("no check".into()),
-            }
-            let live = match health.live(&snapshot.health) {
-                true => "live",
-                false => "not handed out",
-            };
-            let _ = writeln!(
-                out,
-                "  {:<24} {status:<8} {live:<15} {}",
-                record.data.to_string(),
-                notes.join(", ")
-            );
-        }
-        if let Policy::Geo(geo) = &set.policy {
-            let d = geo.decide(client, snapshot.geo.as_deref());
-            let why = match &d.reason {
-                Reason::Net(net) => format!("nets entry {net}"),
-                Reason::Map(code) => format!("map entry {code}"),
-                Reason::MapDefault => "map default (no map entry matched)".into(),
-                Reason::Distance => "nearest by great-circle distance (bias applied)".into(),
-                Reason::Unlocated => "client not located: the pool's default order".into(),
-            };
-            let _ = writeln!(out, "decision:  {why}");
-            let _ = writeln!(
-                out,
-                "datacenters (max_datacenters {}):",
-                geo.max_datacenters
-            );
-            let mut serving = 0;
-            for (rank, &i) in d.order.iter().enumerate() {
-                let dc = &geo.datacenters[i as usize];
-                let distance = d.distances[i as usize]
-                    .map(|km| format!("{km:>8.0} km"))
-                    .unwrap_or_else(|| "       - km".into());
-                let mark = if dc.endpoints.is_empty() {
-                    "no endpoints of this family"
-                } else if serving < geo.max_datacenters {
-                    serving += 1;
-                    "<- serving"
-                } else {
-                    ""
+        let live = |i: u32| set.health[i as usize].live(&snapshot.health);
+        let endpoints = set
+            .records
+            .iter()
+            .zip(&set.health)
+            .map(|(record, h)| EndpointView {
+                address: record.data.to_string(),
+                state: h.status(&snapshot.health).to_string(),
+                live: h.live(&snapshot.health),
+                force: h.force.map(|f| format!("{f:?}").to_lowercase()),
+                drain: h.drain,
+                check: h.probe.as_ref().map(ToString::to_string),
+            })
+            .collect();
+        let (decision, datacenters) = match &set.policy {
+            Policy::Geo(geo) => {
+                let d = geo.decide(client, snapshot.geo.as_deref());
+                let why = match &d.reason {
+                    Reason::Net(net) => format!("nets entry {net}"),
+                    Reason::Map(code) => format!("map entry {code}"),
+                    Reason::MapDefault => "map default (no map entry matched)".into(),
+                    Reason::Distance => "nearest by great-circle distance (bias applied)".into(),
+                    Reason::Unlocated => "client not located: the pool's default order".into(),
                 };
-                let _ = writeln!(
-                    out,
-                    "  {}. {:<16} {distance}  bias {:>6.0} km  endpoints {}  {mark}",
-                    rank + 1,
-                    dc.name,
-                    dc.bias_km,
-                    dc.endpoints.len()
-                );
+                let mut serving = 0;
+                let dcs = d
+                    .order
+                    .iter()
+                    .map(|&i| {
+                        let dc = &geo.datacenters[i as usize];
+                        let up = dc.endpoints.iter().any(|&e| live(e));
+                        let serves = up && serving < geo.max_datacenters;
+                        serving += usize::from(serves);
+                        DatacenterView {
+                            name: dc.name.clone(),
+                            distance_km: d.distances[i as usize],
+                            bias_km: dc.bias_km,
+                            endpoints: dc.endpoints.len(),
+                            serving: serves,
+                        }
+                    })
+                    .collect();
+                (why, dcs)
             }
-        } else {
-            let _ = writeln!(
-                out,
-                "decision:  {} policy (does not depend on the client)",
-                set.policy.name()
-            );
-        }
+            other => (
+                format!("{} policy (does not depend on the client)", other.name()),
+                Vec::new(),
+            ),
+        };
+        pool_view = Some(PoolView {
+            name: name.to_lowercase().to_string(),
+            policy: set.policy.name(),
+            ttl: pool.ttl,
+            degraded_ttl: pool.degraded_ttl,
+            endpoints,
+            decision,
+            datacenters,
+        });
     }
 
     let mut rng = fastrand::Rng::new();
     let answer = resolve(snapshot, name, qtype, client, &mut rng);
-    let _ = writeln!(out, "rcode:     {}", answer.rcode);
-    let _ = writeln!(out, "answer:");
-    for r in &answer.answers {
-        let _ = writeln!(out, "  {} {} {} {}", r.name, r.ttl, r.record_type(), r.data);
+    Explanation {
+        name: name.to_string(),
+        rtype: qtype.to_string(),
+        client,
+        geoip: snapshot
+            .geo
+            .as_ref()
+            .map(|db| format!("{} ({})", db.describe(), db.path().display())),
+        location,
+        pool: pool_view,
+        rcode: answer.rcode.to_string(),
+        answer: answer
+            .answers
+            .iter()
+            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .collect(),
+        ecs_scope: answer.ecs_scope,
     }
-    let _ = writeln!(out, "ecs scope: /{}", answer.ecs_scope);
-    out
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "question:  {} {}", self.name, self.rtype)?;
+        writeln!(f, "client:    {}", self.client)?;
+        match &self.geoip {
+            Some(db) => writeln!(f, "geoip:     {db}")?,
+            None => writeln!(f, "geoip:     no database configured")?,
+        }
+        if let Some(l) = &self.location {
+            match (l.latitude, l.longitude) {
+                (Some(lat), Some(lon)) => writeln!(
+                    f,
+                    "location:  {lat:.2}, {lon:.2}{} continent {} country {} subdivision {} (network /{})",
+                    if l.centroid {
+                        " (country centroid)"
+                    } else {
+                        ""
+                    },
+                    l.continent.as_deref().unwrap_or("-"),
+                    l.country.as_deref().unwrap_or("-"),
+                    l.subdivision.as_deref().unwrap_or("-"),
+                    l.network_prefix
+                )?,
+                _ => writeln!(
+                    f,
+                    "location:  not in the database (network /{})",
+                    l.network_prefix
+                )?,
+            }
+        }
+        if let Some(p) = &self.pool {
+            writeln!(
+                f,
+                "pool:      {} ({}, ttl {}, {} while degraded)",
+                p.name, p.policy, p.ttl, p.degraded_ttl
+            )?;
+            writeln!(f, "endpoints:")?;
+            for e in &p.endpoints {
+                let mut notes = Vec::new();
+                if let Some(force) = &e.force {
+                    notes.push(format!("forced {force}"));
+                }
+                if e.drain {
+                    notes.push("drained".into());
+                }
+                notes.push(match &e.check {
+                    Some(c) => format!("checked by {c}"),
+                    None => "no check".into(),
+                });
+                let live = if e.live { "live" } else { "not handed out" };
+                writeln!(
+                    f,
+                    "  {:<24} {:<8} {live:<15} {}",
+                    e.address,
+                    e.state,
+                    notes.join(", ")
+                )?;
+            }
+            writeln!(f, "decision:  {}", p.decision)?;
+            if !p.datacenters.is_empty() {
+                writeln!(f, "datacenters:")?;
+                for (rank, dc) in p.datacenters.iter().enumerate() {
+                    let distance = dc
+                        .distance_km
+                        .map(|km| format!("{km:>8.0} km"))
+                        .unwrap_or_else(|| "       - km".into());
+                    let mark = if dc.serving { "<- serving" } else { "" };
+                    writeln!(
+                        f,
+                        "  {}. {:<16} {distance}  bias {:>6.0} km  endpoints {}  {mark}",
+                        rank + 1,
+                        dc.name,
+                        dc.bias_km,
+                        dc.endpoints
+                    )?;
+                }
+            }
+        }
+        writeln!(f, "rcode:     {}", self.rcode)?;
+        writeln!(f, "answer:")?;
+        for a in &self.answer {
+            writeln!(f, "  {a}")?;
+        }
+        writeln!(f, "ecs scope: /{}", self.ecs_scope)
+    }
 }

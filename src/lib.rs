@@ -14,6 +14,8 @@
 //! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
 //!   truncation.
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`).
+//! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health.
+//! - [`store`]: the zone files, written atomically; `store::edit` changes them keeping layout.
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!
 //! # One query
@@ -27,6 +29,7 @@
 //! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT with ECS and its scope, TC
 //!    when UDP cannot carry it.
 
+pub mod api;
 pub mod config;
 pub mod dns;
 pub mod explain;
@@ -35,6 +38,7 @@ pub mod health;
 pub mod policy;
 pub mod resolve;
 pub mod state;
+pub mod store;
 pub mod zone;
 
 use std::sync::Arc;
@@ -62,6 +66,18 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
+    let api = match config.api.clone() {
+        Some(api) => {
+            let (state, shutdown) = (state.clone(), shutdown.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = api::serve(api, state, shutdown.clone()).await {
+                    tracing::error!(%error, "the API stopped");
+                    shutdown.cancel();
+                }
+            }))
+        }
+        None => None,
+    };
     let prober = tokio::spawn(health::run_prober(
         state.clone(),
         config.max_concurrent_probes,
@@ -72,6 +88,9 @@ pub async fn run(
         let _ = watcher.await;
     }
     let _ = prober.await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     state.save_health_now();
     tracing::info!("stopped");
     Ok(())

@@ -35,6 +35,11 @@ enum Command {
         #[arg(long, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// Print the SHA-256 of an API token, for `[[api.tokens]] sha256 = "…"`.
+    HashToken {
+        /// The token (read from standard input when absent).
+        token: Option<String>,
+    },
     /// Show why a client gets the answer it gets for a name.
     Explain {
         #[arg(long, default_value = "meridian.toml")]
@@ -63,6 +68,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::HashToken { token } => hash_token(token),
         Command::Explain {
             config,
             client,
@@ -107,6 +113,20 @@ fn check(path: &Path) -> anyhow::Result<()> {
             zone.serial()
         );
     }
+    Ok(())
+}
+
+fn hash_token(token: Option<String>) -> anyhow::Result<()> {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+    };
+    anyhow::ensure!(!token.is_empty(), "an empty token");
+    println!("{}", meridian::api::hash_token(&token));
     Ok(())
 }
 

@@ -33,6 +33,17 @@ pub enum LoadError {
     Geo(#[from] GeoError),
 }
 
+/// Why a zone change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The changed zone (or the set with it) does not build: nothing was written.
+    #[error(transparent)]
+    Invalid(#[from] ZoneError),
+    /// It could not be made durable: nothing changed in what is served.
+    #[error("cannot write the zone file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Where the state comes from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -124,6 +135,39 @@ impl State {
         drop(probes);
         self.zones_tx.send_replace(zones);
         Ok(count)
+    }
+
+    /// Changes one zone's file, all or nothing, one writer at a time: `change` gets the
+    /// current TOML text (`None`: no file) and returns the new one (`None`: remove it). The
+    /// new text goes through the same load and build as start-up; only then is it written
+    /// durably, and only then swapped into the serving snapshot — so an acknowledged change is
+    /// on disk and in the answers, and a refused one changes nothing.
+    pub fn update_zone<E: From<UpdateError>>(
+        &self,
+        origin: &zone::Name,
+        change: impl FnOnce(Option<String>) -> Result<Option<String>, E>,
+    ) -> Result<Option<String>, E> {
+        let probes = self.lock();
+        let store = crate::store::ZoneStore::new(self.sources.zones_dir.clone());
+        let current = store.read(origin).map_err(UpdateError::from)?;
+        let next = change(current)?;
+        let overrides = HashMap::from([(origin.clone(), next.clone())]);
+        let zones =
+            zone::load_dir_with(&self.sources.zones_dir, &overrides).map_err(UpdateError::from)?;
+        store
+            .write(origin, next.as_deref())
+            .map_err(UpdateError::from)?;
+        let zones = Arc::new(zones);
+        let geo = self.current.load().geo.clone();
+        self.publish(&probes, zones.clone(), geo);
+        drop(probes);
+        self.zones_tx.send_replace(zones);
+        Ok(next)
+    }
+
+    /// The zones folder.
+    pub fn zones_dir(&self) -> &Path {
+        &self.sources.zones_dir
     }
 
     /// Re-reads only the GeoIP database (it changed on disk); the zones stay as they are. A

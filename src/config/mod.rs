@@ -31,6 +31,44 @@ struct RawConfig {
     geoip: RawGeoip,
     #[serde(default)]
     health: RawHealth,
+    #[serde(default)]
+    api: Option<ApiConfig>,
+}
+
+/// The HTTP API (`[api]`); off unless configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+fn default_api_listen() -> SocketAddr {
+    "127.0.0.1:8053".parse().expect("literal")
+}
+
+/// One API token: its SHA-256 (hex) in the config, or the token itself in an environment
+/// variable; a scope; and optionally the zones it may touch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+    pub scope: TokenScope,
+    #[serde(default)]
+    pub zones: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    Read,
+    Write,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +189,8 @@ pub struct Config {
     pub health_state_file: Option<PathBuf>,
     /// Probes in flight at most.
     pub max_concurrent_probes: usize,
+    /// The HTTP API, if configured.
+    pub api: Option<ApiConfig>,
 }
 
 impl Config {
@@ -208,6 +248,7 @@ impl Config {
             geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),
             health_state_file: raw.health.state_file.map(|p| base.join(p)),
             max_concurrent_probes: raw.health.max_concurrent_probes.max(1),
+            api: raw.api,
         })
     }
 }

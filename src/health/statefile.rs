@@ -2,7 +2,6 @@
 //! restart does not forget that an endpoint is dead.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,19 +72,5 @@ pub fn save(path: &Path, records: &HashMap<ProbeKey, ProbeRecord>) -> std::io::R
         .collect();
     entries.sort_by_key(|e| e.address);
     let json = serde_json::to_vec_pretty(&entries).map_err(std::io::Error::other)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("health")
-    ));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&json)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::store::write_atomic(path, &json)
 }

@@ -1,6 +1,6 @@
 //! Reads the zones folder: one zone per `<origin>.toml` and/or `<origin>.zone`, all or nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -93,9 +93,30 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
 
 /// Loads and builds every zone in `dir`. The first error refuses the whole set.
 pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
+    load_dir_with(dir, &HashMap::new())
+}
+
+/// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
+/// file). This is how a change is validated before it is written.
+pub fn load_dir_with(
+    dir: &Path,
+    overrides: &HashMap<Name, Option<String>>,
+) -> Result<ZoneSet, ZoneError> {
+    let mut files = zone_files(dir)?;
+    for (origin, text) in overrides {
+        let entry = files.entry(origin.clone()).or_default();
+        entry.toml = text.as_ref().map(|_| {
+            let name = origin.to_ascii();
+            dir.join(format!("{}.toml", name.trim_end_matches('.')))
+        });
+    }
     let mut zones = Vec::new();
-    for (origin, files) in zone_files(dir)? {
-        zones.push(load_zone(dir, &origin, &files)?);
+    for (origin, files) in files {
+        if files.toml.is_none() && files.master.is_none() {
+            continue;
+        }
+        let text = overrides.get(&origin).cloned().flatten();
+        zones.push(load_zone(dir, &origin, &files, text)?);
     }
     Ok(ZoneSet::new(zones))
 }
@@ -107,7 +128,12 @@ fn read(path: &Path) -> Result<String, ZoneError> {
     })
 }
 
-fn load_zone(dir: &Path, origin: &Name, files: &ZoneFiles) -> Result<super::Zone, ZoneError> {
+fn load_zone(
+    dir: &Path,
+    origin: &Name,
+    files: &ZoneFiles,
+    text: Option<String>,
+) -> Result<super::Zone, ZoneError> {
     let Some(toml_path) = &files.toml else {
         // A master file alone is a whole zone, served as written.
         let path = files.master.as_ref().expect("a zone has at least one file");
@@ -124,7 +150,10 @@ fn load_zone(dir: &Path, origin: &Name, files: &ZoneFiles) -> Result<super::Zone
         });
     };
 
-    let text = read(toml_path)?;
+    let text = match text {
+        Some(t) => t,
+        None => read(toml_path)?,
+    };
     let spec: ZoneSpec = toml::from_str(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {

@@ -12,14 +12,15 @@ pub mod spec;
 
 use std::collections::HashMap;
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+pub use hickory_proto::rr::Name;
+use hickory_proto::rr::{RData, Record, RecordType};
 
 use crate::health::{EndpointHealth, HealthView, ProbeKey};
 use crate::policy::Policy;
 use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
-pub use load::{ZoneError, load_dir, zone_files};
+pub use load::{ZoneError, load_dir, load_dir_with, zone_files};
 
 /// Every zone we are authoritative for, keyed by origin, and the probes they need.
 #[derive(Debug, Default)]

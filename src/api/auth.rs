@@ -1,0 +1,144 @@
+//! Bearer tokens: each with a scope (`read` or `write`) and optionally the zones it may touch.
+//! Only SHA-256 digests are kept in memory and in the config.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use super::ApiError;
+use crate::config::{TokenConfig, TokenScope};
+use crate::zone::Name;
+
+#[derive(Debug, Clone)]
+struct Token {
+    name: String,
+    digest: [u8; 32],
+    scope: TokenScope,
+    zones: Option<Vec<Name>>,
+}
+
+/// The tokens the API accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens(Vec<Token>);
+
+/// The hex SHA-256 of a token, as the config stores it (`meridian hash-token`).
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Tokens {
+    /// Reads the configured tokens; an `env` token is read from the environment now.
+    pub fn from_config(configs: &[TokenConfig]) -> Result<Self, String> {
+        let mut tokens = Vec::new();
+        for c in configs {
+            let hex = match (&c.sha256, &c.env) {
+                (Some(hex), None) => hex.trim().to_ascii_lowercase(),
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(value) if !value.is_empty() => hash_token(&value),
+                    _ => {
+                        return Err(format!(
+                            "api token {}: environment variable {var} is not set",
+                            c.name
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(format!(
+                        "api token {}: give exactly one of sha256 or env",
+                        c.name
+                    ));
+                }
+            };
+            let mut digest = [0u8; 32];
+            if hex.len() != 64 {
+                return Err(format!(
+                    "api token {}: sha256 must be 64 hex digits",
+                    c.name
+                ));
+            }
+            for (i, byte) in digest.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                    .map_err(|_| format!("api token {}: sha256 must be hex", c.name))?;
+            }
+            let zones = c
+                .zones
+                .as_ref()
+                .map(|zs| {
+                    zs.iter()
+                        .map(|z| parse_zone(z).map_err(|e| format!("api token {}: {e}", c.name)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            tokens.push(Token {
+                name: c.name.clone(),
+                digest,
+                scope: c.scope,
+                zones,
+            });
+        }
+        Ok(Self(tokens))
+    }
+
+    /// The token in `headers` must exist (else 401), have `scope` (else 403) and, for a zone,
+    /// cover it (else 403). Returns the token's name (for logs).
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        scope: TokenScope,
+        zone: Option<&Name>,
+    ) -> Result<String, ApiError> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("an Authorization: Bearer <token> header is needed")
+            })?;
+        let digest = Sha256::digest(presented.trim().as_bytes());
+        // Compare every token in full: the time taken does not tell which one matched.
+        let mut found = None;
+        for t in &self.0 {
+            let same = t
+                .digest
+                .iter()
+                .zip(digest.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+            if same {
+                found = Some(t);
+            }
+        }
+        let token = found.ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if token.scope < scope {
+            return Err(ApiError::forbidden(format!(
+                "token {} has read scope only",
+                token.name
+            )));
+        }
+        if let (Some(zones), Some(zone)) = (&token.zones, zone)
+            && !zones.contains(zone)
+        {
+            return Err(ApiError::forbidden(format!(
+                "token {} may not touch zone {zone}",
+                token.name
+            )));
+        }
+        Ok(token.name.clone())
+    }
+
+    /// Whether the token (already checked) may see `zone`, for listings.
+    pub fn covers(&self, headers: &HeaderMap, zone: &Name) -> bool {
+        self.check(headers, TokenScope::Read, Some(zone)).is_ok()
+    }
+}
+
+/// A zone name from a URL or config: absolute, lower case.
+pub fn parse_zone(text: &str) -> Result<Name, String> {
+    let mut name = Name::from_ascii(text)
+        .map_err(|e| format!("{text:?} is not a zone name: {e}"))?
+        .to_lowercase();
+    name.set_fqdn(true);
+    Ok(name)
+}

@@ -1,0 +1,159 @@
+//! The HTTP control plane (axum, named only here): zones, record sets, pools and endpoints
+//! changed at run time, health and explain views, reload. JSON in and out under `/api/v1`;
+//! the JSON model is the zone model of the TOML files (`zone::spec`). Every change goes
+//! through `State::update_zone`: validated by the start-up build, written durably, then
+//! swapped into the answers, before the response.
+
+mod auth;
+mod status;
+mod zones;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{Tokens, hash_token};
+
+use crate::config::ApiConfig;
+use crate::state::{State, UpdateError};
+use crate::zone::ZoneError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Api {
+    state: Arc<State>,
+    tokens: Arc<Tokens>,
+}
+
+/// An error answer: a status and a JSON body `{ "error": …, "field": …, "file": …, "line": … }`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({ "error": message.into() }),
+        }
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, m)
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn precondition_failed(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::Invalid(ZoneError::Invalid { at, field, message }) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: json!({
+                    "error": format!("{field}: {message}"),
+                    "field": field,
+                    "reason": message,
+                    "file": at.file.display().to_string(),
+                    "line": at.line,
+                }),
+            },
+            UpdateError::Invalid(other) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string())
+            }
+            UpdateError::Io(e) => Self::internal(format!("not written: {e}")),
+        }
+    }
+}
+
+impl From<crate::store::edit::EditError> for ApiError {
+    fn from(e: crate::store::edit::EditError) -> Self {
+        use crate::store::edit::EditError;
+        match e {
+            EditError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            EditError::Invalid(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// The router of every endpoint, for `serve` and for tests.
+pub fn router(state: Arc<State>, tokens: Tokens) -> axum::Router {
+    let api = Api {
+        state,
+        tokens: Arc::new(tokens),
+    };
+    let v1 = axum::Router::new()
+        .route("/zones", get(zones::list))
+        .route(
+            "/zones/{zone}",
+            get(zones::get_zone)
+                .put(zones::put_zone)
+                .delete(zones::delete_zone),
+        )
+        .route(
+            "/zones/{zone}/records/{name}/{rtype}",
+            get(zones::get_records)
+                .put(zones::put_records)
+                .delete(zones::delete_records),
+        )
+        .route(
+            "/zones/{zone}/pools/{name}",
+            get(zones::get_pool)
+                .put(zones::put_pool)
+                .delete(zones::delete_pool),
+        )
+        .route(
+            "/zones/{zone}/pools/{name}/endpoints/{address}",
+            patch(zones::patch_endpoint),
+        )
+        .route("/health", get(status::health))
+        .route("/explain", get(status::explain))
+        .route("/reload", post(status::reload))
+        .route("/openapi.json", get(status::openapi));
+    axum::Router::new()
+        .nest("/api/v1", v1)
+        .fallback(|| async { ApiError::not_found("no such endpoint (the API is under /api/v1)") })
+        .with_state(api)
+}
+
+/// Serves the API until `shutdown`.
+pub async fn serve(
+    config: ApiConfig,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tokens = Tokens::from_config(&config.tokens).map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!("API listening on {}", listener.local_addr()?);
+    axum::serve(listener, router(state, tokens))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

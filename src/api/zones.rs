@@ -1,0 +1,361 @@
+//! Zones, record sets, pools and endpoints: read from the zone files, changed through
+//! `State::update_zone` (validate → write durably → swap), with ETag / If-Match on the zone.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::parse_zone;
+use super::{Api, ApiError};
+use crate::config::TokenScope;
+use crate::store::edit::{self, EndpointPatch, same_name};
+use crate::store::{ZoneStore, etag};
+use crate::zone::Name;
+use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn spec_of(text: &str) -> Result<ZoneSpec, ApiError> {
+    toml::from_str(text)
+        .map_err(|e| ApiError::internal(format!("the zone file does not parse: {e}")))
+}
+
+fn serial_of(text: &str) -> Option<u32> {
+    spec_of(text).ok()?.soa.map(|s| s.serial)
+}
+
+/// The zone's current TOML text, or 404 (409 for a zone served from a master file alone).
+fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
+    let store = ZoneStore::new(api.state.zones_dir().to_owned());
+    match store.read(origin) {
+        Ok(Some(text)) => Ok(text),
+        Ok(None) if store.master_path(origin).exists() => Err(ApiError::conflict(format!(
+            "{origin} is served from a master file alone; the API edits TOML zones"
+        ))),
+        Ok(None) => Err(ApiError::not_found(format!("zone {origin} not found"))),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+/// `If-Match` (RFC 9110 §13.1.1): `*` needs the zone to exist; tags must include the current.
+fn check_if_match(headers: &HeaderMap, current: Option<&str>) -> Result<(), ApiError> {
+    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ok = match current {
+        None => false,
+        Some(_) if wanted.trim() == "*" => true,
+        Some(text) => {
+            let now = etag(text);
+            wanted
+                .split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == now)
+        }
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(ApiError::precondition_failed(
+            "If-Match does not match the zone's current ETag: it changed since you read it",
+        )),
+    }
+}
+
+/// Runs one change to `origin`'s file under the writer lock, off the async threads. Returns
+/// (whether the zone existed before, its new text).
+async fn update(
+    api: &Api,
+    origin: Name,
+    headers: &HeaderMap,
+    change: impl FnOnce(Option<String>) -> Result<Option<String>, ApiError> + Send + 'static,
+) -> Result<(bool, Option<String>), ApiError> {
+    let state = api.state.clone();
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut existed = false;
+        let next = state.update_zone(&origin, |current| {
+            check_if_match(&headers, current.as_deref())?;
+            existed = current.is_some();
+            change(current)
+        })?;
+        Ok((existed, next))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Edits an existing zone's document and bumps its serial.
+fn edit_doc(
+    current: Option<String>,
+    origin: &Name,
+    f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(), edit::EditError>,
+) -> Result<Option<String>, ApiError> {
+    let text = current.ok_or_else(|| ApiError::not_found(format!("zone {origin} not found")))?;
+    let mut doc = edit::parse(&text)?;
+    f(&mut doc)?;
+    edit::bump_serial(&mut doc, serial_of(&text));
+    Ok(Some(doc.to_string()))
+}
+
+/// The answer to a successful change: the zone's new serial and ETag.
+fn changed(status: StatusCode, origin: &Name, text: Option<&str>) -> Response {
+    let Some(text) = text else {
+        return (
+            status,
+            Json(json!({ "zone": origin.to_string(), "deleted": true })),
+        )
+            .into_response();
+    };
+    let tag = etag(text);
+    let body = json!({ "zone": origin.to_string(), "serial": serial_of(text), "etag": tag });
+    (status, [(header::ETAG, tag)], Json(body)).into_response()
+}
+
+fn zone_name(zone: &str) -> Result<Name, ApiError> {
+    parse_zone(zone).map_err(ApiError::bad_request)
+}
+
+/// `GET /zones`.
+pub async fn list(
+    AxumState(api): AxumState<Api>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    api.tokens.check(&headers, TokenScope::Read, None)?;
+    let snapshot = api.state.snapshot();
+    let mut zones: Vec<_> = snapshot
+        .zones
+        .iter()
+        .filter(|z| api.tokens.covers(&headers, &z.origin))
+        .map(|z| json!({ "zone": z.origin.to_string(), "serial": z.serial() }))
+        .collect();
+    zones.sort_by(|a, b| a["zone"].as_str().cmp(&b["zone"].as_str()));
+    Ok(Json(json!({ "zones": zones })))
+}
+
+/// `GET /zones/{zone}`: the zone as the JSON form of its TOML file, with its ETag.
+pub async fn get_zone(
+    AxumState(api): AxumState<Api>,
+    Path(zone): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let text = read_zone(&api, &origin)?;
+    let spec = spec_of(&text)?;
+    Ok(([(header::ETAG, etag(&text))], Json(spec)).into_response())
+}
+
+/// `PUT /zones/{zone}`: create or replace a whole zone (idempotent).
+pub async fn put_zone(
+    AxumState(api): AxumState<Api>,
+    Path(zone): Path<String>,
+    headers: HeaderMap,
+    spec: Result<Json<ZoneSpec>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let spec = body(spec)?;
+    let (existed, text) = update(&api, origin.clone(), &headers, move |current| {
+        let text = toml::to_string(&spec).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut doc = edit::parse(&text)?;
+        // Unchanged content stays unchanged (idempotent PUT); any change bumps the serial.
+        if current
+            .as_deref()
+            .map(spec_of)
+            .transpose()?
+            .map(|c| toml::to_string(&c).ok())
+            == Some(Some(text.clone()))
+        {
+            return Ok(current);
+        }
+        edit::bump_serial(&mut doc, current.as_deref().and_then(serial_of));
+        Ok(Some(doc.to_string()))
+    })
+    .await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(changed(status, &origin, text.as_deref()))
+}
+
+/// `DELETE /zones/{zone}`.
+pub async fn delete_zone(
+    AxumState(api): AxumState<Api>,
+    Path(zone): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    read_zone(&api, &origin)?;
+    update(&api, origin.clone(), &headers, |current| match current {
+        Some(_) => Ok(None),
+        None => Err(ApiError::not_found("zone not found")),
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, None))
+}
+
+/// `GET /zones/{zone}/records/{name}/{type}`.
+pub async fn get_records(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name, rtype)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let text = read_zone(&api, &origin)?;
+    let spec = spec_of(&text)?;
+    let found = spec
+        .records
+        .into_iter()
+        .find(|r| same_name(&origin, &r.name, &name) && r.rtype.eq_ignore_ascii_case(&rtype))
+        .ok_or_else(|| ApiError::not_found(format!("record set {name} {rtype} not found")))?;
+    Ok(([(header::ETAG, etag(&text))], Json(found)).into_response())
+}
+
+/// The body of a record set PUT: its name and type come from the path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsBody {
+    #[serde(default)]
+    ttl: Option<u32>,
+    data: Vec<String>,
+}
+
+/// `PUT /zones/{zone}/records/{name}/{type}`.
+pub async fn put_records(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name, rtype)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    records: Result<Json<RecordsBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let records = body(records)?;
+    let spec = RecordSpec {
+        name,
+        rtype: rtype.to_ascii_uppercase(),
+        ttl: records.ttl,
+        data: records.data,
+    };
+    let o = origin.clone();
+    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
+        edit_doc(current, &o, |doc| edit::set_records(doc, &o, &spec))
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}
+
+/// `DELETE /zones/{zone}/records/{name}/{type}`.
+pub async fn delete_records(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name, rtype)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let o = origin.clone();
+    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
+        edit_doc(current, &o, |doc| {
+            edit::remove_records(doc, &o, &name, &rtype)
+        })
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}
+
+/// `GET /zones/{zone}/pools/{name}`.
+pub async fn get_pool(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let text = read_zone(&api, &origin)?;
+    let spec = spec_of(&text)?;
+    let found = spec
+        .pools
+        .into_iter()
+        .find(|(k, _)| same_name(&origin, k, &name))
+        .map(|(_, p)| p)
+        .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))?;
+    Ok(([(header::ETAG, etag(&text))], Json(found)).into_response())
+}
+
+/// `PUT /zones/{zone}/pools/{name}`.
+pub async fn put_pool(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    pool: Result<Json<PoolSpec>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let pool = body(pool)?;
+    let o = origin.clone();
+    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
+        edit_doc(current, &o, |doc| edit::set_pool(doc, &o, &name, &pool))
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}
+
+/// `DELETE /zones/{zone}/pools/{name}`.
+pub async fn delete_pool(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let o = origin.clone();
+    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
+        edit_doc(current, &o, |doc| edit::remove_pool(doc, &o, &name))
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}
+
+/// `PATCH /zones/{zone}/pools/{name}/endpoints/{address}`: `weight`, `drain`, `force`.
+pub async fn patch_endpoint(
+    AxumState(api): AxumState<Api>,
+    Path((zone, name, address)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    patch: Result<Json<EndpointPatch>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let origin = zone_name(&zone)?;
+    api.tokens
+        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let address: IpAddr = address
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{address} is not an IP address")))?;
+    let patch = body(patch)?;
+    let o = origin.clone();
+    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
+        edit_doc(current, &o, |doc| {
+            edit::patch_endpoint(doc, &o, &name, address, &patch)
+        })
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}

@@ -1,0 +1,407 @@
+//! Changes to one zone file's text that keep its comments and layout where they can
+//! (toml_edit): replace or remove a record set or a pool, patch an endpoint, bump the serial.
+//! The edited text is then validated by the same load and build as start-up before it is
+//! written.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
+use serde::Serialize;
+use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
+
+use crate::zone::spec::{Force, PoolSpec, RecordSpec};
+
+/// Why an edit could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Changes to one endpoint (PATCH). `force: Some(None)` clears an override.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatch {
+    pub weight: Option<u32>,
+    pub drain: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub force: Option<Option<Force>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Force>>, D::Error> {
+    use serde::Deserialize;
+    Option::<Force>::deserialize(d).map(Some)
+}
+
+pub fn parse(text: &str) -> Result<DocumentMut, EditError> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| EditError::Invalid(format!("the zone file does not parse: {e}")))
+}
+
+/// A serde value as a TOML table item.
+fn to_table<T: Serialize>(value: &T) -> Result<Table, EditError> {
+    let text = toml::to_string(value).map_err(|e| EditError::Invalid(e.to_string()))?;
+    let doc = parse(&text)?;
+    Ok(doc.as_table().clone())
+}
+
+/// Two owner names are the same name once made absolute against the origin.
+pub fn same_name(origin: &Name, a: &str, b: &str) -> bool {
+    match (Name::parse(a, Some(origin)), Name::parse(b, Some(origin))) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Replaces the record set `name`/`rtype` (or adds it at the end).
+pub fn set_records(
+    doc: &mut DocumentMut,
+    origin: &Name,
+    spec: &RecordSpec,
+) -> Result<(), EditError> {
+    let table = to_table(spec)?;
+    let records = doc
+        .entry("records")
+        .or_insert(Item::ArrayOfTables(Default::default()));
+    let Some(array) = records.as_array_of_tables_mut() else {
+        return Err(EditError::Invalid(
+            "records must be an array of tables".into(),
+        ));
+    };
+    let found = array
+        .iter_mut()
+        .find(|t| matches(t, origin, &spec.name, &spec.rtype));
+    match found {
+        Some(existing) => {
+            // Keep the entry's place (and the comments before it).
+            let decor = existing.decor().clone();
+            *existing = table;
+            *existing.decor_mut() = decor;
+        }
+        None => array.push(table),
+    }
+    Ok(())
+}
+
+fn matches(t: &Table, origin: &Name, name: &str, rtype: &str) -> bool {
+    let field = |k: &str| {
+        t.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    same_name(origin, &field("name"), name) && field("type").eq_ignore_ascii_case(rtype)
+}
+
+/// Removes the record set `name`/`rtype`.
+pub fn remove_records(
+    doc: &mut DocumentMut,
+    origin: &Name,
+    name: &str,
+    rtype: &str,
+) -> Result<(), EditError> {
+    let array = doc
+        .get_mut("records")
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or_else(|| EditError::NotFound(format!("record set {name} {rtype}")))?;
+    let index = (0..array.len())
+        .find(|&i| {
+            array
+                .get(i)
+                .is_some_and(|t| matches(t, origin, name, rtype))
+        })
+        .ok_or_else(|| EditError::NotFound(format!("record set {name} {rtype}")))?;
+    array.remove(index);
+    if array.is_empty() {
+        doc.remove("records");
+    }
+    Ok(())
+}
+
+/// The key of pool `name` in the `pools` table, if it exists.
+fn pool_key(doc: &DocumentMut, origin: &Name, name: &str) -> Option<String> {
+    doc.get("pools")?
+        .as_table_like()?
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .find(|k| same_name(origin, k, name))
+}
+
+/// Replaces pool `name` (or adds it).
+pub fn set_pool(
+    doc: &mut DocumentMut,
+    origin: &Name,
+    name: &str,
+    spec: &PoolSpec,
+) -> Result<(), EditError> {
+    let mut table = to_table(spec)?;
+    let key = pool_key(doc, origin, name).unwrap_or_else(|| name.to_owned());
+    let pools = doc.entry("pools").or_insert(Item::Table(Table::new()));
+    let Some(pools) = pools.as_table_mut() else {
+        return Err(EditError::Invalid("pools must be a table".into()));
+    };
+    pools.set_implicit(true);
+    if let Some(old) = pools.get(&key).and_then(Item::as_table) {
+        *table.decor_mut() = old.decor().clone();
+    }
+    pools.insert(&key, Item::Table(table));
+    Ok(())
+}
+
+/// Removes pool `name`.
+pub fn remove_pool(doc: &mut DocumentMut, origin: &Name, name: &str) -> Result<(), EditError> {
+    let key =
+        pool_key(doc, origin, name).ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
+    if let Some(pools) = doc.get_mut("pools").and_then(Item::as_table_like_mut) {
+        pools.remove(&key);
+    }
+    Ok(())
+}
+
+/// Applies `patch` to the endpoint `address` of pool `name` (in its endpoints or any of its
+/// datacenters').
+pub fn patch_endpoint(
+    doc: &mut DocumentMut,
+    origin: &Name,
+    name: &str,
+    address: IpAddr,
+    patch: &EndpointPatch,
+) -> Result<(), EditError> {
+    let key =
+        pool_key(doc, origin, name).ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
+    let pool = doc
+        .get_mut("pools")
+        .and_then(|p| p.get_mut(&key))
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
+    let mut done = false;
+    visit_endpoints(pool, &mut |ep| {
+        let here = ep
+            .get("address")
+            .and_then(|a| a.as_str())
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        if here == Some(address) {
+            apply(ep, patch);
+            done = true;
+        }
+    });
+    match done {
+        true => Ok(()),
+        false => Err(EditError::NotFound(format!(
+            "endpoint {address} in pool {name}"
+        ))),
+    }
+}
+
+fn apply(ep: &mut dyn TableLike, patch: &EndpointPatch) {
+    if let Some(w) = patch.weight {
+        ep.insert("weight", Item::Value(Value::from(i64::from(w))));
+    }
+    match patch.drain {
+        Some(true) => {
+            ep.insert("drain", Item::Value(Value::from(true)));
+        }
+        Some(false) => {
+            ep.remove("drain");
+        }
+        None => {}
+    }
+    match patch.force {
+        Some(Some(force)) => {
+            let text = match force {
+                Force::Up => "up",
+                Force::Down => "down",
+            };
+            ep.insert("force", Item::Value(Value::from(text)));
+        }
+        Some(None) => {
+            ep.remove("force");
+        }
+        None => {}
+    }
+}
+
+/// Calls `f` on every endpoint table of a pool: `endpoints`, and `datacenters[*].endpoints`,
+/// whether written as inline tables or as arrays of tables.
+fn visit_endpoints(pool: &mut dyn TableLike, f: &mut dyn FnMut(&mut dyn TableLike)) {
+    if let Some(eps) = pool.get_mut("endpoints") {
+        visit_list(eps, f);
+    }
+    if let Some(dcs) = pool.get_mut("datacenters") {
+        match dcs {
+            Item::ArrayOfTables(a) => {
+                for dc in a.iter_mut() {
+                    if let Some(eps) = dc.get_mut("endpoints") {
+                        visit_list(eps, f);
+                    }
+                }
+            }
+            Item::Value(Value::Array(a)) => {
+                for dc in a.iter_mut() {
+                    if let Value::InlineTable(dc) = dc
+                        && let Some(eps) = dc.get_mut("endpoints")
+                        && let Value::Array(eps) = eps
+                    {
+                        for ep in eps.iter_mut() {
+                            if let Value::InlineTable(t) = ep {
+                                f(t);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn visit_list(list: &mut Item, f: &mut dyn FnMut(&mut dyn TableLike)) {
+    match list {
+        Item::ArrayOfTables(a) => {
+            for t in a.iter_mut() {
+                f(t);
+            }
+        }
+        Item::Value(Value::Array(a)) => {
+            for v in a.iter_mut() {
+                if let Value::InlineTable(t) = v {
+                    f(t);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sets the SOA serial to at least `previous + 1` (RFC 1982 arithmetic is not needed for
+/// serials that only grow by one). Zones whose SOA comes from a master file keep theirs.
+pub fn bump_serial(doc: &mut DocumentMut, previous: Option<u32>) {
+    let Some(soa) = doc.get_mut("soa").and_then(Item::as_table_like_mut) else {
+        return;
+    };
+    let written = soa.get("serial").and_then(|s| s.as_integer()).unwrap_or(0);
+    let next = match previous {
+        Some(p) => written.max(i64::from(p) + 1),
+        None => written,
+    };
+    let next = next.min(i64::from(u32::MAX));
+    soa.insert("serial", Item::Value(Value::from(next)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# the zone
+ns = ["ns1"]
+
+[soa] # start of authority
+mname = "ns1"
+rname = "hm"
+serial = 7
+
+# mail
+[[records]]
+name = "mail"
+type = "A"
+data = ["192.0.2.25"]
+
+# the web
+[pools.www]
+policy = "round_robin"
+endpoints = [
+  { address = "192.0.2.10" }, # first
+  { address = "192.0.2.11", weight = 2 },
+]
+"#;
+
+    fn origin() -> Name {
+        Name::from_ascii("example.test.").unwrap()
+    }
+
+    #[test]
+    fn patches_keep_comments() {
+        let mut doc = parse(TEXT).unwrap();
+        let patch = EndpointPatch {
+            weight: Some(5),
+            drain: Some(true),
+            force: Some(Some(Force::Down)),
+        };
+        patch_endpoint(
+            &mut doc,
+            &origin(),
+            "www.example.test.",
+            "192.0.2.11".parse().unwrap(),
+            &patch,
+        )
+        .unwrap();
+        bump_serial(&mut doc, Some(7));
+        let out = doc.to_string();
+        assert!(
+            out.contains("# the zone") && out.contains("# first") && out.contains("# mail"),
+            "{out}"
+        );
+        assert!(
+            out.contains("weight = 5")
+                && out.contains("drain = true")
+                && out.contains("force = \"down\""),
+            "{out}"
+        );
+        assert!(out.contains("serial = 8"), "{out}");
+        let clear = EndpointPatch {
+            force: Some(None),
+            drain: Some(false),
+            ..Default::default()
+        };
+        patch_endpoint(
+            &mut doc,
+            &origin(),
+            "www",
+            "192.0.2.11".parse().unwrap(),
+            &clear,
+        )
+        .unwrap();
+        let out = doc.to_string();
+        assert!(!out.contains("force") && !out.contains("drain"), "{out}");
+        let missing = patch_endpoint(
+            &mut doc,
+            &origin(),
+            "www",
+            "192.0.2.99".parse().unwrap(),
+            &clear,
+        );
+        assert!(matches!(missing, Err(EditError::NotFound(_))));
+    }
+
+    #[test]
+    fn record_sets_are_replaced_in_place_added_and_removed() {
+        let mut doc = parse(TEXT).unwrap();
+        let spec = RecordSpec {
+            name: "mail.example.test.".into(),
+            rtype: "a".into(),
+            ttl: Some(60),
+            data: vec!["192.0.2.26".into()],
+        };
+        set_records(&mut doc, &origin(), &spec).unwrap();
+        let txt = RecordSpec {
+            name: "@".into(),
+            rtype: "TXT".into(),
+            ttl: None,
+            data: vec!["\"hi\"".into()],
+        };
+        set_records(&mut doc, &origin(), &txt).unwrap();
+        let out = doc.to_string();
+        assert!(
+            out.contains("192.0.2.26") && !out.contains("192.0.2.25") && out.contains("# mail"),
+            "{out}"
+        );
+        assert_eq!(out.matches("[[records]]").count(), 2, "{out}");
+        remove_records(&mut doc, &origin(), "mail", "A").unwrap();
+        assert!(!doc.to_string().contains("192.0.2.26"));
+        assert!(remove_records(&mut doc, &origin(), "mail", "A").is_err());
+    }
+}
