@@ -57,6 +57,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub port6: Option<u16>,
+    /// The API's address, when the config has an `[api]`.
+    pub api: Option<std::net::SocketAddr>,
     pub dir: TempDir,
     log: Arc<Mutex<String>>,
 }
@@ -92,6 +94,103 @@ impl Server {
         )
         .unwrap();
         Self::start_in(dir, None)
+    }
+
+    /// Like [`Server::start`], with the HTTP API on a free port and three tokens: `write-token`
+    /// (write scope), `read-token` (read scope) and `other-token` (write scope, zone
+    /// `other.test` only).
+    pub fn start_api(zones: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        let hash = |t: &str| {
+            let out = Command::new(binary())
+                .args(["hash-token", t])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let api = format!(
+            "[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[api.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nscope = \"write\"\n\
+             [[api.tokens]]\nname = \"reader\"\nsha256 = \"{}\"\nscope = \"read\"\n\
+             [[api.tokens]]\nname = \"other\"\nsha256 = \"{}\"\nscope = \"write\"\nzones = [\"other.test\"]\n",
+            hash("write-token"),
+            hash("read-token"),
+            hash("other-token")
+        );
+        std::fs::write(dir.0.join("extra.toml"), api).unwrap();
+        Self::start_in(dir, None)
+    }
+
+    /// One HTTP/1.1 request to the API: (status, headers in lower case, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
+        use std::io::{Read, Write};
+        let addr = self.api.expect("the API is configured");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut req =
+            format!("{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect::<Vec<_>>();
+        // Chunked bodies (axum streams some): undo the framing.
+        let body = if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
+            let mut out = String::new();
+            let mut rest = rest;
+            while let Some((size, tail)) = rest.split_once("\r\n") {
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                out.push_str(&tail[..n]);
+                rest = &tail[n + 2..];
+            }
+            out
+        } else {
+            rest.to_owned()
+        };
+        (status, headers, body)
     }
 
     /// Starts the server again on the same folder and config (after `terminate`).
@@ -139,7 +238,7 @@ impl Server {
         if let Ok(extra) = std::fs::read_to_string(dir.0.join("extra.toml")) {
             text.push_str(&extra);
         }
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, &text).unwrap();
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config)
@@ -155,7 +254,10 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
+                if let Some(rest) = line.split("API listening on ").nth(1) {
+                    let addr = rest.split(' ').next().unwrap_or_default().to_owned();
+                    let _ = tx.send(format!("API {addr}"));
+                } else if let Some(rest) = line.split("listening on ").nth(1) {
                     let addr = rest.split(' ').next().unwrap_or_default().to_owned();
                     let _ = tx.send(addr);
                 }
@@ -164,14 +266,19 @@ impl Server {
                 log.push('\n');
             }
         });
-        let (mut port, mut port6) = (None, None);
+        let (mut port, mut port6, mut api) = (None, None, None);
+        let wants_api = text.contains("[api]");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while port.is_none() || port6.is_none() {
+        while port.is_none() || port6.is_none() || (wants_api && api.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(addr) = rx.recv_timeout(left) else {
                 let _ = child.kill();
                 panic!("server did not start: {}", log.lock().unwrap());
             };
+            if let Some(a) = addr.strip_prefix("API ") {
+                api = Some(a.parse().unwrap());
+                continue;
+            }
             let addr: std::net::SocketAddr = addr.parse().unwrap();
             match addr.is_ipv4() {
                 true => port = Some(addr.port()),
@@ -182,6 +289,7 @@ impl Server {
             child,
             port: port.unwrap(),
             port6,
+            api,
             dir,
             log,
         }
