@@ -175,6 +175,16 @@ fn every_endpoint_happy_path_shows_in_dns() {
     }
 }
 
+/// (method, path, token, body, extra headers, expected status).
+type Refused<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a [(&'a str, &'a str)],
+    u16,
+);
+
 #[test]
 fn refused_requests_change_nothing() {
     let s = Server::start_api(&[("t.test.toml", &zone())]);
@@ -182,7 +192,7 @@ fn refused_requests_change_nothing() {
     let before = std::fs::read_to_string(&file).unwrap();
     let (_, h, _) = s.http("GET", "/zones/t.test", R, None, &[]);
     let tag = header(&h, "etag").to_owned();
-    let cases: &[(&str, &str, Option<&str>, Option<&str>, &[(&str, &str)], u16)] = &[
+    let cases: &[Refused] = &[
         (
             "PUT",
             "/zones/t.test/records/x/A",
