@@ -142,3 +142,74 @@ pub fn parse_zone(text: &str) -> Result<Name, String> {
     name.set_fqdn(true);
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(sha256: Option<String>, env: Option<&str>, scope: TokenScope) -> TokenConfig {
+        TokenConfig {
+            name: "t".into(),
+            sha256,
+            env: env.map(Into::into),
+            scope,
+            zones: Some(vec!["example.test".into()]),
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn hashed_and_environment_tokens() {
+        // SAFETY: the variable is unique to this test; no other thread reads it.
+        unsafe { std::env::set_var("MERIDIAN_TEST_TOKEN_AUTH", "from-env") };
+        let tokens = Tokens::from_config(&[
+            config(Some(hash_token("from-config")), None, TokenScope::Write),
+            config(None, Some("MERIDIAN_TEST_TOKEN_AUTH"), TokenScope::Read),
+        ])
+        .unwrap();
+        let zone = parse_zone("example.test").unwrap();
+        let other = parse_zone("other.test").unwrap();
+        assert!(
+            tokens
+                .check(&bearer("from-config"), TokenScope::Write, Some(&zone))
+                .is_ok()
+        );
+        assert!(
+            tokens
+                .check(&bearer("from-env"), TokenScope::Read, Some(&zone))
+                .is_ok()
+        );
+        let status = |r: Result<String, ApiError>| r.unwrap_err().status.as_u16();
+        assert_eq!(
+            status(tokens.check(&bearer("from-env"), TokenScope::Write, Some(&zone))),
+            403
+        );
+        assert_eq!(
+            status(tokens.check(&bearer("from-config"), TokenScope::Write, Some(&other))),
+            403
+        );
+        assert_eq!(
+            status(tokens.check(&bearer("nope"), TokenScope::Read, None)),
+            401
+        );
+        assert_eq!(
+            status(tokens.check(&HeaderMap::new(), TokenScope::Read, None)),
+            401
+        );
+        assert!(
+            Tokens::from_config(&[config(None, Some("MERIDIAN_UNSET_VAR_X"), TokenScope::Read)])
+                .is_err()
+        );
+        assert!(
+            Tokens::from_config(&[config(Some("abc".into()), None, TokenScope::Read)]).is_err()
+        );
+    }
+}
