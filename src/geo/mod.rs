@@ -45,7 +45,7 @@ pub struct Located {
 
 /// An open database.
 pub struct GeoDb {
-    reader: maxminddb::Reader<Vec<u8>>,
+    reader: maxminddb::Reader<memmap2::Mmap>,
     path: PathBuf,
 }
 
@@ -86,7 +86,7 @@ impl GeoDb {
             path: path.to_owned(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        let bytes = private_map(path).map_err(|e| error(format!("cannot read: {e}")))?;
         let reader = maxminddb::Reader::from_source(bytes)
             .map_err(|e| error(format!("not a MaxMind DB: {e}")))?;
         // Walk a few lookups through the tree so a file cut short is caught now, not per query.
@@ -137,6 +137,32 @@ impl GeoDb {
         };
         Located { location, prefix }
     }
+}
+
+/// Maps a private copy of the file: copied to an unlinked temp file that nobody else can
+/// reach, so an operator overwriting the database in place can never change or truncate the
+/// pages we read (which a plain mmap would turn into wrong answers or SIGBUS). Only the pages
+/// lookups touch count towards RSS, unlike reading 100 MB into the heap.
+fn private_map(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let mut source = std::fs::File::open(path)?;
+    let copy_path = std::env::temp_dir().join(format!(
+        ".meridian-geoip-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let mut copy = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&copy_path)?;
+    let copied = std::io::copy(&mut source, &mut copy);
+    let _ = std::fs::remove_file(&copy_path);
+    copied?;
+    // SAFETY: the file is unlinked and its only descriptor is ours; nothing else can write to
+    // or truncate it while the map lives.
+    unsafe { memmap2::Mmap::map(&copy) }
 }
 
 fn to_location(record: Record<'_>) -> Option<Location> {
