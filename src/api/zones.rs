@@ -123,6 +123,33 @@ fn zone_name(zone: &str) -> Result<Name, ApiError> {
     parse_zone(zone).map_err(ApiError::bad_request)
 }
 
+/// The zone in the path, if the request's token may use it with `scope`.
+fn authorize(
+    api: &Api,
+    zone: &str,
+    headers: &HeaderMap,
+    scope: TokenScope,
+) -> Result<Name, ApiError> {
+    let origin = zone_name(zone)?;
+    api.tokens.check(headers, scope, Some(&origin))?;
+    Ok(origin)
+}
+
+/// One edit of an existing zone's file, answered with its new serial and ETag.
+async fn edit_zone(
+    api: &Api,
+    origin: Name,
+    headers: &HeaderMap,
+    f: impl FnOnce(&mut toml_edit::DocumentMut, &Name) -> Result<(), edit::EditError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let o = origin.clone();
+    let (_, text) = update(api, origin.clone(), headers, move |current| {
+        edit_doc(current, &o, |doc| f(doc, &o))
+    })
+    .await?;
+    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+}
+
 /// `GET /zones`.
 pub async fn list(
     AxumState(api): AxumState<Api>,
@@ -146,9 +173,7 @@ pub async fn get_zone(
     Path(zone): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
     let text = read_zone(&api, &origin)?;
     let spec = spec_of(&text)?;
     Ok(([(header::ETAG, etag(&text))], Json(spec)).into_response())
@@ -161,9 +186,7 @@ pub async fn put_zone(
     headers: HeaderMap,
     spec: Result<Json<ZoneSpec>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let spec = body(spec)?;
     let (existed, text) = update(&api, origin.clone(), &headers, move |current| {
         let text = toml::to_string(&spec).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -196,9 +219,7 @@ pub async fn delete_zone(
     Path(zone): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     read_zone(&api, &origin)?;
     update(&api, origin.clone(), &headers, |current| match current {
         Some(_) => Ok(None),
@@ -214,9 +235,7 @@ pub async fn get_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
     let text = read_zone(&api, &origin)?;
     let spec = spec_of(&text)?;
     let found = spec
@@ -243,9 +262,7 @@ pub async fn put_records(
     headers: HeaderMap,
     records: Result<Json<RecordsBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let records = body(records)?;
     let spec = RecordSpec {
         name,
@@ -253,12 +270,10 @@ pub async fn put_records(
         ttl: records.ttl,
         data: records.data,
     };
-    let o = origin.clone();
-    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
-        edit_doc(current, &o, |doc| edit::set_records(doc, &o, &spec))
+    edit_zone(&api, origin, &headers, move |doc, o| {
+        edit::set_records(doc, o, &spec)
     })
-    .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    .await
 }
 
 /// `DELETE /zones/{zone}/records/{name}/{type}`.
@@ -267,17 +282,11 @@ pub async fn delete_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
-    let o = origin.clone();
-    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
-        edit_doc(current, &o, |doc| {
-            edit::remove_records(doc, &o, &name, &rtype)
-        })
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
+    edit_zone(&api, origin, &headers, move |doc, o| {
+        edit::remove_records(doc, o, &name, &rtype)
     })
-    .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    .await
 }
 
 /// `GET /zones/{zone}/pools/{name}`.
@@ -286,9 +295,7 @@ pub async fn get_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Read, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
     let text = read_zone(&api, &origin)?;
     let spec = spec_of(&text)?;
     let found = spec
@@ -307,16 +314,12 @@ pub async fn put_pool(
     headers: HeaderMap,
     pool: Result<Json<PoolSpec>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let pool = body(pool)?;
-    let o = origin.clone();
-    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
-        edit_doc(current, &o, |doc| edit::set_pool(doc, &o, &name, &pool))
+    edit_zone(&api, origin, &headers, move |doc, o| {
+        edit::set_pool(doc, o, &name, &pool)
     })
-    .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    .await
 }
 
 /// `DELETE /zones/{zone}/pools/{name}`.
@@ -325,15 +328,11 @@ pub async fn delete_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
-    let o = origin.clone();
-    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
-        edit_doc(current, &o, |doc| edit::remove_pool(doc, &o, &name))
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
+    edit_zone(&api, origin, &headers, move |doc, o| {
+        edit::remove_pool(doc, o, &name)
     })
-    .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    .await
 }
 
 /// `PATCH /zones/{zone}/pools/{name}/endpoints/{address}`: `weight`, `drain`, `force`.
@@ -343,19 +342,13 @@ pub async fn patch_endpoint(
     headers: HeaderMap,
     patch: Result<Json<EndpointPatch>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = zone_name(&zone)?;
-    api.tokens
-        .check(&headers, TokenScope::Write, Some(&origin))?;
+    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let address: IpAddr = address
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{address} is not an IP address")))?;
     let patch = body(patch)?;
-    let o = origin.clone();
-    let (_, text) = update(&api, origin.clone(), &headers, move |current| {
-        edit_doc(current, &o, |doc| {
-            edit::patch_endpoint(doc, &o, &name, address, &patch)
-        })
+    edit_zone(&api, origin, &headers, move |doc, o| {
+        edit::patch_endpoint(doc, o, &name, address, &patch)
     })
-    .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    .await
 }
