@@ -171,11 +171,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn down_after_fall_intervals_up_after_rise() {
-        // Failing from 100 s to 160 s: probes near 100, 110, 120 fail → down by ~122 s;
-        // probes from ~160 s succeed → up after two of them, by ~172 s.
-        let seen = status_at(&[1, 99, 115, 125, 155, 165, 175], 100, 160).await;
+        // Failing from 100 s to 160 s, probes every 9–11 s (jitter): the third failure comes
+        // after 118 s at the earliest and by 144 s at the latest; the second success after
+        // 160 s comes after 169 s at the earliest and by 193 s at the latest.
+        let seen = status_at(&[1, 99, 117, 145, 168, 195], 100, 160).await;
         use Status::*;
-        assert_eq!(seen, [Up, Up, Up, Down, Down, Down, Up]);
+        assert_eq!(seen, [Up, Up, Up, Down, Down, Up]);
     }
 
     #[tokio::test(start_paused = true)]
