@@ -110,6 +110,7 @@ pub fn resolve<'s>(
         if let Some(pool) = &node.pool
             && let Some(set) = pool.endpoints(rrset_type)
         {
+            let node_set = set;
             let picked = pick(&cx, pool, set, rng, &mut order, &mut answer.ecs_scope);
             let set = match picked {
                 Picked::Some => set,
@@ -141,12 +142,13 @@ pub fn resolve<'s>(
                 true => &set.degraded_records,
                 false => &set.records,
             };
+            // A fallback pool's records carry its own name: answer for the name asked.
+            let renamed = !std::ptr::eq(set, node_set);
             for &i in &order {
                 let record = &records[i as usize];
-                match record.name == name {
-                    true => answer.answers.push(Cow::Borrowed(record)),
-                    // A fallback pool's records carry its own name: answer for the name asked.
-                    false => {
+                match renamed {
+                    false => answer.answers.push(Cow::Borrowed(record)),
+                    true => {
                         let mut owned = record.clone();
                         owned.name = name.clone();
                         answer.answers.push(Cow::Owned(owned));
