@@ -84,9 +84,9 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             latitude: l.map(|l| l.latitude),
             longitude: l.map(|l| l.longitude),
             centroid: l.is_some_and(|l| l.centroid),
-            continent: l.and_then(|l| l.continent.clone()),
-            country: l.and_then(|l| l.country.clone()),
-            subdivision: l.and_then(|l| l.subdivision.clone()),
+            continent: l.and_then(|l| l.continent.map(|c| c.to_string())),
+            country: l.and_then(|l| l.country.map(|c| c.to_string())),
+            subdivision: l.and_then(|l| l.subdivision.map(|c| c.to_string())),
             network_prefix: located.prefix,
         }
     });

@@ -20,17 +20,81 @@ pub struct GeoError {
     pub message: String,
 }
 
+/// A short place code kept inline (no allocation per lookup): a continent (`EU`), an ISO
+/// country (`DE`) or an ISO subdivision with its country (`US-CA`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Code {
+    bytes: [u8; 8],
+    len: u8,
+}
+
+impl Code {
+    /// `None` for codes longer than any ISO code.
+    pub fn new(code: &str) -> Option<Self> {
+        let mut bytes = [0u8; 8];
+        bytes
+            .get_mut(..code.len())?
+            .copy_from_slice(code.as_bytes());
+        Some(Self {
+            bytes,
+            len: code.len() as u8,
+        })
+    }
+
+    /// `country-sub`, as ISO 3166-2 writes subdivisions.
+    fn subdivision(country: Code, sub: &str) -> Option<Self> {
+        let mut code = country;
+        let cc = country.len as usize;
+        let len = cc + 1 + sub.len();
+        code.bytes.get_mut(cc..len)?[0] = b'-';
+        code.bytes[cc + 1..len].copy_from_slice(sub.as_bytes());
+        code.len = len as u8;
+        Some(code)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built only from &str pieces joined by '-': always UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Code {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Code {
+    /// For literals; longer strings are cut to 8 bytes.
+    fn from(s: &str) -> Self {
+        Self::new(&s[..s.len().min(8)]).expect("at most 8 bytes")
+    }
+}
+
 /// A client's place as the database has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Location {
     pub latitude: f64,
     pub longitude: f64,
     /// Continent code: AF AN AS EU NA OC SA.
-    pub continent: Option<String>,
+    pub continent: Option<Code>,
     /// ISO 3166-1 alpha-2 country code.
-    pub country: Option<String>,
+    pub country: Option<Code>,
     /// ISO 3166-2 subdivision code, as `US-CA` (only where the database has one).
-    pub subdivision: Option<String>,
+    pub subdivision: Option<Code>,
     /// True when the point is the country's centroid (country-level database or record).
     pub centroid: bool,
 }
@@ -59,18 +123,42 @@ impl std::fmt::Debug for GeoDb {
 #[derive(Deserialize)]
 struct Record<'a> {
     #[serde(borrow)]
-    continent: Option<Code<'a>>,
+    continent: Option<RawCode<'a>>,
     #[serde(borrow)]
-    country: Option<Code<'a>>,
+    country: Option<RawCode<'a>>,
     #[serde(borrow)]
-    subdivisions: Option<Vec<Code<'a>>>,
+    subdivisions: Option<FirstCode<'a>>,
     location: Option<Coordinates>,
 }
 
 #[derive(Deserialize)]
-struct Code<'a> {
+struct RawCode<'a> {
     code: Option<&'a str>,
     iso_code: Option<&'a str>,
+}
+
+/// The first subdivision's `iso_code`, read without collecting the list.
+struct FirstCode<'a>(Option<&'a str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstCode<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = FirstCode<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of subdivisions")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let first: Option<RawCode<'de>> = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstCode(first.and_then(|c| c.iso_code)))
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,10 +254,10 @@ fn private_map(path: &Path) -> std::io::Result<memmap2::Mmap> {
 }
 
 fn to_location(record: Record<'_>) -> Option<Location> {
-    let continent = record.continent.and_then(|c| c.code).map(str::to_owned);
-    let country = record.country.and_then(|c| c.iso_code).map(str::to_owned);
-    let subdivision = match (&country, record.subdivisions.as_deref()) {
-        (Some(cc), Some([first, ..])) => first.iso_code.map(|s| format!("{cc}-{s}")),
+    let continent = record.continent.and_then(|c| c.code).and_then(Code::new);
+    let country = record.country.and_then(|c| c.iso_code).and_then(Code::new);
+    let subdivision = match (country, record.subdivisions.and_then(|s| s.0)) {
+        (Some(cc), Some(sub)) => Code::subdivision(cc, sub),
         _ => None,
     };
     let coordinates = record
@@ -178,7 +266,7 @@ fn to_location(record: Record<'_>) -> Option<Location> {
     let (latitude, longitude, centroid) = match coordinates {
         Some((lat, lon)) => (lat, lon, false),
         None => {
-            let (lat, lon) = centroids::country(country.as_deref()?)?;
+            let (lat, lon) = centroids::country(country?.as_str())?;
             (lat, lon, true)
         }
     };

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::Policy;
-use crate::geo::{GeoDb, Located, Location, haversine_km};
+use crate::geo::{Code, GeoDb, Located, Location, haversine_km};
 
 /// One datacenter of a geo pool, for one address family.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub struct Geo {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     Net(IpNet),
-    Map(String),
+    Map(Code),
     MapDefault,
     Distance,
     Unlocated,
@@ -119,8 +119,8 @@ impl Geo {
         ]
         .into_iter()
         .find_map(|(code, map)| {
-            let code = code.as_ref()?;
-            Some((code.clone(), map.get(code)?))
+            let code = (*code)?;
+            Some((code, map.get(code.as_str())?))
         });
         let (reason, listed) = match (mapped, &self.map.default) {
             (Some((code, list)), _) => (Reason::Map(code), Some(list)),
@@ -364,9 +364,9 @@ mod tests {
             (vec![0, 2, 1], Reason::Map("US-CA".into()))
         );
         let (order, _, reason) = g.rank(&at(40.7, -74.0, "NA", "US", Some("US-NY")));
-        assert_eq!((order[0], reason), (1, Reason::Map("US".into())));
+        assert_eq!((order[0], reason), (1, Reason::Map(Code::from("US"))));
         let (order, _, reason) = g.rank(&at(45.5, -73.6, "NA", "CA", None));
-        assert_eq!((order[0], reason), (2, Reason::Map("NA".into())));
+        assert_eq!((order[0], reason), (2, Reason::Map(Code::from("NA"))));
         // No key matches: distance, unless the map has a default.
         let london = at(51.5, -0.1, "EU", "GB", None);
         assert_eq!(g.rank(&london).2, Reason::Distance);
