@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
-use super::ecs;
+use super::{ecs, wire};
 use crate::resolve::{Answer, resolve};
 use crate::state::Snapshot;
 
@@ -34,6 +34,19 @@ pub fn respond(
     transport: Transport,
     udp_payload: u16,
     rng: &mut fastrand::Rng,
+) -> Option<Vec<u8>> {
+    respond_with(snapshot, query, source, transport, udp_payload, rng, true)
+}
+
+/// [`respond`], with the fast encoder or (`fast == false`) hickory's reference encoder.
+fn respond_with(
+    snapshot: &Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    udp_payload: u16,
+    rng: &mut fastrand::Rng,
+    fast: bool,
 ) -> Option<Vec<u8>> {
     let header = Header::read(&mut BinDecoder::new(query)).ok()?;
     if header.metadata.message_type == MessageType::Response {
@@ -116,26 +129,24 @@ pub fn respond(
     );
     // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
     // depended on; scope 0 when the subnet was not used.
-    let mut edns_with_ecs = None;
-    if let (Some(subnet), Some(base)) = (subnet, edns) {
-        let mut scope = match used {
-            Some(_) => answer.ecs_scope,
-            None => 0,
-        };
-        // An IPv4-mapped IPv6 subnet was located as IPv4: count the 96 mapping bits back in.
-        if scope > 0 && subnet.addr.is_ipv6() && crate::geo::canonical(subnet.addr).is_ipv4() {
-            scope = scope.saturating_add(96).min(128);
-        }
-        let mut with = base.clone();
-        with.options_mut()
-            .insert(EdnsOption::Subnet(HickorySubnet::new(
-                subnet.addr,
-                subnet.source_prefix,
+    let opt = edns.map(|_| wire::Opt {
+        payload: udp_payload,
+        ecs: subnet.map(|subnet| {
+            let mut scope = match used {
+                Some(_) => answer.ecs_scope,
+                None => 0,
+            };
+            // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back in.
+            if scope > 0 && subnet.addr.is_ipv6() && crate::geo::canonical(subnet.addr).is_ipv4() {
+                scope = scope.saturating_add(96).min(128);
+            }
+            wire::Ecs {
+                addr: subnet.addr,
+                source: subnet.source_prefix,
                 scope,
-            )));
-        edns_with_ecs = Some(with);
-    }
-    let edns = edns_with_ecs.as_ref().or(edns);
+            }
+        }),
+    });
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;
@@ -147,14 +158,42 @@ pub fn respond(
             usize::from(theirs.max_payload().clamp(512, udp_payload.max(512)))
         }
     };
-    let reply = encode(&metadata, Some(question), &answer, edns);
+    let labels = wire::question_labels(query).filter(|_| fast);
+    let build = |metadata: &Metadata, answer: &Answer<'_>| match &labels {
+        Some((end, offsets, count)) => wire::encode(
+            query,
+            *end,
+            &offsets[..*count],
+            question.name(),
+            metadata,
+            answer,
+            opt.as_ref(),
+        ),
+        // A question written with compression pointers (legal, never seen in practice).
+        None => encode_reference(metadata, Some(question), answer, hickory_edns(opt).as_ref()),
+    };
+    let reply = build(&metadata, &answer);
     if reply.len() <= limit {
         return Some(reply);
     }
     // RFC 2181 §9: a reply that does not fit is sent empty with TC set; the client asks again
     // over TCP and gets the whole answer.
     metadata.truncation = true;
-    Some(encode(&metadata, Some(question), &Answer::default(), edns))
+    Some(build(&metadata, &Answer::default()))
+}
+
+/// hickory's form of our OPT record, for the reference encoder.
+fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
+    let opt = opt?;
+    let mut edns = Edns::new();
+    edns.set_max_payload(opt.payload);
+    if let Some(ecs) = opt.ecs {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(HickorySubnet::new(
+                ecs.addr, ecs.source, ecs.scope,
+            )));
+    }
+    Some(edns)
 }
 
 /// A reply that carries only a response code (and the question, where one was read).
@@ -167,10 +206,12 @@ fn error_reply(
     let mut metadata = Metadata::response_from_request(request);
     metadata.response_code = rcode;
     let answer = Answer::default();
-    encode(&metadata, question, &answer, edns)
+    encode_reference(&metadata, question, &answer, edns)
 }
 
-fn encode(
+/// hickory-proto's own encoder: error replies, the rare compressed question, and the reference
+/// the fast encoder is tested against.
+pub(crate) fn encode_reference(
     metadata: &Metadata,
     question: Option<&Query>,
     answer: &Answer<'_>,
@@ -209,4 +250,238 @@ fn encode(
         );
     }
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast encoder against hickory's reference: random queries (names, case, types,
+    //! EDNS, ECS, payload sizes, garbage), both replies decoded and compared section by section.
+
+    use super::*;
+    use crate::state::Snapshot;
+    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::Name;
+
+    const ZONE: &str = r#"
+        ns = ["ns1", "ns2.elsewhere.example."]
+        [soa]
+        mname = "ns1"
+        rname = "hostmaster"
+        serial = 9
+        minimum = 60
+        [[records]]
+        name = "ns1"
+        type = "A"
+        data = ["192.0.2.53"]
+        [[records]]
+        name = "@"
+        type = "MX"
+        data = ["10 mail", "20 mx.elsewhere.example."]
+        [[records]]
+        name = "mail"
+        type = "AAAA"
+        data = ["2001:db8::25"]
+        [[records]]
+        name = "docs"
+        type = "CNAME"
+        data = ["web"]
+        [[records]]
+        name = "out"
+        type = "CNAME"
+        data = ["www.elsewhere.example."]
+        [[records]]
+        name = "sub"
+        type = "NS"
+        data = ["ns.sub"]
+        [[records]]
+        name = "ns.sub"
+        type = "A"
+        data = ["192.0.2.99"]
+        [[records]]
+        name = "big"
+        type = "TXT"
+        data = ["\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"", "\"ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"", "\"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\"", "\"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\"", "\"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\""]
+        [[records]]
+        name = "_sip._udp"
+        type = "SRV"
+        data = ["10 60 5060 ns1"]
+        [[records]]
+        name = "@"
+        type = "CAA"
+        data = ['0 issue "ca.example"']
+        [pools.web]
+        policy = "all"
+        endpoints = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }, { address = "2001:db8::10" }]
+        [pools.edge]
+        policy = "geo"
+        [pools.edge.nets]
+        "10.0.0.0/8" = ["b"]
+        [[pools.edge.datacenters]]
+        name = "a"
+        latitude = 40.0
+        longitude = -75.0
+        policy = "all"
+        endpoints = [{ address = "198.51.100.1" }, { address = "2001:db8:a::1" }]
+        [[pools.edge.datacenters]]
+        name = "b"
+        latitude = 50.0
+        longitude = 8.0
+        policy = "all"
+        endpoints = [{ address = "198.51.100.2" }]
+    "#;
+
+    fn snapshot() -> Snapshot {
+        let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
+        let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
+        let db = crate::geo::GeoDb::open(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/geoip/meridian-test.mmdb"
+        )))
+        .unwrap();
+        Snapshot {
+            zones: std::sync::Arc::new(ZoneSet::new([zone])),
+            geo: Some(std::sync::Arc::new(db)),
+            health: Default::default(),
+        }
+    }
+
+    fn random_case(rng: &mut fastrand::Rng, name: &str) -> String {
+        name.chars()
+            .map(|c| {
+                if rng.bool() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
+        let names = [
+            "example.test",
+            "web.example.test",
+            "edge.example.test",
+            "docs.example.test",
+            "out.example.test",
+            "mail.example.test",
+            "nope.example.test",
+            "a.b.sub.example.test",
+            "sub.example.test",
+            "big.example.test",
+            "_sip._udp.example.test",
+            "_udp.example.test",
+            "example.org",
+            "ns1.example.test",
+            ".",
+        ];
+        let types = [1u16, 28, 2, 6, 15, 16, 33, 257, 5, 255, 43, 12, 99];
+        let pick = rng.usize(..names.len());
+        let name = random_case(rng, names[pick]);
+        let mut q = Vec::new();
+        q.extend_from_slice(&rng.u16(..).to_be_bytes());
+        q.extend_from_slice(&[
+            if rng.bool() { 0x01 } else { 0x00 },
+            if rng.bool() { 0x10 } else { 0 },
+        ]);
+        let edns = rng.u8(..4);
+        q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(edns > 0)]);
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&types[rng.usize(..types.len())].to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        if edns > 0 {
+            let payload: u16 = [512u16, 1232, 4096, 100][rng.usize(..4)];
+            let mut options = Vec::new();
+            if edns > 1 {
+                let (family, source, addr): (u16, u8, Vec<u8>) = match rng.u8(..5) {
+                    0 => (1, 24, vec![81, 2, 69]),
+                    1 => (1, 24, vec![8, 8, 8]),
+                    2 => (1, 16, vec![10, 1]),
+                    3 => (2, 48, vec![0x2a, 0x00, 0x14, 0x50, 0, 0]),
+                    _ => (1, 0, vec![]),
+                };
+                options.extend_from_slice(&8u16.to_be_bytes());
+                options.extend_from_slice(&(4 + addr.len() as u16).to_be_bytes());
+                options.extend_from_slice(&family.to_be_bytes());
+                options.extend_from_slice(&[source, 0]);
+                options.extend_from_slice(&addr);
+            }
+            q.push(0);
+            q.extend_from_slice(&41u16.to_be_bytes());
+            q.extend_from_slice(&payload.to_be_bytes());
+            let do_bit = if rng.bool() { 0x80 } else { 0 };
+            q.extend_from_slice(&[0, 0, do_bit, 0]);
+            q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+            q.extend_from_slice(&options);
+        }
+        // Now and then, damage it.
+        if rng.u8(..20) == 0 {
+            let at = rng.usize(..q.len());
+            q[at] = rng.u8(..);
+        }
+        q
+    }
+
+    #[test]
+    fn fast_replies_mean_what_reference_replies_mean() {
+        let snapshot = snapshot();
+        let mut rng = fastrand::Rng::with_seed(20261121);
+        let mut compared = 0;
+        for _ in 0..20_000 {
+            let q = query(&mut rng);
+            let transport = if rng.u8(..4) == 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            let source: IpAddr = ["127.0.0.1", "10.9.9.9", "81.2.69.160"][rng.usize(..3)]
+                .parse()
+                .unwrap();
+            let mut r1 = fastrand::Rng::with_seed(1);
+            let mut r2 = fastrand::Rng::with_seed(1);
+            let fast = respond_with(&snapshot, &q, source, transport, 1232, &mut r1, true);
+            let reference = respond_with(&snapshot, &q, source, transport, 1232, &mut r2, false);
+            let (Some(fast), Some(reference)) = (fast, reference) else {
+                assert_eq!(
+                    respond_with(&snapshot, &q, source, transport, 1232, &mut r1, true),
+                    None
+                );
+                continue;
+            };
+            let a = Message::from_vec(&fast).unwrap_or_else(|e| panic!("{e}: {q:?}"));
+            let b = Message::from_vec(&reference).unwrap();
+            assert_eq!(a.metadata, b.metadata, "{q:?}");
+            assert_eq!(a.queries, b.queries, "{q:?}");
+            // Record equality (RFC 2136) ignores the TTL: compare it too. Owner names may come
+            // back in the question's case (a pointer into it): names compare case-insensitively.
+            let full = |rs: &[Record]| -> Vec<String> {
+                rs.iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} {} {}",
+                            r.name.to_lowercase(),
+                            r.ttl,
+                            r.record_type(),
+                            r.data
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(full(&a.answers), full(&b.answers), "{q:?}");
+            assert_eq!(full(&a.authorities), full(&b.authorities), "{q:?}");
+            assert_eq!(full(&a.additionals), full(&b.additionals), "{q:?}");
+            assert_eq!(a.edns, b.edns, "{q:?}");
+            // The question's letter case comes back as sent.
+            if let (Some(qa), Ok(orig)) = (a.queries.first(), Message::from_vec(&q)) {
+                assert!(qa.name().eq_case(orig.queries[0].name()));
+            }
+            compared += 1;
+        }
+        assert!(compared > 15_000, "{compared}");
+    }
 }

@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod handler;
 mod tcp;
 mod udp;
+pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;

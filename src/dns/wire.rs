@@ -1,0 +1,184 @@
+//! The reply encoder of the query path. It writes the wire format directly: the question is
+//! copied from the query as sent (which keeps the 0x20 letter case and makes every owner name
+//! that ends the question a two-byte pointer into it), records follow with their RDATA encoded
+//! by hickory-proto, and the OPT record (with ECS) is written by hand. This is several times
+//! cheaper than building and encoding a `Message` (see shared/notes/fast-path.md), and
+//! `handler::encode_reference` — hickory's own encoder — stays as the check it is tested against.
+
+use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use crate::resolve::Answer;
+
+/// The OPT record of a reply (RFC 6891 §6.1.2), with an optional ECS option (RFC 7871 §6).
+#[derive(Debug, Clone, Copy)]
+pub struct Opt {
+    pub payload: u16,
+    pub ecs: Option<Ecs>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ecs {
+    pub addr: std::net::IpAddr,
+    pub source: u8,
+    pub scope: u8,
+}
+
+/// Where the labels of the question's name start, for compression pointers to its suffixes.
+/// `None` when the question is not a plain uncompressed name (then the caller falls back).
+pub fn question_labels(query: &[u8]) -> Option<(usize, [u16; 128], usize)> {
+    let mut offsets = [0u16; 128];
+    let mut count = 0;
+    let mut pos = 12;
+    loop {
+        let len = *query.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len & 0xc0 != 0 || count == offsets.len() {
+            return None;
+        }
+        offsets[count] = pos as u16;
+        count += 1;
+        pos += 1 + len;
+    }
+    // Name end + type + class.
+    let end = pos + 1 + 4;
+    (end <= query.len()).then_some((end, offsets, count))
+}
+
+/// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
+/// of the question's labels (from [`question_labels`]); `qname` is the decoded question name.
+pub fn encode(
+    query: &[u8],
+    question_end: usize,
+    labels: &[u16],
+    qname: &Name,
+    metadata: &Metadata,
+    answer: &Answer<'_>,
+    opt: Option<&Opt>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    header(&mut out, metadata, 1, answer, opt.is_some());
+    out.extend_from_slice(&query[12..question_end]);
+    let pointer_to = |name: &Name| -> Option<u16> {
+        // A name equal to the question or to one of its suffixes points into the question.
+        let n = name.num_labels() as usize;
+        let q = qname.num_labels() as usize;
+        if name.is_root() || n > q || labels.len() != q {
+            return None;
+        }
+        let suffix_is_name = name
+            .iter()
+            .rev()
+            .zip(qname.iter().rev())
+            .all(|(a, b)| a.eq_ignore_ascii_case(b));
+        suffix_is_name.then(|| labels[q - n])
+    };
+    let mut last: Option<(&Name, Option<u16>)> = None;
+    for record in answer
+        .answers
+        .iter()
+        .map(AsRef::as_ref)
+        .chain(answer.authorities.iter().copied())
+        .chain(answer.additionals.iter().copied())
+    {
+        // Consecutive records of one RRset share the owner: compare once.
+        let pointer = match last {
+            Some((name, p)) if std::ptr::eq(name, &record.name) || *name == record.name => p,
+            _ => pointer_to(&record.name),
+        };
+        last = Some((&record.name, pointer));
+        emit_record(&mut out, record, pointer);
+    }
+    if let Some(opt) = opt {
+        emit_opt(&mut out, opt, metadata.response_code);
+    }
+    out
+}
+
+/// The 12-byte header. `answer`'s sections give the counts (RFC 1035 §4.1.1).
+fn header(out: &mut Vec<u8>, m: &Metadata, qdcount: u16, answer: &Answer<'_>, opt: bool) {
+    let op: u8 = m.op_code.into();
+    let flags1 = 0x80
+        | (op << 3)
+        | (u8::from(m.authoritative) << 2)
+        | (u8::from(m.truncation) << 1)
+        | u8::from(m.recursion_desired);
+    let flags2 = (u8::from(m.recursion_available) << 7)
+        | (u8::from(m.authentic_data) << 5)
+        | (u8::from(m.checking_disabled) << 4)
+        | m.response_code.low();
+    out.extend_from_slice(&m.id.to_be_bytes());
+    out.extend_from_slice(&[flags1, flags2]);
+    for count in [
+        qdcount,
+        answer.answers.len() as u16,
+        answer.authorities.len() as u16,
+        (answer.additionals.len() + usize::from(opt)) as u16,
+    ] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+}
+
+fn emit_record(out: &mut Vec<u8>, record: &Record, pointer: Option<u16>) {
+    match pointer {
+        Some(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
+        None => emit_name(out, &record.name),
+    }
+    out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+    out.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+    out.extend_from_slice(&record.ttl.to_be_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let start = out.len();
+    {
+        let offset = out.len() as u32;
+        let mut encoder = BinEncoder::with_offset(out, offset);
+        if record.data.emit(&mut encoder).is_err() {
+            tracing::error!(record = %record, "cannot encode record data");
+        }
+    }
+    let rdlength = (out.len() - start) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&rdlength.to_be_bytes());
+}
+
+/// A name, uncompressed and as stored (lower case).
+fn emit_name(out: &mut Vec<u8>, name: &Name) {
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+}
+
+/// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0, no
+/// flags; then the ECS option echoed with its scope.
+fn emit_opt(out: &mut Vec<u8>, opt: &Opt, rcode: ResponseCode) {
+    out.push(0);
+    out.extend_from_slice(&41u16.to_be_bytes());
+    out.extend_from_slice(&opt.payload.max(512).to_be_bytes());
+    out.extend_from_slice(&[rcode.high(), 0, 0, 0]);
+    match opt.ecs {
+        None => out.extend_from_slice(&[0, 0]),
+        Some(ecs) => {
+            let (family, octets): (u16, [u8; 16]) = match ecs.addr {
+                std::net::IpAddr::V4(a) => {
+                    let mut o = [0u8; 16];
+                    o[..4].copy_from_slice(&a.octets());
+                    (1, o)
+                }
+                std::net::IpAddr::V6(a) => (2, a.octets()),
+            };
+            let len = usize::from(ecs.source.div_ceil(8));
+            let option_len = 4 + len as u16;
+            out.extend_from_slice(&(4 + option_len).to_be_bytes());
+            out.extend_from_slice(&8u16.to_be_bytes());
+            out.extend_from_slice(&option_len.to_be_bytes());
+            out.extend_from_slice(&family.to_be_bytes());
+            out.extend_from_slice(&[ecs.source, ecs.scope]);
+            out.extend_from_slice(&octets[..len]);
+        }
+    }
+}
