@@ -85,7 +85,7 @@ impl From<&str> for Code {
 }
 
 /// A client's place as the database has it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Location {
     pub latitude: f64,
     pub longitude: f64,
@@ -100,7 +100,7 @@ pub struct Location {
 }
 
 /// The answer of one lookup: a location (if any) and the network it holds for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Located {
     pub location: Option<Location>,
     /// Prefix length of the database network holding the address; 0 when unknown.
@@ -111,6 +111,20 @@ pub struct Located {
 pub struct GeoDb {
     reader: maxminddb::Reader<memmap2::Mmap>,
     path: PathBuf,
+    /// Tells this database's cache entries from those of one loaded before it.
+    generation: u64,
+}
+
+/// Every database opened gets the next generation.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Records decoded so far, per query thread, keyed by (database generation, data offset): many
+/// networks share one record, and decoding one walks names in ten languages. Bounded: cleared
+/// when full. Per thread, so the query path takes no lock.
+const CACHE_ENTRIES: usize = 1 << 16;
+thread_local! {
+    static DECODED: std::cell::RefCell<std::collections::HashMap<(u64, usize), Option<Location>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -191,6 +205,7 @@ impl GeoDb {
         Ok(Self {
             reader,
             path: path.to_owned(),
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -219,9 +234,24 @@ impl GeoDb {
             };
         };
         let prefix = found.network().map(|n| n.prefix()).unwrap_or(0);
-        let location = match found.decode::<Record<'_>>() {
+        let decode = || match found.decode::<Record<'_>>() {
             Ok(Some(record)) => to_location(record),
             _ => None,
+        };
+        let location = match found.offset() {
+            Some(offset) => DECODED.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some(hit) = cache.get(&(self.generation, offset)) {
+                    return *hit;
+                }
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                let location = decode();
+                cache.insert((self.generation, offset), location);
+                location
+            }),
+            None => None,
         };
         Located { location, prefix }
     }
