@@ -52,7 +52,7 @@ fn respond_with(
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
-    let Ok(request) = Message::from_vec(query) else {
+    let Ok(request) = decode(query, &header) else {
         return Some(error_reply(
             &header.metadata,
             None,
@@ -82,7 +82,7 @@ fn respond_with(
     };
     let edns = edns_ref;
 
-    if request.op_code != OpCode::Query {
+    if request.metadata.op_code != OpCode::Query {
         return Some(error_reply(
             &request.metadata,
             question,
@@ -194,6 +194,57 @@ fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
             )));
     }
     Some(edns)
+}
+
+/// What the query path reads of a request.
+struct Request {
+    metadata: Metadata,
+    queries: Vec<Query>,
+    edns: Option<Edns>,
+}
+
+/// Decodes a request. The usual shape — one question and at most an OPT record — is read
+/// directly; anything else goes through hickory's whole-message decoder.
+fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
+    let counts = header.counts;
+    if counts.queries == 1
+        && counts.answers == 0
+        && counts.authorities == 0
+        && counts.additionals <= 1
+    {
+        let mut decoder = BinDecoder::new(query);
+        let lean = (|| {
+            Header::read(&mut decoder).ok()?;
+            let question = Query::read(&mut decoder).ok()?;
+            let edns = match counts.additionals {
+                0 => None,
+                _ => {
+                    let record = Record::read(&mut decoder).ok()?;
+                    (record.record_type() == RecordType::OPT)
+                        .then(|| Edns::from(&record))?
+                        .into()
+                }
+            };
+            Some((question, edns))
+        })();
+        if let Some((question, edns)) = lean {
+            let mut metadata = header.metadata;
+            if let Some(edns) = &edns {
+                metadata.merge_response_code(edns.rcode_high());
+            }
+            return Ok(Request {
+                metadata,
+                queries: vec![question],
+                edns,
+            });
+        }
+    }
+    let message = Message::from_vec(query).map_err(|_| ())?;
+    Ok(Request {
+        metadata: message.metadata,
+        queries: message.queries,
+        edns: message.edns,
+    })
 }
 
 /// A reply that carries only a response code (and the question, where one was read).
@@ -434,6 +485,20 @@ mod tests {
         let mut compared = 0;
         for _ in 0..20_000 {
             let q = query(&mut rng);
+            // The lean decoder reads what hickory's whole-message decoder reads.
+            if let Ok(header) = Header::read(&mut BinDecoder::new(&q)) {
+                match (decode(&q, &header), Message::from_vec(&q)) {
+                    (Ok(lean), Ok(full)) => {
+                        assert_eq!(lean.metadata, full.metadata, "{q:?}");
+                        assert_eq!(lean.queries, full.queries, "{q:?}");
+                        assert_eq!(lean.edns, full.edns, "{q:?}");
+                    }
+                    (Err(()), Err(_)) => {}
+                    (lean, full) => {
+                        panic!("{q:?}: lean ok {} full ok {}", lean.is_ok(), full.is_ok())
+                    }
+                }
+            }
             let transport = if rng.u8(..4) == 0 {
                 Transport::Tcp
             } else {
