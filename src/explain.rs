@@ -123,7 +123,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
                 };
                 let mut serving = 0;
                 let dcs = d
-                    .order
+                    .order()
                     .iter()
                     .map(|&i| {
                         let dc = &geo.datacenters[i as usize];
@@ -132,7 +132,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
                         serving += usize::from(serves);
                         DatacenterView {
                             name: dc.name.clone(),
-                            distance_km: d.distances[i as usize],
+                            distance_km: d.distance(i as usize),
                             bias_km: dc.bias_km,
                             endpoints: dc.endpoints.len(),
                             serving: serves,

@@ -57,15 +57,58 @@ pub enum Reason {
     Unlocated,
 }
 
+/// Most datacenters one geo pool may have, so that a decision fits on the stack.
+pub const MAX_DATACENTERS: usize = 64;
+
 /// A geo decision: the datacenter order (best first, all of them), the ECS scope, and why.
+/// Kept on the stack: the query path makes one per geo answer.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub order: Vec<u16>,
-    /// Effective distance (km, bias applied) per datacenter, where the client was located.
-    pub distances: Vec<Option<f64>>,
+    order: [u16; MAX_DATACENTERS],
+    len: usize,
+    /// Effective distance (km, bias applied) per datacenter; NaN where not located.
+    distances: [f64; MAX_DATACENTERS],
     pub scope: u8,
     pub reason: Reason,
     pub located: Option<Located>,
+}
+
+impl Decision {
+    fn new(reason: Reason) -> Self {
+        Self {
+            order: [0; MAX_DATACENTERS],
+            len: 0,
+            distances: [f64::NAN; MAX_DATACENTERS],
+            scope: 0,
+            reason,
+            located: None,
+        }
+    }
+
+    /// The datacenters, best first.
+    pub fn order(&self) -> &[u16] {
+        &self.order[..self.len]
+    }
+
+    /// Datacenter `i`'s effective distance, where the client was located.
+    pub fn distance(&self, i: usize) -> Option<f64> {
+        self.distances.get(i).copied().filter(|d| !d.is_nan())
+    }
+
+    /// `list`, then every other of the `n` datacenters in configured order.
+    fn fill(&mut self, list: &[u16], n: usize) {
+        for &i in list {
+            self.push(i);
+        }
+        for i in (0..n as u16).filter(|i| !list.contains(i)) {
+            self.push(i);
+        }
+    }
+
+    fn push(&mut self, i: u16) {
+        self.order[self.len] = i;
+        self.len += 1;
+    }
 }
 
 impl Geo {
@@ -73,45 +116,31 @@ impl Geo {
     pub fn decide(&self, client: IpAddr, db: Option<&GeoDb>) -> Decision {
         let n = self.datacenters.len();
         if let Some((net, list)) = self.nets.iter().find(|(net, _)| net.contains(&client)) {
-            return Decision {
-                order: complete(list, n),
-                distances: vec![None; n],
-                scope: self.scope(client, net.prefix_len()),
-                reason: Reason::Net(*net),
-                located: None,
-            };
+            let mut d = Decision::new(Reason::Net(*net));
+            d.fill(list, n);
+            d.scope = self.scope(client, net.prefix_len());
+            return d;
         }
         let located = db.map(|db| db.locate(client));
         let base_prefix = located.as_ref().map_or(0, |l| l.prefix);
-        let Some(location) = located.as_ref().and_then(|l| l.location.as_ref()) else {
-            return Decision {
-                order: complete(&self.default, n),
-                distances: vec![None; n],
-                scope: self.scope(client, base_prefix),
-                reason: Reason::Unlocated,
-                located,
-            };
+        let mut d = match located.as_ref().and_then(|l| l.location.as_ref()) {
+            Some(location) => self.rank(location),
+            None => {
+                let mut d = Decision::new(Reason::Unlocated);
+                d.fill(&self.default, n);
+                d
+            }
         };
-        let (order, distances, reason) = self.rank(location);
-        Decision {
-            order,
-            distances,
-            scope: self.scope(client, base_prefix),
-            reason,
-            located,
-        }
+        d.scope = self.scope(client, base_prefix);
+        d.located = located;
+        d
     }
 
     /// Orders the datacenters for a located client: map entries (most specific first), else
     /// distance less bias. Listed datacenters come first; the rest follow by distance.
-    pub fn rank(&self, location: &Location) -> (Vec<u16>, Vec<Option<f64>>, Reason) {
+    pub fn rank(&self, location: &Location) -> Decision {
         let n = self.datacenters.len();
         let here = (location.latitude, location.longitude);
-        let distances: Vec<Option<f64>> = self
-            .datacenters
-            .iter()
-            .map(|dc| Some(haversine_km(here, (dc.latitude, dc.longitude)) - dc.bias_km))
-            .collect();
         let mapped = [
             (&location.subdivision, &self.map.subdivision),
             (&location.country, &self.map.country),
@@ -122,19 +151,24 @@ impl Geo {
             let code = (*code)?;
             Some((code, map.get(code.as_str())?))
         });
-        let (reason, listed) = match (mapped, &self.map.default) {
-            (Some((code, list)), _) => (Reason::Map(code), Some(list)),
-            (None, Some(list)) => (Reason::MapDefault, Some(list)),
-            (None, None) => (Reason::Distance, None),
+        let (reason, listed): (Reason, &[u16]) = match (mapped, &self.map.default) {
+            (Some((code, list)), _) => (Reason::Map(code), list),
+            (None, Some(list)) => (Reason::MapDefault, list),
+            (None, None) => (Reason::Distance, &[]),
         };
-        let mut order: Vec<u16> = listed.cloned().unwrap_or_default();
-        let mut rest: Vec<u16> = (0..n as u16).filter(|i| !order.contains(i)).collect();
-        rest.sort_by(|&a, &b| {
-            let (da, db) = (distances[a as usize], distances[b as usize]);
-            da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Equal)
+        let mut d = Decision::new(reason);
+        for (i, dc) in self.datacenters.iter().enumerate() {
+            d.distances[i] = haversine_km(here, (dc.latitude, dc.longitude)) - dc.bias_km;
+        }
+        d.fill(listed, n);
+        let first_rest = listed.len();
+        let distances = d.distances;
+        d.order[first_rest..d.len].sort_by(|&a, &b| {
+            distances[a as usize]
+                .partial_cmp(&distances[b as usize])
+                .unwrap_or(std::cmp::Ordering::Equal)
         });
-        order.extend(rest);
-        (order, distances, reason)
+        d
     }
 
     /// The ECS scope of an answer decided by a network of length `prefix` around `client`: at
@@ -168,9 +202,8 @@ impl Geo {
         out: &mut Vec<u32>,
     ) -> u8 {
         let decision = self.decide(client, db);
-        let mut local = Vec::new();
         let serving = decision
-            .order
+            .order()
             .iter()
             .map(|&i| &self.datacenters[i as usize])
             .filter(|dc| dc.endpoints.iter().any(|&e| live(e)))
@@ -180,19 +213,15 @@ impl Geo {
             if room == 0 {
                 break;
             }
-            local.clear();
-            dc.inner.order(rng, room, &mut local);
-            out.extend(local.iter().map(|&i| dc.endpoints[i as usize]));
+            // The inner policy writes this datacenter's own indices; map them to the pool's.
+            let start = out.len();
+            dc.inner.order(rng, room, out);
+            for i in &mut out[start..] {
+                *i = dc.endpoints[*i as usize];
+            }
         }
         decision.scope
     }
-}
-
-/// `list`, then every other datacenter in configured order.
-fn complete(list: &[u16], n: usize) -> Vec<u16> {
-    let mut order = list.to_vec();
-    order.extend((0..n as u16).filter(|i| !list.contains(i)));
-    order
 }
 
 /// Leading bits two addresses of the same family share.
@@ -245,10 +274,10 @@ mod tests {
     fn nets_win_longest_prefix_first() {
         let g = pool();
         let d = g.decide("10.1.2.3".parse().unwrap(), None);
-        assert_eq!(d.order, [2, 0, 1]);
+        assert_eq!(d.order(), [2, 0, 1]);
         assert_eq!(d.scope, 24);
         let d = g.decide("10.9.9.9".parse().unwrap(), None);
-        assert_eq!(d.order[0], 1);
+        assert_eq!(d.order()[0], 1);
         assert_eq!(d.reason, Reason::Net("10.0.0.0/8".parse().unwrap()));
         // 10.9.9.9/8 would include 10.1.2.0/24: the scope narrows to leave it out.
         assert_eq!(d.scope, 13);
@@ -258,7 +287,7 @@ mod tests {
     fn unlocated_clients_get_the_default_order() {
         let g = pool();
         let d = g.decide("192.0.2.1".parse().unwrap(), None);
-        assert_eq!(d.order, [0, 1, 2]);
+        assert_eq!(d.order(), [0, 1, 2]);
         assert_eq!(d.reason, Reason::Unlocated);
         // 192.0.0.0/1 would include 10.0.0.0/8, which answers differently: scope /1.
         assert_eq!(d.scope, 1);
@@ -332,9 +361,9 @@ mod tests {
             (at(-23.5, -46.6, "SA", "BR", None), [0, 1, 2]), // São Paulo
         ];
         for (client, want) in cases {
-            let (order, distances, reason) = g.rank(&client);
-            assert_eq!(order, want, "{client:?} {distances:?}");
-            assert_eq!(reason, Reason::Distance);
+            let d = g.rank(&client);
+            assert_eq!(d.order(), want, "{client:?} {d:?}");
+            assert_eq!(d.reason, Reason::Distance);
         }
     }
 
@@ -343,13 +372,13 @@ mod tests {
         let mut g = pool();
         // Reykjavik is nearer Frankfurt (2,400 km) than Ashburn (4,600 km)...
         let reykjavik = at(64.1, -21.9, "EU", "IS", None);
-        assert_eq!(g.rank(&reykjavik).0[0], 1);
+        assert_eq!(g.rank(&reykjavik).order()[0], 1);
         // ...until us-east draws clients from 2,500 km farther.
         g.datacenters[0].bias_km = 2500.0;
-        assert_eq!(g.rank(&reykjavik).0[0], 0);
+        assert_eq!(g.rank(&reykjavik).order()[0], 0);
         // A negative bias pushes clients away.
         g.datacenters[0].bias_km = -9000.0;
-        assert_eq!(g.rank(&at(40.7, -74.0, "NA", "US", None)).0[0], 1);
+        assert_eq!(g.rank(&at(40.7, -74.0, "NA", "US", None)).order()[0], 1);
     }
 
     #[test]
@@ -358,20 +387,18 @@ mod tests {
         g.map.continent.insert("NA".into(), vec![2]);
         g.map.country.insert("US".into(), vec![1]);
         g.map.subdivision.insert("US-CA".into(), vec![0, 2]);
-        let (order, _, reason) = g.rank(&at(37.4, -122.1, "NA", "US", Some("US-CA")));
-        assert_eq!(
-            (order, reason),
-            (vec![0, 2, 1], Reason::Map("US-CA".into()))
-        );
-        let (order, _, reason) = g.rank(&at(40.7, -74.0, "NA", "US", Some("US-NY")));
-        assert_eq!((order[0], reason), (1, Reason::Map(Code::from("US"))));
-        let (order, _, reason) = g.rank(&at(45.5, -73.6, "NA", "CA", None));
-        assert_eq!((order[0], reason), (2, Reason::Map(Code::from("NA"))));
+        let d = g.rank(&at(37.4, -122.1, "NA", "US", Some("US-CA")));
+        assert_eq!(d.order(), [0, 2, 1]);
+        assert_eq!(d.reason, Reason::Map(Code::from("US-CA")));
+        let d = g.rank(&at(40.7, -74.0, "NA", "US", Some("US-NY")));
+        assert_eq!((d.order()[0], d.reason), (1, Reason::Map(Code::from("US"))));
+        let d = g.rank(&at(45.5, -73.6, "NA", "CA", None));
+        assert_eq!((d.order()[0], d.reason), (2, Reason::Map(Code::from("NA"))));
         // No key matches: distance, unless the map has a default.
         let london = at(51.5, -0.1, "EU", "GB", None);
-        assert_eq!(g.rank(&london).2, Reason::Distance);
+        assert_eq!(g.rank(&london).reason, Reason::Distance);
         g.map.default = Some(vec![2]);
-        assert_eq!(g.rank(&london).0, [2, 1, 0]);
+        assert_eq!(g.rank(&london).order(), [2, 1, 0]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::EndpointSet;
 use super::build::{BuildError, FieldPath, err};
 use super::pool::{Family, endpoint_set, split_endpoints};
 use super::spec::PoolSpec;
-use crate::policy::geo::{Datacenter, Geo, GeoMap};
+use crate::policy::geo::{Datacenter, Geo, GeoMap, MAX_DATACENTERS};
 use crate::policy::{Policy, PolicyKind};
 
 /// One datacenter's pool-level endpoint indices and their weights, for one family.
@@ -39,6 +39,12 @@ pub(super) fn build_geo_sets(
         return Err(err(
             at.clone().key("datacenters"),
             "a geo pool needs at least one datacenter",
+        ));
+    }
+    if spec.datacenters.len() > MAX_DATACENTERS {
+        return Err(err(
+            at.clone().key("datacenters"),
+            format!("at most {MAX_DATACENTERS} datacenters in one pool"),
         ));
     }
     let max_datacenters = spec.max_datacenters.unwrap_or(1);
