@@ -28,7 +28,7 @@ pub use tcp::TcpLimits;
 /// Sockets bound for every listen address: UDP and TCP on the same port.
 #[derive(Debug)]
 pub struct Listeners {
-    udp: Vec<Arc<UdpSocket>>,
+    udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
 }
 
@@ -39,7 +39,7 @@ impl Listeners {
         let mut tcp = Vec::new();
         for &addr in addrs {
             let (u, t) = bind_pair(addr).await?;
-            udp.push(Arc::new(u));
+            udp.push(u);
             tcp.push(t);
         }
         Ok(Self { udp, tcp })
@@ -56,13 +56,25 @@ impl Listeners {
     pub async fn serve(self, state: Arc<State>, config: &Config, shutdown: CancellationToken) {
         let mut tasks = JoinSet::new();
         for socket in self.udp {
+            let socket = match socket.into_std() {
+                Ok(socket) => socket,
+                Err(error) => {
+                    tracing::error!(%error, "cannot take over a UDP socket");
+                    shutdown.cancel();
+                    continue;
+                }
+            };
             for _ in 0..config.udp_workers {
-                tasks.spawn(udp::serve(
-                    socket.clone(),
-                    state.clone(),
-                    config.udp_payload,
-                    shutdown.clone(),
-                ));
+                let socket = match socket.try_clone() {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot share a UDP socket between workers");
+                        continue;
+                    }
+                };
+                let (state, shutdown) = (state.clone(), shutdown.clone());
+                let payload = config.udp_payload;
+                tasks.spawn_blocking(move || udp::serve(socket, state, payload, shutdown));
             }
         }
         let limits = TcpLimits {
