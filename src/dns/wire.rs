@@ -6,7 +6,7 @@
 //! `handler::encode_reference` — hickory's own encoder — stays as the check it is tested against.
 
 use hickory_proto::op::{Metadata, ResponseCode};
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::resolve::Answer;
@@ -133,11 +133,16 @@ fn emit_record(out: &mut Vec<u8>, record: &Record, pointer: Option<u16>) {
     let length_at = out.len();
     out.extend_from_slice(&[0, 0]);
     let start = out.len();
-    {
-        let offset = out.len() as u32;
-        let mut encoder = BinEncoder::with_offset(out, offset);
-        if record.data.emit(&mut encoder).is_err() {
-            tracing::error!(record = %record, "cannot encode record data");
+    match &record.data {
+        // The records pools hand out, written directly.
+        RData::A(a) => out.extend_from_slice(&a.0.octets()),
+        RData::AAAA(a) => out.extend_from_slice(&a.0.octets()),
+        data => {
+            let offset = out.len() as u32;
+            let mut encoder = BinEncoder::with_offset(out, offset);
+            if data.emit(&mut encoder).is_err() {
+                tracing::error!(record = %record, "cannot encode record data");
+            }
         }
     }
     let rdlength = (out.len() - start) as u16;
