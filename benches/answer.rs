@@ -1,0 +1,124 @@
+//! The pure answer path, query bytes → reply bytes, without sockets: static records, a
+//! round-robin pool, NXDOMAIN, and a geo pool for clients sent in EDNS Client Subnet options
+//! (located with the bundled test database). `cargo bench --bench answer`.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hickory_proto::rr::Name;
+use meridian::dns::handler::{Transport, respond};
+use meridian::geo::GeoDb;
+use meridian::state::Snapshot;
+use meridian::zone::spec::ZoneSpec;
+use meridian::zone::{ZoneSet, build_zone};
+
+const ZONE: &str = r#"
+ns = ["ns1"]
+[soa]
+mname = "ns1"
+rname = "hostmaster"
+serial = 1
+[[records]]
+name = "ns1"
+type = "A"
+data = ["192.0.2.53"]
+[[records]]
+name = "mail"
+type = "A"
+data = ["192.0.2.25"]
+[pools.www]
+policy = "round_robin"
+endpoints = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }, { address = "192.0.2.12" }, { address = "192.0.2.13" }]
+[pools.edge]
+policy = "geo"
+[[pools.edge.datacenters]]
+name = "us"
+latitude = 39.04
+longitude = -77.49
+policy = "all"
+endpoints = [{ address = "192.0.2.101" }, { address = "192.0.2.102" }]
+[[pools.edge.datacenters]]
+name = "eu"
+latitude = 50.11
+longitude = 8.68
+policy = "all"
+endpoints = [{ address = "198.51.100.101" }, { address = "198.51.100.102" }]
+[[pools.edge.datacenters]]
+name = "ap"
+latitude = 1.35
+longitude = 103.82
+policy = "all"
+endpoints = [{ address = "203.0.113.101" }, { address = "203.0.113.102" }]
+"#;
+
+fn snapshot() -> Snapshot {
+    let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
+    let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
+    let db = GeoDb::open(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/geoip/meridian-test.mmdb"
+    )))
+    .unwrap();
+    Snapshot {
+        zones: Arc::new(ZoneSet::new([zone])),
+        geo: Some(Arc::new(db)),
+        health: Default::default(),
+    }
+}
+
+/// A query for `name`/`rtype` with EDNS, and an ECS option for `subnet` (a /24) if given.
+fn query(name: &str, rtype: u16, subnet: Option<[u8; 3]>) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, (rtype >> 8) as u8, rtype as u8, 0, 1]);
+    let option: Vec<u8> = match subnet {
+        Some(a) => [&[0, 8, 0, 7, 0, 1, 24, 0][..], &a[..]].concat(),
+        None => Vec::new(),
+    };
+    q.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0]);
+    q.extend_from_slice(&(option.len() as u16).to_be_bytes());
+    q.extend_from_slice(&option);
+    q
+}
+
+fn answer_path(c: &mut Criterion) {
+    let snapshot = snapshot();
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let cases = [
+        ("static A", query("mail.example.test", 1, None)),
+        ("round-robin pool A", query("www.example.test", 1, None)),
+        ("NXDOMAIN", query("nope.example.test", 1, None)),
+        (
+            "geo A, ECS London",
+            query("edge.example.test", 1, Some([81, 2, 69])),
+        ),
+        (
+            "geo A, ECS Tokyo",
+            query("edge.example.test", 1, Some([1, 0, 16])),
+        ),
+    ];
+    for (name, q) in &cases {
+        assert!(respond(&snapshot, q, source, Transport::Udp, 1232, &mut rng).is_some());
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                respond(
+                    &snapshot,
+                    black_box(q),
+                    source,
+                    Transport::Udp,
+                    1232,
+                    &mut rng,
+                )
+            })
+        });
+    }
+}
+
+criterion_group!(benches, answer_path);
+criterion_main!(benches);
