@@ -2,7 +2,7 @@
 //! everything an authoritative server must refuse. The one build used by start-up, reload and
 //! (later) the API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -194,7 +194,7 @@ pub fn build_zone(
     let mut negative_soa = soa.clone();
     negative_soa.ttl = soa.ttl.min(minimum);
 
-    let mut nodes: HashMap<Name, Node> = HashMap::new();
+    let mut nodes: rustc_hash::FxHashMap<Name, Node> = Default::default();
     for ((owner, rtype), set) in sets {
         if rtype == RecordType::SOA && owner != origin {
             return Err(err(set.from, "an SOA is only allowed at the apex"));

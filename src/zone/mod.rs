@@ -12,6 +12,8 @@ pub mod spec;
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 pub use hickory_proto::rr::Name;
 use hickory_proto::rr::{RData, Record, RecordType};
 
@@ -25,7 +27,7 @@ pub use load::{ZoneError, load_dir, load_dir_with, zone_files};
 /// Every zone we are authoritative for, keyed by origin, and the probes they need.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
-    zones: HashMap<Name, Zone>,
+    zones: FxHashMap<Name, Zone>,
     /// Every distinct (address, check), by health slot.
     pub probes: Vec<ProbeKey>,
     /// The pools each probe serves, by health slot (for logs).
@@ -149,7 +151,7 @@ pub struct Zone {
     /// The SOA as put in the authority section of negative answers: its TTL is
     /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     pub negative_soa: Record,
-    nodes: HashMap<Name, Node>,
+    nodes: FxHashMap<Name, Node>,
     /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
     has_cuts: bool,
 }
