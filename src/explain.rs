@@ -173,7 +173,14 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
         answer: answer
             .answers
             .iter()
-            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .enumerate()
+            .map(|(i, r)| {
+                let ttl = match answer.degraded_ttl {
+                    Some((from, ttl)) if i >= from => ttl,
+                    _ => r.ttl,
+                };
+                format!("{} {ttl} {} {}", r.name, r.record_type(), r.data)
+            })
             .collect(),
         ecs_scope: answer.ecs_scope,
     }

@@ -26,6 +26,9 @@ pub struct Answer<'s> {
     pub answers: Vec<Cow<'s, Record>>,
     pub authorities: Vec<&'s Record>,
     pub additionals: Vec<&'s Record>,
+    /// (first index, TTL): the answer records from that index on go out with this TTL, the
+    /// degraded pool's, instead of their own.
+    pub degraded_ttl: Option<(usize, u32)>,
     /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address the answer
     /// depended on; 0 when it did not depend on the client at all.
     pub ecs_scope: u8,
@@ -112,21 +115,21 @@ pub fn resolve<'s>(
         {
             let node_set = set;
             let picked = pick(&cx, pool, set, rng, &mut order, &mut answer.ecs_scope);
-            let set = match picked {
-                Picked::Some => set,
+            let (set, pool) = match picked {
+                Picked::Some => (set, pool),
                 Picked::NoEndpoints => return nodata(zone, answer),
                 // `order` holds every endpoint (fail open) in case the rule says serve them.
                 Picked::AllDown => match all_down(zone, pool, rrset_type) {
-                    AllDownAnswer::ServeAll => set,
+                    AllDownAnswer::ServeAll => (set, pool),
                     AllDownAnswer::Fallback(fb_pool, fb_set) => {
                         // The fallback picks by its own health and, if it is all down too,
                         // hands out all of its endpoints.
                         let mut fb = Vec::new();
                         match pick(&cx, fb_pool, fb_set, rng, &mut fb, &mut answer.ecs_scope) {
-                            Picked::NoEndpoints => set,
+                            Picked::NoEndpoints => (set, pool),
                             _ => {
                                 order = fb;
-                                fb_set
+                                (fb_set, fb_pool)
                             }
                         }
                     }
@@ -138,10 +141,11 @@ pub fn resolve<'s>(
                     AllDownAnswer::Nodata => return nodata(zone, answer),
                 },
             };
-            let records = match set.degraded(cx.health) {
-                true => &set.degraded_records,
-                false => &set.records,
-            };
+            // While some endpoint is down, the pool's answers carry its shorter TTL.
+            if set.degraded(cx.health) {
+                answer.degraded_ttl = Some((answer.answers.len(), pool.degraded_ttl));
+            }
+            let records = &set.records;
             // A fallback pool's records carry its own name: answer for the name asked.
             let renamed = !std::ptr::eq(set, node_set);
             for &i in &order {

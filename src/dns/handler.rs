@@ -268,12 +268,26 @@ pub(crate) fn encode_reference(
     answer: &Answer<'_>,
     edns: Option<&Edns>,
 ) -> Vec<u8> {
+    // The degraded TTL is applied to copies here; the fast encoder writes it directly.
+    let answers: Vec<std::borrow::Cow<'_, Record>> = answer
+        .answers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match answer.degraded_ttl {
+            Some((from, ttl)) if i >= from => {
+                let mut owned = r.as_ref().clone();
+                owned.ttl = ttl;
+                std::borrow::Cow::Owned(owned)
+            }
+            _ => std::borrow::Cow::Borrowed(r.as_ref()),
+        })
+        .collect();
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     let result = emit_message_parts(
         metadata,
         &mut question.into_iter(),
-        &mut answer.answers.iter().map(AsRef::as_ref),
+        &mut answers.iter().map(AsRef::as_ref),
         &mut answer.authorities.iter().copied(),
         &mut answer.additionals.iter().copied(),
         edns,

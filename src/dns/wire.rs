@@ -77,20 +77,31 @@ pub fn encode(
         suffix_is_name.then(|| labels[q - n])
     };
     let mut last: Option<(&Name, Option<u16>)> = None;
-    for record in answer
+    let answers = answer
         .answers
         .iter()
         .map(AsRef::as_ref)
-        .chain(answer.authorities.iter().copied())
-        .chain(answer.additionals.iter().copied())
-    {
+        .enumerate()
+        .map(|(i, r)| {
+            let ttl = match answer.degraded_ttl {
+                Some((from, ttl)) if i >= from => ttl,
+                _ => r.ttl,
+            };
+            (r, ttl)
+        });
+    let others = answer
+        .authorities
+        .iter()
+        .chain(answer.additionals.iter())
+        .map(|&r| (r, r.ttl));
+    for (record, ttl) in answers.chain(others) {
         // Consecutive records of one RRset share the owner: compare once.
         let pointer = match last {
             Some((name, p)) if std::ptr::eq(name, &record.name) || *name == record.name => p,
             _ => pointer_to(&record.name),
         };
         last = Some((&record.name, pointer));
-        emit_record(&mut out, record, pointer);
+        emit_record(&mut out, record, ttl, pointer);
     }
     if let Some(opt) = opt {
         emit_opt(&mut out, opt, metadata.response_code);
@@ -122,14 +133,14 @@ fn header(out: &mut Vec<u8>, m: &Metadata, qdcount: u16, answer: &Answer<'_>, op
     }
 }
 
-fn emit_record(out: &mut Vec<u8>, record: &Record, pointer: Option<u16>) {
+fn emit_record(out: &mut Vec<u8>, record: &Record, ttl: u32, pointer: Option<u16>) {
     match pointer {
         Some(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
         None => emit_name(out, &record.name),
     }
     out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
     out.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-    out.extend_from_slice(&record.ttl.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
     let length_at = out.len();
     out.extend_from_slice(&[0, 0]);
     let start = out.len();

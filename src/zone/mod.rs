@@ -208,12 +208,11 @@ impl Pool {
     }
 }
 
-/// The endpoints of one family: pre-built records per endpoint (at the normal and at the
-/// degraded TTL), their health, and the policy that orders them.
+/// The endpoints of one family: a pre-built record per endpoint, their health, and the policy
+/// that orders them.
 #[derive(Debug)]
 pub struct EndpointSet {
     pub records: Vec<Record>,
-    pub degraded_records: Vec<Record>,
     pub health: Vec<EndpointHealth>,
     pub policy: Policy,
 }

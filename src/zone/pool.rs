@@ -1,6 +1,6 @@
 //! Builds a pool's answer data: endpoints checked and split by family, their health settings
-//! (checks inherited pool → datacenter → endpoint, force, drain), records at the normal and the
-//! degraded TTL, and the policy. Flat and failover pools here; geo pools in `geo.rs`.
+//! (checks inherited pool → datacenter → endpoint, force, drain), a record per endpoint, and
+//! the policy. Flat and failover pools here; geo pools in `geo.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -18,7 +18,6 @@ use crate::policy::{Failover, MAX_WEIGHT, Policy, PolicyKind};
 /// One endpoint, built.
 pub(super) struct Built {
     pub record: Record,
-    pub degraded: Record,
     pub weight: u32,
     pub tier: u32,
     pub health: EndpointHealth,
@@ -133,13 +132,11 @@ fn failover(spec: &PoolSpec, family: &Family) -> Failover {
 pub(super) fn endpoint_set(policy: Policy, family: Family) -> EndpointSet {
     let mut set = EndpointSet {
         records: Vec::with_capacity(family.len()),
-        degraded_records: Vec::with_capacity(family.len()),
         health: Vec::with_capacity(family.len()),
         policy,
     };
     for b in family {
         set.records.push(b.record);
-        set.degraded_records.push(b.degraded);
         set.health.push(b.health);
     }
     set
@@ -162,7 +159,6 @@ pub(super) fn split_endpoints(
     seen: &mut HashSet<IpAddr>,
 ) -> Result<(Family, Family), BuildError> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    let degraded_ttl = degraded_ttl(spec);
     for (i, ep) in endpoints.iter().enumerate() {
         let here = at.clone().key("endpoints").index(i);
         if !(1..=MAX_WEIGHT).contains(&ep.weight) {
@@ -196,8 +192,7 @@ pub(super) fn split_endpoints(
             IpAddr::V6(a) => RData::AAAA(AAAA(a)),
         };
         let built = Built {
-            record: Record::from_rdata(owner.clone(), spec.ttl, rdata.clone()),
-            degraded: Record::from_rdata(owner.clone(), degraded_ttl, rdata),
+            record: Record::from_rdata(owner.clone(), spec.ttl, rdata),
             weight: ep.weight,
             tier: ep.tier.unwrap_or(0),
             health: EndpointHealth {
