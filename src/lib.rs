@@ -20,14 +20,16 @@
 //!
 //! # One query
 //! 1. `dns::udp`/`dns::tcp` receive a message and load one snapshot (one atomic load).
-//! 2. `dns::handler` decodes it with hickory-proto, rejects wrong opcode, class, EDNS version or
+//! 2. `dns::handler` decodes header, question and OPT with hickory-proto, rejects wrong opcode, class, EDNS version or
 //!    a malformed ECS option, and picks the client: the ECS address if usable, else the source.
 //! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
 //!    records or asks the pool's policy for an order (a geo pool locates the client), drops
 //!    endpoints that are down or drained (or applies the all-down rule), caps at
 //!    `max_answers`, and notes the ECS scope the order depended on.
-//! 4. `dns::handler` encodes the reply: AA, the negative SOA, OPT with ECS and its scope, TC
-//!    when UDP cannot carry it.
+//! 4. `dns::wire` encodes the reply (the question copied as sent, owners as pointers into it):
+//!    AA, the negative SOA, OPT with ECS and its scope, the degraded TTL; `dns::handler` sets
+//!    TC when UDP cannot carry it. hickory's own encoder stays as the reference it is tested
+//!    against.
 
 pub mod api;
 pub mod config;

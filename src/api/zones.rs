@@ -96,7 +96,7 @@ async fn update(
 fn edit_doc(
     current: Option<String>,
     origin: &Name,
-    f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(), edit::EditError>,
+    f: impl FnOnce(&mut edit::ZoneDocument) -> Result<(), edit::EditError>,
 ) -> Result<Option<String>, ApiError> {
     let text = current.ok_or_else(|| ApiError::not_found(format!("zone {origin} not found")))?;
     let mut doc = edit::parse(&text)?;
@@ -140,7 +140,7 @@ async fn edit_zone(
     api: &Api,
     origin: Name,
     headers: &HeaderMap,
-    f: impl FnOnce(&mut toml_edit::DocumentMut, &Name) -> Result<(), edit::EditError> + Send + 'static,
+    f: impl FnOnce(&mut edit::ZoneDocument, &Name) -> Result<(), edit::EditError> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let o = origin.clone();
     let (_, text) = update(api, origin.clone(), headers, move |current| {

@@ -9,6 +9,9 @@ use hickory_proto::rr::Name;
 use serde::Serialize;
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
+/// A zone file open for editing (toml_edit stays named only in `store`).
+pub type ZoneDocument = DocumentMut;
+
 use crate::zone::spec::{Force, PoolSpec, RecordSpec};
 
 /// Why an edit could not be made.
