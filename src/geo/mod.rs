@@ -123,8 +123,8 @@ static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// when full. Per thread, so the query path takes no lock.
 const CACHE_ENTRIES: usize = 1 << 16;
 thread_local! {
-    static DECODED: std::cell::RefCell<std::collections::HashMap<(u64, usize), Option<Location>>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static DECODED: std::cell::RefCell<rustc_hash::FxHashMap<(u64, usize), Option<Location>>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
 }
 
 impl std::fmt::Debug for GeoDb {
