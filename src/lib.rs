@@ -37,7 +37,9 @@ pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod policy;
+pub mod querylog;
 pub mod resolve;
 pub mod state;
 pub mod store;
@@ -58,6 +60,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let listeners = Listeners::bind(&config.listen).await?;
+    let query_log = match config.query_log.enabled {
+        true => Some(Arc::new(querylog::QueryLog::start(&config.query_log)?)),
+        false => None,
+    };
     for addr in listeners.local_addrs() {
         tracing::info!("listening on {addr} (udp, tcp)");
     }
@@ -85,7 +91,9 @@ pub async fn run(
         config.max_concurrent_probes,
         shutdown.clone(),
     ));
-    listeners.serve(state.clone(), &config, shutdown).await;
+    listeners
+        .serve(state.clone(), &config, query_log, shutdown)
+        .await;
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }

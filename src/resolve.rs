@@ -32,6 +32,25 @@ pub struct Answer<'s> {
     /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address the answer
     /// depended on; 0 when it did not depend on the client at all.
     pub ecs_scope: u8,
+    /// The zone that answered (none for REFUSED), for metrics and the query log.
+    pub zone: Option<&'s Zone>,
+    /// The pool that answered, if one did.
+    pub served: Option<Served<'s>>,
+}
+
+/// Which pool answered and from where: what the metrics and the query log report.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'s> {
+    pub pool: &'s Pool,
+    pub set: &'s EndpointSet,
+    /// The datacenter of the first endpoint handed out (index in the pool's configured order).
+    pub datacenter: usize,
+}
+
+impl Served<'_> {
+    pub fn datacenter_name(&self) -> Option<&str> {
+        self.set.datacenter_name(self.datacenter)
+    }
 }
 
 impl Answer<'_> {
@@ -62,6 +81,7 @@ pub fn resolve<'s>(
     };
     let mut answer = Answer {
         authoritative: true,
+        zone: Some(zone),
         ..Answer::default()
     };
     let mut order = Vec::new();
@@ -145,6 +165,11 @@ pub fn resolve<'s>(
             if set.degraded(cx.health) {
                 answer.degraded_ttl = Some((answer.answers.len(), pool.degraded_ttl));
             }
+            answer.served = Some(Served {
+                pool,
+                set,
+                datacenter: order.first().map_or(0, |&i| set.datacenter_of(i)),
+            });
             let records = &set.records;
             // A fallback pool's records carry its own name: answer for the name asked.
             let renamed = !std::ptr::eq(set, node_set);

@@ -63,6 +63,8 @@ pub struct State {
     probes: Mutex<HashMap<ProbeKey, ProbeRecord>>,
     /// The zone set as it changes, for the prober to follow.
     zones_tx: watch::Sender<Arc<ZoneSet>>,
+    /// Set once every endpoint has been probed once; stays set (see [`State::ready`]).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -86,6 +88,7 @@ impl State {
             sources,
             probes: Mutex::new(probes),
             zones_tx: watch::channel(zones.clone()).0,
+            ready: Default::default(),
         };
         state.publish(&state.lock(), zones, geo);
         Ok(state)
@@ -99,6 +102,7 @@ impl State {
             sources: Sources::default(),
             probes: Mutex::new(HashMap::new()),
             zones_tx: watch::channel(zones.clone()).0,
+            ready: Default::default(),
         };
         state.publish(&state.lock(), zones, None);
         state
@@ -121,6 +125,12 @@ impl State {
     /// Re-reads the zones folder and the GeoIP database (SIGHUP). All or nothing: on any
     /// error the old zones and database keep serving.
     pub fn reload(&self) -> Result<usize, LoadError> {
+        let result = self.reload_inner();
+        crate::metrics::global().record_reload(result.is_ok());
+        result
+    }
+
+    fn reload_inner(&self) -> Result<usize, LoadError> {
         let probes = self.lock();
         let zones = Arc::new(zone::load_dir(&self.sources.zones_dir)?);
         let geo = self
@@ -212,6 +222,11 @@ impl State {
         let mut probes = self.lock();
         let record = probes.entry(key.clone()).or_default();
         record.last_latency = Some(latency);
+        record.last_checked = Some(SystemTime::now());
+        if let Err(failure) = &result {
+            crate::metrics::global()
+                .record_probe_failure(&key.to_string(), health::failure_reason(failure));
+        }
         let reason = match &result {
             Ok(seen) | Err(seen) => seen.clone(),
         };
@@ -235,6 +250,27 @@ impl State {
         drop(snapshot);
         self.publish(&probes, zones, geo);
         self.save_health(&probes);
+    }
+
+    /// Ready to take traffic: zones are loaded (they are, once a `State` exists) and the first
+    /// probe round is done: every probed endpoint has a result of this process's own. It
+    /// latches: endpoints added later do not take a serving server out of rotation.
+    pub fn ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let probes = self.lock();
+        let snapshot = self.current.load();
+        let done = snapshot
+            .zones
+            .probes
+            .iter()
+            .all(|k| probes.get(k).is_some_and(|r| r.last_result.is_some()));
+        if done {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        done
     }
 
     /// Writes the state file now (also done on every change; this is for shutdown).

@@ -5,6 +5,7 @@
 //! swapped into the answers, before the response.
 
 mod auth;
+mod ops;
 mod status;
 mod zones;
 
@@ -140,8 +141,29 @@ pub fn router(state: Arc<State>, tokens: Tokens) -> axum::Router {
         .route("/openapi.json", get(status::openapi));
     axum::Router::new()
         .nest("/api/v1", v1)
+        .route("/", get(ops::page))
+        .route("/status.js", get(ops::script))
+        .route("/status.css", get(ops::style))
+        .route("/status.json", get(ops::status))
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .fallback(|| async { ApiError::not_found("no such endpoint (the API is under /api/v1)") })
+        .layer(axum::middleware::from_fn(count_request))
         .with_state(api)
+}
+
+/// Counts every request by route (the pattern, not the path: bounded labels), method and status.
+async fn count_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    crate::metrics::global().record_api_request(&route, &method, response.status().as_u16());
+    response
 }
 
 /// Serves the API until `shutdown`.

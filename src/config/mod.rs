@@ -33,6 +33,46 @@ struct RawConfig {
     health: RawHealth,
     #[serde(default)]
     api: Option<ApiConfig>,
+    #[serde(default)]
+    query_log: QueryLogConfig,
+}
+
+/// `[query_log]`: JSON lines about sampled queries; off unless enabled.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QueryLogConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Log one query in `sample` (1 logs every query).
+    #[serde(default = "one")]
+    pub sample: u64,
+    /// At most this many lines a second; the rest are counted as dropped.
+    #[serde(default = "default_log_rate")]
+    pub max_lines_per_second: u32,
+    /// `"stdout"` or a file (appended to; relative to the config file's folder).
+    #[serde(default = "default_log_path")]
+    pub path: PathBuf,
+}
+
+impl Default for QueryLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            sample: 1,
+            max_lines_per_second: default_log_rate(),
+            path: default_log_path(),
+        }
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+fn default_log_rate() -> u32 {
+    1000
+}
+fn default_log_path() -> PathBuf {
+    PathBuf::from("stdout")
 }
 
 /// The HTTP API (`[api]`); off unless configured.
@@ -191,6 +231,7 @@ pub struct Config {
     pub max_concurrent_probes: usize,
     /// The HTTP API, if configured.
     pub api: Option<ApiConfig>,
+    pub query_log: QueryLogConfig,
 }
 
 impl Config {
@@ -234,6 +275,9 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
+        if raw.query_log.sample == 0 {
+            return Err("query_log.sample: must be at least 1 (1 logs every query)".into());
+        }
         if udp_workers == 0 {
             return Err("server.udp_workers: must be at least 1".into());
         }
@@ -249,6 +293,13 @@ impl Config {
             health_state_file: raw.health.state_file.map(|p| base.join(p)),
             max_concurrent_probes: raw.health.max_concurrent_probes.max(1),
             api: raw.api,
+            query_log: QueryLogConfig {
+                path: match raw.query_log.path.as_os_str() == "stdout" {
+                    true => raw.query_log.path,
+                    false => base.join(raw.query_log.path),
+                },
+                ..raw.query_log
+            },
         })
     }
 }

@@ -12,8 +12,10 @@ use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
 use super::{ecs, wire};
-use crate::resolve::{Answer, resolve};
+use crate::metrics::QueryLabels;
+use crate::resolve::{Answer, Served, resolve};
 use crate::state::Snapshot;
+use crate::zone::Zone;
 
 /// The transport a message came over; it decides the size limit of the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,25 +37,86 @@ pub fn respond(
     udp_payload: u16,
     rng: &mut fastrand::Rng,
 ) -> Option<Vec<u8>> {
-    respond_with(snapshot, query, source, transport, udp_payload, rng, true)
+    let mut outcome = Outcome::default();
+    respond_with(
+        snapshot,
+        query,
+        source,
+        transport,
+        udp_payload,
+        rng,
+        true,
+        &mut outcome,
+    )
+}
+
+/// What the query path tells the metrics and the query log about one reply.
+#[derive(Debug, Default)]
+pub struct Outcome<'s> {
+    pub qtype: Option<RecordType>,
+    pub rcode: ResponseCode,
+    pub zone: Option<&'s Zone>,
+    pub served: Option<Served<'s>>,
+    /// The Client Subnet the answer was decided for, if one was used.
+    pub subnet: Option<(IpAddr, u8)>,
+}
+
+impl Outcome<'_> {
+    pub fn labels(&self) -> QueryLabels<'_> {
+        QueryLabels {
+            zone: self.zone.map(|z| &*z.counters),
+            qtype: self.qtype,
+            rcode: self.rcode,
+            policy: self.served.map(|s| &s.set.policy),
+            answered_by: self
+                .served
+                .and_then(|s| s.pool.answers.by_datacenter.get(s.datacenter))
+                .map(|c| &**c),
+        }
+    }
+}
+
+/// [`respond`], also reporting what was answered in `outcome`.
+pub fn respond_observed<'s>(
+    snapshot: &'s Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    udp_payload: u16,
+    rng: &mut fastrand::Rng,
+    outcome: &mut Outcome<'s>,
+) -> Option<Vec<u8>> {
+    respond_with(
+        snapshot,
+        query,
+        source,
+        transport,
+        udp_payload,
+        rng,
+        true,
+        outcome,
+    )
 }
 
 /// [`respond`], with the fast encoder or (`fast == false`) hickory's reference encoder.
-fn respond_with(
-    snapshot: &Snapshot,
+#[allow(clippy::too_many_arguments)]
+fn respond_with<'s>(
+    snapshot: &'s Snapshot,
     query: &[u8],
     source: IpAddr,
     transport: Transport,
     udp_payload: u16,
     rng: &mut fastrand::Rng,
     fast: bool,
+    outcome: &mut Outcome<'s>,
 ) -> Option<Vec<u8>> {
     let header = Header::read(&mut BinDecoder::new(query)).ok()?;
     if header.metadata.message_type == MessageType::Response {
         return None;
     }
     let Ok(request) = decode(query, &header) else {
-        return Some(error_reply(
+        return Some(noted(
+            outcome,
             &header.metadata,
             None,
             ResponseCode::FormErr,
@@ -73,7 +136,8 @@ fn respond_with(
     let edns_ref = edns.as_ref();
     let Ok(subnet) = subnet else {
         // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
-        return Some(error_reply(
+        return Some(noted(
+            outcome,
             &request.metadata,
             question,
             ResponseCode::FormErr,
@@ -83,7 +147,8 @@ fn respond_with(
     let edns = edns_ref;
 
     if request.metadata.op_code != OpCode::Query {
-        return Some(error_reply(
+        return Some(noted(
+            outcome,
             &request.metadata,
             question,
             ResponseCode::NotImp,
@@ -91,7 +156,8 @@ fn respond_with(
         ));
     }
     let [question] = request.queries.as_slice() else {
-        return Some(error_reply(
+        return Some(noted(
+            outcome,
             &request.metadata,
             question,
             ResponseCode::FormErr,
@@ -100,14 +166,23 @@ fn respond_with(
     };
     if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-        return Some(error_reply(
+        return Some(noted(
+            outcome,
             &request.metadata,
             Some(question),
             ResponseCode::BADVERS,
             edns,
         ));
     }
-    let refuse = |rcode| Some(error_reply(&request.metadata, Some(question), rcode, edns));
+    let mut refuse = |rcode| {
+        Some(noted(
+            outcome,
+            &request.metadata,
+            Some(question),
+            rcode,
+            edns,
+        ))
+    };
     match question.query_type() {
         RecordType::OPT => return refuse(ResponseCode::FormErr),
         // No zone transfers.
@@ -127,6 +202,11 @@ fn respond_with(
         client,
         rng,
     );
+    outcome.qtype = Some(question.query_type());
+    outcome.rcode = answer.rcode;
+    outcome.zone = answer.zone;
+    outcome.served = answer.served;
+    outcome.subnet = used.map(|s| (s.addr, s.source_prefix));
     // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
     // depended on; scope 0 when the subnet was not used.
     let opt = edns.map(|_| wire::Opt {
@@ -245,6 +325,19 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
         queries: message.queries,
         edns: message.edns,
     })
+}
+
+/// [`error_reply`], noting its code in `outcome`.
+fn noted(
+    outcome: &mut Outcome<'_>,
+    request: &Metadata,
+    question: Option<&Query>,
+    rcode: ResponseCode,
+    edns: Option<&Edns>,
+) -> Vec<u8> {
+    outcome.qtype = question.map(Query::query_type);
+    outcome.rcode = rcode;
+    error_reply(request, question, rcode, edns)
 }
 
 /// A reply that carries only a response code (and the question, where one was read).
@@ -523,11 +616,38 @@ mod tests {
                 .unwrap();
             let mut r1 = fastrand::Rng::with_seed(1);
             let mut r2 = fastrand::Rng::with_seed(1);
-            let fast = respond_with(&snapshot, &q, source, transport, 1232, &mut r1, true);
-            let reference = respond_with(&snapshot, &q, source, transport, 1232, &mut r2, false);
+            let fast = respond_with(
+                &snapshot,
+                &q,
+                source,
+                transport,
+                1232,
+                &mut r1,
+                true,
+                &mut Outcome::default(),
+            );
+            let reference = respond_with(
+                &snapshot,
+                &q,
+                source,
+                transport,
+                1232,
+                &mut r2,
+                false,
+                &mut Outcome::default(),
+            );
             let (Some(fast), Some(reference)) = (fast, reference) else {
                 assert_eq!(
-                    respond_with(&snapshot, &q, source, transport, 1232, &mut r1, true),
+                    respond_with(
+                        &snapshot,
+                        &q,
+                        source,
+                        transport,
+                        1232,
+                        &mut r1,
+                        true,
+                        &mut Outcome::default()
+                    ),
                     None
                 );
                 continue;

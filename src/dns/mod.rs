@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::querylog::QueryLog;
 use crate::state::State;
+use handler::{Outcome, Transport};
 
 pub use tcp::TcpLimits;
 
@@ -53,7 +55,13 @@ impl Listeners {
     }
 
     /// Serves until `shutdown` is cancelled.
-    pub async fn serve(self, state: Arc<State>, config: &Config, shutdown: CancellationToken) {
+    pub async fn serve(
+        self,
+        state: Arc<State>,
+        config: &Config,
+        query_log: Option<Arc<QueryLog>>,
+        shutdown: CancellationToken,
+    ) {
         let mut tasks = JoinSet::new();
         for socket in self.udp {
             let socket = match socket.into_std() {
@@ -74,7 +82,8 @@ impl Listeners {
                 };
                 let (state, shutdown) = (state.clone(), shutdown.clone());
                 let payload = config.udp_payload;
-                tasks.spawn_blocking(move || udp::serve(socket, state, payload, shutdown));
+                let log = query_log.clone();
+                tasks.spawn_blocking(move || udp::serve(socket, state, payload, log, shutdown));
             }
         }
         let limits = TcpLimits {
@@ -87,6 +96,7 @@ impl Listeners {
                 listener,
                 state.clone(),
                 limits,
+                query_log.clone(),
                 shutdown.clone(),
             ));
         }
@@ -96,6 +106,21 @@ impl Listeners {
                 shutdown.cancel();
             }
         }
+    }
+}
+
+/// After a reply is sent: count it, and offer it to the query log.
+fn observe(
+    outcome: &Outcome<'_>,
+    source: std::net::IpAddr,
+    transport: Transport,
+    reply: &[u8],
+    started: std::time::Instant,
+    query_log: Option<&QueryLog>,
+) {
+    crate::metrics::global().record_query(&outcome.labels(), transport, started.elapsed());
+    if let Some(log) = query_log {
+        log.offer(outcome, source, transport, reply);
     }
 }
 

@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Transport, respond};
+use super::handler::{Outcome, Transport, respond_observed};
+use super::observe;
+use crate::querylog::QueryLog;
 use crate::state::State;
 
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +26,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     limits: TcpLimits,
+    query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -43,54 +46,75 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
-        let state = state.clone();
-        let shutdown = shutdown.clone();
+        let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
         connections.spawn(async move {
             let _permit = permit;
-            tokio::select! {
-                result = connection(stream, peer.ip(), &state, limits) => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, %peer, "tcp connection ended");
-                    }
-                }
-                _ = shutdown.cancelled() => {}
+            if let Err(error) =
+                connection(stream, peer.ip(), &state, limits, log.as_deref(), &shutdown).await
+            {
+                tracing::debug!(%error, %peer, "tcp connection ended");
             }
         });
         while connections.try_join_next().is_some() {}
     }
-    connections.shutdown().await;
+    // Stop accepting (the listener closes here), let connections finish the message they are
+    // in, and cut off whatever is still open after the grace period.
+    drop(listener);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+        tracing::warn!("closing TCP connections still busy after {SHUTDOWN_GRACE:?}");
+        connections.shutdown().await;
+    }
 }
 
+/// How long in-flight TCP answers may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves one connection: messages one after another until the client closes, it idles out,
+/// or shutdown comes between two messages (a message that has started is always answered).
 async fn connection(
     mut stream: TcpStream,
     peer: std::net::IpAddr,
     state: &State,
     limits: TcpLimits,
+    query_log: Option<&QueryLog>,
+    shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
     let mut rng = fastrand::Rng::new();
     let mut buf = Vec::new();
     loop {
-        let len = match tokio::time::timeout(limits.idle_timeout, stream.read_u16()).await {
-            Ok(Ok(len)) => usize::from(len),
-            // Idle, or the client closed: both end the connection quietly.
-            Ok(Err(_)) | Err(_) => return Ok(()),
+        let len = tokio::select! {
+            len = tokio::time::timeout(limits.idle_timeout, stream.read_u16()) => match len {
+                Ok(Ok(len)) => usize::from(len),
+                // Idle, or the client closed: both end the connection quietly.
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            },
+            _ = shutdown.cancelled() => return Ok(()),
         };
+        let started = std::time::Instant::now();
         buf.resize(len, 0);
         tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::other("timed out reading a message"))??;
-        let reply = respond(
-            &state.snapshot(),
+        let snapshot = state.snapshot();
+        let mut outcome = Outcome::default();
+        let reply = respond_observed(
+            &snapshot,
             &buf,
             peer,
             Transport::Tcp,
             limits.udp_payload,
             &mut rng,
+            &mut outcome,
         );
         let Some(reply) = reply else { continue };
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         framed.extend_from_slice(&reply);
-        stream.write_all(&framed).await?;
+        observe(&outcome, peer, Transport::Tcp, &reply, started, query_log);
+        drop(snapshot);
+        tokio::time::timeout(limits.idle_timeout, stream.write_all(&framed))
+            .await
+            .map_err(|_| std::io::Error::other("timed out writing a reply"))??;
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Transport, respond};
+use super::handler::{Outcome, Transport, respond_observed};
+use super::observe;
+use crate::querylog::QueryLog;
 use crate::state::State;
 
 /// Largest UDP datagram; queries are far smaller, but a short buffer would cut a long one and
@@ -21,7 +23,13 @@ const RECV_BUFFER: usize = 65_535;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// Answers datagrams on `socket` until `shutdown` is cancelled. Blocks the calling thread.
-pub fn serve(socket: UdpSocket, state: Arc<State>, udp_payload: u16, shutdown: CancellationToken) {
+pub fn serve(
+    socket: UdpSocket,
+    state: Arc<State>,
+    udp_payload: u16,
+    query_log: Option<Arc<QueryLog>>,
+    shutdown: CancellationToken,
+) {
     if let Err(error) = socket
         .set_nonblocking(false)
         .and_then(|()| socket.set_read_timeout(Some(SHUTDOWN_POLL)))
@@ -40,18 +48,29 @@ pub fn serve(socket: UdpSocket, state: Arc<State>, udp_payload: u16, shutdown: C
                 continue;
             }
         };
-        let reply = respond(
-            &state.snapshot(),
+        let started = std::time::Instant::now();
+        let snapshot = state.snapshot();
+        let mut outcome = Outcome::default();
+        let reply = respond_observed(
+            &snapshot,
             &buf[..len],
             peer.ip(),
             Transport::Udp,
             udp_payload,
             &mut rng,
+            &mut outcome,
         );
-        if let Some(reply) = reply
-            && let Err(error) = socket.send_to(&reply, peer)
-        {
+        let Some(reply) = reply else { continue };
+        if let Err(error) = socket.send_to(&reply, peer) {
             tracing::debug!(%error, %peer, "udp send failed");
         }
+        observe(
+            &outcome,
+            peer.ip(),
+            Transport::Udp,
+            &reply,
+            started,
+            query_log.as_deref(),
+        );
     }
 }

@@ -214,6 +214,11 @@ impl GeoDb {
     }
 
     /// `database_type` and build date, for logs and `explain`.
+    /// When the database was built (Unix seconds), from its metadata.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
     pub fn describe(&self) -> String {
         let meta = self.reader.metadata();
         format!(

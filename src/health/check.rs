@@ -84,6 +84,24 @@ pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<Str
     Ok(format!("status {status}"))
 }
 
+/// The kind of a failure reported by [`run`], for the metrics' `reason` label.
+pub fn failure_reason(failure: &str) -> &'static str {
+    const KINDS: [(&str, &str); 7] = [
+        ("timeout", "timeout"),
+        ("connection refused", "refused"),
+        ("connection reset", "reset"),
+        ("body lacks", "body"),
+        ("status ", "status"),
+        ("certificate", "tls"),
+        ("connect", "connect"),
+    ];
+    let lower = failure.to_ascii_lowercase();
+    KINDS
+        .iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map_or("other", |&(_, kind)| kind)
+}
+
 fn timed_out(after: Duration) -> String {
     format!("timeout after {}ms", after.as_millis())
 }
@@ -109,5 +127,26 @@ fn http_reason(e: &reqwest::Error) -> String {
     match e.is_connect() {
         true => format!("connect: {text}"),
         false => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(
+            failure_reason(&timed_out(Duration::from_millis(500))),
+            "timeout"
+        );
+        assert_eq!(failure_reason("connection refused"), "refused");
+        assert_eq!(failure_reason("status 503"), "status");
+        assert_eq!(failure_reason("status 200, body lacks \"ok\""), "body");
+        assert_eq!(
+            failure_reason("invalid peer certificate: UnknownIssuer"),
+            "tls"
+        );
+        assert_eq!(failure_reason("no route"), "other");
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use check::failure_reason;
 pub use prober::run_prober;
 pub use spec::CheckSpec;
 pub use statefile::{load as load_state_file, save as save_state_file};
@@ -53,6 +54,8 @@ pub struct ProbeRecord {
     /// The last probe's outcome ("status 200", "connection refused"…), if any yet.
     pub last_result: Option<Result<String, String>>,
     pub last_latency: Option<std::time::Duration>,
+    /// When the last probe finished.
+    pub last_checked: Option<std::time::SystemTime>,
 }
 
 impl Default for ProbeRecord {
@@ -62,6 +65,7 @@ impl Default for ProbeRecord {
             since: std::time::SystemTime::now(),
             last_result: None,
             last_latency: None,
+            last_checked: None,
         }
     }
 }

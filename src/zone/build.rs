@@ -282,11 +282,13 @@ pub fn build_zone(
     }
 
     let has_cuts = nodes.values().any(|n| n.is_cut);
+    let origin_label = origin.to_ascii();
     Ok(Zone {
         origin,
         soa,
         negative_soa,
         nodes,
+        counters: crate::metrics::global().zone(&origin_label),
         has_cuts,
     })
 }

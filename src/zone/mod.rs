@@ -152,6 +152,8 @@ pub struct Zone {
     /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     pub negative_soa: Record,
     nodes: FxHashMap<Name, Node>,
+    /// Its query counters (kept across rebuilds by the metrics registry).
+    pub counters: std::sync::Arc<crate::metrics::ZoneCounters>,
     /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
     has_cuts: bool,
 }
@@ -195,6 +197,8 @@ pub struct Pool {
     pub fallback: Option<Name>,
     pub v4: EndpointSet,
     pub v6: EndpointSet,
+    /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
+    pub answers: crate::metrics::PoolCounters,
 }
 
 impl Pool {
@@ -218,6 +222,27 @@ pub struct EndpointSet {
 }
 
 impl EndpointSet {
+    /// The datacenter (index in the pool's configured order) that endpoint `i` belongs to; 0
+    /// for pools without datacenters.
+    pub fn datacenter_of(&self, i: u32) -> usize {
+        match &self.policy {
+            Policy::Geo(geo) => geo
+                .datacenters
+                .iter()
+                .position(|dc| dc.endpoints.contains(&i))
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Datacenter `i`'s name, for logs (`None` for pools without datacenters).
+    pub fn datacenter_name(&self, i: usize) -> Option<&str> {
+        match &self.policy {
+            Policy::Geo(geo) => geo.datacenters.get(i).map(|dc| dc.name.as_str()),
+            _ => None,
+        }
+    }
+
     /// Whether a probe has some endpoint of this set down.
     pub fn degraded(&self, view: &HealthView) -> bool {
         self.health.iter().any(|h| h.probed_down(view))
@@ -266,6 +291,13 @@ impl Zone {
             RData::SOA(soa) => soa.serial,
             _ => 0,
         }
+    }
+
+    /// Every pool of the zone with its owner name.
+    pub fn pools(&self) -> impl Iterator<Item = (&Name, &Pool)> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, node)| node.pool.as_ref().map(|p| (name, p)))
     }
 
     /// Counts for `meridian check`: (names, static records, pools).

@@ -101,7 +101,14 @@ pub(super) fn build_pool(
             (endpoint_set(policy(&v4), v4), endpoint_set(policy(&v6), v6))
         }
     };
+    let datacenters: Vec<&str> = match spec.policy {
+        PolicyKind::Geo => spec.datacenters.iter().map(|d| d.name.as_str()).collect(),
+        _ => vec![""],
+    };
+    let answers =
+        crate::metrics::global().pool(&origin.to_ascii(), &relative(owner, origin), &datacenters);
     Ok(Pool {
+        answers,
         ttl: spec.ttl,
         degraded_ttl: degraded_ttl(spec),
         max_answers: spec.max_answers.unwrap_or(usize::MAX),
@@ -110,6 +117,20 @@ pub(super) fn build_pool(
         v4,
         v6,
     })
+}
+
+/// `owner` as written in the zone file: relative to the origin, `@` for the apex.
+fn relative(owner: &Name, origin: &Name) -> String {
+    let keep = owner.num_labels().saturating_sub(origin.num_labels());
+    match keep {
+        0 => "@".to_owned(),
+        n => owner
+            .iter()
+            .take(usize::from(n))
+            .map(String::from_utf8_lossy)
+            .collect::<Vec<_>>()
+            .join("."),
+    }
 }
 
 /// Half the TTL while degraded, but not under `min_ttl` (nor above the TTL itself).

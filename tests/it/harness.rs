@@ -126,8 +126,44 @@ impl Server {
         Self::start_in(dir, None)
     }
 
+    /// Serves `zones` with the API on (no tokens) and `extra` appended to the config
+    /// (`[health]`, `[query_log]`…).
+    pub fn start_ops(zones: &[(&str, &str)], extra: &str) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        let config = format!("[api]\nlisten = \"127.0.0.1:0\"\n{extra}");
+        std::fs::write(dir.0.join("extra.toml"), config).unwrap();
+        Self::start_in(dir, None)
+    }
+
     /// One HTTP/1.1 request to the API: (status, headers in lower case, body).
     pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
+        self.http_at(method, &format!("/api/v1{path}"), token, body, headers)
+    }
+
+    /// `GET` of a path outside `/api/v1` (metrics, status page, probes): (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.http_at("GET", path, None, None, &[]);
+        (status, body)
+    }
+
+    /// The API's address.
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        self.api.expect("the API is configured")
+    }
+
+    fn http_at(
         &self,
         method: &str,
         path: &str,
@@ -141,8 +177,7 @@ impl Server {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let mut req =
-            format!("{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         if let Some(t) = token {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
@@ -221,6 +256,23 @@ impl Server {
         // round to settle so that every test sees the same (all down, fail-open) pool.
         server.wait_log("unknown -> down", 4);
         server
+    }
+
+    /// [`Server::start_default`] with the API (and so metrics and the status page) on.
+    pub fn start_default_with_api() -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(
+            dir.0.join("extra.toml"),
+            "[api]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        Self::start_in(dir, Some(&repo().join("geoip/meridian-test.mmdb")))
     }
 
     /// The copy of the GeoIP database this server reads.

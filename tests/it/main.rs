@@ -7,6 +7,7 @@ mod cli;
 mod geo;
 mod harness;
 mod health;
+mod ops;
 mod policies;
 mod reload;
 mod robustness;

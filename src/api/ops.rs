@@ -1,0 +1,255 @@
+//! What operators and their tools read, with no token: Prometheus metrics, liveness and
+//! readiness, and the status page with its JSON. Read-only; bind the API listener to a
+//! management address.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Json;
+use axum::extract::State as AxumState;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use serde_json::{Value, json};
+
+use super::Api;
+use crate::health::Status;
+use crate::metrics;
+use crate::policy::Policy;
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(AxumState(api): AxumState<Api>) -> impl IntoResponse {
+    let snapshot = api.state.snapshot();
+    let records = api.state.probe_records();
+    let probes = snapshot
+        .zones
+        .probes
+        .iter()
+        .map(|key| {
+            let record = records.get(key);
+            let up = match record.map(|r| r.status) {
+                Some(Status::Up) => Some(true),
+                Some(Status::Down) => Some(false),
+                _ => None,
+            };
+            let kind = format!("{:?}", key.check.kind).to_ascii_lowercase();
+            (
+                key.to_string(),
+                kind,
+                up,
+                record.and_then(|r| r.last_latency),
+            )
+        })
+        .collect();
+    let mut zones: Vec<(String, u32)> = snapshot
+        .zones
+        .iter()
+        .map(|z| (z.origin.to_ascii(), z.serial()))
+        .collect();
+    zones.sort();
+    let gauges = metrics::Gauges {
+        probes,
+        geoip_build_epoch: snapshot.geo.as_ref().map(|db| db.build_epoch()),
+        zones,
+        ready: api.state.ready(),
+    };
+    drop(snapshot);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(metrics::global(), &gauges),
+    )
+}
+
+/// `GET /healthz`: the process is up and serving HTTP.
+pub async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+/// `GET /readyz`: 200 once zones are loaded and the first probe round is done, 503 before.
+pub async fn readyz(AxumState(api): AxumState<Api>) -> impl IntoResponse {
+    match api.state.ready() {
+        true => (StatusCode::OK, "ready\n"),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first probe round is not done\n",
+        ),
+    }
+}
+
+const INDEX: &str = include_str!("page/index.html");
+const SCRIPT: &str = include_str!("page/status.js");
+const STYLE: &str = include_str!("page/status.css");
+const WORLD: &str = include_str!("page/world.svg.path");
+
+/// `GET /`: the status page (files embedded in the binary, nothing from elsewhere).
+pub async fn page() -> impl IntoResponse {
+    static PAGE: LazyLock<String> = LazyLock::new(|| INDEX.replace("{{WORLD}}", WORLD));
+    ([(header::CACHE_CONTROL, "no-cache")], Html(PAGE.as_str()))
+}
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+pub async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+/// Samples of the answer counters, so the page can show each datacenter's share of *recent*
+/// answers: the last minute, or since start when the server is younger.
+const WINDOW: Duration = Duration::from_secs(60);
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+type Counts = HashMap<(String, String, String), u64>;
+static SAMPLES: LazyLock<Mutex<VecDeque<(Instant, Counts)>>> = LazyLock::new(Mutex::default);
+
+/// Answers since about a minute ago, by (zone, pool, datacenter).
+fn recent_answers() -> Counts {
+    let now: Counts = metrics::global().answer_counts().into_iter().collect();
+    let mut samples = SAMPLES.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Instant::now();
+    if samples
+        .back()
+        .is_none_or(|(at, _)| t.duration_since(*at) >= SAMPLE_EVERY)
+    {
+        samples.push_back((t, now.clone()));
+    }
+    // Keep the newest sample that is at least WINDOW old as the baseline.
+    while samples.len() > 1 && t.duration_since(samples[1].0) >= WINDOW {
+        samples.pop_front();
+    }
+    let baseline = samples
+        .front()
+        .filter(|(at, _)| t.duration_since(*at) >= WINDOW)
+        .map(|(_, c)| c);
+    now.into_iter()
+        .map(|(k, v)| {
+            let before = baseline.and_then(|b| b.get(&k)).copied().unwrap_or(0);
+            (k, v.saturating_sub(before))
+        })
+        .collect()
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `GET /status.json`: what the status page shows.
+pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
+    let recent = recent_answers();
+    let records = api.state.probe_records();
+    let snapshot = api.state.snapshot();
+    let view = &snapshot.health;
+    let mut pools = Vec::new();
+    let mut zones: Vec<_> = snapshot.zones.iter().collect();
+    zones.sort_by(|a, b| a.origin.cmp(&b.origin));
+    for zone in zones {
+        let origin = zone.origin.to_ascii();
+        let mut named: Vec<_> = zone.pools().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        for (owner, pool) in named {
+            let name = owner.to_ascii();
+            let label = metrics_pool_label(&name, &origin);
+            let sets = [&pool.v4, &pool.v6];
+            let mut datacenters = Vec::new();
+            let geo: Vec<_> = sets
+                .iter()
+                .filter_map(|s| match &s.policy {
+                    Policy::Geo(g) => Some((*s, g)),
+                    _ => None,
+                })
+                .collect();
+            let Some((_, first)) = geo.first() else {
+                continue;
+            };
+            let total: u64 = first
+                .datacenters
+                .iter()
+                .map(|dc| {
+                    let key = (origin.clone(), label.clone(), dc.name.clone());
+                    recent.get(&key).copied().unwrap_or(0)
+                })
+                .sum();
+            for (i, dc) in first.datacenters.iter().enumerate() {
+                let (mut endpoints, mut live, mut down) = (0, 0, 0);
+                for (set, g) in &geo {
+                    for &e in &g.datacenters[i].endpoints {
+                        let health = &set.health[e as usize];
+                        endpoints += 1;
+                        live += usize::from(health.live(view));
+                        down += usize::from(health.probed_down(view));
+                    }
+                }
+                let state = match (live, down) {
+                    (0, 0) => "unknown",
+                    (0, _) => "down",
+                    (_, 0) => "up",
+                    _ => "degraded",
+                };
+                let key = (origin.clone(), label.clone(), dc.name.clone());
+                let answers = recent.get(&key).copied().unwrap_or(0);
+                datacenters.push(json!({
+                    "name": dc.name,
+                    "latitude": dc.latitude,
+                    "longitude": dc.longitude,
+                    "endpoints": endpoints,
+                    "live": live,
+                    "down": down,
+                    "state": state,
+                    "recent_answers": answers,
+                    "share": if total > 0 { answers as f64 / total as f64 } else { 0.0 },
+                }));
+            }
+            pools.push(json!({
+                "zone": origin,
+                "pool": label,
+                "name": name,
+                "datacenters": datacenters,
+            }));
+        }
+    }
+    let zones = &snapshot.zones;
+    let endpoints: Vec<Value> = zones
+        .probes
+        .iter()
+        .enumerate()
+        .map(|(slot, key)| {
+            let record = records.get(key).cloned().unwrap_or_default();
+            json!({
+                "address": key.addr,
+                "check": key.to_string(),
+                "state": record.status,
+                "since": epoch(record.since),
+                "last_checked": record.last_checked.map(epoch),
+                "last_result": record.last_result.as_ref().map(|r| match r {
+                    Ok(s) | Err(s) => s.clone(),
+                }),
+                "last_ok": record.last_result.as_ref().map(Result::is_ok),
+                "latency_ms": record.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+                "pools": zones.probe_users[slot],
+            })
+        })
+        .collect();
+    Json(json!({
+        "now": epoch(SystemTime::now()),
+        "ready": api.state.ready(),
+        "window_seconds": WINDOW.as_secs(),
+        "pools": pools,
+        "endpoints": endpoints,
+    }))
+}
+
+/// The pool's label in the metrics: its name relative to the zone (`@` at the apex).
+fn metrics_pool_label(name: &str, origin: &str) -> String {
+    match name.strip_suffix(origin) {
+        Some("") => "@".to_owned(),
+        Some(rest) => rest.trim_end_matches('.').to_owned(),
+        None => name.to_owned(),
+    }
+}

@@ -1,0 +1,546 @@
+//! Prometheus metrics. The query path only bumps relaxed atomics it reaches through the
+//! snapshot (a zone's and a pool's counter handles) or through [`global`]: no lock, no map, no
+//! allocation. Handles come from one process-wide registry keyed by their labels, so a zone or
+//! pool rebuilt by a reload or an API change keeps counting where it was. Everything else
+//! (probes, reloads, API requests) is rare and goes through a mutex. Rendering walks the
+//! registry and the current health into the text exposition format (version 0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::dns::handler::Transport;
+use crate::policy::Policy;
+
+/// Query types counted by name; the rest are `other`.
+const QTYPES: [RecordType; 15] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::NS,
+    RecordType::SOA,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::CAA,
+    RecordType::PTR,
+    RecordType::ANY,
+    RecordType::DS,
+    RecordType::DNSKEY,
+    RecordType::HTTPS,
+    RecordType::SVCB,
+];
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
+];
+const PROTOCOLS: [&str; 2] = ["udp", "tcp"];
+/// `static` for answers that no pool decided.
+const POLICIES: [&str; 7] = [
+    "static",
+    "round_robin",
+    "weighted",
+    "weighted_random",
+    "all",
+    "failover",
+    "geo",
+];
+const QUERY_SLOTS: usize = (QTYPES.len() + 1) * RCODES.len() * PROTOCOLS.len() * POLICIES.len();
+
+/// Upper bounds of the query-duration histogram, in seconds: a query takes microseconds.
+const DURATION_BOUNDS: [f64; 12] = [
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2,
+];
+
+/// One zone's query counters, by (qtype, rcode, protocol, policy).
+#[derive(Debug)]
+pub struct ZoneCounters {
+    queries: Box<[AtomicU64]>,
+}
+
+impl ZoneCounters {
+    fn new() -> Self {
+        Self {
+            queries: (0..QUERY_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// A pool's answer counters: one per datacenter in configured order (one, unnamed, for pools
+/// without datacenters).
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    pub by_datacenter: Vec<Arc<AtomicU64>>,
+}
+
+#[derive(Debug)]
+struct Histogram {
+    buckets: [AtomicU64; DURATION_BOUNDS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = DURATION_BOUNDS.iter().position(|&b| seconds <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+}
+
+/// Every metric of the process.
+#[derive(Debug)]
+pub struct Registry {
+    zones: Mutex<BTreeMap<String, Arc<ZoneCounters>>>,
+    /// Queries that no zone of ours holds (REFUSED) or that never got that far (FORMERR).
+    no_zone: Arc<ZoneCounters>,
+    answers: Mutex<BTreeMap<(String, String, String), Arc<AtomicU64>>>,
+    durations: [Histogram; 2],
+    reloads: [AtomicU64; 2],
+    probe_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
+    api_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    query_log: [AtomicU64; 2],
+}
+
+static GLOBAL: LazyLock<Registry> = LazyLock::new(|| Registry {
+    zones: Mutex::default(),
+    no_zone: Arc::new(ZoneCounters::new()),
+    answers: Mutex::default(),
+    durations: [Histogram::new(), Histogram::new()],
+    reloads: Default::default(),
+    probe_failures: Mutex::default(),
+    api_requests: Mutex::default(),
+    query_log: Default::default(),
+});
+
+/// The process-wide registry.
+pub fn global() -> &'static Registry {
+    &GLOBAL
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the query path knows of one query once it is answered.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLabels<'a> {
+    pub zone: Option<&'a ZoneCounters>,
+    pub qtype: Option<RecordType>,
+    pub rcode: ResponseCode,
+    pub policy: Option<&'a Policy>,
+    /// The answer counter of the pool (and datacenter) that answered, if one did.
+    pub answered_by: Option<&'a AtomicU64>,
+}
+
+impl Registry {
+    /// The counters of zone `origin` (created on first use, kept for the process's life).
+    pub fn zone(&self, origin: &str) -> Arc<ZoneCounters> {
+        lock(&self.zones)
+            .entry(origin.to_owned())
+            .or_insert_with(|| Arc::new(ZoneCounters::new()))
+            .clone()
+    }
+
+    /// The answer counters of a pool, one per datacenter name (`[""]` without datacenters).
+    pub fn pool(&self, zone: &str, pool: &str, datacenters: &[&str]) -> PoolCounters {
+        let mut answers = lock(&self.answers);
+        PoolCounters {
+            by_datacenter: datacenters
+                .iter()
+                .map(|dc| {
+                    answers
+                        .entry((zone.to_owned(), pool.to_owned(), (*dc).to_owned()))
+                        .or_default()
+                        .clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts one answered query. Called by the UDP and TCP loops for every reply.
+    pub fn record_query(&self, q: &QueryLabels<'_>, transport: Transport, elapsed: Duration) {
+        let qtype = q
+            .qtype
+            .and_then(|t| QTYPES.iter().position(|&k| k == t))
+            .unwrap_or(QTYPES.len());
+        let rcode = rcode_index(q.rcode);
+        let protocol = transport as usize;
+        let policy = q.policy.map_or(0, policy_index);
+        let slot =
+            ((qtype * RCODES.len() + rcode) * PROTOCOLS.len() + protocol) * POLICIES.len() + policy;
+        let zone = q.zone.unwrap_or(&self.no_zone);
+        zone.queries[slot].fetch_add(1, Relaxed);
+        if let Some(counter) = q.answered_by {
+            counter.fetch_add(1, Relaxed);
+        }
+        self.durations[protocol].observe(elapsed);
+    }
+
+    pub fn record_reload(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+
+    pub fn record_probe_failure(&self, probe: &str, reason: &'static str) {
+        *lock(&self.probe_failures)
+            .entry((probe.to_owned(), reason))
+            .or_default() += 1;
+    }
+
+    pub fn record_api_request(&self, route: &str, method: &str, status: u16) {
+        *lock(&self.api_requests)
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// Query-log lines written and dropped (by sampling's rate limit or a full queue).
+    pub fn record_query_log(&self, written: bool) {
+        self.query_log[usize::from(!written)].fetch_add(1, Relaxed);
+    }
+
+    /// Answers so far by (zone, pool, datacenter).
+    pub fn answer_counts(&self) -> Vec<((String, String, String), u64)> {
+        lock(&self.answers)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Relaxed)))
+            .collect()
+    }
+}
+
+fn rcode_index(rcode: ResponseCode) -> usize {
+    match rcode {
+        ResponseCode::NoError => 0,
+        ResponseCode::FormErr => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::Refused => 5,
+        ResponseCode::BADVERS => 6,
+        _ => 7,
+    }
+}
+
+/// The mnemonic of a response code as dig prints it (`NOERROR`, `NXDOMAIN`…).
+pub fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode_index(rcode) {
+        7 => u16::from(rcode).to_string(),
+        i => RCODES[i].to_owned(),
+    }
+}
+
+fn policy_index(policy: &Policy) -> usize {
+    POLICIES
+        .iter()
+        .position(|&p| p == policy.name())
+        .unwrap_or(0)
+}
+
+/// What [`render`] needs besides the registry: the state of the fleet right now.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (probe, check kind, up: Some(true|false) or None while unknown, last latency).
+    pub probes: Vec<(String, String, Option<bool>, Option<Duration>)>,
+    pub geoip_build_epoch: Option<u64>,
+    pub zones: Vec<(String, u32)>,
+    pub ready: bool,
+}
+
+/// The text exposition of every metric.
+pub fn render(registry: &Registry, gauges: &Gauges) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+
+    family(
+        &mut out,
+        "meridian_dns_queries_total",
+        "counter",
+        "DNS queries answered, by zone, query type, response code, protocol and policy.",
+    );
+    let zones: Vec<(String, Arc<ZoneCounters>)> = lock(&registry.zones)
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([(String::new(), registry.no_zone.clone())])
+        .collect();
+    for (zone, counters) in &zones {
+        for (slot, count) in counters.queries.iter().enumerate() {
+            let count = count.load(Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let policy = slot % POLICIES.len();
+            let rest = slot / POLICIES.len();
+            let protocol = rest % PROTOCOLS.len();
+            let rest = rest / PROTOCOLS.len();
+            let rcode = rest % RCODES.len();
+            let qtype = rest / RCODES.len();
+            let qtype = QTYPES
+                .get(qtype)
+                .map_or_else(|| "other".to_owned(), |t| t.to_string());
+            let _ = writeln!(
+                out,
+                "meridian_dns_queries_total{{zone=\"{}\",qtype=\"{qtype}\",rcode=\"{}\",protocol=\"{}\",policy=\"{}\"}} {count}",
+                escape(zone),
+                RCODES[rcode],
+                PROTOCOLS[protocol],
+                POLICIES[policy]
+            );
+        }
+    }
+
+    family(
+        &mut out,
+        "meridian_pool_answers_total",
+        "counter",
+        "Pool answers, by zone, pool and the datacenter that answered (empty outside geo pools).",
+    );
+    for ((zone, pool, dc), count) in registry.answer_counts() {
+        let _ = writeln!(
+            out,
+            "meridian_pool_answers_total{{zone=\"{}\",pool=\"{}\",datacenter=\"{}\"}} {count}",
+            escape(&zone),
+            escape(&pool),
+            escape(&dc)
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_dns_query_duration_seconds",
+        "histogram",
+        "Time from a query's arrival to its reply, by protocol.",
+    );
+    for (protocol, h) in PROTOCOLS.iter().zip(&registry.durations) {
+        let mut cumulative = 0;
+        for (bound, bucket) in DURATION_BOUNDS.iter().zip(&h.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "meridian_dns_query_duration_seconds_bucket{{protocol=\"{protocol}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = h.count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "meridian_dns_query_duration_seconds_bucket{{protocol=\"{protocol}\",le=\"+Inf\"}} {count}\n\
+             meridian_dns_query_duration_seconds_sum{{protocol=\"{protocol}\"}} {}\n\
+             meridian_dns_query_duration_seconds_count{{protocol=\"{protocol}\"}} {count}",
+            h.sum_nanos.load(Relaxed) as f64 / 1e9
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_endpoint_up",
+        "gauge",
+        "Probed endpoint state: 1 up, 0 down (absent while unknown).",
+    );
+    for (probe, kind, up, _) in &gauges.probes {
+        if let Some(up) = up {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_up{{probe=\"{}\",check=\"{kind}\"}} {}",
+                escape(probe),
+                u8::from(*up)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_endpoint_probe_duration_seconds",
+        "gauge",
+        "How long the last probe of an endpoint took.",
+    );
+    for (probe, kind, _, latency) in &gauges.probes {
+        if let Some(latency) = latency {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_probe_duration_seconds{{probe=\"{}\",check=\"{kind}\"}} {}",
+                escape(probe),
+                latency.as_secs_f64()
+            );
+        }
+    }
+    family(
+        &mut out,
+        "meridian_endpoint_probe_failures_total",
+        "counter",
+        "Failed probes, by endpoint and reason.",
+    );
+    for ((probe, reason), count) in lock(&registry.probe_failures).iter() {
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_probe_failures_total{{probe=\"{}\",reason=\"{reason}\"}} {count}",
+            escape(probe)
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_reloads_total",
+        "counter",
+        "Zone reloads (SIGHUP or the API), by result.",
+    );
+    for (result, count) in ["ok", "failed"].iter().zip(&registry.reloads) {
+        let _ = writeln!(
+            out,
+            "meridian_reloads_total{{result=\"{result}\"}} {}",
+            count.load(Relaxed)
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_api_requests_total",
+        "counter",
+        "HTTP API requests, by route, method and status.",
+    );
+    for ((route, method, status), count) in lock(&registry.api_requests).iter() {
+        let _ = writeln!(
+            out,
+            "meridian_api_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+            escape(route)
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_query_log_lines_total",
+        "counter",
+        "Sampled queries for the query log, by outcome (dropped: over the rate limit or queue full).",
+    );
+    for (outcome, count) in ["written", "dropped"].iter().zip(&registry.query_log) {
+        let _ = writeln!(
+            out,
+            "meridian_query_log_lines_total{{outcome=\"{outcome}\"}} {}",
+            count.load(Relaxed)
+        );
+    }
+
+    family(
+        &mut out,
+        "meridian_geoip_build_timestamp_seconds",
+        "gauge",
+        "Build time of the GeoIP database in use (Unix seconds).",
+    );
+    if let Some(epoch) = gauges.geoip_build_epoch {
+        let _ = writeln!(out, "meridian_geoip_build_timestamp_seconds {epoch}");
+    }
+    family(
+        &mut out,
+        "meridian_zone_serial",
+        "gauge",
+        "SOA serial of each zone served.",
+    );
+    for (zone, serial) in &gauges.zones {
+        let _ = writeln!(
+            out,
+            "meridian_zone_serial{{zone=\"{}\"}} {serial}",
+            escape(zone)
+        );
+    }
+    family(
+        &mut out,
+        "meridian_ready",
+        "gauge",
+        "1 once zones are loaded and every endpoint has been probed once.",
+    );
+    let _ = writeln!(out, "meridian_ready {}", u8::from(gauges.ready));
+    family(
+        &mut out,
+        "meridian_build_info",
+        "gauge",
+        "The running version.",
+    );
+    let _ = writeln!(
+        out,
+        "meridian_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
+
+/// A label value as the exposition format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_counted_under_their_labels() {
+        let registry = Registry {
+            zones: Mutex::default(),
+            no_zone: Arc::new(ZoneCounters::new()),
+            answers: Mutex::default(),
+            durations: [Histogram::new(), Histogram::new()],
+            reloads: Default::default(),
+            probe_failures: Mutex::default(),
+            api_requests: Mutex::default(),
+            query_log: Default::default(),
+        };
+        let zone = registry.zone("example.test.");
+        let pool = registry.pool("example.test.", "www", &["us", "eu"]);
+        let labels = QueryLabels {
+            zone: Some(&zone),
+            qtype: Some(RecordType::AAAA),
+            rcode: ResponseCode::NoError,
+            policy: None,
+            answered_by: Some(&pool.by_datacenter[1]),
+        };
+        for _ in 0..3 {
+            registry.record_query(&labels, Transport::Tcp, Duration::from_micros(7));
+        }
+        let refused = QueryLabels {
+            zone: None,
+            qtype: Some(RecordType::Unknown(65000)),
+            rcode: ResponseCode::Refused,
+            policy: None,
+            answered_by: None,
+        };
+        registry.record_query(&refused, Transport::Udp, Duration::from_millis(1));
+        registry.record_reload(false);
+        let text = render(&registry, &Gauges::default());
+        assert!(text.contains(
+            "meridian_dns_queries_total{zone=\"example.test.\",qtype=\"AAAA\",rcode=\"NOERROR\",protocol=\"tcp\",policy=\"static\"} 3"
+        ), "{text}");
+        assert!(text.contains(
+            "meridian_dns_queries_total{zone=\"\",qtype=\"other\",rcode=\"REFUSED\",protocol=\"udp\",policy=\"static\"} 1"
+        ));
+        assert!(text.contains(
+            "meridian_pool_answers_total{zone=\"example.test.\",pool=\"www\",datacenter=\"eu\"} 3"
+        ));
+        assert!(text.contains(
+            "meridian_pool_answers_total{zone=\"example.test.\",pool=\"www\",datacenter=\"us\"} 0"
+        ));
+        assert!(text.contains(
+            "meridian_dns_query_duration_seconds_bucket{protocol=\"tcp\",le=\"0.00001\"} 3"
+        ));
+        assert!(text.contains("meridian_dns_query_duration_seconds_count{protocol=\"udp\"} 1"));
+        assert!(text.contains("meridian_reloads_total{result=\"failed\"} 1"));
+        // The same labels give the same handle: counts survive a rebuild.
+        assert!(Arc::ptr_eq(&zone, &registry.zone("example.test.")));
+    }
+}
