@@ -32,6 +32,7 @@
 //!    against.
 
 pub mod api;
+pub mod civil;
 pub mod config;
 pub mod dns;
 pub mod explain;

@@ -261,15 +261,33 @@ pub struct Gauges {
     pub ready: bool,
 }
 
+/// Writes the text exposition format: families and their samples.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, val)) in labels.iter().enumerate() {
+                let comma = if i == 0 { "" } else { "," };
+                let _ = write!(self.0, "{comma}{key}=\"{}\"", escape(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
 /// The text exposition of every metric.
 pub fn render(registry: &Registry, gauges: &Gauges) -> String {
-    let mut out = String::with_capacity(16 * 1024);
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
+    let mut out = Exposition(String::with_capacity(16 * 1024));
 
-    family(
-        &mut out,
+    out.family(
         "meridian_dns_queries_total",
         "counter",
         "DNS queries answered, by zone, query type, response code, protocol and policy.",
@@ -290,39 +308,34 @@ pub fn render(registry: &Registry, gauges: &Gauges) -> String {
             let protocol = rest % PROTOCOLS.len();
             let rest = rest / PROTOCOLS.len();
             let rcode = rest % RCODES.len();
-            let qtype = rest / RCODES.len();
             let qtype = QTYPES
-                .get(qtype)
+                .get(rest / RCODES.len())
                 .map_or_else(|| "other".to_owned(), |t| t.to_string());
-            let _ = writeln!(
-                out,
-                "meridian_dns_queries_total{{zone=\"{}\",qtype=\"{qtype}\",rcode=\"{}\",protocol=\"{}\",policy=\"{}\"}} {count}",
-                escape(zone),
-                RCODES[rcode],
-                PROTOCOLS[protocol],
-                POLICIES[policy]
+            out.sample(
+                "meridian_dns_queries_total",
+                &[
+                    ("zone", zone),
+                    ("qtype", &qtype),
+                    ("rcode", RCODES[rcode]),
+                    ("protocol", PROTOCOLS[protocol]),
+                    ("policy", POLICIES[policy]),
+                ],
+                count,
             );
         }
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_pool_answers_total",
         "counter",
         "Pool answers, by zone, pool and the datacenter that answered (empty outside geo pools).",
     );
     for ((zone, pool, dc), count) in registry.answer_counts() {
-        let _ = writeln!(
-            out,
-            "meridian_pool_answers_total{{zone=\"{}\",pool=\"{}\",datacenter=\"{}\"}} {count}",
-            escape(&zone),
-            escape(&pool),
-            escape(&dc)
-        );
+        let labels = [("zone", &*zone), ("pool", &pool), ("datacenter", &dc)];
+        out.sample("meridian_pool_answers_total", &labels, count);
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_dns_query_duration_seconds",
         "histogram",
         "Time from a query's arrival to its reply, by protocol.",
@@ -331,150 +344,117 @@ pub fn render(registry: &Registry, gauges: &Gauges) -> String {
         let mut cumulative = 0;
         for (bound, bucket) in DURATION_BOUNDS.iter().zip(&h.buckets) {
             cumulative += bucket.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "meridian_dns_query_duration_seconds_bucket{{protocol=\"{protocol}\",le=\"{bound}\"}} {cumulative}"
+            let le = bound.to_string();
+            let labels = [("protocol", *protocol), ("le", &le)];
+            out.sample(
+                "meridian_dns_query_duration_seconds_bucket",
+                &labels,
+                cumulative,
             );
         }
         let count = h.count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "meridian_dns_query_duration_seconds_bucket{{protocol=\"{protocol}\",le=\"+Inf\"}} {count}\n\
-             meridian_dns_query_duration_seconds_sum{{protocol=\"{protocol}\"}} {}\n\
-             meridian_dns_query_duration_seconds_count{{protocol=\"{protocol}\"}} {count}",
-            h.sum_nanos.load(Relaxed) as f64 / 1e9
-        );
+        let labels = [("protocol", *protocol), ("le", "+Inf")];
+        out.sample("meridian_dns_query_duration_seconds_bucket", &labels, count);
+        let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let labels = [("protocol", *protocol)];
+        out.sample("meridian_dns_query_duration_seconds_sum", &labels, sum);
+        out.sample("meridian_dns_query_duration_seconds_count", &labels, count);
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_endpoint_up",
         "gauge",
         "Probed endpoint state: 1 up, 0 down (absent while unknown).",
     );
     for (probe, kind, up, _) in &gauges.probes {
         if let Some(up) = up {
-            let _ = writeln!(
-                out,
-                "meridian_endpoint_up{{probe=\"{}\",check=\"{kind}\"}} {}",
-                escape(probe),
-                u8::from(*up)
-            );
+            let labels = [("probe", &**probe), ("check", kind)];
+            out.sample("meridian_endpoint_up", &labels, u8::from(*up));
         }
     }
-    family(
-        &mut out,
+    out.family(
         "meridian_endpoint_probe_duration_seconds",
         "gauge",
         "How long the last probe of an endpoint took.",
     );
     for (probe, kind, _, latency) in &gauges.probes {
         if let Some(latency) = latency {
-            let _ = writeln!(
-                out,
-                "meridian_endpoint_probe_duration_seconds{{probe=\"{}\",check=\"{kind}\"}} {}",
-                escape(probe),
-                latency.as_secs_f64()
-            );
+            let labels = [("probe", &**probe), ("check", kind)];
+            let seconds = latency.as_secs_f64();
+            out.sample("meridian_endpoint_probe_duration_seconds", &labels, seconds);
         }
     }
-    family(
-        &mut out,
+    out.family(
         "meridian_endpoint_probe_failures_total",
         "counter",
         "Failed probes, by endpoint and reason.",
     );
     for ((probe, reason), count) in lock(&registry.probe_failures).iter() {
-        let _ = writeln!(
-            out,
-            "meridian_endpoint_probe_failures_total{{probe=\"{}\",reason=\"{reason}\"}} {count}",
-            escape(probe)
-        );
+        let labels = [("probe", &**probe), ("reason", reason)];
+        out.sample("meridian_endpoint_probe_failures_total", &labels, count);
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_reloads_total",
         "counter",
         "Zone reloads (SIGHUP or the API), by result.",
     );
     for (result, count) in ["ok", "failed"].iter().zip(&registry.reloads) {
-        let _ = writeln!(
-            out,
-            "meridian_reloads_total{{result=\"{result}\"}} {}",
-            count.load(Relaxed)
-        );
+        let labels = [("result", *result)];
+        out.sample("meridian_reloads_total", &labels, count.load(Relaxed));
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_api_requests_total",
         "counter",
         "HTTP API requests, by route, method and status.",
     );
     for ((route, method, status), count) in lock(&registry.api_requests).iter() {
-        let _ = writeln!(
-            out,
-            "meridian_api_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
-            escape(route)
-        );
+        let status = status.to_string();
+        let labels = [("route", &**route), ("method", method), ("status", &status)];
+        out.sample("meridian_api_requests_total", &labels, count);
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_query_log_lines_total",
         "counter",
         "Sampled queries for the query log, by outcome (dropped: over the rate limit or queue full).",
     );
     for (outcome, count) in ["written", "dropped"].iter().zip(&registry.query_log) {
-        let _ = writeln!(
-            out,
-            "meridian_query_log_lines_total{{outcome=\"{outcome}\"}} {}",
-            count.load(Relaxed)
+        let labels = [("outcome", *outcome)];
+        out.sample(
+            "meridian_query_log_lines_total",
+            &labels,
+            count.load(Relaxed),
         );
     }
 
-    family(
-        &mut out,
+    out.family(
         "meridian_geoip_build_timestamp_seconds",
         "gauge",
         "Build time of the GeoIP database in use (Unix seconds).",
     );
     if let Some(epoch) = gauges.geoip_build_epoch {
-        let _ = writeln!(out, "meridian_geoip_build_timestamp_seconds {epoch}");
+        out.sample("meridian_geoip_build_timestamp_seconds", &[], epoch);
     }
-    family(
-        &mut out,
+    out.family(
         "meridian_zone_serial",
         "gauge",
         "SOA serial of each zone served.",
     );
     for (zone, serial) in &gauges.zones {
-        let _ = writeln!(
-            out,
-            "meridian_zone_serial{{zone=\"{}\"}} {serial}",
-            escape(zone)
-        );
+        out.sample("meridian_zone_serial", &[("zone", zone)], serial);
     }
-    family(
-        &mut out,
+    out.family(
         "meridian_ready",
         "gauge",
         "1 once zones are loaded and every endpoint has been probed once.",
     );
-    let _ = writeln!(out, "meridian_ready {}", u8::from(gauges.ready));
-    family(
-        &mut out,
-        "meridian_build_info",
-        "gauge",
-        "The running version.",
-    );
-    let _ = writeln!(
-        out,
-        "meridian_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    out
+    out.sample("meridian_ready", &[], u8::from(gauges.ready));
+    out.family("meridian_build_info", "gauge", "The running version.");
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    out.sample("meridian_build_info", &version, 1);
+    out.0
 }
 
 /// A label value as the exposition format wants it.

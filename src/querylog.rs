@@ -124,7 +124,7 @@ fn format_line(
         .unwrap_or_default();
     let served = outcome.served.as_ref();
     json!({
-        "time": rfc3339(now),
+        "time": crate::civil::rfc3339(now),
         "client": source,
         "ecs": outcome.subnet.map(|(addr, prefix)| format!("{addr}/{prefix}")),
         "protocol": match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
@@ -137,43 +137,4 @@ fn format_line(
         "answers": answers,
     })
     .to_string()
-}
-
-/// `2026-11-21T19:58:12.345Z`.
-fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_763_755_092_345);
-        assert_eq!(rfc3339(t), "2025-11-21T19:58:12.345Z");
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 }

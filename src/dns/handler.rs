@@ -37,16 +37,14 @@ pub fn respond(
     udp_payload: u16,
     rng: &mut fastrand::Rng,
 ) -> Option<Vec<u8>> {
-    let mut outcome = Outcome::default();
-    respond_with(
+    respond_observed(
         snapshot,
         query,
         source,
         transport,
         udp_payload,
         rng,
-        true,
-        &mut outcome,
+        &mut Outcome::default(),
     )
 }
 

@@ -224,7 +224,7 @@ impl GeoDb {
         format!(
             "{} built {} (epoch {})",
             meta.database_type,
-            epoch_date(meta.build_epoch),
+            crate::civil::date(meta.build_epoch),
             meta.build_epoch
         )
     }
@@ -326,20 +326,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// `YYYY-MM-DD` of a Unix time (civil-from-days, Howard Hinnant's algorithm).
-fn epoch_date(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,12 +334,6 @@ mod tests {
     fn mapped_addresses_are_ipv4() {
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(canonical(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn epoch_dates() {
-        assert_eq!(epoch_date(0), "1970-01-01");
-        assert_eq!(epoch_date(1_700_000_000), "2023-11-14");
     }
 
     #[test]
