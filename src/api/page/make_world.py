@@ -32,14 +32,32 @@ def main(path):
             points.extend(arc if not points else arc[1:])
         return points
 
+    def pieces(pts):
+        # A ring that crosses the antimeridian jumps 360 degrees between two points: split it
+        # there into pieces that each start and end on the map's edge, so that filling
+        # (which closes a piece along that edge) draws no band across the map.
+        pts = pts[:-1] if pts[0] == pts[-1] else pts
+        jumps = [i for i in range(len(pts)) if abs(pts[i][0] - pts[i - 1][0]) > 180]
+        if not jumps:
+            return [pts]
+        pts = pts[jumps[0]:] + pts[:jumps[0]]
+        out, current = [], [pts[0]]
+        for prev, point in zip(pts, pts[1:]):
+            if abs(point[0] - prev[0]) > 180:
+                out.append(current)
+                current = []
+            current.append(point)
+        out.append(current)
+        return out
+
     out = []
     for geometry in topo["objects"]["land"]["geometries"]:
         polygons = geometry["arcs"] if geometry["type"] == "MultiPolygon" else [geometry["arcs"]]
         for polygon in polygons:
             for indices in polygon:
-                pts = ring(indices)
-                coords = " ".join(f"{lon + 180:.1f},{90 - lat:.1f}" for lon, lat in pts)
-                out.append(f"M{coords}Z")
+                for piece in pieces(ring(indices)):
+                    coords = " ".join(f"{lon + 180:.1f},{90 - lat:.1f}" for lon, lat in piece)
+                    out.append(f"M{coords}Z")
     print("".join(out))
 
 
