@@ -14,7 +14,11 @@
 //! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
 //!   truncation.
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`).
-//! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health.
+//! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
+//!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
+//! - [`metrics`]: Prometheus counters (atomics the query path reaches through the snapshot)
+//!   and their text rendering; [`querylog`]: sampled, rate-limited JSON lines of queries.
+//! - [`civil`]: UTC dates for logs and the GeoIP build date.
 //! - [`store`]: the zone files, written atomically; `store::edit` changes them keeping layout.
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!
@@ -30,6 +34,8 @@
 //!    AA, the negative SOA, OPT with ECS and its scope, the degraded TTL; `dns::handler` sets
 //!    TC when UDP cannot carry it. hickory's own encoder stays as the reference it is tested
 //!    against.
+//! 5. After sending, the listener counts the query (`metrics`: zone, type, rcode, protocol,
+//!    policy, the pool's datacenter, latency) and offers it to the query log, if on.
 
 pub mod api;
 pub mod civil;
