@@ -84,7 +84,7 @@ pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<Str
     Ok(format!("status {status}"))
 }
 
-/// The kind of a failure reported by [`run`], for the metrics' `reason` label.
+/// The kind of a failure reported by `run`, for the metrics' `reason` label.
 pub fn failure_reason(failure: &str) -> &'static str {
     const KINDS: [(&str, &str); 7] = [
         ("timeout", "timeout"),
