@@ -36,6 +36,9 @@ pub struct Answer<'s> {
     pub zone: Option<&'s Zone>,
     /// The pool that answered, if one did.
     pub served: Option<Served<'s>>,
+    /// Which of `answers` are the pool's records: they share one owner name, so the encoder
+    /// compares it once.
+    pub pool_records: std::ops::Range<usize>,
 }
 
 /// Which pool answered and from where: what the metrics and the query log report.
@@ -173,6 +176,8 @@ pub fn resolve<'s>(
             let records = &set.records;
             // A fallback pool's records carry its own name: answer for the name asked.
             let renamed = !std::ptr::eq(set, node_set);
+            let first = answer.answers.len();
+            answer.pool_records = first..first + order.len();
             for &i in &order {
                 let record = &records[i as usize];
                 match renamed {

@@ -77,7 +77,7 @@ pub fn find(msg: &[u8]) -> Result<Option<ClientSubnet>, ()> {
 
 /// RFC 7871 §6 and §7.1.1: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries),
 /// then exactly ceil(source/8) address octets with no bits set beyond the source prefix.
-fn parse(data: &[u8]) -> Result<ClientSubnet, ()> {
+pub(crate) fn parse(data: &[u8]) -> Result<ClientSubnet, ()> {
     let [f0, f1, source, scope, address @ ..] = data else {
         return Err(());
     };

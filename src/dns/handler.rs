@@ -162,7 +162,7 @@ fn respond_with<'s>(
             edns,
         ));
     };
-    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+    if request.edns.as_ref().is_some_and(|e| e.version > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
         return Some(noted(
             outcome,
@@ -233,7 +233,7 @@ fn respond_with<'s>(
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => PLAIN_UDP_LIMIT,
         (Transport::Udp, Some(theirs)) => {
-            usize::from(theirs.max_payload().clamp(512, udp_payload.max(512)))
+            usize::from(theirs.max_payload.clamp(512, udp_payload.max(512)))
         }
     };
     let labels = wire::question_labels(query).filter(|_| fast);
@@ -278,7 +278,53 @@ fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
 struct Request {
     metadata: Metadata,
     queries: Vec<Query>,
-    edns: Option<Edns>,
+    edns: Option<RequestEdns>,
+}
+
+/// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
+/// from the wire where needed (`ecs::find`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RequestEdns {
+    max_payload: u16,
+    version: u8,
+    rcode_high: u8,
+}
+
+impl From<&Edns> for RequestEdns {
+    fn from(edns: &Edns) -> Self {
+        Self {
+            max_payload: edns.max_payload(),
+            version: edns.version(),
+            rcode_high: edns.rcode_high(),
+        }
+    }
+}
+
+/// The OPT record that ends `rest` (the message after its question), read directly when it has
+/// the usual shape: root owner, no options or a single well-formed Client Subnet option, and
+/// nothing after it. `None` for anything else, which hickory's decoder then judges.
+fn lean_opt(rest: &[u8]) -> Option<RequestEdns> {
+    let (&[0, 0, 41, p1, p2, rcode_high, version, _, _, l1, l2], rdata) =
+        rest.split_first_chunk::<11>()?
+    else {
+        return None;
+    };
+    if rdata.len() != usize::from(u16::from_be_bytes([l1, l2])) {
+        return None;
+    }
+    let plain = match rdata {
+        [] => true,
+        [0, 8, l1, l2, data @ ..] => {
+            data.len() == usize::from(u16::from_be_bytes([*l1, *l2])) && ecs::parse(data).is_ok()
+        }
+        _ => false,
+    };
+    // hickory reads payloads under 512 as 512 (RFC 6891 §6.2.5).
+    plain.then(|| RequestEdns {
+        max_payload: u16::from_be_bytes([p1, p2]).max(512),
+        version,
+        rcode_high,
+    })
 }
 
 /// Decodes a request. The usual shape — one question and at most an OPT record — is read
@@ -296,19 +342,14 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
             let question = Query::read(&mut decoder).ok()?;
             let edns = match counts.additionals {
                 0 => None,
-                _ => {
-                    let record = Record::read(&mut decoder).ok()?;
-                    (record.record_type() == RecordType::OPT)
-                        .then(|| Edns::from(&record))?
-                        .into()
-                }
+                _ => Some(lean_opt(query.get(decoder.index()..)?)?),
             };
             Some((question, edns))
         })();
         if let Some((question, edns)) = lean {
             let mut metadata = header.metadata;
             if let Some(edns) = &edns {
-                metadata.merge_response_code(edns.rcode_high());
+                metadata.merge_response_code(edns.rcode_high);
             }
             return Ok(Request {
                 metadata,
@@ -321,7 +362,7 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
     Ok(Request {
         metadata: message.metadata,
         queries: message.queries,
-        edns: message.edns,
+        edns: message.edns.as_ref().map(RequestEdns::from),
     })
 }
 
@@ -596,7 +637,8 @@ mod tests {
                     (Ok(lean), Ok(full)) => {
                         assert_eq!(lean.metadata, full.metadata, "{q:?}");
                         assert_eq!(lean.queries, full.queries, "{q:?}");
-                        assert_eq!(lean.edns, full.edns, "{q:?}");
+                        let full_edns = full.edns.as_ref().map(RequestEdns::from);
+                        assert_eq!(lean.edns, full_edns, "{q:?}");
                     }
                     (Err(()), Err(_)) => {}
                     (lean, full) => {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use distance::haversine_km;
+pub use distance::{chord_km, haversine_km, unit_vector};
 
 /// Why a database file was refused.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::Policy;
-use crate::geo::{Code, GeoDb, Located, Location, haversine_km};
+use crate::geo::{Code, GeoDb, Located, Location, chord_km, unit_vector};
 
 /// One datacenter of a geo pool, for one address family.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub struct Datacenter {
     pub name: String,
     pub latitude: f64,
     pub longitude: f64,
+    /// Where it is on the unit sphere (from latitude and longitude), for ranking.
+    pub position: [f64; 3],
     /// Km subtracted from the distance: a positive bias draws clients from farther away.
     pub bias_km: f64,
     /// The pool-level indices of this datacenter's endpoints (of this family).
@@ -140,7 +142,7 @@ impl Geo {
     /// distance less bias. Listed datacenters come first; the rest follow by distance.
     pub fn rank(&self, location: &Location) -> Decision {
         let n = self.datacenters.len();
-        let here = (location.latitude, location.longitude);
+        let here = unit_vector(location.latitude, location.longitude);
         let mapped = [
             (&location.subdivision, &self.map.subdivision),
             (&location.country, &self.map.country),
@@ -158,7 +160,7 @@ impl Geo {
         };
         let mut d = Decision::new(reason);
         for (i, dc) in self.datacenters.iter().enumerate() {
-            d.distances[i] = haversine_km(here, (dc.latitude, dc.longitude)) - dc.bias_km;
+            d.distances[i] = chord_km(&here, &dc.position) - dc.bias_km;
         }
         d.fill(listed, n);
         let first_rest = listed.len();
@@ -247,6 +249,7 @@ mod tests {
             name: name.into(),
             latitude: lat,
             longitude: lon,
+            position: crate::geo::unit_vector(lat, lon),
             bias_km,
             endpoints: vec![first, first + 1],
             inner: Policy::All(All::new(2)),

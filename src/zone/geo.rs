@@ -184,6 +184,7 @@ pub(super) fn build_geo_sets(
                 name: dc.name.clone(),
                 latitude: dc.latitude,
                 longitude: dc.longitude,
+                position: crate::geo::unit_vector(dc.latitude, dc.longitude),
                 bias_km: dc.bias,
                 inner: Policy::new(dc.policy, &weights),
                 endpoints,
