@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use crate::policy::Context;
 use crate::state::Snapshot;
 use crate::zone::spec::AllDown;
-use crate::zone::{EndpointSet, Lookup, Node, Pool, Zone};
+use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
 
 /// Longest CNAME chain followed inside a zone; longer chains (or loops) are cut there.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -79,7 +79,8 @@ pub fn resolve<'s>(
         geo: snapshot.geo.as_deref(),
         health: &snapshot.health,
     };
-    let Some(zone) = snapshot.zones.find(qname) else {
+    let mut key = NameKey::new(qname);
+    let Some(zone) = snapshot.zones.find_key(&key) else {
         return Answer::refused();
     };
     let mut answer = Answer {
@@ -90,7 +91,7 @@ pub fn resolve<'s>(
     let mut order = Vec::new();
     let mut name = qname.clone();
     for _ in 0..MAX_CNAME_CHAIN {
-        let node = match zone.lookup(&name, qtype == RecordType::DS) {
+        let node = match zone.lookup_key(&key, qtype == RecordType::DS) {
             Lookup::Delegation(cut) => {
                 // A referral only for the name asked; a CNAME chain into a delegation stops.
                 if answer.answers.is_empty() {
@@ -119,6 +120,7 @@ pub fn resolve<'s>(
             match &cname.records[0].data {
                 RData::CNAME(target) if zone.origin.zone_of(target) => {
                     name = target.0.clone();
+                    key = NameKey::new(&name);
                     continue;
                 }
                 _ => return answer,

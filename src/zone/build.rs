@@ -283,7 +283,17 @@ pub fn build_zone(
 
     let has_cuts = nodes.values().any(|n| n.is_cut);
     let origin_label = origin.to_ascii();
+    let nodes = nodes
+        .into_iter()
+        .map(|(name, mut node)| {
+            let key = super::key::owned(&name);
+            node.name = name;
+            (key, node)
+        })
+        .collect();
     Ok(Zone {
+        origin_key: super::key::owned(&origin),
+        origin_labels: usize::from(origin.num_labels()),
         origin,
         soa,
         negative_soa,

@@ -1,0 +1,91 @@
+//! Owner names as the zone tree keys them: the wire form (length-prefixed labels, no root
+//! byte), lower-cased (RFC 4343). Hashing and comparing these bytes costs a few dozen
+//! instructions where hickory's `Name` hashes byte by byte and compares through a case-folding
+//! label walk (together ≈ 1,000 instructions a lookup, measured with callgrind). The suffix of
+//! a name is a slice of its key, so zone-cut walks and zone matching allocate nothing.
+
+use hickory_proto::rr::Name;
+
+/// A name's key, built on the stack.
+#[derive(Clone)]
+pub struct NameKey {
+    bytes: [u8; 255],
+    len: u8,
+    /// Where each label starts in `bytes`.
+    starts: [u8; 128],
+    labels: u8,
+}
+
+impl NameKey {
+    pub fn new(name: &Name) -> Self {
+        let mut key = Self {
+            bytes: [0; 255],
+            len: 0,
+            starts: [0; 128],
+            labels: 0,
+        };
+        for label in name.iter() {
+            let start = usize::from(key.len);
+            // A valid name fits in 255 bytes with its root byte; stop short of overflow anyway.
+            let Some(end) = Some(start + 1 + label.len()).filter(|&e| e <= 255) else {
+                break;
+            };
+            key.bytes[start] = label.len() as u8;
+            for (to, from) in key.bytes[start + 1..end].iter_mut().zip(label) {
+                *to = from.to_ascii_lowercase();
+            }
+            key.starts[usize::from(key.labels)] = start as u8;
+            key.labels += 1;
+            key.len = end as u8;
+        }
+        key
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn num_labels(&self) -> usize {
+        usize::from(self.labels)
+    }
+
+    /// The key of the name's last `n` labels (`n` ≤ [`NameKey::num_labels`]; 0 is the root).
+    pub fn suffix(&self, n: usize) -> &[u8] {
+        let labels = self.num_labels();
+        match n {
+            0 => &[],
+            n if n >= labels => self.as_bytes(),
+            n => &self.bytes[usize::from(self.starts[labels - n])..usize::from(self.len)],
+        }
+    }
+}
+
+/// The key of `name`, owned (for the tree's own keys).
+pub fn owned(name: &Name) -> Box<[u8]> {
+    NameKey::new(name).as_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_ignore_case_and_keep_label_boundaries() {
+        let key = |s: &str| NameKey::new(&Name::from_ascii(s).unwrap());
+        assert_eq!(
+            key("WWW.Example.TEST.").as_bytes(),
+            key("www.example.test.").as_bytes()
+        );
+        assert_eq!(
+            key("www.example.test.").as_bytes(),
+            b"\x03www\x07example\x04test"
+        );
+        assert_ne!(key("w.ww.test.").as_bytes(), key("ww.w.test.").as_bytes());
+        let k = key("a.b.example.test.");
+        assert_eq!(k.num_labels(), 4);
+        assert_eq!(k.suffix(2), key("example.test.").as_bytes());
+        assert_eq!(k.suffix(4), k.as_bytes());
+        assert_eq!(k.suffix(0), b"");
+        assert_eq!(key(".").as_bytes(), b"");
+    }
+}
