@@ -74,12 +74,23 @@ pub fn resolve<'s>(
     client: IpAddr,
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
+    resolve_key(snapshot, qname, NameKey::new(qname), qtype, client, rng)
+}
+
+/// [`resolve`] with the key of `qname` already made (from the query's bytes).
+pub fn resolve_key<'s>(
+    snapshot: &'s Snapshot,
+    qname: &Name,
+    mut key: NameKey,
+    qtype: RecordType,
+    client: IpAddr,
+    rng: &mut fastrand::Rng,
+) -> Answer<'s> {
     let cx = Context {
         addr: crate::geo::canonical(client),
         geo: snapshot.geo.as_deref(),
         health: &snapshot.health,
     };
-    let mut key = NameKey::new(qname);
     let Some(zone) = snapshot.zones.find_key(&key) else {
         return Answer::refused();
     };

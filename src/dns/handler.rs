@@ -13,9 +13,9 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
 use super::{ecs, wire};
 use crate::metrics::QueryLabels;
-use crate::resolve::{Answer, Served, resolve};
+use crate::resolve::{Answer, Served, resolve_key};
 use crate::state::Snapshot;
-use crate::zone::Zone;
+use crate::zone::{NameKey, Zone};
 
 /// The transport a message came over; it decides the size limit of the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,9 +193,15 @@ fn respond_with<'s>(
 
     let used = subnet.filter(ecs::ClientSubnet::usable);
     let client = used.map_or(source, |s| s.addr);
-    let answer = resolve(
+    let labels = wire::question_labels(query);
+    let key = labels
+        .as_ref()
+        .and_then(|(_, offsets, count)| NameKey::from_wire(query, &offsets[..*count]))
+        .unwrap_or_else(|| NameKey::new(question.name()));
+    let answer = resolve_key(
         snapshot,
         question.name(),
+        key,
         question.query_type(),
         client,
         rng,
@@ -236,7 +242,7 @@ fn respond_with<'s>(
             usize::from(theirs.max_payload.clamp(512, udp_payload.max(512)))
         }
     };
-    let labels = wire::question_labels(query).filter(|_| fast);
+    let labels = labels.filter(|_| fast);
     let build = |metadata: &Metadata, answer: &Answer<'_>| match &labels {
         Some((end, offsets, count)) => wire::encode(
             query,
@@ -639,6 +645,12 @@ mod tests {
                         assert_eq!(lean.queries, full.queries, "{q:?}");
                         let full_edns = full.edns.as_ref().map(RequestEdns::from);
                         assert_eq!(lean.edns, full_edns, "{q:?}");
+                        // The zone key read from the bytes is the decoded name's key.
+                        if let Some((_, offsets, count)) = wire::question_labels(&q) {
+                            let wire_key = NameKey::from_wire(&q, &offsets[..count]).unwrap();
+                            let name_key = NameKey::new(full.queries[0].name());
+                            assert_eq!(wire_key.as_bytes(), name_key.as_bytes(), "{q:?}");
+                        }
                     }
                     (Err(()), Err(_)) => {}
                     (lean, full) => {

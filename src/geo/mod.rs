@@ -105,6 +105,9 @@ pub struct Located {
     pub location: Option<Location>,
     /// Prefix length of the database network holding the address; 0 when unknown.
     pub prefix: u8,
+    /// The record it came from, as (database generation, data offset): the same for every
+    /// network that shares it, so a cache key for anything derived from the location.
+    pub record: Option<(u64, usize)>,
 }
 
 /// An open database.
@@ -236,6 +239,7 @@ impl GeoDb {
             return Located {
                 location: None,
                 prefix: 0,
+                record: None,
             };
         };
         let prefix = found.network().map(|n| n.prefix()).unwrap_or(0);
@@ -258,7 +262,11 @@ impl GeoDb {
             }),
             None => None,
         };
-        Located { location, prefix }
+        Located {
+            location,
+            prefix,
+            record: found.offset().map(|offset| (self.generation, offset)),
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct GeoMap {
 
 #[derive(Debug)]
 pub struct Geo {
+    /// Unique for the process's life (see [`Geo::next_id`]): keys this pool's cached rankings.
+    pub id: u64,
     pub datacenters: Vec<Datacenter>,
     /// Longest prefix first.
     pub nets: Vec<(IpNet, Vec<u16>)>,
@@ -61,6 +63,18 @@ pub enum Reason {
 
 /// Most datacenters one geo pool may have, so that a decision fits on the stack.
 pub const MAX_DATACENTERS: usize = 64;
+
+/// Rankings of located clients, per query thread, by (pool id, GeoIP record): ranking costs a
+/// great-circle distance per datacenter, and the clients of one record always rank alike.
+/// Pools of at most `CACHED_DATACENTERS` datacenters are cached; the map is cleared when full.
+const CACHED_DATACENTERS: usize = 16;
+const RANKINGS: usize = 1 << 16;
+type RankKey = (u64, (u64, usize));
+thread_local! {
+    static RANKED: std::cell::RefCell<rustc_hash::FxHashMap<RankKey, ([u16; CACHED_DATACENTERS], u8)>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+}
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A geo decision: the datacenter order (best first, all of them), the ECS scope, and why.
 /// Kept on the stack: the query path makes one per geo answer.
@@ -114,6 +128,54 @@ impl Decision {
 }
 
 impl Geo {
+    /// A fresh pool id.
+    pub fn next_id() -> u64 {
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The datacenter order and ECS scope for `client`, as [`Geo::decide`] gives them, with
+    /// the ranking of located clients cached per GeoIP record (the query path).
+    fn decide_order(
+        &self,
+        client: IpAddr,
+        db: Option<&GeoDb>,
+    ) -> ([u16; MAX_DATACENTERS], usize, u8) {
+        let n = self.datacenters.len();
+        let nets = self.nets.iter().any(|(net, _)| net.contains(&client));
+        let located = match db {
+            Some(db) if !nets && n <= CACHED_DATACENTERS => db.locate(client),
+            _ => {
+                let d = self.decide(client, db);
+                return (d.order, d.len, d.scope);
+            }
+        };
+        let mut order = [0u16; MAX_DATACENTERS];
+        let scope = self.scope(client, located.prefix);
+        let (Some(location), Some(record)) = (located.location, located.record) else {
+            let mut d = Decision::new(Reason::Unlocated);
+            d.fill(&self.default, n);
+            return (d.order, d.len, scope);
+        };
+        let key = (self.id, record);
+        let cached = RANKED.with(|cache| cache.borrow().get(&key).copied());
+        let (ranked, len) = cached.unwrap_or_else(|| {
+            let d = self.rank(&location);
+            let mut ranked = [0u16; CACHED_DATACENTERS];
+            ranked[..d.len].copy_from_slice(d.order());
+            RANKED.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= RANKINGS {
+                    cache.clear();
+                }
+                cache.insert(key, (ranked, d.len as u8));
+            });
+            (ranked, d.len as u8)
+        });
+        let len = usize::from(len);
+        order[..len].copy_from_slice(&ranked[..len]);
+        (order, len, scope)
+    }
+
     /// Ranks the datacenters for `client`.
     pub fn decide(&self, client: IpAddr, db: Option<&GeoDb>) -> Decision {
         let n = self.datacenters.len();
@@ -203,9 +265,8 @@ impl Geo {
         limit: usize,
         out: &mut Vec<u32>,
     ) -> u8 {
-        let decision = self.decide(client, db);
-        let serving = decision
-            .order()
+        let (order, len, scope) = self.decide_order(client, db);
+        let serving = order[..len]
             .iter()
             .map(|&i| &self.datacenters[i as usize])
             .filter(|dc| dc.endpoints.iter().any(|&e| live(e)))
@@ -222,7 +283,7 @@ impl Geo {
                 *i = dc.endpoints[*i as usize];
             }
         }
-        decision.scope
+        scope
     }
 }
 
@@ -258,6 +319,7 @@ mod tests {
 
     fn pool() -> Geo {
         Geo {
+            id: Geo::next_id(),
             datacenters: vec![
                 dc("us-east", 39.04, -77.49, 0.0, 0),
                 dc("eu-central", 50.11, 8.68, 0.0, 2),
@@ -419,6 +481,36 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [0, 1]);
+    }
+
+    #[test]
+    fn cached_rankings_are_the_decisions() {
+        let db = GeoDb::open(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/geoip/meridian-test.mmdb"
+        )))
+        .unwrap();
+        let mut geo = pool();
+        geo.nets.clear();
+        geo.datacenters[1].bias_km = 3000.0;
+        let networks = include_str!("../../geoip/networks.csv");
+        let mut clients: Vec<IpAddr> = networks
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['/', ',']).next()?.parse().ok())
+            .collect();
+        clients.extend(
+            ["192.0.2.1", "2001:db8::1", "::ffff:8.8.8.8"].map(|a| a.parse::<IpAddr>().unwrap()),
+        );
+        // Twice: the second round answers from the cache.
+        for _ in 0..2 {
+            for &client in &clients {
+                let d = geo.decide(client, Some(&db));
+                let (order, len, scope) = geo.decide_order(client, Some(&db));
+                assert_eq!(&order[..len], d.order(), "{client}");
+                assert_eq!(scope, d.scope, "{client}");
+            }
+        }
     }
 
     #[test]

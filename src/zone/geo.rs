@@ -191,6 +191,7 @@ pub(super) fn build_geo_sets(
             })
             .collect();
         Policy::Geo(Box::new(Geo {
+            id: Geo::next_id(),
             datacenters,
             nets: nets.clone(),
             map: map.clone(),

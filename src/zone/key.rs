@@ -41,6 +41,35 @@ impl NameKey {
         key
     }
 
+    /// The key of a name written uncompressed in a message: `starts` are the offsets of its
+    /// labels in `message` (as `dns::wire::question_labels` finds them). `None` if they do not
+    /// describe a name that fits.
+    pub fn from_wire(message: &[u8], starts: &[u16]) -> Option<Self> {
+        let mut key = Self {
+            bytes: [0; 255],
+            len: 0,
+            starts: [0; 128],
+            labels: 0,
+        };
+        for &at in starts {
+            let at = usize::from(at);
+            let len = usize::from(*message.get(at)?);
+            let label = message.get(at..at + 1 + len)?;
+            let start = usize::from(key.len);
+            let end = start + label.len();
+            if len > 63 || end > 255 || usize::from(key.labels) == key.starts.len() {
+                return None;
+            }
+            for (to, from) in key.bytes[start..end].iter_mut().zip(label) {
+                *to = from.to_ascii_lowercase();
+            }
+            key.starts[usize::from(key.labels)] = start as u8;
+            key.labels += 1;
+            key.len = end as u8;
+        }
+        Some(key)
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -87,5 +116,11 @@ mod tests {
         assert_eq!(k.suffix(4), k.as_bytes());
         assert_eq!(k.suffix(0), b"");
         assert_eq!(key(".").as_bytes(), b"");
+        // From a message: the same key as from the decoded name.
+        let message = b"\x00\x00\x03WwW\x07exAmple\x04test\x00";
+        let wire = NameKey::from_wire(message, &[2, 6, 14]).unwrap();
+        assert_eq!(wire.as_bytes(), key("www.example.test.").as_bytes());
+        assert_eq!(wire.suffix(1), b"\x04test");
+        assert!(NameKey::from_wire(message, &[2, 6, 40]).is_none());
     }
 }
