@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Large configurations: one zone of 100,000 pools with 1,000,000 endpoints (10 a pool).
+
+Measures how long `meridian check` takes to load and build it and its peak RSS (medians of 3),
+how long `meridian serve` takes until it answers, and the queries per server-core-second on
+random pool names against the same figure for a zone of 10 pools, in the same run (server on
+CPU 0, dnsperf on CPU 1). Run it through bench/large.sh, which builds Meridian and isolates
+the network.
+"""
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (reuses dnsperf, ready, cpu_seconds)
+
+REPO = bench.REPO
+BINARY = os.path.join(REPO, "target/release/meridian")
+PORT = 5395
+
+
+def write_zone(folder, pools, per_pool):
+    os.makedirs(f"{folder}/zones", exist_ok=True)
+    with open(f"{folder}/zones/large.test.toml", "w") as f:
+        f.write('ns = ["ns1"]\n[soa]\nmname = "ns1"\nrname = "hostmaster"\nserial = 1\n'
+                '[[records]]\nname = "ns1"\ntype = "A"\ndata = ["192.0.2.1"]\n')
+        for p in range(pools):
+            eps = ", ".join(
+                f'{{ address = "10.{(p * per_pool + e) >> 16 & 255}.{(p * per_pool + e) >> 8 & 255}.{(p * per_pool + e) & 255}" }}'
+                for e in range(per_pool))
+            f.write(f'[pools.p{p}]\npolicy = "round_robin"\nttl = 30\nmax_answers = 4\n'
+                    f'endpoints = [{eps}]\n')
+    with open(f"{folder}/meridian.toml", "w") as f:
+        f.write(f'[server]\nlisten = ["127.0.0.1:{PORT}"]\nudp_workers = 1\n'
+                '[zones]\ndirectory = "zones"\n')
+    rng = random.Random(7)
+    with open(f"{folder}/queries.txt", "w") as f:
+        for _ in range(100_000):
+            f.write(f"p{rng.randrange(pools)}.large.test A\n")
+
+
+def check(folder):
+    """Seconds and peak RSS (MiB) of one `meridian check`."""
+    start = time.time()
+    proc = subprocess.Popen([BINARY, "check", "--config", f"{folder}/meridian.toml"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.time() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(proc.stderr.read().decode())
+    return took, usage.ru_maxrss / 1024
+
+
+def serve(folder, seconds):
+    """(seconds until it answers, queries per server-core-second, RSS MiB)."""
+    start = time.time()
+    proc = subprocess.Popen(["taskset", "-c", "0", BINARY, "serve", "--config",
+                             f"{folder}/meridian.toml"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not ready(PORT):
+            raise RuntimeError("meridian did not answer")
+        up = time.time() - start
+        bench.dnsperf(PORT, "plain", folder, 2)
+        c0, t0 = bench.cpu_seconds(proc.pid), time.time()
+        out = bench.dnsperf(PORT, "plain", folder, seconds)
+        cpu = (bench.cpu_seconds(proc.pid) - c0) / (time.time() - t0)
+        qps = bench.parse_qps(out)
+        return up, qps / cpu if cpu else 0.0, bench.rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def ready(port, timeout=120.0):
+    import socket
+    import struct
+    q = struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + b"\x05large\x04test\x00\x00\x06\x00\x01"
+    deadline = time.time() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.05)
+        while time.time() < deadline:
+            s.sendto(q, ("127.0.0.1", port))
+            try:
+                s.recv(4096)
+                return True
+            except OSError:
+                pass
+    return False
+
+
+def main():
+    work = "/tmp/meridian-large"
+    shutil.rmtree(work, ignore_errors=True)
+    big, small = f"{work}/big", f"{work}/small"
+    print("# writing 100,000 pools / 1,000,000 endpoints …", flush=True)
+    write_zone(big, 100_000, 10)
+    write_zone(small, 10, 10)
+    size = os.path.getsize(f"{big}/zones/large.test.toml") / 1e6
+    loads = [check(big) for _ in range(3)]
+    for took, rss in loads:
+        print(f"# check: {took:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
+    runs = {name: [serve(folder, 5) for _ in range(3)] for name, folder in
+            (("large", big), ("small", small))}
+    for name, rs in runs.items():
+        for up, per_core, rss in rs:
+            print(f"# serve {name}: answering after {up:.2f} s, {per_core:,.0f} queries/core-s, "
+                  f"RSS {rss:.0f} MiB", flush=True)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    print(f"\nZone file: {size:.0f} MB. Medians of 3.\n")
+    print("| measure | 100k pools / 1M endpoints | 10 pools |")
+    print("|---|---|---|")
+    print(f"| `meridian check` (load + build) | {med([t for t, _ in loads]):.2f} s, "
+          f"peak RSS {med([r for _, r in loads]):.0f} MiB | |")
+    print(f"| `serve` until it answers | {med([u for u, _, _ in runs['large']]):.2f} s | "
+          f"{med([u for u, _, _ in runs['small']]):.2f} s |")
+    big_q = med([q for _, q, _ in runs["large"]])
+    small_q = med([q for _, q, _ in runs["small"]])
+    print(f"| queries per server-core-second (random pools) | {big_q:,.0f} | {small_q:,.0f} |")
+    print(f"| large ÷ small | {big_q / small_q:.2f}× | 1.00× |")
+
+
+if __name__ == "__main__":
+    main()
