@@ -110,7 +110,8 @@ pub struct Registry {
     zones: Mutex<BTreeMap<String, Arc<ZoneCounters>>>,
     /// Queries that no zone of ours holds (REFUSED) or that never got that far (FORMERR).
     no_zone: Arc<ZoneCounters>,
-    answers: Mutex<BTreeMap<(String, String, String), Arc<AtomicU64>>>,
+    /// By `zone \0 pool \0 datacenter`: one string key, looked up without allocating.
+    answers: Mutex<rustc_hash::FxHashMap<String, Arc<AtomicU64>>>,
     durations: [Histogram; 2],
     reloads: [AtomicU64; 2],
     probe_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
@@ -161,17 +162,19 @@ impl Registry {
     /// The answer counters of a pool, one per datacenter name (`[""]` without datacenters).
     pub fn pool(&self, zone: &str, pool: &str, datacenters: &[&str]) -> PoolCounters {
         let mut answers = lock(&self.answers);
-        PoolCounters {
-            by_datacenter: datacenters
-                .iter()
-                .map(|dc| {
-                    answers
-                        .entry((zone.to_owned(), pool.to_owned(), (*dc).to_owned()))
-                        .or_default()
-                        .clone()
-                })
-                .collect(),
-        }
+        let mut key = String::with_capacity(zone.len() + pool.len() + 16);
+        let by_datacenter = datacenters
+            .iter()
+            .map(|dc| {
+                key.clear();
+                key.extend([zone, "\0", pool, "\0", dc]);
+                match answers.get(key.as_str()) {
+                    Some(counter) => counter.clone(),
+                    None => answers.entry(key.clone()).or_default().clone(),
+                }
+            })
+            .collect();
+        PoolCounters { by_datacenter }
     }
 
     /// Counts one answered query. Called by the UDP and TCP loops for every reply.
@@ -214,12 +217,18 @@ impl Registry {
         self.query_log[usize::from(!written)].fetch_add(1, Relaxed);
     }
 
-    /// Answers so far by (zone, pool, datacenter).
+    /// Answers so far by (zone, pool, datacenter), in that order.
     pub fn answer_counts(&self) -> Vec<((String, String, String), u64)> {
-        lock(&self.answers)
+        let mut counts: Vec<_> = lock(&self.answers)
             .iter()
-            .map(|(k, v)| (k.clone(), v.load(Relaxed)))
-            .collect()
+            .map(|(key, v)| {
+                let mut parts = key.splitn(3, '\0').map(str::to_owned);
+                let mut next = || parts.next().unwrap_or_default();
+                ((next(), next(), next()), v.load(Relaxed))
+            })
+            .collect();
+        counts.sort();
+        counts
     }
 }
 

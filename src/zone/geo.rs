@@ -1,6 +1,6 @@
 //! Builds a `geo` pool from its datacenters, `nets`, `map` and `default` (see `policy::geo`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
@@ -53,7 +53,7 @@ pub(super) fn build_geo_sets(
     }
 
     let mut index: HashMap<&str, u16> = HashMap::new();
-    let mut seen = HashSet::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     // Per family: the pool's endpoints, and per datacenter its indices and weights.
     let mut families: [(Family, Vec<DcEndpoints>); 2] = Default::default();
     for (i, dc) in spec.datacenters.iter().enumerate() {
