@@ -174,12 +174,13 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             .answers
             .iter()
             .enumerate()
-            .map(|(i, r)| {
+            .map(|(i, &r)| {
                 let ttl = match answer.degraded_ttl {
                     Some((from, ttl)) if i >= from => ttl,
                     _ => r.ttl,
                 };
-                format!("{} {ttl} {} {}", r.name, r.record_type(), r.data)
+                let owner = answer.owner(i, r);
+                format!("{owner} {ttl} {} {}", r.record_type(), r.data)
             })
             .collect(),
         ecs_scope: answer.ecs_scope,

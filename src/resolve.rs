@@ -5,10 +5,10 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use std::borrow::Cow;
+use smallvec::SmallVec;
 use std::net::IpAddr;
 
-use crate::policy::Context;
+use crate::policy::{Context, Order};
 use crate::state::Snapshot;
 use crate::zone::spec::AllDown;
 use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
@@ -22,10 +22,10 @@ pub struct Answer<'s> {
     pub rcode: ResponseCode,
     /// AA: set when the answer comes from our zone data (not on referrals or REFUSED).
     pub authoritative: bool,
-    /// Borrowed from the snapshot, but for the rare record renamed on the way (fallback pools).
-    pub answers: Vec<Cow<'s, Record>>,
-    pub authorities: Vec<&'s Record>,
-    pub additionals: Vec<&'s Record>,
+    /// Borrowed from the snapshot; inline up to a typical answer's size (no allocation).
+    pub answers: SmallVec<[&'s Record; 8]>,
+    pub authorities: SmallVec<[&'s Record; 4]>,
+    pub additionals: SmallVec<[&'s Record; 4]>,
     /// (first index, TTL): the answer records from that index on go out with this TTL, the
     /// degraded pool's, instead of their own.
     pub degraded_ttl: Option<(usize, u32)>,
@@ -39,6 +39,9 @@ pub struct Answer<'s> {
     /// Which of `answers` are the pool's records: they share one owner name, so the encoder
     /// compares it once.
     pub pool_records: std::ops::Range<usize>,
+    /// The owner the pool's records go out with when it is not their own: a fallback pool
+    /// answers for the name asked.
+    pub renamed: Option<Name>,
 }
 
 /// Which pool answered and from where: what the metrics and the query log report.
@@ -57,6 +60,14 @@ impl Served<'_> {
 }
 
 impl Answer<'_> {
+    /// The owner name answer record `i` goes out with.
+    pub fn owner<'a>(&'a self, i: usize, record: &'a Record) -> &'a Name {
+        match &self.renamed {
+            Some(name) if self.pool_records.contains(&i) => name,
+            _ => &record.name,
+        }
+    }
+
     fn refused() -> Self {
         Self {
             rcode: ResponseCode::Refused,
@@ -99,7 +110,7 @@ pub fn resolve_key<'s>(
         zone: Some(zone),
         ..Answer::default()
     };
-    let mut order = Vec::new();
+    let mut order = Order::new();
     let mut name = qname.clone();
     for _ in 0..MAX_CNAME_CHAIN {
         let node = match zone.lookup_key(&key, qtype == RecordType::DS) {
@@ -125,9 +136,7 @@ pub fn resolve_key<'s>(
         if qtype != RecordType::CNAME
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
-            answer
-                .answers
-                .extend(cname.records.iter().map(Cow::Borrowed));
+            answer.answers.extend(cname.records.iter());
             match &cname.records[0].data {
                 RData::CNAME(target) if zone.origin.zone_of(target) => {
                     name = target.0.clone();
@@ -160,7 +169,7 @@ pub fn resolve_key<'s>(
                     AllDownAnswer::Fallback(fb_pool, fb_set) => {
                         // The fallback picks by its own health and, if it is all down too,
                         // hands out all of its endpoints.
-                        let mut fb = Vec::new();
+                        let mut fb = Order::new();
                         match pick(&cx, fb_pool, fb_set, rng, &mut fb, &mut answer.ecs_scope) {
                             Picked::NoEndpoints => (set, pool),
                             _ => {
@@ -191,22 +200,17 @@ pub fn resolve_key<'s>(
             let renamed = !std::ptr::eq(set, node_set);
             let first = answer.answers.len();
             answer.pool_records = first..first + order.len();
-            for &i in &order {
-                let record = &records[i as usize];
-                match renamed {
-                    false => answer.answers.push(Cow::Borrowed(record)),
-                    true => {
-                        let mut owned = record.clone();
-                        owned.name = name.clone();
-                        answer.answers.push(Cow::Owned(owned));
-                    }
-                }
+            answer
+                .answers
+                .extend(order.iter().map(|&i| &records[i as usize]));
+            if renamed {
+                answer.renamed = Some(name.clone());
             }
             return answer;
         }
         return match node.rrset(rrset_type) {
             Some(set) => {
-                answer.answers.extend(set.records.iter().map(Cow::Borrowed));
+                answer.answers.extend(set.records.iter());
                 add_glue(zone, &set.records, &mut answer.additionals);
                 answer
             }
@@ -235,7 +239,7 @@ fn pick(
     pool: &Pool,
     set: &EndpointSet,
     rng: &mut fastrand::Rng,
-    order: &mut Vec<u32>,
+    order: &mut Order,
     scope: &mut u8,
 ) -> Picked {
     order.clear();
@@ -245,7 +249,7 @@ fn pick(
         (true, _) => Picked::NoEndpoints,
         (false, false) => Picked::AllDown,
         (false, true) => {
-            order.retain(|&i| live(i));
+            order.retain(|i| live(*i));
             Picked::Some
         }
     };
@@ -296,7 +300,7 @@ fn any_type(node: &Node) -> Option<RecordType> {
 
 /// Additional-section addresses for the names that NS, MX and SRV records point at, where this
 /// zone holds them as static records (RFC 1035 §3.3.11, §3.3.9; RFC 2782).
-fn add_glue<'s>(zone: &'s Zone, records: &'s [Record], out: &mut Vec<&'s Record>) {
+fn add_glue<'s>(zone: &'s Zone, records: &'s [Record], out: &mut SmallVec<[&'s Record; 4]>) {
     for record in records {
         let target = match &record.data {
             RData::NS(ns) => &ns.0,
@@ -392,11 +396,8 @@ mod tests {
         resolve(s, &Name::from_ascii(name).unwrap(), t, client, &mut rng)
     }
 
-    fn data<R: AsRef<Record>>(records: &[R]) -> Vec<String> {
-        records
-            .iter()
-            .map(|r| r.as_ref().data.to_string())
-            .collect()
+    fn data(records: &[&Record]) -> Vec<String> {
+        records.iter().map(|r| r.data.to_string()).collect()
     }
 
     fn refs(records: &[&Record]) -> Vec<String> {

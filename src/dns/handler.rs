@@ -406,18 +406,27 @@ pub(crate) fn encode_reference(
     answer: &Answer<'_>,
     edns: Option<&Edns>,
 ) -> Vec<u8> {
-    // The degraded TTL is applied to copies here; the fast encoder writes it directly.
+    // The degraded TTL and a fallback pool's owner are applied to copies here; the fast
+    // encoder writes them directly.
     let answers: Vec<std::borrow::Cow<'_, Record>> = answer
         .answers
         .iter()
         .enumerate()
-        .map(|(i, r)| match answer.degraded_ttl {
-            Some((from, ttl)) if i >= from => {
-                let mut owned = r.as_ref().clone();
-                owned.ttl = ttl;
-                std::borrow::Cow::Owned(owned)
+        .map(|(i, &r)| {
+            let ttl = match answer.degraded_ttl {
+                Some((from, ttl)) if i >= from => ttl,
+                _ => r.ttl,
+            };
+            let owner = answer.owner(i, r);
+            match ttl == r.ttl && std::ptr::eq(owner, &r.name) {
+                true => std::borrow::Cow::Borrowed(r),
+                false => {
+                    let mut owned = r.clone();
+                    owned.ttl = ttl;
+                    owned.name = owner.clone();
+                    std::borrow::Cow::Owned(owned)
+                }
             }
-            _ => std::borrow::Cow::Borrowed(r.as_ref()),
         })
         .collect();
     let mut buf = Vec::with_capacity(512);

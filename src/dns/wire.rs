@@ -80,31 +80,26 @@ pub fn encode(
     // records share the pool's name: both reuse the previous record's owner encoding instead
     // of comparing names (hickory's `Name` comparison costs hundreds of instructions).
     let mut last: Option<(*const Record, Option<u16>)> = None;
-    let answers = answer
-        .answers
-        .iter()
-        .map(AsRef::as_ref)
-        .enumerate()
-        .map(|(i, r)| {
-            let ttl = match answer.degraded_ttl {
-                Some((from, ttl)) if i >= from => ttl,
-                _ => r.ttl,
-            };
-            let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
-            (r, ttl, same_pool)
-        });
+    let answers = answer.answers.iter().enumerate().map(|(i, &r)| {
+        let ttl = match answer.degraded_ttl {
+            Some((from, ttl)) if i >= from => ttl,
+            _ => r.ttl,
+        };
+        let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
+        (r, answer.owner(i, r), ttl, same_pool)
+    });
     let others = answer
         .authorities
         .iter()
         .chain(answer.additionals.iter())
-        .map(|&r| (r, r.ttl, false));
-    for (record, ttl, same_pool) in answers.chain(others) {
+        .map(|&r| (r, &r.name, r.ttl, false));
+    for (record, owner, ttl, same_pool) in answers.chain(others) {
         let pointer = match last {
             Some((previous, p)) if same_pool || std::ptr::eq(previous.wrapping_add(1), record) => p,
-            _ => pointer_to(&record.name),
+            _ => pointer_to(owner),
         };
         last = Some((record, pointer));
-        emit_record(&mut out, record, ttl, pointer);
+        emit_record(&mut out, record, owner, ttl, pointer);
     }
     if let Some(opt) = opt {
         emit_opt(&mut out, opt, metadata.response_code);
@@ -136,10 +131,10 @@ fn header(out: &mut Vec<u8>, m: &Metadata, qdcount: u16, answer: &Answer<'_>, op
     }
 }
 
-fn emit_record(out: &mut Vec<u8>, record: &Record, ttl: u32, pointer: Option<u16>) {
+fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, pointer: Option<u16>) {
     match pointer {
         Some(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
-        None => emit_name(out, &record.name),
+        None => emit_name(out, owner),
     }
     out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
     out.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());

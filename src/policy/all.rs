@@ -1,5 +1,7 @@
 //! `all`: every endpoint in configured order, as a plain multi-address record set.
 
+use super::Order;
+
 #[derive(Debug)]
 pub struct All {
     n: usize,
@@ -10,7 +12,7 @@ impl All {
         Self { n }
     }
 
-    pub fn order(&self, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, limit: usize, out: &mut Order) {
         super::rotated(self.n, 0, limit, out);
     }
 }
@@ -21,11 +23,11 @@ mod tests {
 
     #[test]
     fn keeps_configured_order() {
-        let mut out = Vec::new();
+        let mut out = Order::new();
         All::new(3).order(usize::MAX, &mut out);
-        assert_eq!(out, [0, 1, 2]);
+        assert_eq!(out[..], [0, 1, 2]);
         out.clear();
         All::new(3).order(2, &mut out);
-        assert_eq!(out, [0, 1]);
+        assert_eq!(out[..], [0, 1]);
     }
 }

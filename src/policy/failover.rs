@@ -2,6 +2,8 @@
 //! live tier, or with `preempt = false` the one that took over until it fails) is decided when
 //! health changes, not per query, and read from the health view.
 
+use super::Order;
+
 #[derive(Debug)]
 pub struct Failover {
     /// Index of this set in the health view's `active_tier`; assigned across all zones.
@@ -13,7 +15,7 @@ pub struct Failover {
 
 impl Failover {
     /// The active tier's endpoints, then the other tiers' in tier order as a last resort.
-    pub fn order(&self, active: u16, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, active: u16, limit: usize, out: &mut Order) {
         let active = (active as usize).min(self.tiers.len().saturating_sub(1));
         let rest = (0..self.tiers.len()).filter(|&t| t != active);
         let all = std::iter::once(active).chain(rest);
@@ -32,11 +34,11 @@ mod tests {
             preempt: true,
             tiers: vec![vec![0], vec![1, 2], vec![3]],
         };
-        let mut out = Vec::new();
+        let mut out = Order::new();
         f.order(1, usize::MAX, &mut out);
-        assert_eq!(out, [1, 2, 0, 3]);
+        assert_eq!(out[..], [1, 2, 0, 3]);
         out.clear();
         f.order(0, 2, &mut out);
-        assert_eq!(out, [0, 1]);
+        assert_eq!(out[..], [0, 1]);
     }
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::Order;
 use super::Policy;
 use crate::geo::{Code, GeoDb, Located, Location, chord_km, unit_vector};
 
@@ -263,7 +264,7 @@ impl Geo {
         live: &dyn Fn(u32) -> bool,
         rng: &mut fastrand::Rng,
         limit: usize,
-        out: &mut Vec<u32>,
+        out: &mut Order,
     ) -> u8 {
         let (order, len, scope) = self.decide_order(client, db);
         let serving = order[..len]
@@ -362,7 +363,7 @@ mod tests {
     fn max_datacenters_spans_the_nearest() {
         let mut g = pool();
         g.max_datacenters = 2;
-        let mut out = Vec::new();
+        let mut out = Order::new();
         let mut rng = fastrand::Rng::with_seed(1);
         g.order(
             "10.1.2.3".parse().unwrap(),
@@ -372,7 +373,7 @@ mod tests {
             usize::MAX,
             &mut out,
         );
-        assert_eq!(out, [4, 5, 0, 1]);
+        assert_eq!(out[..], [4, 5, 0, 1]);
         out.clear();
         g.order(
             "10.1.2.3".parse().unwrap(),
@@ -382,7 +383,7 @@ mod tests {
             3,
             &mut out,
         );
-        assert_eq!(out, [4, 5, 0]);
+        assert_eq!(out[..], [4, 5, 0]);
     }
 
     #[test]
@@ -390,7 +391,7 @@ mod tests {
         let mut g = pool();
         g.datacenters[2].endpoints.clear();
         g.datacenters[2].inner = Policy::RoundRobin(RoundRobin::new(0));
-        let mut out = Vec::new();
+        let mut out = Order::new();
         let mut rng = fastrand::Rng::with_seed(1);
         g.order(
             "10.1.2.3".parse().unwrap(),
@@ -400,7 +401,7 @@ mod tests {
             usize::MAX,
             &mut out,
         );
-        assert_eq!(out, [0, 1]);
+        assert_eq!(out[..], [0, 1]);
     }
 
     fn at(lat: f64, lon: f64, continent: &str, country: &str, sub: Option<&str>) -> Location {
@@ -469,7 +470,7 @@ mod tests {
     #[test]
     fn dead_datacenters_pass_traffic_to_the_next_nearest() {
         let g = pool();
-        let mut out = Vec::new();
+        let mut out = Order::new();
         let mut rng = fastrand::Rng::with_seed(1);
         // ap-southeast (endpoints 4, 5) is all down: the next in order answers.
         g.order(
@@ -480,7 +481,7 @@ mod tests {
             usize::MAX,
             &mut out,
         );
-        assert_eq!(out, [0, 1]);
+        assert_eq!(out[..], [0, 1]);
     }
 
     #[test]

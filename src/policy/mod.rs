@@ -8,6 +8,9 @@ mod round_robin;
 mod weighted;
 mod weighted_random;
 
+/// Endpoint indices in answer order; inline for answers of typical size.
+pub type Order = smallvec::SmallVec<[u32; 16]>;
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -81,7 +84,7 @@ impl Policy {
     }
 
     /// Appends up to `limit` endpoint indices to `out`, best first.
-    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Order) {
         match self {
             Self::RoundRobin(p) => p.order(limit, out),
             Self::Weighted(p) => p.order(limit, out),
@@ -106,7 +109,7 @@ impl Policy {
         live: &dyn Fn(u32) -> bool,
         rng: &mut fastrand::Rng,
         limit: usize,
-        out: &mut Vec<u32>,
+        out: &mut Order,
     ) -> u8 {
         match self {
             Self::Geo(p) => p.order(cx.addr, cx.geo, live, rng, limit, out),
@@ -139,6 +142,6 @@ impl Policy {
 
 /// `start, start+1, …, n-1, 0, …, start-1`, at most `limit` of them: the rotation shared by
 /// round-robin and by the tail of a weighted answer.
-fn rotated(n: usize, start: usize, limit: usize, out: &mut Vec<u32>) {
+fn rotated(n: usize, start: usize, limit: usize, out: &mut Order) {
     out.extend((start..n).chain(0..start).take(limit).map(|i| i as u32));
 }

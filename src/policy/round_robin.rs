@@ -1,6 +1,7 @@
 //! `round_robin`: every answer starts one endpoint further, `i = (i + 1) mod n`, so over n
 //! answers each endpoint leads once.
 
+use super::Order;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
@@ -18,7 +19,7 @@ impl RoundRobin {
         }
     }
 
-    pub fn order(&self, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, limit: usize, out: &mut Order) {
         if self.n == 0 {
             return;
         }
@@ -36,9 +37,9 @@ mod tests {
         let rr = RoundRobin::new(3);
         let mut seen = Vec::new();
         for _ in 0..4 {
-            let mut out = Vec::new();
+            let mut out = Order::new();
             rr.order(usize::MAX, &mut out);
-            seen.push(out);
+            seen.push(out.to_vec());
         }
         assert_eq!(
             seen,
@@ -51,7 +52,7 @@ mod tests {
         let rr = RoundRobin::new(6);
         let mut leads = [0; 6];
         for _ in 0..600 {
-            let mut out = Vec::new();
+            let mut out = Order::new();
             rr.order(2, &mut out);
             assert_eq!(out.len(), 2);
             leads[out[0] as usize] += 1;

@@ -6,6 +6,7 @@
 //! computed once when the zone is built; an answer is then one atomic step through it, with
 //! no lock on the query path and exactly the weights over every full cycle.
 
+use super::Order;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
@@ -47,7 +48,7 @@ impl Weighted {
 
     /// The pick leads; the other endpoints follow in configured order after it, so a client
     /// that takes more than one address still gets them all.
-    pub fn order(&self, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, limit: usize, out: &mut Order) {
         if self.cycle.is_empty() {
             return;
         }
@@ -67,7 +68,7 @@ mod tests {
     fn firsts(w: &Weighted, count: usize) -> Vec<u32> {
         (0..count)
             .map(|_| {
-                let mut out = Vec::new();
+                let mut out = Order::new();
                 w.order(usize::MAX, &mut out);
                 assert_eq!(out.len(), w.n);
                 out[0]

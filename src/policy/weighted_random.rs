@@ -1,6 +1,8 @@
 //! `weighted_random`: a random order drawn without replacement, each draw in proportion to the
 //! weights still in the urn.
 
+use super::Order;
+
 #[derive(Debug)]
 pub struct WeightedRandom {
     weights: Box<[u32]>,
@@ -15,7 +17,7 @@ impl WeightedRandom {
         }
     }
 
-    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Vec<u32>) {
+    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Order) {
         let start = out.len();
         out.extend(0..self.weights.len() as u32);
         let drawn = &mut out[start..];
@@ -50,11 +52,11 @@ mod tests {
         let p = WeightedRandom::new(&[1, 2, 3, 4]);
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..100 {
-            let mut out = Vec::new();
+            let mut out = Order::new();
             p.order(&mut rng, usize::MAX, &mut out);
             let mut sorted = out.clone();
             sorted.sort();
-            assert_eq!(sorted, [0, 1, 2, 3]);
+            assert_eq!(sorted[..], [0, 1, 2, 3]);
         }
     }
 
@@ -65,7 +67,7 @@ mod tests {
         let n = 60_000;
         let mut heavy = 0;
         for _ in 0..n {
-            let mut out = Vec::new();
+            let mut out = Order::new();
             p.order(&mut rng, 1, &mut out);
             assert_eq!(out.len(), 1);
             heavy += usize::from(out[0] == 0);
