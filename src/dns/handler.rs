@@ -11,6 +11,8 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
+use smallvec::SmallVec;
+
 use super::{ecs, wire};
 use crate::metrics::QueryLabels;
 use crate::resolve::{Answer, Served, resolve_key};
@@ -127,9 +129,10 @@ fn respond_with<'s>(
         ours
     });
     let question = request.queries.first();
-    let subnet = match request.edns {
-        Some(_) => ecs::find(query),
-        None => Ok(None),
+    let subnet = match (&request.edns, request.subnet) {
+        (_, Some(read)) => read,
+        (Some(_), None) => ecs::find(query),
+        (None, None) => Ok(None),
     };
     let edns_ref = edns.as_ref();
     let Ok(subnet) = subnet else {
@@ -283,8 +286,10 @@ fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
 /// What the query path reads of a request.
 struct Request {
     metadata: Metadata,
-    queries: Vec<Query>,
+    queries: SmallVec<[Query; 1]>,
     edns: Option<RequestEdns>,
+    /// The Client Subnet option, where the lean decoder already read it.
+    subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
 }
 
 /// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
@@ -309,7 +314,7 @@ impl From<&Edns> for RequestEdns {
 /// The OPT record that ends `rest` (the message after its question), read directly when it has
 /// the usual shape: root owner, no options or a single well-formed Client Subnet option, and
 /// nothing after it. `None` for anything else, which hickory's decoder then judges.
-fn lean_opt(rest: &[u8]) -> Option<RequestEdns> {
+fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Option<ecs::ClientSubnet>)> {
     let (&[0, 0, 41, p1, p2, rcode_high, version, _, _, l1, l2], rdata) =
         rest.split_first_chunk::<11>()?
     else {
@@ -318,19 +323,20 @@ fn lean_opt(rest: &[u8]) -> Option<RequestEdns> {
     if rdata.len() != usize::from(u16::from_be_bytes([l1, l2])) {
         return None;
     }
-    let plain = match rdata {
-        [] => true,
-        [0, 8, l1, l2, data @ ..] => {
-            data.len() == usize::from(u16::from_be_bytes([*l1, *l2])) && ecs::parse(data).is_ok()
+    let subnet = match rdata {
+        [] => None,
+        [0, 8, l1, l2, data @ ..] if data.len() == usize::from(u16::from_be_bytes([*l1, *l2])) => {
+            Some(ecs::parse(data).ok()?)
         }
-        _ => false,
+        _ => return None,
     };
     // hickory reads payloads under 512 as 512 (RFC 6891 §6.2.5).
-    plain.then(|| RequestEdns {
+    let edns = RequestEdns {
         max_payload: u16::from_be_bytes([p1, p2]).max(512),
         version,
         rcode_high,
-    })
+    };
+    Some((edns, subnet))
 }
 
 /// Decodes a request. The usual shape — one question and at most an OPT record — is read
@@ -342,33 +348,35 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
         && counts.authorities == 0
         && counts.additionals <= 1
     {
-        let mut decoder = BinDecoder::new(query);
+        let mut decoder = BinDecoder::new(query.get(12..).unwrap_or_default());
         let lean = (|| {
-            Header::read(&mut decoder).ok()?;
             let question = Query::read(&mut decoder).ok()?;
             let edns = match counts.additionals {
                 0 => None,
-                _ => Some(lean_opt(query.get(decoder.index()..)?)?),
+                _ => Some(lean_opt(query.get(12 + decoder.index()..)?)?),
             };
             Some((question, edns))
         })();
         if let Some((question, edns)) = lean {
             let mut metadata = header.metadata;
-            if let Some(edns) = &edns {
+            let subnet = edns.map(|(edns, subnet)| {
                 metadata.merge_response_code(edns.rcode_high);
-            }
+                Ok(subnet)
+            });
             return Ok(Request {
                 metadata,
-                queries: vec![question],
-                edns,
+                queries: SmallVec::from_buf([question]),
+                edns: edns.map(|(edns, _)| edns),
+                subnet,
             });
         }
     }
     let message = Message::from_vec(query).map_err(|_| ())?;
     Ok(Request {
         metadata: message.metadata,
-        queries: message.queries,
+        queries: SmallVec::from_vec(message.queries),
         edns: message.edns.as_ref().map(RequestEdns::from),
+        subnet: None,
     })
 }
 
@@ -651,9 +659,13 @@ mod tests {
                 match (decode(&q, &header), Message::from_vec(&q)) {
                     (Ok(lean), Ok(full)) => {
                         assert_eq!(lean.metadata, full.metadata, "{q:?}");
-                        assert_eq!(lean.queries, full.queries, "{q:?}");
+                        assert_eq!(lean.queries[..], full.queries[..], "{q:?}");
                         let full_edns = full.edns.as_ref().map(RequestEdns::from);
                         assert_eq!(lean.edns, full_edns, "{q:?}");
+                        // A Client Subnet the lean decoder read is the one the scan finds.
+                        if let Some(subnet) = lean.subnet {
+                            assert_eq!(subnet, ecs::find(&q), "{q:?}");
+                        }
                         // The zone key read from the bytes is the decoded name's key.
                         if let Some((_, offsets, count)) = wire::question_labels(&q) {
                             let wire_key = NameKey::from_wire(&q, &offsets[..count]).unwrap();
