@@ -42,6 +42,9 @@ pub struct Answer<'s> {
     /// The owner the pool's records go out with when it is not their own: a fallback pool
     /// answers for the name asked.
     pub renamed: Option<Name>,
+    /// How many of `answers` (from the first) are owned by the question's name: all of them
+    /// (`None`) unless a CNAME was followed. The encoder points these at the question.
+    pub at_qname: Option<usize>,
 }
 
 /// Which pool answered and from where: what the metrics and the query log report.
@@ -139,6 +142,7 @@ pub fn resolve_key<'s>(
             answer.answers.extend(cname.records.iter());
             match &cname.records[0].data {
                 RData::CNAME(target) if zone.origin.zone_of(target) => {
+                    answer.at_qname.get_or_insert(answer.answers.len());
                     name = target.0.clone();
                     key = NameKey::new(&name);
                     continue;

@@ -86,15 +86,33 @@ pub fn encode(
             _ => r.ttl,
         };
         let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
-        (r, answer.owner(i, r), ttl, same_pool)
+        // Owned by the question's name: a pointer to it, no comparison.
+        let at_qname = answer.at_qname.is_none_or(|n| i < n);
+        let known = match (at_qname, labels.first()) {
+            (true, Some(&first)) => Some(first),
+            _ => None,
+        };
+        (r, answer.owner(i, r), ttl, same_pool, known)
+    });
+    // The zone's SOA is owned by the origin, a suffix of the question.
+    let origin_pointer = answer.zone.and_then(|zone| {
+        let q = labels.len();
+        let n = zone.origin_labels();
+        (n > 0 && n <= q).then(|| labels[q - n])
     });
     let others = answer
         .authorities
         .iter()
         .chain(answer.additionals.iter())
-        .map(|&r| (r, &r.name, r.ttl, false));
-    for (record, owner, ttl, same_pool) in answers.chain(others) {
+        .map(|&r| {
+            let soa = answer
+                .zone
+                .is_some_and(|z| std::ptr::eq(r, &z.soa) || std::ptr::eq(r, &z.negative_soa));
+            (r, &r.name, r.ttl, false, origin_pointer.filter(|_| soa))
+        });
+    for (record, owner, ttl, same_pool, known) in answers.chain(others) {
         let pointer = match last {
+            _ if known.is_some() => known,
             Some((previous, p)) if same_pool || std::ptr::eq(previous.wrapping_add(1), record) => p,
             _ => pointer_to(owner),
         };

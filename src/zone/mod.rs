@@ -311,6 +311,11 @@ impl Zone {
         self.nodes.get(NameKey::new(name).as_bytes())
     }
 
+    /// How many labels the origin has.
+    pub fn origin_labels(&self) -> usize {
+        self.origin_labels
+    }
+
     pub fn serial(&self) -> u32 {
         match &self.soa.data {
             RData::SOA(soa) => soa.serial,
