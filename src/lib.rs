@@ -24,8 +24,10 @@
 //!
 //! # One query
 //! 1. `dns::udp`/`dns::tcp` receive a message and load one snapshot (one atomic load).
-//! 2. `dns::handler` decodes header, question and OPT with hickory-proto, rejects wrong opcode, class, EDNS version or
-//!    a malformed ECS option, and picks the client: the ECS address if usable, else the source.
+//! 2. `dns::handler` reads header, question and OPT (the usual shapes directly, anything else
+//!    through hickory-proto's decoder), rejects wrong opcode, class, EDNS version or a
+//!    malformed ECS option, picks the client (the ECS address if usable, else the source), and
+//!    makes the question's zone key (`zone::NameKey`, lower-cased wire form) from its bytes.
 //! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
 //!    records or asks the pool's policy for an order (a geo pool locates the client), drops
 //!    endpoints that are down or drained (or applies the all-down rule), caps at
