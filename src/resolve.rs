@@ -91,7 +91,7 @@ pub fn resolve<'s>(
     resolve_key(snapshot, qname, NameKey::new(qname), qtype, client, rng)
 }
 
-/// [`resolve`] with the key of `qname` already made (from the query's bytes).
+/// [`resolve()`] with the key of `qname` already made (from the query's bytes).
 pub fn resolve_key<'s>(
     snapshot: &'s Snapshot,
     qname: &Name,

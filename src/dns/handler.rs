@@ -1,4 +1,4 @@
-//! One DNS message in, one reply out: header checks, EDNS (RFC 6891), the call to [`resolve`],
+//! One DNS message in, one reply out: header checks, EDNS (RFC 6891), the call to [`resolve`](crate::resolve),
 //! and the encoding of the reply with truncation for UDP. Pure apart from the policy state in
 //! the snapshot, so the same bytes come back over UDP and TCP.
 

@@ -1,5 +1,5 @@
 //! Zones as the query path reads them: an immutable tree of nodes keyed by owner name, each with
-//! static record sets and at most one pool. Built once by [`load`] (start-up and reload) and
+//! static record sets and at most one pool. Built once by `load` (start-up and reload) and
 //! never changed afterwards.
 
 mod build;
