@@ -119,6 +119,8 @@ def main():
           f"peak RSS {med([r for _, r in loads]):.0f} MiB | |")
     print(f"| `serve` until it answers | {med([u for u, _, _ in runs['large']]):.2f} s | "
           f"{med([u for u, _, _ in runs['small']]):.2f} s |")
+    print(f"| RSS while serving | {med([r for _, _, r in runs['large']]):.0f} MiB | "
+          f"{med([r for _, _, r in runs['small']]):.0f} MiB |")
     big_q = med([q for _, q, _ in runs["large"]])
     small_q = med([q for _, q, _ in runs["small"]])
     print(f"| queries per server-core-second (random pools) | {big_q:,.0f} | {small_q:,.0f} |")
