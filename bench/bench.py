@@ -195,9 +195,9 @@ def command(server, data):
     raise ValueError(server)
 
 
-def ready(port, timeout=60.0):
-    """Waits until the server answers a SOA query over UDP."""
-    q = struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + b"\x07example\x04test\x00\x00\x06\x00\x01"
+def ready(port, timeout=60.0, zone=b"\x07example\x04test\x00"):
+    """Waits until the server answers a SOA query for `zone` (wire form) over UDP."""
+    q = struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + zone + b"\x00\x06\x00\x01"
     deadline = time.time() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.2)

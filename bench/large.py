@@ -63,7 +63,7 @@ def serve(folder, seconds):
                              f"{folder}/meridian.toml"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        if not ready(PORT):
+        if not bench.ready(PORT, timeout=120.0, zone=b"\x05large\x04test\x00"):
             raise RuntimeError("meridian did not answer")
         up = time.time() - start
         bench.dnsperf(PORT, "plain", folder, 2)
@@ -75,23 +75,6 @@ def serve(folder, seconds):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-
-
-def ready(port, timeout=120.0):
-    import socket
-    import struct
-    q = struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + b"\x05large\x04test\x00\x00\x06\x00\x01"
-    deadline = time.time() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        while time.time() < deadline:
-            s.sendto(q, ("127.0.0.1", port))
-            try:
-                s.recv(4096)
-                return True
-            except OSError:
-                pass
-    return False
 
 
 def main():

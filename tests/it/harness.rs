@@ -21,6 +21,18 @@ type = "A"
 data = ["192.0.2.1"]
 "#;
 
+/// A fresh folder with a copy of the repository's bundled `zones/`.
+fn bundled_zones() -> TempDir {
+    let dir = TempDir::new();
+    let zones_dir = dir.0.join("zones");
+    std::fs::create_dir_all(&zones_dir).unwrap();
+    for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
 /// A fresh folder under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -244,13 +256,7 @@ impl Server {
 
     /// Serves a copy of the repository's bundled `zones/` and GeoIP database.
     pub fn start_default() -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
-        }
+        let dir = bundled_zones();
         let server = Self::start_in(dir, Some(&repo().join("geoip/meridian-test.mmdb")));
         // `www` is checked against local backends that are not running: wait for the first
         // round to settle so that every test sees the same (all down, fail-open) pool.
@@ -260,13 +266,7 @@ impl Server {
 
     /// [`Server::start_default`] with the API (and so metrics and the status page) on.
     pub fn start_default_with_api() -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, zones_dir.join(path.file_name().unwrap())).unwrap();
-        }
+        let dir = bundled_zones();
         std::fs::write(
             dir.0.join("extra.toml"),
             "[api]\nlisten = \"127.0.0.1:0\"\n",
