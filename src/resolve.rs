@@ -88,13 +88,21 @@ pub fn resolve<'s>(
     client: IpAddr,
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
-    resolve_key(snapshot, qname, NameKey::new(qname), qtype, client, rng)
+    resolve_key(
+        snapshot,
+        &|| qname.clone(),
+        NameKey::new(qname),
+        qtype,
+        client,
+        rng,
+    )
 }
 
-/// [`resolve()`] with the key of `qname` already made (from the query's bytes).
+/// [`resolve()`] with the key of the question's name already made (from the query's bytes);
+/// the name itself is only made, by `qname`, in the rare answer that needs it.
 pub fn resolve_key<'s>(
     snapshot: &'s Snapshot,
-    qname: &Name,
+    qname: &dyn Fn() -> Name,
     mut key: NameKey,
     qtype: RecordType,
     client: IpAddr,
@@ -114,7 +122,8 @@ pub fn resolve_key<'s>(
         ..Answer::default()
     };
     let mut order = Order::new();
-    let mut name = qname.clone();
+    // The name being answered: the question's (`None`), or a CNAME's target.
+    let mut name: Option<Name> = None;
     for _ in 0..MAX_CNAME_CHAIN {
         let node = match zone.lookup_key(&key, qtype == RecordType::DS) {
             Lookup::Delegation(cut) => {
@@ -143,8 +152,8 @@ pub fn resolve_key<'s>(
             match &cname.records[0].data {
                 RData::CNAME(target) if zone.origin.zone_of(target) => {
                     answer.at_qname.get_or_insert(answer.answers.len());
-                    name = target.0.clone();
-                    key = NameKey::new(&name);
+                    key = NameKey::new(&target.0);
+                    name = Some(target.0.clone());
                     continue;
                 }
                 _ => return answer,
@@ -208,7 +217,7 @@ pub fn resolve_key<'s>(
                 .answers
                 .extend(order.iter().map(|&i| &records[i as usize]));
             if renamed {
-                answer.renamed = Some(name.clone());
+                answer.renamed = Some(name.clone().unwrap_or_else(qname));
             }
             return answer;
         }

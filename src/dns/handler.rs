@@ -128,7 +128,16 @@ fn respond_with<'s>(
         ours.set_max_payload(udp_payload);
         ours
     });
-    let question = request.queries.first();
+    // hickory's form of the question, for replies built by its encoder (errors, the reference).
+    let decoded = std::cell::OnceCell::new();
+    let hickory_question = || -> Option<&Query> {
+        match request.lean_question {
+            Some(_) => decoded
+                .get_or_init(|| Query::read(&mut BinDecoder::new(&query[12..])).ok())
+                .as_ref(),
+            None => request.queries.first(),
+        }
+    };
     let subnet = match (&request.edns, request.subnet) {
         (_, Some(read)) => read,
         (Some(_), None) => ecs::find(query),
@@ -140,7 +149,7 @@ fn respond_with<'s>(
         return Some(noted(
             outcome,
             &request.metadata,
-            question,
+            hickory_question(),
             ResponseCode::FormErr,
             edns_ref,
         ));
@@ -151,26 +160,30 @@ fn respond_with<'s>(
         return Some(noted(
             outcome,
             &request.metadata,
-            question,
+            hickory_question(),
             ResponseCode::NotImp,
             edns,
         ));
     }
-    let [question] = request.queries.as_slice() else {
-        return Some(noted(
-            outcome,
-            &request.metadata,
-            question,
-            ResponseCode::FormErr,
-            edns,
-        ));
+    let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
+        (Some(question), _) => question,
+        (None, [question]) => (question.query_type(), question.query_class()),
+        (None, _) => {
+            return Some(noted(
+                outcome,
+                &request.metadata,
+                hickory_question(),
+                ResponseCode::FormErr,
+                edns,
+            ));
+        }
     };
     if request.edns.as_ref().is_some_and(|e| e.version > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
         return Some(noted(
             outcome,
             &request.metadata,
-            Some(question),
+            hickory_question(),
             ResponseCode::BADVERS,
             edns,
         ));
@@ -179,37 +192,36 @@ fn respond_with<'s>(
         Some(noted(
             outcome,
             &request.metadata,
-            Some(question),
+            hickory_question(),
             rcode,
             edns,
         ))
     };
-    match question.query_type() {
+    match qtype {
         RecordType::OPT => return refuse(ResponseCode::FormErr),
         // No zone transfers.
         RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
         _ => {}
     }
-    if question.query_class() != DNSClass::IN {
+    if qclass != DNSClass::IN {
         return refuse(ResponseCode::Refused);
     }
 
     let used = subnet.filter(ecs::ClientSubnet::usable);
     let client = used.map_or(source, |s| s.addr);
     let labels = wire::question_labels(query);
+    // The name as a hickory `Name`, for the rare answer that needs it.
+    let qname = || {
+        hickory_question()
+            .map(|q| q.name().clone())
+            .unwrap_or_default()
+    };
     let key = labels
         .as_ref()
         .and_then(|(_, offsets, count)| NameKey::from_wire(query, &offsets[..*count]))
-        .unwrap_or_else(|| NameKey::new(question.name()));
-    let answer = resolve_key(
-        snapshot,
-        question.name(),
-        key,
-        question.query_type(),
-        client,
-        rng,
-    );
-    outcome.qtype = Some(question.query_type());
+        .unwrap_or_else(|| NameKey::new(&qname()));
+    let answer = resolve_key(snapshot, &qname, key, qtype, client, rng);
+    outcome.qtype = Some(qtype);
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;
@@ -251,13 +263,17 @@ fn respond_with<'s>(
             query,
             *end,
             &offsets[..*count],
-            question.name(),
             metadata,
             answer,
             opt.as_ref(),
         ),
         // A question written with compression pointers (legal, never seen in practice).
-        None => encode_reference(metadata, Some(question), answer, hickory_edns(opt).as_ref()),
+        None => encode_reference(
+            metadata,
+            hickory_question(),
+            answer,
+            hickory_edns(opt).as_ref(),
+        ),
     };
     let reply = build(&metadata, &answer);
     if reply.len() <= limit {
@@ -286,7 +302,12 @@ fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
 /// What the query path reads of a request.
 struct Request {
     metadata: Metadata,
+    /// The questions hickory decoded (the whole-message path); empty when the lean path read
+    /// the one question.
     queries: SmallVec<[Query; 1]>,
+    /// The one question the lean path read, as (type, class); its name stays in the message
+    /// (the zone key is made from its bytes) and is decoded only for a reply that needs it.
+    lean_question: Option<(RecordType, DNSClass)>,
     edns: Option<RequestEdns>,
     /// The Client Subnet option, where the lean decoder already read it.
     subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
@@ -348,12 +369,20 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
         && counts.authorities == 0
         && counts.additionals <= 1
     {
-        let mut decoder = BinDecoder::new(query.get(12..).unwrap_or_default());
         let lean = (|| {
-            let question = Query::read(&mut decoder).ok()?;
+            let (end, _, _) = wire::question_labels(query)?;
+            // hickory refuses names over 255 bytes (RFC 1035 §2.3.4); so does this path.
+            if end - 4 - 12 > 255 {
+                return None;
+            }
+            let field = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
+            let question = (
+                RecordType::from(field(end - 4)),
+                DNSClass::from(field(end - 2)),
+            );
             let edns = match counts.additionals {
                 0 => None,
-                _ => Some(lean_opt(query.get(12 + decoder.index()..)?)?),
+                _ => Some(lean_opt(query.get(end..)?)?),
             };
             Some((question, edns))
         })();
@@ -365,7 +394,8 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
             });
             return Ok(Request {
                 metadata,
-                queries: SmallVec::from_buf([question]),
+                queries: SmallVec::new(),
+                lean_question: Some(question),
                 edns: edns.map(|(edns, _)| edns),
                 subnet,
             });
@@ -375,6 +405,7 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
     Ok(Request {
         metadata: message.metadata,
         queries: SmallVec::from_vec(message.queries),
+        lean_question: None,
         edns: message.edns.as_ref().map(RequestEdns::from),
         subnet: None,
     })
@@ -648,6 +679,37 @@ mod tests {
     }
 
     #[test]
+    fn names_over_255_bytes_are_formerr_and_255_bytes_are_fine() {
+        let snapshot = snapshot();
+        let query = |labels: &[usize]| {
+            let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            for &len in labels {
+                q.push(len as u8);
+                q.extend(std::iter::repeat_n(b'a', len));
+            }
+            q.extend_from_slice(&[0, 0, 1, 0, 1]);
+            q
+        };
+        let rcode = |q: &[u8]| {
+            let reply = respond(
+                &snapshot,
+                q,
+                "127.0.0.1".parse().unwrap(),
+                Transport::Udp,
+                1232,
+                &mut fastrand::Rng::new(),
+            )
+            .unwrap();
+            reply[3] & 0x0f
+        };
+        // 1+63 + 1+63 + 1+63 + 1+61 + 1 = 255 bytes: a name of another zone, REFUSED.
+        assert_eq!(rcode(&query(&[63, 63, 63, 61])), 5);
+        // One byte more: FORMERR, as hickory's decoder says.
+        assert_eq!(rcode(&query(&[63, 63, 63, 62])), 1);
+        assert!(Message::from_vec(&query(&[63, 63, 63, 62])).is_err());
+    }
+
+    #[test]
     fn fast_replies_mean_what_reference_replies_mean() {
         let snapshot = snapshot();
         let mut rng = fastrand::Rng::with_seed(20261121);
@@ -659,7 +721,16 @@ mod tests {
                 match (decode(&q, &header), Message::from_vec(&q)) {
                     (Ok(lean), Ok(full)) => {
                         assert_eq!(lean.metadata, full.metadata, "{q:?}");
-                        assert_eq!(lean.queries[..], full.queries[..], "{q:?}");
+                        match lean.lean_question {
+                            Some((qtype, qclass)) => {
+                                let [question] = full.queries.as_slice() else {
+                                    panic!("{q:?}: lean read one question, hickory did not")
+                                };
+                                assert_eq!(qtype, question.query_type(), "{q:?}");
+                                assert_eq!(qclass, question.query_class(), "{q:?}");
+                            }
+                            None => assert_eq!(lean.queries[..], full.queries[..], "{q:?}"),
+                        }
                         let full_edns = full.edns.as_ref().map(RequestEdns::from);
                         assert_eq!(lean.edns, full_edns, "{q:?}");
                         // A Client Subnet the lean decoder read is the one the scan finds.

@@ -49,12 +49,11 @@ pub fn question_labels(query: &[u8]) -> Option<(usize, [u16; 128], usize)> {
 }
 
 /// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
-/// of the question's labels (from [`question_labels`]); `qname` is the decoded question name.
+/// of the question's labels (from [`question_labels`]).
 pub fn encode(
     query: &[u8],
     question_end: usize,
     labels: &[u16],
-    qname: &Name,
     metadata: &Metadata,
     answer: &Answer<'_>,
     opt: Option<&Opt>,
@@ -65,15 +64,17 @@ pub fn encode(
     let pointer_to = |name: &Name| -> Option<u16> {
         // A name equal to the question or to one of its suffixes points into the question.
         let n = name.num_labels() as usize;
-        let q = qname.num_labels() as usize;
-        if name.is_root() || n > q || labels.len() != q {
+        let q = labels.len();
+        if name.is_root() || n > q {
             return None;
         }
-        let suffix_is_name = name
-            .iter()
-            .rev()
-            .zip(qname.iter().rev())
-            .all(|(a, b)| a.eq_ignore_ascii_case(b));
+        let suffix_is_name = name.iter().zip(&labels[q - n..]).all(|(label, &at)| {
+            let at = usize::from(at);
+            let len = usize::from(query[at]);
+            query
+                .get(at + 1..at + 1 + len)
+                .is_some_and(|asked| asked.eq_ignore_ascii_case(label))
+        });
         suffix_is_name.then(|| labels[q - n])
     };
     // Records of one RRset sit next to each other in the zone (one slice), and a pool's
