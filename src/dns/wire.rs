@@ -162,9 +162,30 @@ fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, point
     out.extend_from_slice(&[0, 0]);
     let start = out.len();
     match &record.data {
-        // The records pools hand out, written directly.
+        // The records pools hand out, and the common static ones, written directly; names in
+        // RDATA uncompressed (always valid, RFC 1035 §4.1.4 allows but never requires it).
         RData::A(a) => out.extend_from_slice(&a.0.octets()),
         RData::AAAA(a) => out.extend_from_slice(&a.0.octets()),
+        RData::SOA(soa) => {
+            emit_name(out, &soa.mname);
+            emit_name(out, &soa.rname);
+            for value in [
+                soa.serial,
+                soa.refresh as u32,
+                soa.retry as u32,
+                soa.expire as u32,
+                soa.minimum,
+            ] {
+                out.extend_from_slice(&value.to_be_bytes());
+            }
+        }
+        RData::NS(name) => emit_name(out, &name.0),
+        RData::CNAME(name) => emit_name(out, &name.0),
+        RData::PTR(name) => emit_name(out, &name.0),
+        RData::MX(mx) => {
+            out.extend_from_slice(&mx.preference.to_be_bytes());
+            emit_name(out, &mx.exchange);
+        }
         data => {
             let offset = out.len() as u32;
             let mut encoder = BinEncoder::with_offset(out, offset);
