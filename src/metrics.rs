@@ -290,6 +290,13 @@ impl Exposition {
         }
         let _ = writeln!(self.0, " {value}");
     }
+
+    /// One sample per fixed outcome (`label` = each of `names`) of a counter pair.
+    fn by_outcome(&mut self, name: &str, label: &str, names: [&str; 2], counts: &[AtomicU64; 2]) {
+        for (value, count) in names.iter().zip(counts) {
+            self.sample(name, &[(label, value)], count.load(Relaxed));
+        }
+    }
 }
 
 /// The text exposition of every metric.
@@ -408,10 +415,12 @@ pub fn render(registry: &Registry, gauges: &Gauges) -> String {
         "counter",
         "Zone reloads (SIGHUP or the API), by result.",
     );
-    for (result, count) in ["ok", "failed"].iter().zip(&registry.reloads) {
-        let labels = [("result", *result)];
-        out.sample("meridian_reloads_total", &labels, count.load(Relaxed));
-    }
+    out.by_outcome(
+        "meridian_reloads_total",
+        "result",
+        ["ok", "failed"],
+        &registry.reloads,
+    );
 
     out.family(
         "meridian_api_requests_total",
@@ -429,14 +438,13 @@ pub fn render(registry: &Registry, gauges: &Gauges) -> String {
         "counter",
         "Sampled queries for the query log, by outcome (dropped: over the rate limit or queue full).",
     );
-    for (outcome, count) in ["written", "dropped"].iter().zip(&registry.query_log) {
-        let labels = [("outcome", *outcome)];
-        out.sample(
-            "meridian_query_log_lines_total",
-            &labels,
-            count.load(Relaxed),
-        );
-    }
+    let outcomes = ["written", "dropped"];
+    out.by_outcome(
+        "meridian_query_log_lines_total",
+        "outcome",
+        outcomes,
+        &registry.query_log,
+    );
 
     out.family(
         "meridian_geoip_build_timestamp_seconds",

@@ -11,8 +11,6 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
-use smallvec::SmallVec;
-
 use super::{ecs, wire};
 use crate::metrics::QueryLabels;
 use crate::resolve::{Answer, Served, resolve_key};
@@ -302,9 +300,9 @@ fn hickory_edns(opt: Option<wire::Opt>) -> Option<Edns> {
 /// What the query path reads of a request.
 struct Request {
     metadata: Metadata,
-    /// The questions hickory decoded (the whole-message path); empty when the lean path read
-    /// the one question.
-    queries: SmallVec<[Query; 1]>,
+    /// The questions hickory decoded (the whole-message path); empty (no allocation) when the
+    /// lean path read the one question.
+    queries: Vec<Query>,
     /// The one question the lean path read, as (type, class); its name stays in the message
     /// (the zone key is made from its bytes) and is decoded only for a reply that needs it.
     lean_question: Option<(RecordType, DNSClass)>,
@@ -394,7 +392,7 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
             });
             return Ok(Request {
                 metadata,
-                queries: SmallVec::new(),
+                queries: Vec::new(),
                 lean_question: Some(question),
                 edns: edns.map(|(edns, _)| edns),
                 subnet,
@@ -404,7 +402,7 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
     let message = Message::from_vec(query).map_err(|_| ())?;
     Ok(Request {
         metadata: message.metadata,
-        queries: SmallVec::from_vec(message.queries),
+        queries: message.queries,
         lean_question: None,
         edns: message.edns.as_ref().map(RequestEdns::from),
         subnet: None,
@@ -758,42 +756,22 @@ mod tests {
             let source: IpAddr = ["127.0.0.1", "10.9.9.9", "81.2.69.160"][rng.usize(..3)]
                 .parse()
                 .unwrap();
-            let mut r1 = fastrand::Rng::with_seed(1);
-            let mut r2 = fastrand::Rng::with_seed(1);
-            let fast = respond_with(
-                &snapshot,
-                &q,
-                source,
-                transport,
-                1232,
-                &mut r1,
-                true,
-                &mut Outcome::default(),
-            );
-            let reference = respond_with(
-                &snapshot,
-                &q,
-                source,
-                transport,
-                1232,
-                &mut r2,
-                false,
-                &mut Outcome::default(),
-            );
-            let (Some(fast), Some(reference)) = (fast, reference) else {
-                assert_eq!(
-                    respond_with(
-                        &snapshot,
-                        &q,
-                        source,
-                        transport,
-                        1232,
-                        &mut r1,
-                        true,
-                        &mut Outcome::default()
-                    ),
-                    None
-                );
+            let run = |fast: bool| {
+                let mut rng = fastrand::Rng::with_seed(1);
+                let mut outcome = Outcome::default();
+                respond_with(
+                    &snapshot,
+                    &q,
+                    source,
+                    transport,
+                    1232,
+                    &mut rng,
+                    fast,
+                    &mut outcome,
+                )
+            };
+            let (Some(fast), Some(reference)) = (run(true), run(false)) else {
+                assert_eq!(run(true), None);
                 continue;
             };
             let a = Message::from_vec(&fast).unwrap_or_else(|e| panic!("{e}: {q:?}"));

@@ -21,6 +21,23 @@ type = "A"
 data = ["192.0.2.1"]
 "#;
 
+/// An HTTP check every 200 ms; down after 2 failures, up after 2 successes.
+pub fn http_check(port: u16) -> String {
+    format!(
+        r#"{{ type = "http", port = {port}, path = "/health", interval = "200ms", timeout = "150ms", fall = 2, rise = 2, body = "healthy" }}"#
+    )
+}
+
+/// Polls `f` until it holds (at most `within`); returns how long it took.
+pub fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    start.elapsed()
+}
+
 /// A fresh folder with a copy of the repository's bundled `zones/`.
 fn bundled_zones() -> TempDir {
     let dir = TempDir::new();
@@ -184,7 +201,7 @@ impl Server {
         headers: &[(&str, &str)],
     ) -> (u16, Vec<(String, String)>, String) {
         use std::io::{Read, Write};
-        let addr = self.api.expect("the API is configured");
+        let addr = self.api_addr();
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))

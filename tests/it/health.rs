@@ -4,26 +4,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Mode};
-use crate::harness::{Reply, Server};
+use crate::harness::{Reply, Server, eventually, http_check};
 
 use crate::harness::ZONE_HEAD as HEAD;
-
-/// An HTTP check every 200 ms; down after 2 failures, up after 2 successes.
-fn http_check(port: u16) -> String {
-    format!(
-        r#"{{ type = "http", port = {port}, path = "/health", interval = "200ms", timeout = "150ms", fall = 2, rise = 2, body = "healthy" }}"#
-    )
-}
-
-/// Polls `f` until it holds (at most `within`); returns how long it took.
-fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    start.elapsed()
-}
 
 fn ip(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, last)

@@ -6,16 +6,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Mode};
-use crate::harness::{Server, ZONE_HEAD as HEAD};
-
-/// Polls `f` until it holds (at most `within`).
-fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < within, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+use crate::harness::{Server, ZONE_HEAD as HEAD, eventually, http_check};
 
 /// The value of one series (`name{labels}` exactly as exposed), if present.
 fn series(text: &str, key: &str) -> Option<f64> {
@@ -28,12 +19,6 @@ fn scrape(s: &Server) -> String {
     let (status, body) = s.get("/metrics");
     assert_eq!(status, 200, "{body}");
     body
-}
-
-fn http_check(port: u16) -> String {
-    format!(
-        r#"{{ type = "http", port = {port}, path = "/health", interval = "200ms", timeout = "150ms", fall = 2, rise = 2, body = "healthy" }}"#
-    )
 }
 
 #[test]
