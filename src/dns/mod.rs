@@ -6,6 +6,7 @@
 //! query path free of per-request machinery (see shared/notes/fast-path.md). hickory-proto does
 //! all wire parsing and encoding.
 
+mod batch;
 pub mod ecs;
 pub mod handler;
 mod tcp;
@@ -115,10 +116,10 @@ fn observe(
     source: std::net::IpAddr,
     transport: Transport,
     reply: &[u8],
-    started: std::time::Instant,
+    elapsed: std::time::Duration,
     query_log: Option<&QueryLog>,
 ) {
-    crate::metrics::global().record_query(&outcome.labels(), transport, started.elapsed());
+    crate::metrics::global().record_query(&outcome.labels(), transport, elapsed);
     if let Some(log) = query_log {
         log.offer(outcome, source, transport, reply);
     }

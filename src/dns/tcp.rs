@@ -111,7 +111,14 @@ async fn connection(
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         framed.extend_from_slice(&reply);
-        observe(&outcome, peer, Transport::Tcp, &reply, started, query_log);
+        observe(
+            &outcome,
+            peer,
+            Transport::Tcp,
+            &reply,
+            started.elapsed(),
+            query_log,
+        );
         drop(snapshot);
         tokio::time::timeout(limits.idle_timeout, stream.write_all(&framed))
             .await

@@ -114,3 +114,46 @@ fn opcodes_classes_and_transfers() {
         "{axfr}"
     );
 }
+
+#[test]
+fn bursts_from_many_peers_get_every_reply_at_the_right_peer() {
+    // Everything is sent before anything is read, so the server takes the queries in batches
+    // of many datagrams from many sources (IPv4 and IPv6) and must send each reply back to
+    // the socket that asked, with its own ID.
+    let s = Server::start_default();
+    let targets = [
+        ("127.0.0.1", "127.0.0.1:0", s.port),
+        ("::1", "[::1]:0", s.port6.unwrap()),
+    ];
+    let mut sockets = Vec::new();
+    for (server, bind, port) in targets {
+        for _ in 0..8 {
+            let sock = UdpSocket::bind(bind).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            sock.connect((server, port)).unwrap();
+            sockets.push(sock);
+        }
+    }
+    // 128 in flight per family: well inside the default socket receive buffer.
+    const PER_SOCKET: u16 = 16;
+    for (k, sock) in sockets.iter().enumerate() {
+        for i in 0..PER_SOCKET {
+            sock.send(&query(k as u16 * 1000 + i, 0x0100, 1)).unwrap();
+        }
+    }
+    for (k, sock) in sockets.iter().enumerate() {
+        let mut ids = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            assert_eq!(rcode(&buf[..n]), 0);
+            assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 4, "four answers");
+            ids.push(u16::from_be_bytes([buf[0], buf[1]]));
+            if ids.len() == usize::from(PER_SOCKET) {
+                break;
+            }
+        }
+        ids.sort_unstable();
+        let want: Vec<u16> = (0..PER_SOCKET).map(|i| k as u16 * 1000 + i).collect();
+        assert_eq!(ids, want, "socket {k}");
+    }
+}
