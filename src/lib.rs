@@ -4,12 +4,15 @@
 //! - [`config`]: `meridian.toml` → one validated [`config::Config`].
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files), its one `build`
 //!   used by start-up and reload, and the immutable zone tree the query path reads.
-//! - [`geo`]: where a client is (GeoIP databases via maxminddb) and great-circle distance.
+//! - [`geo`]: where a client is (GeoIP databases via maxminddb), great-circle distance, and
+//!   `geo::table`: every database network given a value (a pool's datacenter order), merged
+//!   into runs, built with a snapshot so the query path makes two loads instead of a tree walk.
 //! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum
 //!   (`geo` ranks datacenters by `nets`, `map` and distance; `failover` picks a tier).
 //! - [`health`]: checks (TCP, HTTP, HTTPS), rise/fall hysteresis, the prober, the state file.
 //! - [`state`]: the shared [`state::Snapshot`] (zones, GeoIP, health) behind `ArcSwap`;
-//!   reloads and probe results build a new one and swap it in.
+//!   reloads and probe results build a new one (with the geo pools' steering tables) and swap
+//!   it in.
 //! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
 //! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
 //!   truncation.
@@ -23,20 +26,22 @@
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!
 //! # One query
-//! 1. `dns::udp`/`dns::tcp` receive a message and load one snapshot (one atomic load).
+//! 1. `dns::udp` receives a batch of datagrams (`dns::batch`: recvmmsg) and loads one
+//!    snapshot for it (one atomic load); `dns::tcp` one message at a time.
 //! 2. `dns::handler` reads header, question and OPT (the usual shapes directly, anything else
 //!    through hickory-proto's decoder), rejects wrong opcode, class, EDNS version or a
 //!    malformed ECS option, picks the client (the ECS address if usable, else the source), and
 //!    makes the question's zone key (`zone::NameKey`, lower-cased wire form) from its bytes.
 //! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
-//!    records or asks the pool's policy for an order (a geo pool locates the client), drops
+//!    records or asks the pool's policy for an order (a geo pool looks the client up in its
+//!    steering table, or locates it in the database), drops
 //!    endpoints that are down or drained (or applies the all-down rule), caps at
 //!    `max_answers`, and notes the ECS scope the order depended on.
 //! 4. `dns::wire` encodes the reply (the question copied as sent, owners as pointers into it):
 //!    AA, the negative SOA, OPT with ECS and its scope, the degraded TTL; `dns::handler` sets
 //!    TC when UDP cannot carry it. hickory's own encoder stays as the reference it is tested
 //!    against.
-//! 5. After sending, the listener counts the query (`metrics`: zone, type, rcode, protocol,
+//! 5. After sending (`sendmmsg`, one call a batch), the listener counts the query (`metrics`: zone, type, rcode, protocol,
 //!    policy, the pool's datacenter, latency) and offers it to the query log, if on.
 
 pub mod api;

@@ -299,6 +299,13 @@ impl State {
         geo: Option<Arc<GeoDb>>,
     ) {
         let old = self.current.load();
+        let same_geo = old.geo.as_ref().map(Arc::as_ptr) == geo.as_ref().map(Arc::as_ptr);
+        if let Some(db) = geo.as_deref()
+            && (!same_geo || !Arc::ptr_eq(&old.zones, &zones))
+        {
+            crate::policy::geo::Geo::prepare_all(zones.geo_pools(), db);
+            db.release_pages();
+        }
         let mut view = HealthView {
             status: zones
                 .probes

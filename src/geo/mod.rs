@@ -4,6 +4,7 @@
 
 mod centroids;
 pub mod distance;
+pub mod table;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use distance::{chord_km, haversine_km, unit_vector};
+pub use table::NetworkTable;
 
 /// Why a database file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,8 @@ pub struct Located {
 /// An open database.
 pub struct GeoDb {
     reader: maxminddb::Reader<memmap2::Mmap>,
+    /// Where the reader's map is (start address, length), to give its pages back.
+    mapped: (usize, usize),
     path: PathBuf,
     /// Tells this database's cache entries from those of one loaded before it.
     generation: u64,
@@ -192,6 +196,7 @@ impl GeoDb {
             message,
         };
         let bytes = private_map(path).map_err(|e| error(format!("cannot read: {e}")))?;
+        let mapped = (bytes.as_ptr() as usize, bytes.len());
         let reader = maxminddb::Reader::from_source(bytes)
             .map_err(|e| error(format!("not a MaxMind DB: {e}")))?;
         // Walk a few lookups through the tree so a file cut short is caught now, not per query.
@@ -207,9 +212,28 @@ impl GeoDb {
         }
         Ok(Self {
             reader,
+            mapped,
             path: path.to_owned(),
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// Tells this database from every other opened in this process.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Drops the database pages this process has read (after a steering table walked all of
+    /// them): they are read back from the private copy if a lookup needs them again, and
+    /// meanwhile do not count towards the server's RSS.
+    pub fn release_pages(&self) {
+        let (start, len) = self.mapped;
+        // SAFETY: the range is exactly the live read-only private map of an unlinked file
+        // nobody writes to; MADV_DONTNEED only drops its pages, and later reads fault the same
+        // bytes back in from the file.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+        }
     }
 
     pub fn path(&self) -> &Path {

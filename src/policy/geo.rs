@@ -11,7 +11,8 @@ use ipnet::IpNet;
 
 use super::Order;
 use super::Policy;
-use crate::geo::{Code, GeoDb, Located, Location, chord_km, unit_vector};
+use crate::geo::table::UNCOVERED;
+use crate::geo::{Code, GeoDb, Located, Location, NetworkTable, chord_km, unit_vector};
 
 /// One datacenter of a geo pool, for one address family.
 #[derive(Debug)]
@@ -50,7 +51,27 @@ pub struct Geo {
     /// For clients that cannot be located.
     pub default: Vec<u16>,
     pub max_datacenters: usize,
+    /// The datacenter order of every database network, once [`Geo::prepare`] has built it for
+    /// the snapshot's database. Swapped, not locked: the query path only loads it.
+    pub steering: arc_swap::ArcSwapOption<Steering>,
 }
+
+/// A geo pool's datacenter orders by network (see [`crate::geo::table`]).
+#[derive(Debug)]
+pub struct Steering {
+    table: NetworkTable,
+    /// The orders, by table value.
+    orders: Vec<Box<[u16]>>,
+}
+
+/// Steering tables built so far, by (database generation, ranking settings): pools that rank
+/// alike (both families of one pool, pools sharing datacenters) share one, and a snapshot
+/// rebuilt for a zone change reuses them. Building one walks the whole database (about a
+/// second for DB-IP City Lite), so only `MAX_TABLES` distinct settings get one; other pools
+/// look each client up in the database.
+const MAX_TABLES: usize = 16;
+static TABLES: std::sync::Mutex<Vec<(u64, String, std::sync::Arc<Steering>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// What decided the order, for `explain` and the logs.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,8 +155,130 @@ impl Geo {
         NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The datacenter order and ECS scope for `client`, as [`Geo::decide`] gives them, with
-    /// the ranking of located clients cached per GeoIP record (the query path).
+    /// Gives every one of `pools` its steering table for `db` (see [`Geo::prepare`]) and
+    /// forgets the tables no pool uses any more. Called when a snapshot is built.
+    pub fn prepare_all<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb) {
+        let pools: Vec<&Geo> = pools.collect();
+        let used: std::collections::HashSet<String> =
+            pools.iter().map(|g| g.ranking_settings()).collect();
+        TABLES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(generation, key, _)| *generation == db.generation() && used.contains(key));
+        for pool in pools {
+            pool.prepare(db);
+        }
+    }
+
+    /// Makes sure this pool has its steering table for `db` (built, or shared from another
+    /// pool that ranks alike). Never on the query path.
+    pub fn prepare(&self, db: &GeoDb) {
+        let current = self.steering.load();
+        if current
+            .as_deref()
+            .is_some_and(|s| s.table.generation == db.generation())
+        {
+            return;
+        }
+        drop(current);
+        let key = self.ranking_settings();
+        let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        tables.retain(|(generation, _, _)| *generation == db.generation());
+        if let Some((_, _, steering)) = tables.iter().find(|(_, k, _)| *k == key) {
+            self.steering.store(Some(steering.clone()));
+            return;
+        }
+        if tables.len() >= MAX_TABLES {
+            self.steering.store(None);
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut orders: Vec<Box<[u16]>> = Vec::new();
+        let mut value_of = |location: Option<&Location>| {
+            let order: Box<[u16]> = match location {
+                Some(location) => self.rank(location).order().into(),
+                None => {
+                    let mut d = Decision::new(Reason::Unlocated);
+                    d.fill(&self.default, self.datacenters.len());
+                    d.order().into()
+                }
+            };
+            match orders.iter().position(|o| *o == order) {
+                Some(i) => i as u16,
+                None => {
+                    orders.push(order);
+                    (orders.len() - 1) as u16
+                }
+            }
+        };
+        let Some(table) = NetworkTable::build(db, &mut value_of) else {
+            tracing::warn!(
+                "cannot walk {}: geo pools look clients up one by one",
+                db.path().display()
+            );
+            self.steering.store(None);
+            return;
+        };
+        tracing::info!(
+            runs = table.runs(),
+            orders = orders.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "geo steering table built"
+        );
+        let steering = std::sync::Arc::new(Steering { table, orders });
+        tables.push((db.generation(), key, steering.clone()));
+        self.steering.store(Some(steering));
+    }
+
+    /// Everything that ranks datacenters for a located or unlocated client (not `nets`, which
+    /// the query path checks first), as a comparable key.
+    fn ranking_settings(&self) -> String {
+        let sorted = |m: &HashMap<String, Vec<u16>>| {
+            let mut v: Vec<_> = m.iter().collect();
+            v.sort();
+            format!("{v:?}")
+        };
+        let dcs: Vec<_> = self
+            .datacenters
+            .iter()
+            .map(|d| {
+                (
+                    d.latitude.to_bits(),
+                    d.longitude.to_bits(),
+                    d.bias_km.to_bits(),
+                )
+            })
+            .collect();
+        format!(
+            "{dcs:?}|{}|{}|{}|{:?}|{:?}",
+            sorted(&self.map.subdivision),
+            sorted(&self.map.country),
+            sorted(&self.map.continent),
+            self.map.default,
+            self.default
+        )
+    }
+
+    /// The order and network prefix the steering table has for `client`, if it has one for
+    /// `db`.
+    fn steered(&self, client: IpAddr, db: &GeoDb, order: &mut [u16]) -> Option<(usize, u8)> {
+        let steering = self.steering.load();
+        let steering = steering.as_deref()?;
+        if steering.table.generation != db.generation() {
+            return None;
+        }
+        let (value, prefix) = steering.table.lookup(client);
+        if value == UNCOVERED {
+            return None;
+        }
+        let found = &steering.orders[usize::from(value)];
+        order[..found.len()].copy_from_slice(found);
+        Some((found.len(), prefix))
+    }
+
+    /// The datacenter order and ECS scope for `client`, as [`Geo::decide`] gives them, from
+    /// the steering table, or with the ranking of located clients cached per GeoIP record
+    /// (the query path).
     fn decide_order(
         &self,
         client: IpAddr,
@@ -143,6 +286,12 @@ impl Geo {
     ) -> ([u16; MAX_DATACENTERS], usize, u8) {
         let n = self.datacenters.len();
         let nets = self.nets.iter().any(|(net, _)| net.contains(&client));
+        if !nets && let Some(db) = db {
+            let mut order = [0u16; MAX_DATACENTERS];
+            if let Some((len, prefix)) = self.steered(client, db, &mut order) {
+                return (order, len, self.scope(client, prefix));
+            }
+        }
         let located = match db {
             Some(db) if !nets && n <= CACHED_DATACENTERS => db.locate(client),
             _ => {
@@ -187,7 +336,12 @@ impl Geo {
             return d;
         }
         let located = db.map(|db| db.locate(client));
-        let base_prefix = located.as_ref().map_or(0, |l| l.prefix);
+        // The scope: the steering table's run where it has one, else the database network.
+        let mut scratch = [0u16; MAX_DATACENTERS];
+        let base_prefix = match db.and_then(|db| self.steered(client, db, &mut scratch)) {
+            Some((_, prefix)) => prefix,
+            None => located.as_ref().map_or(0, |l| l.prefix),
+        };
         let mut d = match located.as_ref().and_then(|l| l.location.as_ref()) {
             Some(location) => self.rank(location),
             None => {
@@ -333,6 +487,7 @@ mod tests {
             map: GeoMap::default(),
             default: vec![0],
             max_datacenters: 1,
+            steering: Default::default(),
         }
     }
 
@@ -512,6 +667,69 @@ mod tests {
                 assert_eq!(scope, d.scope, "{client}");
             }
         }
+    }
+
+    /// The real database when `.ci/run` has fetched it, else the bundled test database.
+    fn largest_database() -> GeoDb {
+        let real = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/geoip/real/dbip-city-lite.mmdb"
+        );
+        let test = concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/meridian-test.mmdb");
+        let path = [real, test]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap();
+        GeoDb::open(std::path::Path::new(path)).unwrap()
+    }
+
+    #[test]
+    fn steering_tables_answer_as_the_database_walk_does() {
+        let db = largest_database();
+        let walk = pool();
+        let table = pool();
+        table.prepare(&db);
+        assert!(table.steering.load().is_some());
+        let mut rng = fastrand::Rng::with_seed(7);
+        let random_client = |rng: &mut fastrand::Rng| -> IpAddr {
+            match rng.u8(..4) {
+                0 => IpAddr::V6(rng.u128(..).into()),
+                1 => IpAddr::V6(((0x2000u128 << 112) | rng.u128(..1 << 125)).into()),
+                _ => IpAddr::V4(rng.u32(..).into()),
+            }
+        };
+        let mut covered = 0;
+        for _ in 0..20_000 {
+            let client = random_client(&mut rng);
+            let (want, want_len, _) = walk.decide_order(client, Some(&db));
+            let (got, len, scope) = table.decide_order(client, Some(&db));
+            assert_eq!(&got[..len], &want[..want_len], "{client}");
+            // The scope promises the same order to every client in it: try a few.
+            let mut probe = [0u16; MAX_DATACENTERS];
+            if table.steered(client, &db, &mut probe).is_none() {
+                continue;
+            }
+            covered += 1;
+            let block = IpNet::new(client, scope).unwrap().trunc();
+            for _ in 0..4 {
+                let inside = match (block.network(), block.hostmask()) {
+                    (IpAddr::V4(n), IpAddr::V4(m)) => {
+                        IpAddr::V4((u32::from(n) | (rng.u32(..) & u32::from(m))).into())
+                    }
+                    (IpAddr::V6(n), IpAddr::V6(m)) => {
+                        IpAddr::V6((u128::from(n) | (rng.u128(..) & u128::from(m))).into())
+                    }
+                    _ => unreachable!(),
+                };
+                let (other, other_len, _) = walk.decide_order(inside, Some(&db));
+                assert_eq!(
+                    &other[..other_len],
+                    &want[..want_len],
+                    "{inside} in {block}"
+                );
+            }
+        }
+        assert!(covered > 10_000, "{covered}");
     }
 
     #[test]

@@ -197,6 +197,7 @@ pub(super) fn build_geo_sets(
             map: map.clone(),
             default: default.clone(),
             max_datacenters,
+            steering: Default::default(),
         }))
     };
     Ok((endpoint_set(geo(v4_dcs), v4), endpoint_set(geo(v6_dcs), v6)))

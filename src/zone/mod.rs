@@ -120,6 +120,18 @@ impl ZoneSet {
         }
     }
 
+    /// Every geo pool's policy, both families.
+    pub fn geo_pools(&self) -> impl Iterator<Item = &crate::policy::geo::Geo> {
+        self.zones
+            .values()
+            .flat_map(|zone| zone.pools())
+            .flat_map(|(_, pool)| [&pool.v4.policy, &pool.v6.policy])
+            .filter_map(|policy| match policy {
+                Policy::Geo(geo) => Some(&**geo),
+                _ => None,
+            })
+    }
+
     /// The zone that holds `name`: the one with the longest origin that is a suffix of it.
     pub fn find(&self, name: &Name) -> Option<&Zone> {
         self.find_key(&NameKey::new(name))

@@ -58,6 +58,20 @@ fn clients_go_to_their_nearest_datacenter_with_the_right_scope() {
         let ecs = client_subnet(&r).unwrap_or_else(|| panic!("no ECS in reply: {}", r.raw));
         assert_eq!(ecs, format!("{subnet}/{scope}"), "{subnet} {rtype}");
         assert_eq!(Reply::ttl(&r.answer[0]), 30);
+        // The scope is a promise that every client in it gets the same answer: check both
+        // ends of the block, as single addresses.
+        let block = ipnet::IpNet::new(subnet.split('/').next().unwrap().parse().unwrap(), scope)
+            .unwrap()
+            .trunc();
+        for end in [block.network(), block.broadcast()] {
+            let host = if end.is_ipv4() { 32 } else { 128 };
+            let r = s.dig(&[
+                &format!("+subnet={end}/{host}"),
+                "edge.example.test",
+                &rtype,
+            ]);
+            assert_eq!(answered_by(&r), want, "{end} in {block} ({subnet})");
+        }
     }
 }
 

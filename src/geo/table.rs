@@ -1,0 +1,330 @@
+//! A network → value table built once from the whole database, for one way of steering
+//! (gdnsd builds the same at load). Walking the database's binary tree costs a chain of ~24
+//! dependent loads per IPv4 client, most of them cache misses; this table costs two. Every
+//! database network is given a small value by the caller (a datacenter order, in practice),
+//! and neighbouring networks with the same value merge into one run, so the table is small
+//! (≈ 160k IPv4 runs for three datacenters and DB-IP City Lite, against 6M networks) and a
+//! lookup also gives the widest prefix around the client over which the value holds: the
+//! right ECS scope (RFC 7871 §7.2.1).
+
+use std::net::IpAddr;
+
+use super::{GeoDb, Location, canonical};
+
+/// A value no network has: the table does not cover the address (IPv4-mapped and 6to4 alias
+/// ranges, an IPv6 address in an IPv4 database); the caller walks the tree instead.
+pub const UNCOVERED: u16 = u16::MAX;
+
+/// Runs of equal value over one address family, found through the top 16 bits.
+#[derive(Debug, Default)]
+struct Runs<K> {
+    /// `index[t]`: how many runs start below the /16 numbered `t` (65,537 entries).
+    index: Vec<u32>,
+    /// Sorted run starts; the first is 0, each run ends where the next starts.
+    starts: Vec<K>,
+    values: Vec<u16>,
+}
+
+/// An address as an integer of its family's width.
+trait Key: Copy + Ord + Default + std::fmt::Debug {
+    const BITS: u32;
+    fn top16(self) -> usize;
+    fn leading_zeros(self) -> u32;
+    fn xor(self, other: Self) -> Self;
+    fn pred(self) -> Self;
+    fn succ(self) -> Self;
+    /// The last address of the network `self/prefix`.
+    fn last(self, prefix: u8) -> Self;
+}
+
+macro_rules! key {
+    ($t:ty) => {
+        impl Key for $t {
+            const BITS: u32 = <$t>::BITS;
+            fn top16(self) -> usize {
+                (self >> (<$t>::BITS - 16)) as usize
+            }
+            fn leading_zeros(self) -> u32 {
+                <$t>::leading_zeros(self)
+            }
+            fn xor(self, other: Self) -> Self {
+                self ^ other
+            }
+            fn pred(self) -> Self {
+                self - 1
+            }
+            fn succ(self) -> Self {
+                self + 1
+            }
+            fn last(self, prefix: u8) -> Self {
+                self | <$t>::MAX.checked_shr(u32::from(prefix)).unwrap_or(0)
+            }
+        }
+    };
+}
+key!(u32);
+key!(u128);
+
+/// Space that is not global unicast, as inclusive ranges in order (the same as
+/// `dns::ecs::is_global_unicast`): no run may span it, since a client subnet there is not used
+/// and the answer goes by the resolver's address instead.
+const SPECIAL_V4: [(u32, u32); 8] = [
+    (0x0000_0000, 0x00ff_ffff), // 0/8
+    (0x0a00_0000, 0x0aff_ffff), // 10/8
+    (0x6440_0000, 0x647f_ffff), // 100.64/10
+    (0x7f00_0000, 0x7fff_ffff), // 127/8
+    (0xa9fe_0000, 0xa9fe_ffff), // 169.254/16
+    (0xac10_0000, 0xac1f_ffff), // 172.16/12
+    (0xc0a8_0000, 0xc0a8_ffff), // 192.168/16
+    (0xe000_0000, 0xffff_ffff), // 224/4 multicast, 240/4 reserved, broadcast
+];
+const SPECIAL_V6: [(u128, u128); 2] = [(0, (0x2000 << 112) - 1), (0x4000 << 112, u128::MAX)];
+
+impl<K: Key> Runs<K> {
+    fn new() -> Self {
+        Self {
+            index: Vec::new(),
+            starts: vec![K::default()],
+            values: vec![UNCOVERED],
+        }
+    }
+
+    /// Appends `value` from `start` on; starts come in increasing order.
+    fn push(&mut self, start: K, value: u16) {
+        if self.values.last() == Some(&value) {
+            return;
+        }
+        if self.starts.last() == Some(&start) {
+            // The previous run was empty: it is replaced.
+            self.values.pop();
+            self.starts.pop();
+            if self.values.last() == Some(&value) {
+                return;
+            }
+        }
+        self.starts.push(start);
+        self.values.push(value);
+    }
+
+    /// Gives `first..=last` the value, except where it overlaps `specials` (sorted, disjoint),
+    /// which stay uncovered.
+    fn push_clipped(&mut self, first: K, last: K, value: u16, specials: &[(K, K)]) {
+        let mut at = first;
+        for &(s, e) in specials {
+            if e < at || s > last {
+                continue;
+            }
+            if s > at {
+                self.push(at, value);
+            }
+            self.push(s.max(at), UNCOVERED);
+            if e >= last {
+                return;
+            }
+            at = e.succ();
+        }
+        self.push(at, value);
+    }
+
+    fn finish(&mut self) {
+        self.starts.shrink_to_fit();
+        self.values.shrink_to_fit();
+        let mut index = Vec::with_capacity(65_537);
+        let mut run = 0;
+        for top in 0..65_536usize {
+            while run < self.starts.len() && self.starts[run].top16() < top {
+                run += 1;
+            }
+            index.push(run as u32);
+        }
+        index.push(self.starts.len() as u32);
+        self.index = index;
+    }
+
+    /// The value for `key` and the widest prefix around it that the value covers.
+    fn lookup(&self, key: K) -> (u16, u8) {
+        let top = key.top16();
+        let (lo, hi) = (self.index[top] as usize, self.index[top + 1] as usize);
+        // The run holding `key` is the last to start at or below it: within this /16, or the
+        // one running into it from below.
+        let run = lo + self.starts[lo..hi].partition_point(|&s| s <= key) - 1;
+        let start = self.starts[run];
+        // Wide enough to hold no address below the run's start, nor any from the next run on.
+        let mut scope = 0;
+        if start != K::default() {
+            scope = key.xor(start.pred()).leading_zeros() + 1;
+        }
+        if let Some(&end) = self.starts.get(run + 1) {
+            scope = scope.max(key.xor(end).leading_zeros() + 1);
+        }
+        (self.values[run], scope.min(K::BITS) as u8)
+    }
+}
+
+/// Values by network for both families.
+#[derive(Debug)]
+pub struct NetworkTable {
+    v4: Runs<u32>,
+    v6: Runs<u128>,
+    /// The database it was built from.
+    pub generation: u64,
+}
+
+impl NetworkTable {
+    /// Walks every network of `db` and gives each the value `value_of` returns for its
+    /// location (`None`: no data, or no usable location), computed once per database record.
+    /// `None` when the database cannot be walked (it is then left to per-query lookups).
+    pub fn build(db: &GeoDb, value_of: &mut dyn FnMut(Option<&Location>) -> u16) -> Option<Self> {
+        let mut by_record: rustc_hash::FxHashMap<usize, u16> = Default::default();
+        let unlocated = value_of(None);
+        let mut v4 = Runs::<u32>::new();
+        let mut v6 = Runs::<u128>::new();
+        let options = maxminddb::WithinOptions::default().include_networks_without_data();
+        let ipv6 = db.reader.metadata().ip_version == 6;
+        let all: &[&str] = if ipv6 {
+            &["0.0.0.0/0", "::/0"]
+        } else {
+            &["0.0.0.0/0"]
+        };
+        for cidr in all {
+            let networks = db.reader.within(cidr.parse().ok()?, options).ok()?;
+            // Where the last network ended: a gap before the next one is uncovered.
+            let (mut end4, mut end6): (Option<u64>, Option<u128>) = (Some(0), Some(0));
+            for found in networks {
+                let found = found.ok()?;
+                let network = found.network().ok()?;
+                let value = match found.offset() {
+                    None => unlocated,
+                    Some(offset) => *by_record.entry(offset).or_insert_with(|| {
+                        let location = match found.decode::<super::Record<'_>>() {
+                            Ok(Some(record)) => super::to_location(record),
+                            _ => None,
+                        };
+                        value_of(location.as_ref())
+                    }),
+                };
+                match (network.network(), network.prefix()) {
+                    (IpAddr::V4(start), prefix) if *cidr == "0.0.0.0/0" => {
+                        let start = u32::from(start);
+                        if end4 != Some(u64::from(start)) {
+                            v4.push(end4? as u32, UNCOVERED);
+                        }
+                        v4.push_clipped(start, start.last(prefix), value, &SPECIAL_V4);
+                        end4 = Some(u64::from(start) + (1u64 << (32 - u32::from(prefix))));
+                    }
+                    (IpAddr::V6(start), prefix) => {
+                        let start = u128::from(start);
+                        if end6 != Some(start) && end6.is_some() {
+                            v6.push(end6?, UNCOVERED);
+                        }
+                        v6.push_clipped(start, start.last(prefix), value, &SPECIAL_V6);
+                        // None once the last address is reached.
+                        end6 = match prefix {
+                            0 => None,
+                            p => start.checked_add(1u128 << (128 - u32::from(p))),
+                        };
+                    }
+                    // The IPv4 subtree seen again from the IPv6 walk: covered by `v4`.
+                    _ => {}
+                }
+            }
+            if *cidr == "0.0.0.0/0" && end4.is_some_and(|e| e < 1 << 32) {
+                v4.push(end4? as u32, UNCOVERED);
+            }
+            if let Some(end) = end6
+                && *cidr == "::/0"
+                && end != 0
+            {
+                v6.push(end, UNCOVERED);
+            }
+        }
+        v4.finish();
+        v6.finish();
+        Some(Self {
+            v4,
+            v6,
+            generation: db.generation,
+        })
+    }
+
+    /// The value for `ip` and the prefix it holds for; [`UNCOVERED`] where the table has none.
+    pub fn lookup(&self, ip: IpAddr) -> (u16, u8) {
+        match canonical(ip) {
+            IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
+            IpAddr::V6(v6) => self.v6.lookup(u128::from(v6)),
+        }
+    }
+
+    /// Runs in the table (both families), for logs.
+    pub fn runs(&self) -> usize {
+        self.v4.starts.len() + self.v6.starts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_merge_and_give_the_widest_scope() {
+        let mut runs = Runs::<u32>::new();
+        runs.push(0, 1);
+        runs.push(0x0a00_0000, 2); // 10.0.0.0
+        runs.push(0x0a00_0100, 2); // 10.0.1.0: same value, merged
+        runs.push(0x0b00_0000, 3); // 11.0.0.0
+        runs.push(0x0c00_0000, 1); // 12.0.0.0
+        runs.finish();
+        assert_eq!(runs.starts.len(), 4);
+        // 10.0.0.0-10.255.255.255 is one run: a client in it gets /8.
+        assert_eq!(runs.lookup(0x0a01_0203), (2, 8));
+        // 11/8 likewise.
+        assert_eq!(runs.lookup(0x0b00_0001), (3, 8));
+        // Below 10/8: the widest block that stays below 10.0.0.0 around 9.1.2.3 is 8/7.
+        assert_eq!(runs.lookup(0x0901_0203), (1, 7));
+        // 0.0.0.1 and 200.1.2.3: the blocks must avoid 10/8 and 11/8 only.
+        assert_eq!(runs.lookup(1), (1, 5));
+        assert_eq!(runs.lookup(0xc801_0203), (1, 1));
+    }
+
+    #[test]
+    fn special_space_stays_uncovered_and_bounds_scopes() {
+        let mut runs = Runs::<u32>::new();
+        runs.push_clipped(0, u32::MAX, 7, &SPECIAL_V4);
+        runs.finish();
+        // 8.8.8.8: its run is 1.0.0.0-9.255.255.255, so the widest block inside is 8/7.
+        assert_eq!(runs.lookup(0x0808_0808), (7, 7));
+        assert_eq!(runs.lookup(0x0a01_0203).0, UNCOVERED);
+        assert_eq!(runs.lookup(0xffff_ffff).0, UNCOVERED);
+        // Agrees with the ECS rule for the edges of every range.
+        for (s, e) in SPECIAL_V4 {
+            for ip in [s, e] {
+                assert!(!crate::dns::ecs::is_global_unicast(
+                    std::net::Ipv4Addr::from(ip).into()
+                ));
+            }
+            for ip in [s.wrapping_sub(1), e.wrapping_add(1)] {
+                let special = SPECIAL_V4.iter().any(|&(a, b)| (a..=b).contains(&ip));
+                assert_eq!(
+                    crate::dns::ecs::is_global_unicast(std::net::Ipv4Addr::from(ip).into()),
+                    !special,
+                    "{}",
+                    std::net::Ipv4Addr::from(ip)
+                );
+            }
+        }
+        let mut runs = Runs::<u128>::new();
+        runs.push_clipped(0, u128::MAX, 7, &SPECIAL_V6);
+        runs.finish();
+        assert_eq!(runs.lookup(0x2a00 << 112), (7, 3));
+        assert_eq!(runs.lookup(1).0, UNCOVERED);
+    }
+
+    #[test]
+    fn an_empty_run_is_replaced() {
+        let mut runs = Runs::<u128>::new();
+        runs.push(0, 4);
+        runs.finish();
+        assert_eq!(runs.starts.len(), 1);
+        assert_eq!(runs.lookup(12345), (4, 0));
+    }
+}
