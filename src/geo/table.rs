@@ -15,6 +15,10 @@ use super::{GeoDb, Location, canonical};
 /// ranges, an IPv6 address in an IPv4 database); the caller walks the tree instead.
 pub const UNCOVERED: u16 = u16::MAX;
 
+/// Marks a run in special space (see `SPECIAL_V4`): it answers like its network, but never
+/// merges with the global space around it. Callers' values stay below it.
+const SPECIAL: u16 = 0x8000;
+
 /// Runs of equal value over one address family, found through the top 16 bits.
 #[derive(Debug, Default)]
 struct Runs<K> {
@@ -66,8 +70,9 @@ key!(u32);
 key!(u128);
 
 /// Space that is not global unicast, as inclusive ranges in order (the same as
-/// `dns::ecs::is_global_unicast`): no run may span it, since a client subnet there is not used
-/// and the answer goes by the resolver's address instead.
+/// `dns::ecs::is_global_unicast`): no run may span it and the space around it, since a client
+/// subnet there is not used and the answer goes by the resolver's address instead. (Resolvers
+/// asking from such addresses, loopback above all, are still answered from the table.)
 const SPECIAL_V4: [(u32, u32); 8] = [
     (0x0000_0000, 0x00ff_ffff), // 0/8
     (0x0a00_0000, 0x0aff_ffff), // 10/8
@@ -106,8 +111,8 @@ impl<K: Key> Runs<K> {
         self.values.push(value);
     }
 
-    /// Gives `first..=last` the value, except where it overlaps `specials` (sorted, disjoint),
-    /// which stay uncovered.
+    /// Gives `first..=last` the value, marked [`SPECIAL`] where it overlaps `specials`
+    /// (sorted, disjoint) so that those parts form runs of their own.
     fn push_clipped(&mut self, first: K, last: K, value: u16, specials: &[(K, K)]) {
         let mut at = first;
         for &(s, e) in specials {
@@ -117,7 +122,7 @@ impl<K: Key> Runs<K> {
             if s > at {
                 self.push(at, value);
             }
-            self.push(s.max(at), UNCOVERED);
+            self.push(s.max(at), value | SPECIAL);
             if e >= last {
                 return;
             }
@@ -194,6 +199,7 @@ impl NetworkTable {
                 let found = found.ok()?;
                 let network = found.network().ok()?;
                 let value = match found.offset() {
+                    _ if unlocated >= SPECIAL => return None,
                     None => unlocated,
                     Some(offset) => *by_record.entry(offset).or_insert_with(|| {
                         let location = match found.decode::<super::Record<'_>>() {
@@ -203,6 +209,9 @@ impl NetworkTable {
                         value_of(location.as_ref())
                     }),
                 };
+                if value >= SPECIAL {
+                    return None;
+                }
                 match (network.network(), network.prefix()) {
                     (IpAddr::V4(start), prefix) if *cidr == "0.0.0.0/0" => {
                         let start = u32::from(start);
@@ -249,9 +258,13 @@ impl NetworkTable {
 
     /// The value for `ip` and the prefix it holds for; [`UNCOVERED`] where the table has none.
     pub fn lookup(&self, ip: IpAddr) -> (u16, u8) {
-        match canonical(ip) {
+        let (value, prefix) = match canonical(ip) {
             IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
             IpAddr::V6(v6) => self.v6.lookup(u128::from(v6)),
+        };
+        match value {
+            UNCOVERED => (UNCOVERED, prefix),
+            value => (value & !SPECIAL, prefix),
         }
     }
 
@@ -287,14 +300,15 @@ mod tests {
     }
 
     #[test]
-    fn special_space_stays_uncovered_and_bounds_scopes() {
+    fn special_space_forms_runs_of_its_own() {
         let mut runs = Runs::<u32>::new();
         runs.push_clipped(0, u32::MAX, 7, &SPECIAL_V4);
         runs.finish();
         // 8.8.8.8: its run is 1.0.0.0-9.255.255.255, so the widest block inside is 8/7.
         assert_eq!(runs.lookup(0x0808_0808), (7, 7));
-        assert_eq!(runs.lookup(0x0a01_0203).0, UNCOVERED);
-        assert_eq!(runs.lookup(0xffff_ffff).0, UNCOVERED);
+        // 10/8 answers alike but is a run of its own.
+        assert_eq!(runs.lookup(0x0a01_0203), (7 | SPECIAL, 8));
+        assert_eq!(runs.lookup(0xffff_ffff), (7 | SPECIAL, 3));
         // Agrees with the ECS rule for the edges of every range.
         for (s, e) in SPECIAL_V4 {
             for ip in [s, e] {
@@ -316,7 +330,7 @@ mod tests {
         runs.push_clipped(0, u128::MAX, 7, &SPECIAL_V6);
         runs.finish();
         assert_eq!(runs.lookup(0x2a00 << 112), (7, 3));
-        assert_eq!(runs.lookup(1).0, UNCOVERED);
+        assert_eq!(runs.lookup(1), (7 | SPECIAL, 3));
     }
 
     #[test]
