@@ -93,14 +93,16 @@ impl Histogram {
         }
     }
 
-    fn observe(&self, elapsed: Duration) {
+    /// `count` observations of `elapsed` each.
+    fn observe(&self, elapsed: Duration, count: u64) {
         let seconds = elapsed.as_secs_f64();
         if let Some(i) = DURATION_BOUNDS.iter().position(|&b| seconds <= b) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            self.buckets[i].fetch_add(count, Relaxed);
         }
-        self.count.fetch_add(1, Relaxed);
+        self.count.fetch_add(count, Relaxed);
+        let nanos = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.sum_nanos
-            .fetch_add(elapsed.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+            .fetch_add(nanos.saturating_mul(count), Relaxed);
     }
 }
 
@@ -178,7 +180,8 @@ impl Registry {
     }
 
     /// Counts one answered query. Called by the UDP and TCP loops for every reply.
-    pub fn record_query(&self, q: &QueryLabels<'_>, transport: Transport, elapsed: Duration) {
+    /// Counts one query; its time is recorded by [`Registry::record_latency`].
+    pub fn record_query(&self, q: &QueryLabels<'_>, transport: Transport) {
         let qtype = q
             .qtype
             .and_then(|t| QTYPES.iter().position(|&k| k == t))
@@ -193,7 +196,12 @@ impl Registry {
         if let Some(counter) = q.answered_by {
             counter.fetch_add(1, Relaxed);
         }
-        self.durations[protocol].observe(elapsed);
+    }
+
+    /// `count` queries that each spent `elapsed` in the server (a UDP batch's replies all
+    /// leave in one send, so they share the batch's time).
+    pub fn record_latency(&self, transport: Transport, elapsed: Duration, count: u64) {
+        self.durations[transport as usize].observe(elapsed, count);
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -508,8 +516,9 @@ mod tests {
             answered_by: Some(&pool.by_datacenter[1]),
         };
         for _ in 0..3 {
-            registry.record_query(&labels, Transport::Tcp, Duration::from_micros(7));
+            registry.record_query(&labels, Transport::Tcp);
         }
+        registry.record_latency(Transport::Tcp, Duration::from_micros(7), 3);
         let refused = QueryLabels {
             zone: None,
             qtype: Some(RecordType::Unknown(65000)),
@@ -517,7 +526,8 @@ mod tests {
             policy: None,
             answered_by: None,
         };
-        registry.record_query(&refused, Transport::Udp, Duration::from_millis(1));
+        registry.record_query(&refused, Transport::Udp);
+        registry.record_latency(Transport::Udp, Duration::from_millis(1), 1);
         registry.record_reload(false);
         let text = render(&registry, &Gauges::default());
         assert!(text.contains(
@@ -536,6 +546,10 @@ mod tests {
             "meridian_dns_query_duration_seconds_bucket{protocol=\"tcp\",le=\"0.00001\"} 3"
         ));
         assert!(text.contains("meridian_dns_query_duration_seconds_count{protocol=\"udp\"} 1"));
+        assert!(
+            text.contains("meridian_dns_query_duration_seconds_sum{protocol=\"tcp\"} 0.000021"),
+            "{text}"
+        );
         assert!(text.contains("meridian_reloads_total{result=\"failed\"} 1"));
         // The same labels give the same handle: counts survive a rebuild.
         assert!(Arc::ptr_eq(&zone, &registry.zone("example.test.")));

@@ -84,6 +84,33 @@ pub fn respond_observed<'s>(
     rng: &mut fastrand::Rng,
     outcome: &mut Outcome<'s>,
 ) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(512);
+    respond_into(
+        snapshot,
+        query,
+        source,
+        transport,
+        udp_payload,
+        rng,
+        outcome,
+        &mut out,
+    )
+    .then_some(out)
+}
+
+/// [`respond_observed`], writing the reply into `out` (a buffer the caller reuses); false when
+/// nothing must be sent.
+#[allow(clippy::too_many_arguments)]
+pub fn respond_into<'s>(
+    snapshot: &'s Snapshot,
+    query: &[u8],
+    source: IpAddr,
+    transport: Transport,
+    udp_payload: u16,
+    rng: &mut fastrand::Rng,
+    outcome: &mut Outcome<'s>,
+    out: &mut Vec<u8>,
+) -> bool {
     respond_with(
         snapshot,
         query,
@@ -93,6 +120,7 @@ pub fn respond_observed<'s>(
         rng,
         true,
         outcome,
+        out,
     )
 }
 
@@ -107,19 +135,17 @@ fn respond_with<'s>(
     rng: &mut fastrand::Rng,
     fast: bool,
     outcome: &mut Outcome<'s>,
-) -> Option<Vec<u8>> {
-    let header = Header::read(&mut BinDecoder::new(query)).ok()?;
+    out: &mut Vec<u8>,
+) -> bool {
+    let Ok(header) = Header::read(&mut BinDecoder::new(query)) else {
+        return false;
+    };
     if header.metadata.message_type == MessageType::Response {
-        return None;
+        return false;
     }
     let Ok(request) = decode(query, &header) else {
-        return Some(noted(
-            outcome,
-            &header.metadata,
-            None,
-            ResponseCode::FormErr,
-            None,
-        ));
+        *out = noted(outcome, &header.metadata, None, ResponseCode::FormErr, None);
+        return true;
     };
     let edns = request.edns.as_ref().map(|_| {
         let mut ours = Edns::new();
@@ -144,56 +170,55 @@ fn respond_with<'s>(
     let edns_ref = edns.as_ref();
     let Ok(subnet) = subnet else {
         // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
-        return Some(noted(
+        *out = noted(
             outcome,
             &request.metadata,
             hickory_question(),
             ResponseCode::FormErr,
             edns_ref,
-        ));
+        );
+        return true;
     };
     let edns = edns_ref;
 
     if request.metadata.op_code != OpCode::Query {
-        return Some(noted(
+        *out = noted(
             outcome,
             &request.metadata,
             hickory_question(),
             ResponseCode::NotImp,
             edns,
-        ));
+        );
+        return true;
     }
     let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
         (Some(question), _) => question,
         (None, [question]) => (question.query_type(), question.query_class()),
         (None, _) => {
-            return Some(noted(
+            *out = noted(
                 outcome,
                 &request.metadata,
                 hickory_question(),
                 ResponseCode::FormErr,
                 edns,
-            ));
+            );
+            return true;
         }
     };
     if request.edns.as_ref().is_some_and(|e| e.version > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-        return Some(noted(
+        *out = noted(
             outcome,
             &request.metadata,
             hickory_question(),
             ResponseCode::BADVERS,
             edns,
-        ));
+        );
+        return true;
     }
     let mut refuse = |rcode| {
-        Some(noted(
-            outcome,
-            &request.metadata,
-            hickory_question(),
-            rcode,
-            edns,
-        ))
+        *out = noted(outcome, &request.metadata, hickory_question(), rcode, edns);
+        true
     };
     match qtype {
         RecordType::OPT => return refuse(ResponseCode::FormErr),
@@ -256,7 +281,7 @@ fn respond_with<'s>(
         }
     };
     let labels = labels.filter(|_| fast);
-    let build = |metadata: &Metadata, answer: &Answer<'_>| match &labels {
+    let build = |metadata: &Metadata, answer: &Answer<'_>, out: &mut Vec<u8>| match &labels {
         Some((end, offsets, count)) => wire::encode(
             query,
             *end,
@@ -264,23 +289,27 @@ fn respond_with<'s>(
             metadata,
             answer,
             opt.as_ref(),
+            out,
         ),
         // A question written with compression pointers (legal, never seen in practice).
-        None => encode_reference(
-            metadata,
-            hickory_question(),
-            answer,
-            hickory_edns(opt).as_ref(),
-        ),
+        None => {
+            *out = encode_reference(
+                metadata,
+                hickory_question(),
+                answer,
+                hickory_edns(opt).as_ref(),
+            )
+        }
     };
-    let reply = build(&metadata, &answer);
-    if reply.len() <= limit {
-        return Some(reply);
+    build(&metadata, &answer, out);
+    if out.len() <= limit {
+        return true;
     }
     // RFC 2181 §9: a reply that does not fit is sent empty with TC set; the client asks again
     // over TCP and gets the whole answer.
     metadata.truncation = true;
-    Some(build(&metadata, &Answer::default()))
+    build(&metadata, &Answer::default(), out);
+    true
 }
 
 /// hickory's form of our OPT record, for the reference encoder.
@@ -759,6 +788,8 @@ mod tests {
             let run = |fast: bool| {
                 let mut rng = fastrand::Rng::with_seed(1);
                 let mut outcome = Outcome::default();
+                // A used buffer, as the UDP workers pass: the reply must replace its bytes.
+                let mut out = vec![0xa5; 700];
                 respond_with(
                     &snapshot,
                     &q,
@@ -768,7 +799,9 @@ mod tests {
                     &mut rng,
                     fast,
                     &mut outcome,
+                    &mut out,
                 )
+                .then_some(out)
             };
             let (Some(fast), Some(reference)) = (run(true), run(false)) else {
                 assert_eq!(run(true), None);

@@ -110,16 +110,16 @@ impl Listeners {
     }
 }
 
-/// After a reply is sent: count it, and offer it to the query log.
+/// After a reply is sent: count it, and offer it to the query log. (Its latency is recorded
+/// by the listener: per batch for UDP.)
 fn observe(
     outcome: &Outcome<'_>,
     source: std::net::IpAddr,
     transport: Transport,
     reply: &[u8],
-    elapsed: std::time::Duration,
     query_log: Option<&QueryLog>,
 ) {
-    crate::metrics::global().record_query(&outcome.labels(), transport, elapsed);
+    crate::metrics::global().record_query(&outcome.labels(), transport);
     if let Some(log) = query_log {
         log.offer(outcome, source, transport, reply);
     }

@@ -111,14 +111,8 @@ async fn connection(
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         framed.extend_from_slice(&reply);
-        observe(
-            &outcome,
-            peer,
-            Transport::Tcp,
-            &reply,
-            started.elapsed(),
-            query_log,
-        );
+        observe(&outcome, peer, Transport::Tcp, &reply, query_log);
+        crate::metrics::global().record_latency(Transport::Tcp, started.elapsed(), 1);
         drop(snapshot);
         tokio::time::timeout(limits.idle_timeout, stream.write_all(&framed))
             .await

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, BATCH, Batch};
-use super::handler::{Outcome, Transport, respond_observed};
+use super::handler::{Outcome, Transport, respond_into};
 use super::observe;
 use crate::querylog::QueryLog;
 use crate::state::State;
@@ -37,6 +37,8 @@ pub fn serve(
     }
     let mut batch = Batch::new();
     let mut rng = fastrand::Rng::new();
+    // One reply buffer per datagram of a batch, reused: no allocation per reply.
+    let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     while !shutdown.is_cancelled() {
         match batch.receive(&socket) {
             Ok(_) => {}
@@ -50,10 +52,11 @@ pub fn serve(
         // same send, so the batch's time in the server is each query's.
         let started = Instant::now();
         let snapshot = state.snapshot();
-        let mut answered: Vec<(Outcome<'_>, Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+        let mut answered: Vec<(Outcome<'_>, SocketAddr)> = Vec::with_capacity(BATCH);
         for (query, peer) in batch.datagrams() {
             let mut outcome = Outcome::default();
-            if let Some(reply) = respond_observed(
+            let out = &mut replies[answered.len()];
+            if respond_into(
                 &snapshot,
                 query,
                 peer.ip(),
@@ -61,23 +64,25 @@ pub fn serve(
                 udp_payload,
                 &mut rng,
                 &mut outcome,
+                out,
             ) {
-                answered.push((outcome, reply, peer));
+                answered.push((outcome, peer));
             }
         }
-        let replies: Vec<(&[u8], SocketAddr)> = answered
+        let sending: Vec<(&[u8], SocketAddr)> = answered
             .iter()
-            .map(|(_, reply, peer)| (reply.as_slice(), *peer))
+            .zip(&replies)
+            .map(|((_, peer), reply)| (reply.as_slice(), *peer))
             .collect();
-        batch::send(&socket, &replies);
-        let elapsed = started.elapsed();
-        for (outcome, reply, peer) in &answered {
+        batch::send(&socket, &sending);
+        let metrics = crate::metrics::global();
+        metrics.record_latency(Transport::Udp, started.elapsed(), answered.len() as u64);
+        for ((outcome, peer), reply) in answered.iter().zip(&replies) {
             observe(
                 outcome,
                 peer.ip(),
                 Transport::Udp,
                 reply,
-                elapsed,
                 query_log.as_deref(),
             );
         }

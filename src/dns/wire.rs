@@ -49,7 +49,8 @@ pub fn question_labels(query: &[u8]) -> Option<(usize, [u16; 128], usize)> {
 }
 
 /// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
-/// of the question's labels (from [`question_labels`]).
+/// of the question's labels (from [`question_labels`]). Writes into `out` (cleared first),
+/// which the UDP workers reuse from one reply to the next.
 pub fn encode(
     query: &[u8],
     question_end: usize,
@@ -57,9 +58,10 @@ pub fn encode(
     metadata: &Metadata,
     answer: &Answer<'_>,
     opt: Option<&Opt>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    header(&mut out, metadata, 1, answer, opt.is_some());
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    header(out, metadata, 1, answer, opt.is_some());
     out.extend_from_slice(&query[12..question_end]);
     let pointer_to = |name: &Name| -> Option<u16> {
         // A name equal to the question or to one of its suffixes points into the question.
@@ -118,12 +120,11 @@ pub fn encode(
             _ => pointer_to(owner),
         };
         last = Some((record, pointer));
-        emit_record(&mut out, record, owner, ttl, pointer);
+        emit_record(out, record, owner, ttl, pointer);
     }
     if let Some(opt) = opt {
-        emit_opt(&mut out, opt, metadata.response_code);
+        emit_opt(out, opt, metadata.response_code);
     }
-    out
 }
 
 /// The 12-byte header. `answer`'s sections give the counts (RFC 1035 §4.1.1).

@@ -171,6 +171,11 @@ impl<K: Key> Runs<K> {
 pub struct NetworkTable {
     v4: Runs<u32>,
     v6: Runs<u128>,
+    /// The database aliases 6to4 (2002::/16) and Teredo (2001::/32) addresses to the IPv4
+    /// addresses they embed, as MaxMind's and DB-IP's do: its walk skips them, and lookups
+    /// go to `v4` with the alias's bits added to the prefix.
+    alias_6to4: bool,
+    alias_teredo: bool,
     /// The database it was built from.
     pub generation: u64,
 }
@@ -249,9 +254,15 @@ impl NetworkTable {
         }
         v4.finish();
         v6.finish();
+        // An alias is a hole of exactly its size in the IPv6 walk.
+        let hole = |start: u128, prefix: u8| v6.lookup(start) == (UNCOVERED, prefix);
+        let alias_6to4 = ipv6 && hole(0x2002 << 112, 16);
+        let alias_teredo = ipv6 && hole(0x2001_0000 << 96, 32);
         Some(Self {
             v4,
             v6,
+            alias_6to4,
+            alias_teredo,
             generation: db.generation,
         })
     }
@@ -260,7 +271,20 @@ impl NetworkTable {
     pub fn lookup(&self, ip: IpAddr) -> (u16, u8) {
         let (value, prefix) = match canonical(ip) {
             IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
-            IpAddr::V6(v6) => self.v6.lookup(u128::from(v6)),
+            IpAddr::V6(v6) => {
+                let v6 = u128::from(v6);
+                match self.v6.lookup(v6) {
+                    (UNCOVERED, _) if self.alias_6to4 && v6 >> 112 == 0x2002 => {
+                        let (value, prefix) = self.v4.lookup((v6 >> 80) as u32);
+                        (value, prefix + 16)
+                    }
+                    (UNCOVERED, _) if self.alias_teredo && v6 >> 96 == 0x2001_0000 => {
+                        let (value, prefix) = self.v4.lookup((v6 >> 64) as u32);
+                        (value, prefix + 32)
+                    }
+                    found => found,
+                }
+            }
         };
         match value {
             UNCOVERED => (UNCOVERED, prefix),

@@ -692,9 +692,12 @@ mod tests {
         assert!(table.steering.load().is_some());
         let mut rng = fastrand::Rng::with_seed(7);
         let random_client = |rng: &mut fastrand::Rng| -> IpAddr {
-            match rng.u8(..4) {
+            match rng.u8(..6) {
                 0 => IpAddr::V6(rng.u128(..).into()),
                 1 => IpAddr::V6(((0x2000u128 << 112) | rng.u128(..1 << 125)).into()),
+                // 6to4 and Teredo, which databases alias to the IPv4 addresses inside.
+                2 => IpAddr::V6(((0x2002u128 << 112) | rng.u128(..1 << 112)).into()),
+                3 => IpAddr::V6(((0x2001_0000u128 << 96) | rng.u128(..1 << 96)).into()),
                 _ => IpAddr::V4(rng.u32(..).into()),
             }
         };
@@ -730,6 +733,14 @@ mod tests {
             }
         }
         assert!(covered > 10_000, "{covered}");
+        if db.path().to_string_lossy().contains("dbip") {
+            // DB-IP aliases 6to4 and Teredo: the table answers them through its IPv4 runs.
+            for aliased in ["2002:808:808::1", "2001:0:808:808::1"] {
+                let mut order = [0u16; MAX_DATACENTERS];
+                let found = table.steered(aliased.parse().unwrap(), &db, &mut order);
+                assert!(found.is_some_and(|(_, p)| p > 16), "{aliased}: {found:?}");
+            }
+        }
     }
 
     #[test]
