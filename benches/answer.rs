@@ -61,8 +61,11 @@ fn snapshot() -> Snapshot {
         "/geoip/meridian-test.mmdb"
     )))
     .unwrap();
+    let zones = ZoneSet::new([zone]);
+    // As a snapshot build does: the geo pool's steering table.
+    meridian::policy::geo::Geo::prepare_all(zones.geo_pools(), &db);
     Snapshot {
-        zones: Arc::new(ZoneSet::new([zone])),
+        zones: Arc::new(zones),
         geo: Some(Arc::new(db)),
         health: Default::default(),
     }

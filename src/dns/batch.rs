@@ -21,12 +21,18 @@ pub struct Batch {
     lens: [usize; BATCH],
     peers: [Option<SocketAddr>; BATCH],
     received: usize,
+    /// The system call's own structures, set up once (their pointers stay valid: boxed).
+    #[cfg(target_os = "linux")]
+    calls: Box<imp::Calls>,
 }
 
 impl Batch {
     pub fn new() -> Self {
+        let mut buffers = vec![0u8; DATAGRAM * BATCH];
         Self {
-            buffers: vec![0u8; DATAGRAM * BATCH],
+            #[cfg(target_os = "linux")]
+            calls: imp::Calls::new(&mut buffers),
+            buffers,
             lens: [0; BATCH],
             peers: [None; BATCH],
             received: 0,
@@ -49,34 +55,57 @@ mod imp {
 
     use super::*;
 
+    const NAME_LEN: u32 = size_of::<libc::sockaddr_storage>() as u32;
+
+    /// Headers, buffer descriptors and addresses for `recvmmsg` (pointing into the batch's
+    /// buffers) and for `sendmmsg` (filled per send). Built once a worker, as the kernel
+    /// only writes lengths and addresses back into them.
+    pub struct Calls {
+        names: [libc::sockaddr_storage; BATCH],
+        iovecs: [libc::iovec; BATCH],
+        headers: [libc::mmsghdr; BATCH],
+        send_names: [libc::sockaddr_storage; BATCH],
+        send_iovecs: [libc::iovec; BATCH],
+        send_headers: [libc::mmsghdr; BATCH],
+    }
+
+    impl Calls {
+        pub fn new(buffers: &mut [u8]) -> Box<Self> {
+            // SAFETY: all-zero is a valid value of these plain C structs.
+            let mut calls: Box<Self> = Box::new(unsafe { zeroed() });
+            let this = &mut *calls;
+            for i in 0..BATCH {
+                this.iovecs[i].iov_base = buffers[i * DATAGRAM..].as_mut_ptr().cast();
+                this.iovecs[i].iov_len = DATAGRAM;
+                let header = &mut this.headers[i].msg_hdr;
+                header.msg_name = (&mut this.names[i] as *mut libc::sockaddr_storage).cast();
+                header.msg_iov = &mut this.iovecs[i];
+                header.msg_iovlen = 1;
+                let header = &mut this.send_headers[i].msg_hdr;
+                header.msg_name = (&mut this.send_names[i] as *mut libc::sockaddr_storage).cast();
+                header.msg_iov = &mut this.send_iovecs[i];
+                header.msg_iovlen = 1;
+            }
+            calls
+        }
+    }
+
     impl Batch {
         /// Blocks until at least one datagram is waiting (or the socket's read timeout
         /// passes), then takes every waiting one, up to [`BATCH`].
         pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
             self.received = 0;
-            // SAFETY: all-zero is a valid value of these plain C structs.
-            let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-            let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
-            let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-            for (i, ((iov, name), header)) in iovecs
-                .iter_mut()
-                .zip(names.iter_mut())
-                .zip(headers.iter_mut())
-                .enumerate()
-            {
-                iov.iov_base = self.buffers[i * DATAGRAM..].as_mut_ptr().cast();
-                iov.iov_len = DATAGRAM;
-                header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-                header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-                header.msg_hdr.msg_iov = iov;
-                header.msg_hdr.msg_iovlen = 1;
+            let calls = &mut *self.calls;
+            for header in &mut calls.headers {
+                header.msg_hdr.msg_namelen = NAME_LEN;
             }
             // SAFETY: every header points at a live iovec over its own slice of `buffers`
-            // (DATAGRAM bytes each) and at its own sockaddr_storage; all outlive the call.
+            // (DATAGRAM bytes each) and at its own sockaddr_storage; all are owned by `self`,
+            // boxed or on the heap, and outlive the call.
             let n = unsafe {
                 libc::recvmmsg(
                     socket.as_raw_fd(),
-                    headers.as_mut_ptr(),
+                    calls.headers.as_mut_ptr(),
                     BATCH as u32,
                     libc::MSG_WAITFORONE,
                     std::ptr::null_mut(),
@@ -87,54 +116,49 @@ mod imp {
             }
             let n = n as usize;
             for i in 0..n {
-                self.lens[i] = headers[i].msg_len as usize;
-                self.peers[i] = socket_addr(&names[i]);
+                self.lens[i] = calls.headers[i].msg_len as usize;
+                self.peers[i] = socket_addr(&calls.names[i]);
             }
             self.received = n;
             Ok(n)
         }
-    }
 
-    /// Sends each reply to its peer, as few calls as the kernel allows. A reply the kernel
-    /// refuses is skipped (and returned in the error count) so the rest still go out.
-    pub fn send(socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
-        let mut failed = 0;
-        let mut next = 0;
-        while next < replies.len() {
-            let chunk = &replies[next..replies.len().min(next + BATCH)];
-            // SAFETY: as in `receive`; the replies are only read.
-            let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-            let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
-            let mut headers: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-            for (i, (reply, peer)) in chunk.iter().enumerate() {
-                iovecs[i].iov_base = reply.as_ptr() as *mut libc::c_void;
-                iovecs[i].iov_len = reply.len();
-                headers[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-                headers[i].msg_hdr.msg_namelen = write_addr(&mut names[i], peer);
-                headers[i].msg_hdr.msg_iov = &mut iovecs[i];
-                headers[i].msg_hdr.msg_iovlen = 1;
+        /// Sends each reply to its peer, as few calls as the kernel allows. A reply the
+        /// kernel refuses is skipped (and counted in the result) so the rest still go out.
+        pub fn send(&mut self, socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
+            let calls = &mut *self.calls;
+            let mut failed = 0;
+            let mut next = 0;
+            while next < replies.len() {
+                let chunk = &replies[next..replies.len().min(next + BATCH)];
+                for (i, (reply, peer)) in chunk.iter().enumerate() {
+                    calls.send_iovecs[i].iov_base = reply.as_ptr() as *mut libc::c_void;
+                    calls.send_iovecs[i].iov_len = reply.len();
+                    calls.send_headers[i].msg_hdr.msg_namelen =
+                        write_addr(&mut calls.send_names[i], peer);
+                }
+                // SAFETY: `chunk.len()` headers, each pointing at its own address and at an
+                // iovec over a reply that outlives the call; the replies are only read.
+                let sent = unsafe {
+                    libc::sendmmsg(
+                        socket.as_raw_fd(),
+                        calls.send_headers.as_mut_ptr(),
+                        chunk.len() as u32,
+                        0,
+                    )
+                };
+                if sent <= 0 {
+                    let error = io::Error::last_os_error();
+                    tracing::debug!(%error, peer = %chunk[0].1, "udp send failed");
+                    failed += 1;
+                    next += 1;
+                } else {
+                    next += sent as usize;
+                }
             }
-            // SAFETY: `chunk.len()` headers, each pointing at live iovecs and addresses.
-            let sent = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    headers.as_mut_ptr(),
-                    chunk.len() as u32,
-                    0,
-                )
-            };
-            if sent <= 0 {
-                let error = io::Error::last_os_error();
-                tracing::debug!(%error, peer = %chunk[0].1, "udp send failed");
-                failed += 1;
-                next += 1;
-            } else {
-                next += sent as usize;
-            }
+            failed
         }
-        failed
     }
-
     fn socket_addr(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match i32::from(name.ss_family) {
             libc::AF_INET => {
@@ -196,19 +220,17 @@ mod imp {
             self.received = 1;
             Ok(1)
         }
-    }
 
-    /// Sends each reply to its peer; returns how many failed.
-    pub fn send(socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
-        let mut failed = 0;
-        for (reply, peer) in replies {
-            if let Err(error) = socket.send_to(reply, peer) {
-                tracing::debug!(%error, %peer, "udp send failed");
-                failed += 1;
+        /// Sends each reply to its peer; returns how many failed.
+        pub fn send(&mut self, socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
+            let mut failed = 0;
+            for (reply, peer) in replies {
+                if let Err(error) = socket.send_to(reply, peer) {
+                    tracing::debug!(%error, %peer, "udp send failed");
+                    failed += 1;
+                }
             }
+            failed
         }
-        failed
     }
 }
-
-pub use imp::send;

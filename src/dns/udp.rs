@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::batch::{self, BATCH, Batch};
+use super::batch::{BATCH, Batch};
 use super::handler::{Outcome, Transport, respond_into};
 use super::observe;
 use crate::querylog::QueryLog;
@@ -74,7 +74,7 @@ pub fn serve(
             .zip(&replies)
             .map(|((_, peer), reply)| (reply.as_slice(), *peer))
             .collect();
-        batch::send(&socket, &sending);
+        batch.send(&socket, &sending);
         let metrics = crate::metrics::global();
         metrics.record_latency(Transport::Udp, started.elapsed(), answered.len() as u64);
         for ((outcome, peer), reply) in answered.iter().zip(&replies) {
