@@ -19,6 +19,9 @@ pub const UNCOVERED: u16 = u16::MAX;
 /// merges with the global space around it. Callers' values stay below it.
 const SPECIAL: u16 = 0x8000;
 
+/// Gives a network's location (`None`: not located) its value in one table.
+pub type ValueOf<'a> = &'a mut dyn FnMut(Option<&Location>) -> u16;
+
 /// Runs of equal value over one address family, found through the top 16 bits.
 #[derive(Debug, Default)]
 struct Runs<K> {
@@ -181,14 +184,19 @@ pub struct NetworkTable {
 }
 
 impl NetworkTable {
-    /// Walks every network of `db` and gives each the value `value_of` returns for its
-    /// location (`None`: no data, or no usable location), computed once per database record.
-    /// `None` when the database cannot be walked (it is then left to per-query lookups).
-    pub fn build(db: &GeoDb, value_of: &mut dyn FnMut(Option<&Location>) -> u16) -> Option<Self> {
-        let mut by_record: rustc_hash::FxHashMap<usize, u16> = Default::default();
-        let unlocated = value_of(None);
-        let mut v4 = Runs::<u32>::new();
-        let mut v6 = Runs::<u128>::new();
+    /// Walks every network of `db` once and builds one table per function in `value_of`:
+    /// each gives every network the value it returns for the network's location (`None`: no
+    /// data, or no usable location), computed once per database record. `None` when the
+    /// database cannot be walked (lookups are then left to the tree) or a value is not below
+    /// 0x8000.
+    pub fn build_many(db: &GeoDb, value_of: &mut [ValueOf<'_>]) -> Option<Vec<Self>> {
+        let n = value_of.len();
+        // Values by record: `values[i * n..][..n]` for the record numbered `i`.
+        let mut by_record: rustc_hash::FxHashMap<usize, usize> = Default::default();
+        let mut values: Vec<u16> = Vec::new();
+        let unlocated: Vec<u16> = value_of.iter_mut().map(|f| f(None)).collect();
+        let mut v4: Vec<Runs<u32>> = (0..n).map(|_| Runs::new()).collect();
+        let mut v6: Vec<Runs<u128>> = (0..n).map(|_| Runs::new()).collect();
         let options = maxminddb::WithinOptions::default().include_networks_without_data();
         let ipv6 = db.reader.metadata().ip_version == 6;
         let all: &[&str] = if ipv6 {
@@ -203,35 +211,44 @@ impl NetworkTable {
             for found in networks {
                 let found = found.ok()?;
                 let network = found.network().ok()?;
-                let value = match found.offset() {
-                    _ if unlocated >= SPECIAL => return None,
-                    None => unlocated,
-                    Some(offset) => *by_record.entry(offset).or_insert_with(|| {
-                        let location = match found.decode::<super::Record<'_>>() {
-                            Ok(Some(record)) => super::to_location(record),
-                            _ => None,
-                        };
-                        value_of(location.as_ref())
-                    }),
+                let these: &[u16] = match found.offset() {
+                    None => &unlocated,
+                    Some(offset) => {
+                        let record = *by_record.entry(offset).or_insert_with(|| {
+                            let location = match found.decode::<super::Record<'_>>() {
+                                Ok(Some(record)) => super::to_location(record),
+                                _ => None,
+                            };
+                            values.extend(value_of.iter_mut().map(|f| f(location.as_ref())));
+                            values.len() / n.max(1) - 1
+                        });
+                        &values[record * n..][..n]
+                    }
                 };
-                if value >= SPECIAL {
+                if these.iter().any(|&v| v >= SPECIAL) {
                     return None;
                 }
                 match (network.network(), network.prefix()) {
                     (IpAddr::V4(start), prefix) if *cidr == "0.0.0.0/0" => {
                         let start = u32::from(start);
-                        if end4 != Some(u64::from(start)) {
-                            v4.push(end4? as u32, UNCOVERED);
+                        let gap = end4 != Some(u64::from(start));
+                        for (runs, &value) in v4.iter_mut().zip(these) {
+                            if gap {
+                                runs.push(end4? as u32, UNCOVERED);
+                            }
+                            runs.push_clipped(start, start.last(prefix), value, &SPECIAL_V4);
                         }
-                        v4.push_clipped(start, start.last(prefix), value, &SPECIAL_V4);
                         end4 = Some(u64::from(start) + (1u64 << (32 - u32::from(prefix))));
                     }
                     (IpAddr::V6(start), prefix) => {
                         let start = u128::from(start);
-                        if end6 != Some(start) && end6.is_some() {
-                            v6.push(end6?, UNCOVERED);
+                        let gap = end6 != Some(start) && end6.is_some();
+                        for (runs, &value) in v6.iter_mut().zip(these) {
+                            if gap {
+                                runs.push(end6?, UNCOVERED);
+                            }
+                            runs.push_clipped(start, start.last(prefix), value, &SPECIAL_V6);
                         }
-                        v6.push_clipped(start, start.last(prefix), value, &SPECIAL_V6);
                         // None once the last address is reached.
                         end6 = match prefix {
                             0 => None,
@@ -242,29 +259,40 @@ impl NetworkTable {
                     _ => {}
                 }
             }
-            if *cidr == "0.0.0.0/0" && end4.is_some_and(|e| e < 1 << 32) {
-                v4.push(end4? as u32, UNCOVERED);
+            for runs in &mut v4 {
+                if *cidr == "0.0.0.0/0" && end4.is_some_and(|e| e < 1 << 32) {
+                    runs.push(end4? as u32, UNCOVERED);
+                }
             }
-            if let Some(end) = end6
-                && *cidr == "::/0"
-                && end != 0
-            {
-                v6.push(end, UNCOVERED);
+            for runs in &mut v6 {
+                if let Some(end) = end6
+                    && *cidr == "::/0"
+                    && end != 0
+                {
+                    runs.push(end, UNCOVERED);
+                }
             }
         }
-        v4.finish();
-        v6.finish();
-        // An alias is a hole of exactly its size in the IPv6 walk.
-        let hole = |start: u128, prefix: u8| v6.lookup(start) == (UNCOVERED, prefix);
-        let alias_6to4 = ipv6 && hole(0x2002 << 112, 16);
-        let alias_teredo = ipv6 && hole(0x2001_0000 << 96, 32);
-        Some(Self {
-            v4,
-            v6,
-            alias_6to4,
-            alias_teredo,
-            generation: db.generation,
-        })
+        let tables = v4
+            .into_iter()
+            .zip(v6)
+            .map(|(mut v4, mut v6)| {
+                v4.finish();
+                v6.finish();
+                // An alias is a hole of exactly its size in the IPv6 walk.
+                let hole = |start: u128, prefix: u8| v6.lookup(start) == (UNCOVERED, prefix);
+                let alias_6to4 = ipv6 && hole(0x2002 << 112, 16);
+                let alias_teredo = ipv6 && hole(0x2001_0000 << 96, 32);
+                Self {
+                    v4,
+                    v6,
+                    alias_6to4,
+                    alias_teredo,
+                    generation: db.generation,
+                }
+            })
+            .collect();
+        Some(tables)
     }
 
     /// The value for `ip` and the prefix it holds for; [`UNCOVERED`] where the table has none.

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use super::Order;
 use super::Policy;
-use crate::geo::table::UNCOVERED;
+use crate::geo::table::{UNCOVERED, ValueOf};
 use crate::geo::{Code, GeoDb, Located, Location, NetworkTable, chord_km, unit_vector};
 
 /// One datacenter of a geo pool, for one address family.
@@ -155,79 +155,82 @@ impl Geo {
         NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Gives every one of `pools` its steering table for `db` (see [`Geo::prepare`]) and
-    /// forgets the tables no pool uses any more. Called when a snapshot is built.
+    /// Gives every one of `pools` its steering table for `db`: shared with the pools that
+    /// rank alike, reused from an earlier snapshot where one was built for the same database,
+    /// and the missing ones built together in one walk of the database. Forgets the tables no
+    /// pool uses any more. Called when a snapshot is built, never on the query path.
     pub fn prepare_all<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb) {
-        let pools: Vec<&Geo> = pools.collect();
-        let used: std::collections::HashSet<String> =
-            pools.iter().map(|g| g.ranking_settings()).collect();
-        TABLES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(generation, key, _)| *generation == db.generation() && used.contains(key));
-        for pool in pools {
-            pool.prepare(db);
+        let pools: Vec<(&Geo, String)> = pools.map(|g| (g, g.ranking_settings())).collect();
+        let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        tables.retain(|(generation, key, _)| {
+            *generation == db.generation() && pools.iter().any(|(_, k)| k == key)
+        });
+        let mut missing: Vec<(&Geo, &String)> = Vec::new();
+        for (pool, key) in &pools {
+            let known =
+                tables.iter().any(|(_, k, _)| k == key) || missing.iter().any(|(_, k)| *k == key);
+            if !known && tables.len() + missing.len() < MAX_TABLES {
+                missing.push((pool, key));
+            }
+        }
+        if !missing.is_empty() {
+            let started = std::time::Instant::now();
+            let mut orders: Vec<Vec<Box<[u16]>>> = vec![Vec::new(); missing.len()];
+            let mut rankers: Vec<_> = missing
+                .iter()
+                .zip(orders.iter_mut())
+                .map(|((pool, _), orders)| {
+                    move |location: Option<&Location>| pool.order_value(location, orders)
+                })
+                .collect();
+            let mut value_of: Vec<ValueOf<'_>> =
+                rankers.iter_mut().map(|f| f as ValueOf<'_>).collect();
+            let built = NetworkTable::build_many(db, &mut value_of);
+            drop(value_of);
+            drop(rankers);
+            match built {
+                Some(built) => {
+                    tracing::info!(
+                        tables = built.len(),
+                        runs = built.iter().map(NetworkTable::runs).sum::<usize>(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "geo steering tables built"
+                    );
+                    for (((_, key), table), orders) in missing.iter().zip(built).zip(orders) {
+                        let steering = std::sync::Arc::new(Steering { table, orders });
+                        tables.push((db.generation(), (*key).clone(), steering));
+                    }
+                }
+                None => tracing::warn!(
+                    "cannot walk {}: geo pools look clients up one by one",
+                    db.path().display()
+                ),
+            }
+        }
+        for (pool, key) in &pools {
+            let found = tables.iter().find(|(_, k, _)| k == key);
+            pool.steering.store(found.map(|(_, _, s)| s.clone()));
         }
     }
 
-    /// Makes sure this pool has its steering table for `db` (built, or shared from another
-    /// pool that ranks alike). Never on the query path.
-    pub fn prepare(&self, db: &GeoDb) {
-        let current = self.steering.load();
-        if current
-            .as_deref()
-            .is_some_and(|s| s.table.generation == db.generation())
-        {
-            return;
-        }
-        drop(current);
-        let key = self.ranking_settings();
-        let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-        tables.retain(|(generation, _, _)| *generation == db.generation());
-        if let Some((_, _, steering)) = tables.iter().find(|(_, k, _)| *k == key) {
-            self.steering.store(Some(steering.clone()));
-            return;
-        }
-        if tables.len() >= MAX_TABLES {
-            self.steering.store(None);
-            return;
-        }
-        let started = std::time::Instant::now();
-        let mut orders: Vec<Box<[u16]>> = Vec::new();
-        let mut value_of = |location: Option<&Location>| {
-            let order: Box<[u16]> = match location {
-                Some(location) => self.rank(location).order().into(),
-                None => {
-                    let mut d = Decision::new(Reason::Unlocated);
-                    d.fill(&self.default, self.datacenters.len());
-                    d.order().into()
-                }
-            };
-            match orders.iter().position(|o| *o == order) {
-                Some(i) => i as u16,
-                None => {
-                    orders.push(order);
-                    (orders.len() - 1) as u16
-                }
+    /// The table value for a client at `location` (`None`: not located): the index of its
+    /// datacenter order in `orders`, added there if new.
+    fn order_value(&self, location: Option<&Location>, orders: &mut Vec<Box<[u16]>>) -> u16 {
+        let order: Box<[u16]> = match location {
+            Some(location) => self.rank(location).order().into(),
+            None => {
+                let mut d = Decision::new(Reason::Unlocated);
+                d.fill(&self.default, self.datacenters.len());
+                d.order().into()
             }
         };
-        let Some(table) = NetworkTable::build(db, &mut value_of) else {
-            tracing::warn!(
-                "cannot walk {}: geo pools look clients up one by one",
-                db.path().display()
-            );
-            self.steering.store(None);
-            return;
-        };
-        tracing::info!(
-            runs = table.runs(),
-            orders = orders.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "geo steering table built"
-        );
-        let steering = std::sync::Arc::new(Steering { table, orders });
-        tables.push((db.generation(), key, steering.clone()));
-        self.steering.store(Some(steering));
+        match orders.iter().position(|o| *o == order) {
+            Some(i) => i as u16,
+            None => {
+                orders.push(order);
+                (orders.len() - 1) as u16
+            }
+        }
     }
 
     /// Everything that ranks datacenters for a located or unlocated client (not `nets`, which
@@ -686,10 +689,25 @@ mod tests {
     #[test]
     fn steering_tables_answer_as_the_database_walk_does() {
         let db = largest_database();
-        let walk = pool();
-        let table = pool();
-        table.prepare(&db);
-        assert!(table.steering.load().is_some());
+        // Two rankings (the second draws Europe's clients farther), built in one walk; a
+        // third pool ranking like the first shares its table.
+        let biased = || {
+            let mut g = pool();
+            g.datacenters[1].bias_km = 2000.0;
+            g.map.country.insert("JP".into(), vec![0]);
+            g
+        };
+        let tables = [pool(), biased(), pool()];
+        Geo::prepare_all(tables.iter(), &db);
+        let loaded = tables.each_ref().map(|t| t.steering.load_full().unwrap());
+        assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[2]));
+        assert!(!std::sync::Arc::ptr_eq(&loaded[0], &loaded[1]));
+        for (walk, table) in [(pool(), &tables[0]), (biased(), &tables[1])] {
+            agrees_with_walk(&db, &walk, table);
+        }
+    }
+
+    fn agrees_with_walk(db: &GeoDb, walk: &Geo, table: &Geo) {
         let mut rng = fastrand::Rng::with_seed(7);
         let random_client = |rng: &mut fastrand::Rng| -> IpAddr {
             match rng.u8(..6) {
@@ -704,12 +722,12 @@ mod tests {
         let mut covered = 0;
         for _ in 0..20_000 {
             let client = random_client(&mut rng);
-            let (want, want_len, _) = walk.decide_order(client, Some(&db));
-            let (got, len, scope) = table.decide_order(client, Some(&db));
+            let (want, want_len, _) = walk.decide_order(client, Some(db));
+            let (got, len, scope) = table.decide_order(client, Some(db));
             assert_eq!(&got[..len], &want[..want_len], "{client}");
             // The scope promises the same order to every client in it: try a few.
             let mut probe = [0u16; MAX_DATACENTERS];
-            if table.steered(client, &db, &mut probe).is_none() {
+            if table.steered(client, db, &mut probe).is_none() {
                 continue;
             }
             covered += 1;
@@ -724,7 +742,7 @@ mod tests {
                     }
                     _ => unreachable!(),
                 };
-                let (other, other_len, _) = walk.decide_order(inside, Some(&db));
+                let (other, other_len, _) = walk.decide_order(inside, Some(db));
                 assert_eq!(
                     &other[..other_len],
                     &want[..want_len],
@@ -737,7 +755,7 @@ mod tests {
             // DB-IP aliases 6to4 and Teredo: the table answers them through its IPv4 runs.
             for aliased in ["2002:808:808::1", "2001:0:808:808::1"] {
                 let mut order = [0u16; MAX_DATACENTERS];
-                let found = table.steered(aliased.parse().unwrap(), &db, &mut order);
+                let found = table.steered(aliased.parse().unwrap(), db, &mut order);
                 assert!(found.is_some_and(|(_, p)| p > 16), "{aliased}: {found:?}");
             }
         }
