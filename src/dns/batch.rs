@@ -149,6 +149,9 @@ mod imp {
                 };
                 if sent <= 0 {
                     let error = io::Error::last_os_error();
+                    if error.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
                     tracing::debug!(%error, peer = %chunk[0].1, "udp send failed");
                     failed += 1;
                     next += 1;

@@ -143,15 +143,21 @@ fn respond_with<'s>(
     if header.metadata.message_type == MessageType::Response {
         return false;
     }
-    let Ok(request) = decode(query, &header) else {
+    // Where the question's labels are: read once, for the decoder, the zone key and the
+    // encoder's pointers.
+    let labels = wire::question_labels(query);
+    let Ok(request) = decode(query, &header, labels.as_ref()) else {
         *out = noted(outcome, &header.metadata, None, ResponseCode::FormErr, None);
         return true;
     };
-    let edns = request.edns.as_ref().map(|_| {
-        let mut ours = Edns::new();
-        ours.set_max_payload(udp_payload);
-        ours
-    });
+    // Our OPT record in hickory's form, for error replies (hickory's encoder) only.
+    let our_edns = || {
+        request.edns.as_ref().map(|_| {
+            let mut ours = Edns::new();
+            ours.set_max_payload(udp_payload);
+            ours
+        })
+    };
     // hickory's form of the question, for replies built by its encoder (errors, the reference).
     let decoded = std::cell::OnceCell::new();
     let hickory_question = || -> Option<&Query> {
@@ -167,7 +173,6 @@ fn respond_with<'s>(
         (Some(_), None) => ecs::find(query),
         (None, None) => Ok(None),
     };
-    let edns_ref = edns.as_ref();
     let Ok(subnet) = subnet else {
         // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
         *out = noted(
@@ -175,11 +180,10 @@ fn respond_with<'s>(
             &request.metadata,
             hickory_question(),
             ResponseCode::FormErr,
-            edns_ref,
+            our_edns().as_ref(),
         );
         return true;
     };
-    let edns = edns_ref;
 
     if request.metadata.op_code != OpCode::Query {
         *out = noted(
@@ -187,7 +191,7 @@ fn respond_with<'s>(
             &request.metadata,
             hickory_question(),
             ResponseCode::NotImp,
-            edns,
+            our_edns().as_ref(),
         );
         return true;
     }
@@ -200,7 +204,7 @@ fn respond_with<'s>(
                 &request.metadata,
                 hickory_question(),
                 ResponseCode::FormErr,
-                edns,
+                our_edns().as_ref(),
             );
             return true;
         }
@@ -212,12 +216,18 @@ fn respond_with<'s>(
             &request.metadata,
             hickory_question(),
             ResponseCode::BADVERS,
-            edns,
+            our_edns().as_ref(),
         );
         return true;
     }
     let mut refuse = |rcode| {
-        *out = noted(outcome, &request.metadata, hickory_question(), rcode, edns);
+        *out = noted(
+            outcome,
+            &request.metadata,
+            hickory_question(),
+            rcode,
+            our_edns().as_ref(),
+        );
         true
     };
     match qtype {
@@ -232,7 +242,6 @@ fn respond_with<'s>(
 
     let used = subnet.filter(ecs::ClientSubnet::usable);
     let client = used.map_or(source, |s| s.addr);
-    let labels = wire::question_labels(query);
     // The name as a hickory `Name`, for the rare answer that needs it.
     let qname = || {
         hickory_question()
@@ -251,7 +260,7 @@ fn respond_with<'s>(
     outcome.subnet = used.map(|s| (s.addr, s.source_prefix));
     // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
     // depended on; scope 0 when the subnet was not used.
-    let opt = edns.map(|_| wire::Opt {
+    let opt = request.edns.map(|_| wire::Opt {
         payload: udp_payload,
         ecs: subnet.map(|subnet| {
             let mut scope = match used {
@@ -389,7 +398,11 @@ fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Option<ecs::ClientSubnet>)> {
 
 /// Decodes a request. The usual shape — one question and at most an OPT record — is read
 /// directly; anything else goes through hickory's whole-message decoder.
-fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
+fn decode(
+    query: &[u8],
+    header: &Header,
+    labels: Option<&(usize, [u16; 128], usize)>,
+) -> Result<Request, ()> {
     let counts = header.counts;
     if counts.queries == 1
         && counts.answers == 0
@@ -397,7 +410,7 @@ fn decode(query: &[u8], header: &Header) -> Result<Request, ()> {
         && counts.additionals <= 1
     {
         let lean = (|| {
-            let (end, _, _) = wire::question_labels(query)?;
+            let &(end, _, _) = labels?;
             // hickory refuses names over 255 bytes (RFC 1035 §2.3.4); so does this path.
             if end - 4 - 12 > 255 {
                 return None;
@@ -745,7 +758,10 @@ mod tests {
             let q = query(&mut rng);
             // The lean decoder reads what hickory's whole-message decoder reads.
             if let Ok(header) = Header::read(&mut BinDecoder::new(&q)) {
-                match (decode(&q, &header), Message::from_vec(&q)) {
+                match (
+                    decode(&q, &header, wire::question_labels(&q).as_ref()),
+                    Message::from_vec(&q),
+                ) {
                     (Ok(lean), Ok(full)) => {
                         assert_eq!(lean.metadata, full.metadata, "{q:?}");
                         match lean.lean_question {
