@@ -21,7 +21,8 @@
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
 //! - [`metrics`]: Prometheus counters (atomics the query path reaches through the snapshot)
 //!   and their text rendering; [`querylog`]: sampled, rate-limited JSON lines of queries.
-//! - [`civil`]: UTC dates for logs and the GeoIP build date.
+//! - [`civil`]: UTC dates for logs and the GeoIP build date; [`sys`]: the C library's
+//!   memory calls (heap trim after loads, dropping the GeoIP map's pages).
 //! - [`store`]: the zone files, written atomically; `store::edit` changes them keeping layout.
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!
@@ -57,6 +58,7 @@ pub mod querylog;
 pub mod resolve;
 pub mod state;
 pub mod store;
+pub mod sys;
 pub mod zone;
 
 use std::sync::Arc;

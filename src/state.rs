@@ -91,7 +91,7 @@ impl State {
             ready: Default::default(),
         };
         state.publish(&state.lock(), zones, geo);
-        release_freed_memory();
+        crate::sys::release_freed_memory();
         Ok(state)
     }
 
@@ -145,7 +145,7 @@ impl State {
         self.publish(&probes, zones.clone(), geo);
         drop(probes);
         self.zones_tx.send_replace(zones);
-        release_freed_memory();
+        crate::sys::release_freed_memory();
         Ok(count)
     }
 
@@ -174,7 +174,7 @@ impl State {
         self.publish(&probes, zones.clone(), geo);
         drop(probes);
         self.zones_tx.send_replace(zones);
-        release_freed_memory();
+        crate::sys::release_freed_memory();
         Ok(next)
     }
 
@@ -338,17 +338,6 @@ impl State {
             geo,
             health: Arc::new(view),
         }));
-    }
-}
-
-/// Returns the heap freed by a load to the system. Parsing a large zone allocates several times
-/// what the built zone keeps (the TOML document, the spec); glibc keeps freed memory in the
-/// process otherwise, and it shows as RSS for as long as the server runs.
-pub fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks and trims glibc's own heap; it takes no pointers of ours.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

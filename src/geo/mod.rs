@@ -228,12 +228,9 @@ impl GeoDb {
     /// meanwhile do not count towards the server's RSS.
     pub fn release_pages(&self) {
         let (start, len) = self.mapped;
-        // SAFETY: the range is exactly the live read-only private map of an unlinked file
-        // nobody writes to; MADV_DONTNEED only drops its pages, and later reads fault the same
-        // bytes back in from the file.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
-        }
+        // SAFETY: the range is exactly the reader's live read-only private map of an unlinked
+        // file nobody writes to (see `private_map`).
+        unsafe { crate::sys::drop_file_pages(start, len) }
     }
 
     pub fn path(&self) -> &Path {
