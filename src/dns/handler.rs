@@ -37,15 +37,19 @@ pub fn respond(
     udp_payload: u16,
     rng: &mut fastrand::Rng,
 ) -> Option<Vec<u8>> {
-    respond_observed(
+    let mut out = Vec::with_capacity(512);
+    let outcome = &mut Outcome::default();
+    respond_into(
         snapshot,
         query,
         source,
         transport,
         udp_payload,
         rng,
-        &mut Outcome::default(),
+        outcome,
+        &mut out,
     )
+    .then_some(out)
 }
 
 /// What the query path tells the metrics and the query log about one reply.
@@ -74,32 +78,8 @@ impl Outcome<'_> {
     }
 }
 
-/// [`respond`], also reporting what was answered in `outcome`.
-pub fn respond_observed<'s>(
-    snapshot: &'s Snapshot,
-    query: &[u8],
-    source: IpAddr,
-    transport: Transport,
-    udp_payload: u16,
-    rng: &mut fastrand::Rng,
-    outcome: &mut Outcome<'s>,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(512);
-    respond_into(
-        snapshot,
-        query,
-        source,
-        transport,
-        udp_payload,
-        rng,
-        outcome,
-        &mut out,
-    )
-    .then_some(out)
-}
-
-/// [`respond_observed`], writing the reply into `out` (a buffer the caller reuses); false when
-/// nothing must be sent.
+/// [`respond`], writing the reply into `out` (cleared first; the UDP workers reuse theirs) and
+/// reporting what was answered in `outcome`; false when nothing must be sent.
 #[allow(clippy::too_many_arguments)]
 pub fn respond_into<'s>(
     snapshot: &'s Snapshot,

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Outcome, Transport, respond_observed};
+use super::handler::{Outcome, Transport, respond_into};
 use super::observe;
 use crate::querylog::QueryLog;
 use crate::state::State;
@@ -98,7 +98,8 @@ async fn connection(
             .map_err(|_| std::io::Error::other("timed out reading a message"))??;
         let snapshot = state.snapshot();
         let mut outcome = Outcome::default();
-        let reply = respond_observed(
+        let mut reply = Vec::with_capacity(512);
+        if !respond_into(
             &snapshot,
             &buf,
             peer,
@@ -106,8 +107,10 @@ async fn connection(
             limits.udp_payload,
             &mut rng,
             &mut outcome,
-        );
-        let Some(reply) = reply else { continue };
+            &mut reply,
+        ) {
+            continue;
+        }
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         framed.extend_from_slice(&reply);
