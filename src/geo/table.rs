@@ -199,15 +199,21 @@ impl NetworkTable {
         let mut v6: Vec<Runs<u128>> = (0..n).map(|_| Runs::new()).collect();
         let options = maxminddb::WithinOptions::default().include_networks_without_data();
         let ipv6 = db.reader.metadata().ip_version == 6;
-        let all: &[&str] = if ipv6 {
-            &["0.0.0.0/0", "::/0"]
-        } else {
-            &["0.0.0.0/0"]
-        };
-        for cidr in all {
+        // IPv4 from its own subtree; IPv6 as the 96 networks that make up ::/0 without ::/96
+        // (the IPv4 subtree again, which the IPv4 walk already covered), in address order.
+        let mut walks: Vec<(String, u128, u128)> = vec![("0.0.0.0/0".into(), 0, 0)];
+        if ipv6 {
+            walks.extend((0..96u32).rev().map(|bit| {
+                let start = 1u128 << (127 - bit);
+                let cidr = format!("{}/{}", std::net::Ipv6Addr::from(start), bit + 1);
+                (cidr, start, start.last(bit as u8 + 1))
+            }));
+        }
+        // Where the last network ended: a gap before the next one is uncovered.
+        let (mut end4, mut end6): (u64, Option<u128>) = (0, Some(0));
+        for (i, (cidr, walk_start, walk_last)) in walks.iter().enumerate() {
+            let ipv4_walk = i == 0;
             let networks = db.reader.within(cidr.parse().ok()?, options).ok()?;
-            // Where the last network ended: a gap before the next one is uncovered.
-            let (mut end4, mut end6): (Option<u64>, Option<u128>) = (Some(0), Some(0));
             for found in networks {
                 let found = found.ok()?;
                 let network = found.network().ok()?;
@@ -229,48 +235,51 @@ impl NetworkTable {
                     return None;
                 }
                 match (network.network(), network.prefix()) {
-                    (IpAddr::V4(start), prefix) if *cidr == "0.0.0.0/0" => {
+                    (IpAddr::V4(start), prefix) if ipv4_walk => {
                         let start = u32::from(start);
-                        let gap = end4 != Some(u64::from(start));
+                        let gap = end4 != u64::from(start);
                         for (runs, &value) in v4.iter_mut().zip(these) {
                             if gap {
-                                runs.push(end4? as u32, UNCOVERED);
+                                runs.push(end4 as u32, UNCOVERED);
                             }
                             runs.push_clipped(start, start.last(prefix), value, &SPECIAL_V4);
                         }
-                        end4 = Some(u64::from(start) + (1u64 << (32 - u32::from(prefix))));
+                        end4 = u64::from(start) + (1u64 << (32 - u32::from(prefix)));
                     }
-                    (IpAddr::V6(start), prefix) => {
-                        let start = u128::from(start);
-                        let gap = end6 != Some(start) && end6.is_some();
+                    (IpAddr::V6(network_start), prefix) if !ipv4_walk => {
+                        // A record holding more than the walked network (the walk stops at a
+                        // data node above its prefix) counts only within it.
+                        let network_start = u128::from(network_start);
+                        let start = network_start.max(*walk_start);
+                        let last = network_start.last(prefix).min(*walk_last);
+                        let end = end6?;
+                        if start < end {
+                            continue;
+                        }
+                        let gap = end != start;
                         for (runs, &value) in v6.iter_mut().zip(these) {
                             if gap {
-                                runs.push(end6?, UNCOVERED);
+                                runs.push(end, UNCOVERED);
                             }
-                            runs.push_clipped(start, start.last(prefix), value, &SPECIAL_V6);
+                            runs.push_clipped(start, last, value, &SPECIAL_V6);
                         }
                         // None once the last address is reached.
-                        end6 = match prefix {
-                            0 => None,
-                            p => start.checked_add(1u128 << (128 - u32::from(p))),
-                        };
+                        end6 = last.checked_add(1);
                     }
-                    // The IPv4 subtree seen again from the IPv6 walk: covered by `v4`.
                     _ => {}
                 }
             }
-            for runs in &mut v4 {
-                if *cidr == "0.0.0.0/0" && end4.is_some_and(|e| e < 1 << 32) {
-                    runs.push(end4? as u32, UNCOVERED);
-                }
+        }
+        for runs in &mut v4 {
+            if end4 < 1 << 32 {
+                runs.push(end4 as u32, UNCOVERED);
             }
-            for runs in &mut v6 {
-                if let Some(end) = end6
-                    && *cidr == "::/0"
-                    && end != 0
-                {
-                    runs.push(end, UNCOVERED);
-                }
+        }
+        for runs in &mut v6 {
+            if let Some(end) = end6
+                && end != 0
+            {
+                runs.push(end, UNCOVERED);
             }
         }
         let tables = v4
