@@ -194,6 +194,8 @@ impl State {
         let description = geo.describe();
         let zones = self.current.load().zones.clone();
         self.publish(&probes, zones, Some(Arc::new(geo)));
+        // The steering tables' build freed its working memory.
+        crate::sys::release_freed_memory();
         Ok(Some(description))
     }
 
