@@ -148,58 +148,7 @@ fn respond_with<'s>(
             None => request.queries.first(),
         }
     };
-    let subnet = match (&request.edns, request.subnet) {
-        (_, Some(read)) => read,
-        (Some(_), None) => ecs::find(query),
-        (None, None) => Ok(None),
-    };
-    let Ok(subnet) = subnet else {
-        // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
-        *out = noted(
-            outcome,
-            &request.metadata,
-            hickory_question(),
-            ResponseCode::FormErr,
-            our_edns().as_ref(),
-        );
-        return true;
-    };
-
-    if request.metadata.op_code != OpCode::Query {
-        *out = noted(
-            outcome,
-            &request.metadata,
-            hickory_question(),
-            ResponseCode::NotImp,
-            our_edns().as_ref(),
-        );
-        return true;
-    }
-    let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
-        (Some(question), _) => question,
-        (None, [question]) => (question.query_type(), question.query_class()),
-        (None, _) => {
-            *out = noted(
-                outcome,
-                &request.metadata,
-                hickory_question(),
-                ResponseCode::FormErr,
-                our_edns().as_ref(),
-            );
-            return true;
-        }
-    };
-    if request.edns.as_ref().is_some_and(|e| e.version > 0) {
-        // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-        *out = noted(
-            outcome,
-            &request.metadata,
-            hickory_question(),
-            ResponseCode::BADVERS,
-            our_edns().as_ref(),
-        );
-        return true;
-    }
+    // A reply with only a response code (and the question): every refusal below.
     let mut refuse = |rcode| {
         *out = noted(
             outcome,
@@ -210,6 +159,27 @@ fn respond_with<'s>(
         );
         true
     };
+    let subnet = match (&request.edns, request.subnet) {
+        (_, Some(read)) => read,
+        (Some(_), None) => ecs::find(query),
+        (None, None) => Ok(None),
+    };
+    let Ok(subnet) = subnet else {
+        // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
+        return refuse(ResponseCode::FormErr);
+    };
+    if request.metadata.op_code != OpCode::Query {
+        return refuse(ResponseCode::NotImp);
+    }
+    let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
+        (Some(question), _) => question,
+        (None, [question]) => (question.query_type(), question.query_class()),
+        (None, _) => return refuse(ResponseCode::FormErr),
+    };
+    if request.edns.as_ref().is_some_and(|e| e.version > 0) {
+        // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+        return refuse(ResponseCode::BADVERS);
+    }
     match qtype {
         RecordType::OPT => return refuse(ResponseCode::FormErr),
         // No zone transfers.
