@@ -53,7 +53,7 @@ pub struct Geo {
     pub max_datacenters: usize,
     /// The datacenter order of every database network, once [`Geo::prepare`] has built it for
     /// the snapshot's database. Swapped, not locked: the query path only loads it.
-    pub steering: arc_swap::ArcSwapOption<Steering>,
+    pub steering: crate::state::Swappable<Steering>,
 }
 
 /// A geo pool's datacenter orders by network (see [`crate::geo::table`]).
@@ -209,7 +209,7 @@ impl Geo {
         }
         for (pool, key) in &pools {
             let found = tables.iter().find(|(_, k, _)| k == key);
-            pool.steering.store(found.map(|(_, _, s)| s.clone()));
+            pool.steering.replace(found.map(|(_, _, s)| s.clone()));
         }
     }
 
@@ -265,18 +265,16 @@ impl Geo {
     /// The order and network prefix the steering table has for `client`, if it has one for
     /// `db`.
     fn steered(&self, client: IpAddr, db: &GeoDb, order: &mut [u16]) -> Option<(usize, u8)> {
-        let steering = self.steering.load();
-        let steering = steering.as_deref()?;
-        if steering.table.generation != db.generation() {
-            return None;
-        }
-        let (value, prefix) = steering.table.lookup(client);
-        if value == UNCOVERED {
-            return None;
-        }
-        let found = &steering.orders[usize::from(value)];
-        order[..found.len()].copy_from_slice(found);
-        Some((found.len(), prefix))
+        self.steering.read(|steering| {
+            let steering = steering.filter(|s| s.table.generation == db.generation())?;
+            let (value, prefix) = steering.table.lookup(client);
+            if value == UNCOVERED {
+                return None;
+            }
+            let found = &steering.orders[usize::from(value)];
+            order[..found.len()].copy_from_slice(found);
+            Some((found.len(), prefix))
+        })
     }
 
     /// The datacenter order and ECS scope for `client`, as [`Geo::decide`] gives them, from
@@ -699,7 +697,7 @@ mod tests {
         };
         let tables = [pool(), biased(), pool()];
         Geo::prepare_all(tables.iter(), &db);
-        let loaded = tables.each_ref().map(|t| t.steering.load_full().unwrap());
+        let loaded = tables.each_ref().map(|t| t.steering.get().unwrap());
         assert!(std::sync::Arc::ptr_eq(&loaded[0], &loaded[2]));
         assert!(!std::sync::Arc::ptr_eq(&loaded[0], &loaded[1]));
         for (walk, table) in [(pool(), &tables[0]), (biased(), &tables[1])] {
