@@ -22,7 +22,7 @@
 //! - [`metrics`]: Prometheus counters (atomics the query path reaches through the snapshot)
 //!   and their text rendering; [`querylog`]: sampled, rate-limited JSON lines of queries.
 //! - [`civil`]: UTC dates for logs and the GeoIP build date; [`sys`]: the C library's
-//!   memory calls (heap trim after loads, dropping the GeoIP map's pages).
+//!   calls (heap trim after loads, dropping the GeoIP map's pages, `recvmmsg`/`sendmmsg`).
 //! - [`store`]: the zone files, written atomically; `store::edit` changes them keeping layout.
 //! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
 //!

@@ -1,5 +1,8 @@
-//! Memory calls to the C library that no crate wraps for us (`libc` is named here and, for the
-//! socket batch calls, in `dns::batch`).
+//! Calls to the C library that no crate wraps for us; `libc` is named only under `sys`:
+//! memory (here) and batched datagrams ([`mmsg`]).
+
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 
 /// Returns the heap freed by a load to the system. Parsing a large zone allocates several times
 /// what the built zone keeps (the TOML document, the spec); glibc keeps freed memory in the
