@@ -2,6 +2,7 @@
 """Large configurations: one zone of 100,000 pools with 1,000,000 endpoints (10 a pool).
 
 Measures how long `meridian check` takes to load and build it and its peak RSS (medians of 3),
+with the endpoints written as tables and as addresses alone,
 how long `meridian serve` takes until it answers, and the queries per server-core-second on
 random pool names against the same figure for a zone of 10 pools, in the same run (server on
 CPU 0, dnsperf on CPU 1). Run it through bench/large.sh, which builds Meridian and isolates
@@ -24,15 +25,16 @@ BINARY = os.path.join(REPO, "target/release/meridian")
 PORT = 5395
 
 
-def write_zone(folder, pools, per_pool):
+def write_zone(folder, pools, per_pool, short=False):
+    """`short`: endpoints as addresses alone ("10.0.0.1") instead of tables."""
     os.makedirs(f"{folder}/zones", exist_ok=True)
     with open(f"{folder}/zones/large.test.toml", "w") as f:
         f.write('ns = ["ns1"]\n[soa]\nmname = "ns1"\nrname = "hostmaster"\nserial = 1\n'
                 '[[records]]\nname = "ns1"\ntype = "A"\ndata = ["192.0.2.1"]\n')
         for p in range(pools):
-            eps = ", ".join(
-                f'{{ address = "10.{(p * per_pool + e) >> 16 & 255}.{(p * per_pool + e) >> 8 & 255}.{(p * per_pool + e) & 255}" }}'
-                for e in range(per_pool))
+            addresses = (f'"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"'
+                         for n in range(p * per_pool, (p + 1) * per_pool))
+            eps = ", ".join(a if short else f"{{ address = {a} }}" for a in addresses)
             f.write(f'[pools.p{p}]\npolicy = "round_robin"\nttl = 30\nmax_answers = 4\n'
                     f'endpoints = [{eps}]\n')
     with open(f"{folder}/meridian.toml", "w") as f:
@@ -80,14 +82,21 @@ def serve(folder, seconds):
 def main():
     work = "/tmp/meridian-large"
     shutil.rmtree(work, ignore_errors=True)
-    big, small = f"{work}/big", f"{work}/small"
+    big, short, small = f"{work}/big", f"{work}/short", f"{work}/small"
     print("# writing 100,000 pools / 1,000,000 endpoints …", flush=True)
     write_zone(big, 100_000, 10)
+    write_zone(short, 100_000, 10, short=True)
     write_zone(small, 10, 10)
     size = os.path.getsize(f"{big}/zones/large.test.toml") / 1e6
-    loads = [check(big) for _ in range(3)]
-    for took, rss in loads:
-        print(f"# check: {took:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
+    short_size = os.path.getsize(f"{short}/zones/large.test.toml") / 1e6
+    # Alternated, so that both forms meet the same moments of a noisy machine.
+    loads, short_loads = [], []
+    for _ in range(3):
+        loads.append(check(big))
+        short_loads.append(check(short))
+    for form, runs in (("tables", loads), ("addresses", short_loads)):
+        for took, rss in runs:
+            print(f"# check ({form}): {took:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
     runs = {name: [serve(folder, 5) for _ in range(3)] for name, folder in
             (("large", big), ("small", small))}
     for name, rs in runs.items():
@@ -95,11 +104,13 @@ def main():
             print(f"# serve {name}: answering after {up:.2f} s, {per_core:,.0f} queries/core-s, "
                   f"RSS {rss:.0f} MiB", flush=True)
     med = lambda xs: statistics.median(xs)  # noqa: E731
-    print(f"\nZone file: {size:.0f} MB. Medians of 3.\n")
+    print(f"\nZone file: {size:.0f} MB with endpoint tables, {short_size:.0f} MB with addresses "
+          "alone. Medians of 3.\n")
     print("| measure | 100k pools / 1M endpoints | 10 pools |")
     print("|---|---|---|")
-    print(f"| `meridian check` (load + build) | {med([t for t, _ in loads]):.2f} s, "
-          f"peak RSS {med([r for _, r in loads]):.0f} MiB | |")
+    for form, runs in (("`{ address = … }`", loads), ('addresses alone (`"10.0.0.1"`)', short_loads)):
+        print(f"| `meridian check` (load + build), endpoints as {form} | "
+              f"{med([t for t, _ in runs]):.2f} s, peak RSS {med([r for _, r in runs]):.0f} MiB | |")
     print(f"| `serve` until it answers | {med([u for u, _, _ in runs['large']]):.2f} s | "
           f"{med([u for u, _, _ in runs['small']]):.2f} s |")
     print(f"| RSS while serving | {med([r for _, _, r in runs['large']]):.0f} MiB | "

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 use serde::Serialize;
-use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
 /// A zone file open for editing (toml_edit stays named only in `store`).
 pub type ZoneDocument = DocumentMut;
@@ -249,11 +249,7 @@ fn visit_endpoints(pool: &mut dyn TableLike, f: &mut dyn FnMut(&mut dyn TableLik
                         && let Some(eps) = dc.get_mut("endpoints")
                         && let Value::Array(eps) = eps
                     {
-                        for ep in eps.iter_mut() {
-                            if let Value::InlineTable(t) = ep {
-                                f(t);
-                            }
-                        }
+                        visit_array(eps, f);
                     }
                 }
             }
@@ -269,14 +265,29 @@ fn visit_list(list: &mut Item, f: &mut dyn FnMut(&mut dyn TableLike)) {
                 f(t);
             }
         }
-        Item::Value(Value::Array(a)) => {
-            for v in a.iter_mut() {
-                if let Value::InlineTable(t) = v {
-                    f(t);
+        Item::Value(Value::Array(a)) => visit_array(a, f),
+        _ => {}
+    }
+}
+
+/// Endpoints in an array: inline tables, or addresses alone, which become a table only when
+/// `f` gives them a setting.
+fn visit_array(endpoints: &mut Array, f: &mut dyn FnMut(&mut dyn TableLike)) {
+    for v in endpoints.iter_mut() {
+        match v {
+            Value::InlineTable(t) => f(t),
+            Value::String(address) => {
+                let mut table = InlineTable::new();
+                table.insert("address", Value::from(address.value().as_str()));
+                f(&mut table);
+                if table.len() > 1 {
+                    let decor = v.decor().clone();
+                    *v = Value::InlineTable(table);
+                    *v.decor_mut() = decor;
                 }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -320,6 +331,10 @@ endpoints = [
   { address = "192.0.2.10" }, # first
   { address = "192.0.2.11", weight = 2 },
 ]
+
+[pools.api]
+policy = "round_robin"
+endpoints = ["192.0.2.20", "192.0.2.21"] # short form
 "#;
 
     fn origin() -> Name {
@@ -378,6 +393,37 @@ endpoints = [
             &clear,
         );
         assert!(matches!(missing, Err(EditError::NotFound(_))));
+    }
+
+    #[test]
+    fn an_address_alone_becomes_a_table_only_when_patched_with_a_setting() {
+        let mut doc = parse(TEXT).unwrap();
+        let at = |a: &str| a.parse().unwrap();
+        let undrain = EndpointPatch {
+            drain: Some(false),
+            ..Default::default()
+        };
+        patch_endpoint(&mut doc, &origin(), "api", at("192.0.2.20"), &undrain).unwrap();
+        assert_eq!(doc.to_string(), TEXT);
+        let weigh = EndpointPatch {
+            weight: Some(3),
+            ..Default::default()
+        };
+        patch_endpoint(&mut doc, &origin(), "api", at("192.0.2.21"), &weigh).unwrap();
+        let out = doc.to_string();
+        assert!(
+            out.contains(
+                r#"endpoints = ["192.0.2.20", { address = "192.0.2.21", weight = 3 }] # short form"#
+            ),
+            "{out}"
+        );
+        let spec: crate::zone::spec::ZoneSpec = toml::from_str(&out).unwrap();
+        let weights: Vec<u32> = spec.pools["api"]
+            .endpoints
+            .iter()
+            .map(|e| e.weight)
+            .collect();
+        assert_eq!(weights, [1, 3]);
     }
 
     #[test]

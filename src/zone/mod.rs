@@ -69,10 +69,16 @@ impl ZoneSet {
         let mut probe_users: Vec<Vec<String>> = Vec::new();
         let mut failovers = Vec::new();
         for zone in &mut zones {
-            // Slots in name order: stable across runs and reloads.
-            let mut nodes: Vec<&mut Node> = zone.nodes.values_mut().collect();
-            nodes.sort_by(|a, b| a.name.cmp(&b.name));
-            for node in nodes {
+            // Slots in the order of the pools' keys (their lower-case wire names): stable
+            // across runs and reloads, and a byte comparison where a million-endpoint zone
+            // spent a tenth of its load comparing names label by label.
+            let mut nodes: Vec<(&Box<[u8]>, &mut Node)> = zone
+                .nodes
+                .iter_mut()
+                .filter(|(_, node)| node.pool.is_some())
+                .collect();
+            nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (_, node) in nodes {
                 let name = &node.name;
                 let Some(pool) = node.pool.as_mut() else {
                     continue;

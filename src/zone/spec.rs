@@ -184,9 +184,12 @@ pub fn default_pool_ttl() -> u32 {
     30
 }
 
-/// One address of a pool. IPv4 endpoints answer A queries, IPv6 endpoints AAAA.
+/// One address of a pool. IPv4 endpoints answer A queries, IPv6 endpoints AAAA. Written as a
+/// table (`{ address = "192.0.2.1", weight = 2 }`) or, with every setting at its default, as
+/// the address alone (`"192.0.2.1"`): the short form is also the cheap one to parse in pools of
+/// thousands of endpoints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct EndpointSpec {
     pub address: IpAddr,
     #[serde(default = "default_weight", skip_serializing_if = "is_one")]
@@ -203,6 +206,51 @@ pub struct EndpointSpec {
     /// Replaces the check inherited from the datacenter or pool; `false` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<EndpointCheck>,
+}
+
+impl<'de> Deserialize<'de> for EndpointSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = EndpointSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an IP address or an endpoint table")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EndpointSpec, E> {
+                let address = text
+                    .parse()
+                    .map_err(|_| E::custom(format!("{text:?} is not an IP address")))?;
+                Ok(EndpointSpec::at(address))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EndpointSpec, A::Error> {
+                EndpointSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+impl Serialize for EndpointSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EndpointSpec::serialize(self, serializer)
+    }
+}
+
+impl EndpointSpec {
+    /// An endpoint with every setting at its default.
+    pub fn at(address: IpAddr) -> Self {
+        Self {
+            address,
+            weight: default_weight(),
+            tier: None,
+            force: None,
+            drain: false,
+            check: None,
+        }
+    }
 }
 
 /// An endpoint's own check, or `false` for none.

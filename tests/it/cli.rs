@@ -51,6 +51,18 @@ fn check_names_file_line_and_field() {
             ":8: pools.www.endpoints[0].address",
         ),
         (
+            format!("{base}[pools.www]\nendpoints = [\"192.0.2.1\",\n  \"192.0.2.256\"]\n"),
+            ":8: pools.www.endpoints[1]: \"192.0.2.256\" is not an IP address",
+        ),
+        (
+            format!("{base}[pools.www]\nendpoints = [7]\n"),
+            ":7: pools.www.endpoints[0]: invalid type: integer `7`, expected an IP address or an endpoint table",
+        ),
+        (
+            format!("{base}[pools.www]\nendpoints = [\"192.0.2.1\", \"192.0.2.1\"]\n"),
+            ":7: pools.www.endpoints[1].address: 192.0.2.1 is listed twice",
+        ),
+        (
             format!("{base}[[records]]\nname = \"x\"\ntype = \"MX\"\ndata = [\"ten mail\"]\n"),
             ":9: records[0].data[0]",
         ),
