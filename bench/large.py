@@ -94,8 +94,8 @@ def main():
     for _ in range(3):
         loads.append(check(big))
         short_loads.append(check(short))
-    for form, runs in (("tables", loads), ("addresses", short_loads)):
-        for took, rss in runs:
+    for form, timings in (("tables", loads), ("addresses", short_loads)):
+        for took, rss in timings:
             print(f"# check ({form}): {took:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
     runs = {name: [serve(folder, 5) for _ in range(3)] for name, folder in
             (("large", big), ("small", small))}
@@ -108,9 +108,11 @@ def main():
           "alone. Medians of 3.\n")
     print("| measure | 100k pools / 1M endpoints | 10 pools |")
     print("|---|---|---|")
-    for form, runs in (("`{ address = … }`", loads), ('addresses alone (`"10.0.0.1"`)', short_loads)):
+    for form, timings in (("`{ address = … }`", loads),
+                          ('addresses alone (`"10.0.0.1"`)', short_loads)):
         print(f"| `meridian check` (load + build), endpoints as {form} | "
-              f"{med([t for t, _ in runs]):.2f} s, peak RSS {med([r for _, r in runs]):.0f} MiB | |")
+              f"{med([t for t, _ in timings]):.2f} s, "
+              f"peak RSS {med([r for _, r in timings]):.0f} MiB | |")
     print(f"| `serve` until it answers | {med([u for u, _, _ in runs['large']]):.2f} s | "
           f"{med([u for u, _, _ in runs['small']]):.2f} s |")
     print(f"| RSS while serving | {med([r for _, _, r in runs['large']]):.0f} MiB | "
