@@ -65,6 +65,7 @@ fn snapshot() -> Snapshot {
     // As a snapshot build does: the geo pool's steering table.
     meridian::policy::geo::Geo::prepare_all(zones.geo_pools(), &db);
     Snapshot {
+        generation: 1,
         zones: Arc::new(zones),
         geo: Some(Arc::new(db)),
         health: Default::default(),

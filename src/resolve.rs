@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 use std::net::IpAddr;
 
-use crate::policy::{Context, Order};
+use crate::policy::{Context, Decided, Order};
 use crate::state::Snapshot;
 use crate::zone::spec::AllDown;
 use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
@@ -233,6 +233,52 @@ pub fn resolve_key<'s>(
     answer
 }
 
+/// Where the answer to a question is a pure function of the snapshot, the node and
+/// `decided`: what a memoized reply (`dns::memo`) may stand for.
+#[derive(Debug)]
+pub struct Fixed<'s> {
+    pub zone: &'s Zone,
+    pub node: &'s Node,
+    /// The pool policy's decision for this client (empty where there is no choice).
+    pub decided: Decided,
+    /// The ECS scope the decision has: [`Answer::ecs_scope`] of the answer.
+    pub scope: u8,
+}
+
+/// [`Fixed`] for this question and client, or `None` where the answer depends on more (a
+/// rotation, a random draw, a CNAME chain, a referral, a name that does not exist).
+pub fn fixed<'s>(
+    snapshot: &'s Snapshot,
+    key: &NameKey,
+    qtype: RecordType,
+    client: IpAddr,
+) -> Option<Fixed<'s>> {
+    if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
+        return None;
+    }
+    let zone = snapshot.zones.find_key(key)?;
+    let Lookup::Node(node) = zone.lookup_key(key, false) else {
+        return None;
+    };
+    if node.rrset(RecordType::CNAME).is_some() {
+        return None;
+    }
+    let (decided, scope) = match node.pool.as_ref().and_then(|p| p.endpoints(qtype)) {
+        Some(set) => set.policy.decision(&Context {
+            addr: crate::geo::canonical(client),
+            geo: snapshot.geo.as_deref(),
+            health: &snapshot.health,
+        })?,
+        None => (Decided::new(), 0),
+    };
+    Some(Fixed {
+        zone,
+        node,
+        decided,
+        scope,
+    })
+}
+
 /// The outcome of asking a pool's policy for an order.
 #[derive(Debug, PartialEq, Eq)]
 enum Picked {
@@ -397,6 +443,7 @@ mod tests {
         let origin = Name::from_ascii("example.test.").unwrap();
         let zone = build_zone(&origin, &spec, None).unwrap();
         Snapshot {
+            generation: 1,
             zones: std::sync::Arc::new(ZoneSet::new([zone])),
             geo: None,
             health: Default::default(),

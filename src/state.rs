@@ -17,6 +17,10 @@ use crate::zone::{self, ZoneError, ZoneSet};
 /// Everything one answer needs, frozen.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// Unique for the process's life (0 only for snapshots built by hand in tests): what a
+    /// worker's reply memo (`dns::memo`) is valid for. A number, not the snapshot's address,
+    /// which a later snapshot may reuse.
+    pub generation: u64,
     pub zones: Arc<ZoneSet>,
     /// The GeoIP database, where one is configured.
     pub geo: Option<Arc<GeoDb>>,
@@ -362,7 +366,9 @@ impl State {
                 now
             })
             .collect();
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         self.current.store(Arc::new(Snapshot {
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             zones,
             geo,
             health: Arc::new(view),

@@ -11,9 +11,10 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 
+use super::memo::Memo;
 use super::{ecs, wire};
 use crate::metrics::QueryLabels;
-use crate::resolve::{Answer, Served, resolve_key};
+use crate::resolve::{self, Answer, Served, resolve_key};
 use crate::state::Snapshot;
 use crate::zone::{NameKey, Zone};
 
@@ -46,6 +47,7 @@ pub fn respond(
         transport,
         udp_payload,
         rng,
+        None,
         outcome,
         &mut out,
     )
@@ -79,7 +81,8 @@ impl Outcome<'_> {
 }
 
 /// [`respond`], writing the reply into `out` (cleared first; the UDP workers reuse theirs) and
-/// reporting what was answered in `outcome`; false when nothing must be sent.
+/// reporting what was answered in `outcome`; false when nothing must be sent. With a `memo`,
+/// fixed answers are encoded once per snapshot (see [`super::memo`]).
 #[allow(clippy::too_many_arguments)]
 pub fn respond_into<'s>(
     snapshot: &'s Snapshot,
@@ -88,6 +91,7 @@ pub fn respond_into<'s>(
     transport: Transport,
     udp_payload: u16,
     rng: &mut fastrand::Rng,
+    memo: Option<&mut Memo>,
     outcome: &mut Outcome<'s>,
     out: &mut Vec<u8>,
 ) -> bool {
@@ -99,6 +103,7 @@ pub fn respond_into<'s>(
         udp_payload,
         rng,
         true,
+        memo,
         outcome,
         out,
     )
@@ -114,6 +119,7 @@ fn respond_with<'s>(
     udp_payload: u16,
     rng: &mut fastrand::Rng,
     fast: bool,
+    mut memo: Option<&mut Memo>,
     outcome: &mut Outcome<'s>,
     out: &mut Vec<u8>,
 ) -> bool {
@@ -202,36 +208,6 @@ fn respond_with<'s>(
         .as_ref()
         .and_then(|(_, offsets, count)| NameKey::from_wire(query, &offsets[..*count]))
         .unwrap_or_else(|| NameKey::new(&qname()));
-    let answer = resolve_key(snapshot, &qname, key, qtype, client, rng);
-    outcome.qtype = Some(qtype);
-    outcome.rcode = answer.rcode;
-    outcome.zone = answer.zone;
-    outcome.served = answer.served;
-    outcome.subnet = used.map(|s| (s.addr, s.source_prefix));
-    // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
-    // depended on; scope 0 when the subnet was not used.
-    let opt = request.edns.map(|_| wire::Opt {
-        payload: udp_payload,
-        ecs: subnet.map(|subnet| {
-            let mut scope = match used {
-                Some(_) => answer.ecs_scope,
-                None => 0,
-            };
-            // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back in.
-            if scope > 0 && subnet.addr.is_ipv6() && crate::geo::canonical(subnet.addr).is_ipv4() {
-                scope = scope.saturating_add(96).min(128);
-            }
-            wire::Ecs {
-                addr: subnet.addr,
-                source: subnet.source_prefix,
-                scope,
-            }
-        }),
-    });
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.authoritative = answer.authoritative;
-    metadata.response_code = answer.rcode;
-
     let limit = match (transport, &request.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => PLAIN_UDP_LIMIT,
@@ -239,6 +215,69 @@ fn respond_with<'s>(
             usize::from(theirs.max_payload.clamp(512, udp_payload.max(512)))
         }
     };
+    // RFC 7871 §7.2.1: echo family, address and source prefix, with the scope the answer
+    // depended on; scope 0 when the subnet was not used.
+    let opt = |scope: u8| {
+        request.edns.map(|_| wire::Opt {
+            payload: udp_payload,
+            ecs: subnet.map(|subnet| {
+                let mut scope = match used {
+                    Some(_) => scope,
+                    None => 0,
+                };
+                // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back in.
+                if scope > 0
+                    && subnet.addr.is_ipv6()
+                    && crate::geo::canonical(subnet.addr).is_ipv4()
+                {
+                    scope = scope.saturating_add(96).min(128);
+                }
+                wire::Ecs {
+                    addr: subnet.addr,
+                    source: subnet.source_prefix,
+                    scope,
+                }
+            }),
+        })
+    };
+    outcome.qtype = Some(qtype);
+    outcome.subnet = used.map(|s| (s.addr, s.source_prefix));
+    let qtype_code = u16::from(qtype);
+
+    // A reply memoized for this name, type and decision in this snapshot: copied and patched.
+    let fixed = match (&memo, &labels) {
+        (Some(_), Some(_)) if fast => resolve::fixed(snapshot, &key, qtype, client),
+        _ => None,
+    };
+    if let (Some(memo), Some(fixed), Some((end, _, _))) = (memo.as_deref_mut(), &fixed, &labels)
+        && let Some(entry) = memo.get(snapshot.generation, fixed.node, qtype_code, &fixed.decided)
+    {
+        entry.write(query, *end, opt(fixed.scope).as_ref(), out);
+        if out.len() <= limit {
+            outcome.rcode = entry.rcode;
+            outcome.zone = Some(fixed.zone);
+            outcome.served = entry.datacenter.and_then(|datacenter| {
+                let pool = fixed.node.pool.as_ref()?;
+                let set = pool.endpoints(qtype)?;
+                Some(Served {
+                    pool,
+                    set,
+                    datacenter,
+                })
+            });
+            return true;
+        }
+    }
+
+    let answer = resolve_key(snapshot, &qname, key, qtype, client, rng);
+    outcome.rcode = answer.rcode;
+    outcome.zone = answer.zone;
+    outcome.served = answer.served;
+    let opt = opt(answer.ecs_scope);
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.rcode;
+
     let labels = labels.filter(|_| fast);
     let build = |metadata: &Metadata, answer: &Answer<'_>, out: &mut Vec<u8>| match &labels {
         Some((end, offsets, count)) => wire::encode(
@@ -257,11 +296,32 @@ fn respond_with<'s>(
                 hickory_question(),
                 answer,
                 hickory_edns(opt).as_ref(),
-            )
+            );
+            out.len()
         }
     };
-    build(&metadata, &answer, out);
+    let opt_at = build(&metadata, &answer, out);
     if out.len() <= limit {
+        // Memoize it if it is the fixed answer `fixed` stood for: not a fallback pool's (renamed)
+        // nor one that followed a CNAME.
+        if let (Some(memo), Some(fixed), Some((end, _, _))) = (memo, fixed, &labels)
+            && answer.renamed.is_none()
+            && answer.at_qname.is_none()
+            && answer.ecs_scope == fixed.scope
+        {
+            let datacenter = answer.served.map(|s| s.datacenter);
+            memo.put(
+                snapshot.generation,
+                fixed.node,
+                qtype_code,
+                fixed.decided,
+                out,
+                *end,
+                opt_at,
+                answer.rcode,
+                datacenter,
+            );
+        }
         return true;
     }
     // RFC 2181 §9: a reply that does not fit is sent empty with TC set; the client asks again
@@ -581,6 +641,7 @@ mod tests {
         )))
         .unwrap();
         Snapshot {
+            generation: 1,
             zones: std::sync::Arc::new(ZoneSet::new([zone])),
             geo: Some(std::sync::Arc::new(db)),
             health: Default::default(),
@@ -669,6 +730,63 @@ mod tests {
     }
 
     #[test]
+    fn rotating_pools_are_never_memoized() {
+        let spec: ZoneSpec = toml::from_str(
+            r#"
+            ns = ["ns1"]
+            [soa]
+            mname = "ns1"
+            rname = "hostmaster"
+            serial = 1
+            [pools.rr]
+            policy = "round_robin"
+            endpoints = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+            [pools.fixed]
+            policy = "all"
+            endpoints = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+            "#,
+        )
+        .unwrap();
+        let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
+        let snapshot = Snapshot {
+            generation: 7,
+            zones: std::sync::Arc::new(ZoneSet::new([zone])),
+            ..Default::default()
+        };
+        let mut memo = Memo::default();
+        let mut first = |name: &[u8]| {
+            let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(name);
+            q.extend_from_slice(b"\x07example\x04test\x00\x00\x01\x00\x01");
+            let mut out = Vec::new();
+            let source = "127.0.0.1".parse().unwrap();
+            let mut rng = fastrand::Rng::new();
+            let outcome = &mut Outcome::default();
+            assert!(respond_into(
+                &snapshot,
+                &q,
+                source,
+                Transport::Udp,
+                1232,
+                &mut rng,
+                Some(&mut memo),
+                outcome,
+                &mut out,
+            ));
+            let reply = Message::from_vec(&out).unwrap();
+            reply.answers[0].data.clone()
+        };
+        let rotated: Vec<_> = (0..3).map(|_| first(b"\x02rr")).collect();
+        assert!(
+            rotated[0] != rotated[1] && rotated[1] != rotated[2],
+            "{rotated:?}"
+        );
+        let fixed: Vec<_> = (0..3).map(|_| first(b"\x05fixed")).collect();
+        assert!(fixed.iter().all(|f| *f == fixed[0]), "{fixed:?}");
+        assert_eq!(memo.hits, 2);
+    }
+
+    #[test]
     fn names_over_255_bytes_are_formerr_and_255_bytes_are_fine() {
         let snapshot = snapshot();
         let query = |labels: &[usize]| {
@@ -704,6 +822,7 @@ mod tests {
         let snapshot = snapshot();
         let mut rng = fastrand::Rng::with_seed(20261121);
         let mut compared = 0;
+        let mut memo = Memo::default();
         for _ in 0..20_000 {
             let q = query(&mut rng);
             // The lean decoder reads what hickory's whole-message decoder reads.
@@ -751,12 +870,12 @@ mod tests {
             let source: IpAddr = ["127.0.0.1", "10.9.9.9", "81.2.69.160"][rng.usize(..3)]
                 .parse()
                 .unwrap();
-            let run = |fast: bool| {
+            let run = |fast: bool, memo: Option<&mut Memo>| {
                 let mut rng = fastrand::Rng::with_seed(1);
                 let mut outcome = Outcome::default();
                 // A used buffer, as the UDP workers pass: the reply must replace its bytes.
                 let mut out = vec![0xa5; 700];
-                respond_with(
+                let sent = respond_with(
                     &snapshot,
                     &q,
                     source,
@@ -764,13 +883,29 @@ mod tests {
                     1232,
                     &mut rng,
                     fast,
+                    memo,
                     &mut outcome,
                     &mut out,
-                )
-                .then_some(out)
+                );
+                let seen = (
+                    outcome.qtype,
+                    outcome.rcode,
+                    outcome.zone.map(std::ptr::from_ref),
+                    outcome
+                        .served
+                        .map(|s| (std::ptr::from_ref(s.set), s.datacenter)),
+                    outcome.subnet,
+                );
+                sent.then_some((out, seen))
             };
-            let (Some(fast), Some(reference)) = (run(true), run(false)) else {
-                assert_eq!(run(true), None);
+            // Through the memo (which earlier queries filled), twice: the same bytes and the
+            // same outcome as encoding afresh.
+            let fresh = run(true, None);
+            for _ in 0..2 {
+                assert_eq!(run(true, Some(&mut memo)), fresh, "{q:?}");
+            }
+            let (Some((fast, _)), Some((reference, _))) = (fresh, run(false, None)) else {
+                assert_eq!(run(true, None), None);
                 continue;
             };
             let a = Message::from_vec(&fast).unwrap_or_else(|e| panic!("{e}: {q:?}"));
@@ -803,5 +938,7 @@ mod tests {
             compared += 1;
         }
         assert!(compared > 15_000, "{compared}");
+        // Most questions have fixed answers: the memo answered them after the first time.
+        assert!(memo.hits > 10_000, "{}", memo.hits);
     }
 }

@@ -9,6 +9,7 @@
 mod batch;
 pub mod ecs;
 pub mod handler;
+pub mod memo;
 mod tcp;
 mod udp;
 pub mod wire;

@@ -106,6 +106,7 @@ async fn connection(
             Transport::Tcp,
             limits.udp_payload,
             &mut rng,
+            None,
             &mut outcome,
             &mut reply,
         ) {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::{BATCH, Batch};
 use super::handler::{Outcome, Transport, respond_into};
+use super::memo::Memo;
 use super::observe;
 use crate::querylog::QueryLog;
 use crate::state::State;
@@ -37,6 +38,7 @@ pub fn serve(
     }
     let mut batch = Batch::new();
     let mut rng = fastrand::Rng::new();
+    let mut memo = Memo::default();
     // One reply buffer per datagram of a batch, reused: no allocation per reply.
     let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     while !shutdown.is_cancelled() {
@@ -63,6 +65,7 @@ pub fn serve(
                 Transport::Udp,
                 udp_payload,
                 &mut rng,
+                Some(&mut memo),
                 &mut outcome,
                 out,
             ) {

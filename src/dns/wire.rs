@@ -50,7 +50,8 @@ pub fn question_labels(query: &[u8]) -> Option<(usize, [u16; 128], usize)> {
 
 /// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
 /// of the question's labels (from [`question_labels`]). Writes into `out` (cleared first),
-/// which the UDP workers reuse from one reply to the next.
+/// which the UDP workers reuse from one reply to the next. Returns where the OPT record starts
+/// (the end when there is none).
 pub fn encode(
     query: &[u8],
     question_end: usize,
@@ -59,7 +60,7 @@ pub fn encode(
     answer: &Answer<'_>,
     opt: Option<&Opt>,
     out: &mut Vec<u8>,
-) {
+) -> usize {
     out.clear();
     header(out, metadata, 1, answer, opt.is_some());
     out.extend_from_slice(&query[12..question_end]);
@@ -122,9 +123,11 @@ pub fn encode(
         last = Some((record, pointer));
         emit_record(out, record, owner, ttl, pointer);
     }
+    let opt_at = out.len();
     if let Some(opt) = opt {
         emit_opt(out, opt, metadata.response_code);
     }
+    opt_at
 }
 
 /// The 12-byte header. `answer`'s sections give the counts (RFC 1035 §4.1.1).
@@ -210,7 +213,7 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
 
 /// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0, no
 /// flags; then the ECS option echoed with its scope.
-fn emit_opt(out: &mut Vec<u8>, opt: &Opt, rcode: ResponseCode) {
+pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt, rcode: ResponseCode) {
     out.push(0);
     out.extend_from_slice(&41u16.to_be_bytes());
     out.extend_from_slice(&opt.payload.max(512).to_be_bytes());

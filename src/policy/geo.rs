@@ -280,7 +280,7 @@ impl Geo {
     /// The datacenter order and ECS scope for `client`, as [`Geo::decide`] gives them, from
     /// the steering table, or with the ranking of located clients cached per GeoIP record
     /// (the query path).
-    fn decide_order(
+    pub(super) fn decide_order(
         &self,
         client: IpAddr,
         db: Option<&GeoDb>,

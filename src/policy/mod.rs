@@ -11,6 +11,11 @@ mod weighted_random;
 /// Endpoint indices in answer order; inline for answers of typical size.
 pub type Order = smallvec::SmallVec<[u32; 16]>;
 
+/// A geo pool's datacenter order as [`Policy::decision`] gives it; longer orders are not
+/// memoized (they would not stay inline).
+pub type Decided = smallvec::SmallVec<[u16; DECIDED_INLINE]>;
+const DECIDED_INLINE: usize = 8;
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -125,6 +130,35 @@ impl Policy {
                 flat.order(rng, limit, out);
                 0
             }
+        }
+    }
+
+    /// What an answer of this policy depends on besides the snapshot: nothing for a fixed
+    /// order, the datacenter order for `geo` (with its ECS scope). `None` when it also depends
+    /// on a rotation, a weighted cycle or a random draw. Within one snapshot, equal decisions
+    /// give equal orders: what lets `dns::memo` reuse an encoded reply.
+    pub fn decision(&self, cx: &Context<'_>) -> Option<(Decided, u8)> {
+        match self {
+            Self::Geo(p) if self.fixed() => {
+                let (order, len, scope) = p.decide_order(cx.addr, cx.geo);
+                order
+                    .get(..len)
+                    .filter(|o| o.len() <= DECIDED_INLINE)
+                    .map(|o| (Decided::from_slice(o), scope))
+            }
+            _ if self.fixed() => Some((Decided::new(), 0)),
+            _ => None,
+        }
+    }
+
+    /// Whether the order is fixed by the snapshot (and, for `geo`, the client) alone.
+    fn fixed(&self) -> bool {
+        match self {
+            Self::All(_) | Self::Failover(_) => true,
+            Self::RoundRobin(p) => p.n <= 1,
+            Self::Weighted(p) => p.n <= 1,
+            Self::WeightedRandom(p) => p.weights.len() <= 1,
+            Self::Geo(p) => p.datacenters.iter().all(|dc| dc.inner.fixed()),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
 pub struct RoundRobin {
-    n: usize,
+    pub(super) n: usize,
     /// Shared by all query threads; Relaxed is enough, only the spread matters.
     next: AtomicUsize,
 }

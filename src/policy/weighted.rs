@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
 pub struct Weighted {
-    n: usize,
+    pub(super) n: usize,
     /// The endpoint picked first at each step of one period.
     cycle: Box<[u32]>,
     next: AtomicUsize,

@@ -5,7 +5,7 @@ use super::Order;
 
 #[derive(Debug)]
 pub struct WeightedRandom {
-    weights: Box<[u32]>,
+    pub(super) weights: Box<[u32]>,
     total: u64,
 }
 

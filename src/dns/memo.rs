@@ -1,0 +1,140 @@
+//! A UDP worker's memo of encoded replies. Within one snapshot, an answer whose policy order is
+//! fixed (see [`crate::policy::Policy::decision`]: static records, `all` and `failover` pools,
+//! `geo` pools whose datacenters order their endpoints the same way every time) is a pure
+//! function of (node, type, decision): the reply is encoded once and later replies copy it,
+//! patching the ID, RD and CD, the question as sent (letter case) and the OPT record with the
+//! client's ECS scope. Rotating, weighted and random pools are never memoized: their next
+//! answer differs.
+
+use hickory_proto::op::ResponseCode;
+use rustc_hash::FxHashMap;
+
+use super::wire;
+use crate::policy::Decided;
+use crate::zone::Node;
+
+/// Entries kept before the memo starts afresh: bounds memory whatever the query mix.
+const CAPACITY: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The snapshot the entries were encoded from; another empties the memo.
+    generation: u64,
+    entries: FxHashMap<Key, Entry>,
+    /// Replies answered from the memo so far.
+    pub hits: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key {
+    /// The node's address: unique within the snapshot the memo is for.
+    node: usize,
+    qtype: u16,
+    decided: Decided,
+}
+
+/// One encoded reply: its header as the first asker got it and everything between the
+/// question and the OPT record.
+#[derive(Debug)]
+pub struct Entry {
+    header: [u8; 12],
+    body: Box<[u8]>,
+    pub rcode: ResponseCode,
+    /// The datacenter that answered, where a pool did (for the metrics).
+    pub datacenter: Option<usize>,
+}
+
+impl Memo {
+    /// The reply memoized for (`node`, `qtype`, `decided`) in snapshot `generation`.
+    pub fn get(
+        &mut self,
+        generation: u64,
+        node: &Node,
+        qtype: u16,
+        decided: &Decided,
+    ) -> Option<&Entry> {
+        if self.generation != generation {
+            self.entries.clear();
+            self.generation = generation;
+            return None;
+        }
+        let key = Key {
+            node: std::ptr::from_ref(node) as usize,
+            qtype,
+            decided: decided.clone(),
+        };
+        let found = self.entries.get(&key);
+        self.hits += u64::from(found.is_some());
+        found
+    }
+
+    /// Keeps `reply` (a whole reply whose question ends at `question_end` and whose OPT record,
+    /// if any, starts at `opt_at`) for (`node`, `qtype`, `decided`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &mut self,
+        generation: u64,
+        node: &Node,
+        qtype: u16,
+        decided: Decided,
+        reply: &[u8],
+        question_end: usize,
+        opt_at: usize,
+        rcode: ResponseCode,
+        datacenter: Option<usize>,
+    ) {
+        if self.generation != generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        if self.entries.len() >= CAPACITY {
+            self.entries.clear();
+        }
+        let mut header: [u8; 12] = reply[..12].try_into().expect("a reply has a header");
+        if opt_at < reply.len() {
+            // The OPT record is written per reply: count it out.
+            let additionals = u16::from_be_bytes([header[10], header[11]]) - 1;
+            header[10..12].copy_from_slice(&additionals.to_be_bytes());
+        }
+        let key = Key {
+            node: std::ptr::from_ref(node) as usize,
+            qtype,
+            decided,
+        };
+        let entry = Entry {
+            header,
+            body: reply[question_end..opt_at].into(),
+            rcode,
+            datacenter,
+        };
+        self.entries.insert(key, entry);
+    }
+}
+
+impl Entry {
+    /// Writes the reply to `query` (question ending at `question_end`) into `out`.
+    pub fn write(
+        &self,
+        query: &[u8],
+        question_end: usize,
+        opt: Option<&wire::Opt>,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        out.extend_from_slice(&self.header);
+        // The asker's ID, and RD and CD copied from the request (RFC 1035 §4.1.1, RFC 4035
+        // §3.1.6); the rest of the flags are the answer's.
+        out[..2].copy_from_slice(&query[..2]);
+        out[2] = (self.header[2] & !0x01) | (query[2] & 0x01);
+        out[3] = (self.header[3] & !0x10) | (query[3] & 0x10);
+        if opt.is_some() {
+            let additionals = u16::from_be_bytes([out[10], out[11]]) + 1;
+            out[10..12].copy_from_slice(&additionals.to_be_bytes());
+        }
+        out.extend_from_slice(&query[12..question_end]);
+        out.extend_from_slice(&self.body);
+        if let Some(opt) = opt {
+            wire::emit_opt(out, opt, self.rcode);
+        }
+    }
+}
