@@ -39,6 +39,9 @@ pub struct Answer<'s> {
     /// Which of `answers` are the pool's records: they share one owner name, so the encoder
     /// compares it once.
     pub pool_records: std::ops::Range<usize>,
+    /// The pool's endpoint indices behind `pool_records`, in answer order: the encoder writes
+    /// their addresses from the set's `rdata` without reading the records.
+    pub pool_order: Order,
     /// The owner the pool's records go out with when it is not their own: a fallback pool
     /// answers for the name asked.
     pub renamed: Option<Name>,
@@ -216,6 +219,7 @@ pub fn resolve_key<'s>(
             answer
                 .answers
                 .extend(order.iter().map(|&i| &records[i as usize]));
+            answer.pool_order = order;
             if renamed {
                 answer.renamed = Some(name.clone().unwrap_or_else(qname));
             }
@@ -302,7 +306,7 @@ fn pick(
     scope: &mut u8,
 ) -> Picked {
     order.clear();
-    let live = |i: u32| set.health[i as usize].live(cx.health);
+    let live = |i: u32| set.live(i, cx.health);
     *scope = (*scope).max(set.policy.order_for(cx, &live, rng, usize::MAX, order));
     let outcome = match (order.is_empty(), order.iter().any(|&i| live(i))) {
         (true, _) => Picked::NoEndpoints,

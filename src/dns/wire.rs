@@ -85,8 +85,18 @@ pub fn encode(
     // of comparing names (hickory's `Name` comparison costs hundreds of instructions).
     let mut last: Option<(*const Record, Option<u16>)> = None;
     let answers = answer.answers.iter().enumerate().map(|(i, &r)| {
-        let ttl = match answer.degraded_ttl {
-            Some((from, ttl)) if i >= from => ttl,
+        // A pool's endpoint: its address from the set's compact array and the pool's TTL, so
+        // that the record itself is never read.
+        let endpoint = answer
+            .served
+            .filter(|_| answer.pool_records.contains(&i))
+            .map(|s| {
+                let index = answer.pool_order[i - answer.pool_records.start];
+                (s.set.rdata(index), s.pool.ttl)
+            });
+        let ttl = match (answer.degraded_ttl, endpoint) {
+            (Some((from, ttl)), _) if i >= from => ttl,
+            (_, Some((_, ttl))) => ttl,
             _ => r.ttl,
         };
         let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
@@ -96,7 +106,11 @@ pub fn encode(
             (true, Some(&first)) => Some(first),
             _ => None,
         };
-        (r, answer.owner(i, r), ttl, same_pool, known)
+        let data = match endpoint {
+            Some((address, _)) => Data::Address(address),
+            None => Data::Record(r),
+        };
+        (r, answer.owner(i, r), ttl, same_pool, known, data)
     });
     // The zone's SOA is owned by the origin, a suffix of the question.
     let origin_pointer = answer.zone.and_then(|zone| {
@@ -112,16 +126,26 @@ pub fn encode(
             let soa = answer
                 .zone
                 .is_some_and(|z| std::ptr::eq(r, &z.soa) || std::ptr::eq(r, &z.negative_soa));
-            (r, &r.name, r.ttl, false, origin_pointer.filter(|_| soa))
+            (
+                r,
+                &r.name,
+                r.ttl,
+                false,
+                origin_pointer.filter(|_| soa),
+                Data::Record(r),
+            )
         });
-    for (record, owner, ttl, same_pool, known) in answers.chain(others) {
+    for (record, owner, ttl, same_pool, known, data) in answers.chain(others) {
         let pointer = match last {
             _ if known.is_some() => known,
             Some((previous, p)) if same_pool || std::ptr::eq(previous.wrapping_add(1), record) => p,
             _ => pointer_to(owner),
         };
         last = Some((record, pointer));
-        emit_record(out, record, owner, ttl, pointer);
+        match data {
+            Data::Address(address) => emit_address(out, address, owner, ttl, pointer),
+            Data::Record(record) => emit_record(out, record, owner, ttl, pointer),
+        }
     }
     let opt_at = out.len();
     if let Some(opt) = opt {
@@ -154,11 +178,35 @@ fn header(out: &mut Vec<u8>, m: &Metadata, qdcount: u16, answer: &Answer<'_>, op
     }
 }
 
-fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, pointer: Option<u16>) {
+/// What a record of the reply is written from.
+enum Data<'a> {
+    Record(&'a Record),
+    /// A pool endpoint's address (4 bytes: A, 16: AAAA), class IN.
+    Address(&'a [u8]),
+}
+
+fn emit_owner(out: &mut Vec<u8>, owner: &Name, pointer: Option<u16>) {
     match pointer {
         Some(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
         None => emit_name(out, owner),
     }
+}
+
+/// An A or AAAA record, its fixed fields written in one go.
+fn emit_address(out: &mut Vec<u8>, address: &[u8], owner: &Name, ttl: u32, pointer: Option<u16>) {
+    emit_owner(out, owner, pointer);
+    let rtype: u16 = if address.len() == 4 { 1 } else { 28 };
+    let mut fixed = [0u8; 10];
+    fixed[..2].copy_from_slice(&rtype.to_be_bytes());
+    fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
+    fixed[4..8].copy_from_slice(&ttl.to_be_bytes());
+    fixed[8..].copy_from_slice(&(address.len() as u16).to_be_bytes());
+    out.extend_from_slice(&fixed);
+    out.extend_from_slice(address);
+}
+
+fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, pointer: Option<u16>) {
+    emit_owner(out, owner, pointer);
     out.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
     out.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());

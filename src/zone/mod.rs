@@ -256,11 +256,30 @@ impl Pool {
 #[derive(Debug)]
 pub struct EndpointSet {
     pub records: Vec<Record>,
+    /// The endpoints' addresses in wire form, 4 or 16 bytes each, in `records` order: what the
+    /// encoder writes, from one small array instead of a record per answer (a zone of a
+    /// million endpoints would miss the cache on each).
+    pub rdata: Box<[u8]>,
     pub health: Vec<EndpointHealth>,
+    /// No endpoint is probed, drained or forced down: every one is always live, and the query
+    /// path skips their health.
+    pub always_live: bool,
     pub policy: Policy,
 }
 
 impl EndpointSet {
+    /// Endpoint `i`'s address in wire form.
+    pub fn rdata(&self, i: u32) -> &[u8] {
+        let width = self.rdata.len() / self.records.len().max(1);
+        let at = i as usize * width;
+        &self.rdata[at..at + width]
+    }
+
+    /// Whether endpoint `i` may be handed out now.
+    pub fn live(&self, i: u32, view: &HealthView) -> bool {
+        self.always_live || self.health[i as usize].live(view)
+    }
+
     /// The datacenter (index in the pool's configured order) that endpoint `i` belongs to; 0
     /// for pools without datacenters.
     pub fn datacenter_of(&self, i: u32) -> usize {
@@ -284,7 +303,7 @@ impl EndpointSet {
 
     /// Whether a probe has some endpoint of this set down.
     pub fn degraded(&self, view: &HealthView) -> bool {
-        self.health.iter().any(|h| h.probed_down(view))
+        !self.always_live && self.health.iter().any(|h| h.probed_down(view))
     }
 }
 

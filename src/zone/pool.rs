@@ -153,15 +153,27 @@ fn failover(spec: &PoolSpec, family: &Family) -> Failover {
 }
 
 pub(super) fn endpoint_set(policy: Policy, family: Family) -> EndpointSet {
+    let mut rdata = Vec::new();
     let mut set = EndpointSet {
         records: Vec::with_capacity(family.len()),
+        rdata: Box::default(),
         health: Vec::with_capacity(family.len()),
+        always_live: family.iter().all(|b| {
+            let h = &b.health;
+            h.probe.is_none() && !h.drain && h.force != Some(crate::zone::spec::Force::Down)
+        }),
         policy,
     };
     for b in family {
+        match &b.record.data {
+            RData::A(a) => rdata.extend_from_slice(&a.0.octets()),
+            RData::AAAA(a) => rdata.extend_from_slice(&a.0.octets()),
+            _ => unreachable!("endpoints are addresses"),
+        }
         set.records.push(b.record);
         set.health.push(b.health);
     }
+    set.rdata = rdata.into_boxed_slice();
     set
 }
 
