@@ -1,6 +1,9 @@
 //! The pure answer path, query bytes → reply bytes, without sockets: static records, a
 //! round-robin pool, NXDOMAIN, and a geo pool for clients sent in EDNS Client Subnet options
-//! (located with the bundled test database). `cargo bench --bench answer`.
+//! (located with the bundled test database). Each case twice: a fresh reply (`respond`), and as
+//! a UDP worker answers — a reused buffer and the worker's reply memo, which holds the fixed
+//! answers (static, geo with `all` datacenters) after their first time. `cargo bench --bench
+//! answer`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::Name;
-use meridian::dns::handler::{Transport, respond};
+use meridian::dns::handler::{Outcome, Transport, respond, respond_into};
+use meridian::dns::memo::Memo;
 use meridian::geo::GeoDb;
 use meridian::state::Snapshot;
 use meridian::zone::spec::ZoneSpec;
@@ -118,6 +122,23 @@ fn answer_path(c: &mut Criterion) {
                     Transport::Udp,
                     1232,
                     &mut rng,
+                )
+            })
+        });
+        let mut memo = Memo::default();
+        let mut out = Vec::with_capacity(512);
+        c.bench_function(&format!("{name} (worker: memo, reused buffer)"), |b| {
+            b.iter(|| {
+                respond_into(
+                    &snapshot,
+                    black_box(q),
+                    source,
+                    Transport::Udp,
+                    1232,
+                    &mut rng,
+                    Some(&mut memo),
+                    &mut Outcome::default(),
+                    &mut out,
                 )
             })
         });

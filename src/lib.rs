@@ -15,7 +15,7 @@
 //!   it in.
 //! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
 //! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
-//!   truncation.
+//!   truncation; `dns::memo`, a UDP worker's replies already encoded for fixed answers.
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`).
 //! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
@@ -33,16 +33,20 @@
 //!    through hickory-proto's decoder), rejects wrong opcode, class, EDNS version or a
 //!    malformed ECS option, picks the client (the ECS address if usable, else the source), and
 //!    makes the question's zone key (`zone::NameKey`, lower-cased wire form) from its bytes.
-//! 3. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
+//! 3. Where the answer is fixed for this snapshot (static records, or a pool whose order depends
+//!    only on the client's geo decision: `resolve::fixed`, `Policy::decision`), a UDP worker
+//!    that encoded it before copies its memoized reply (`dns::memo`) and patches ID, RD, CD, the
+//!    question as sent and the OPT with the ECS scope; steps 4 and 5 are skipped.
+//! 4. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
 //!    records or asks the pool's policy for an order (a geo pool looks the client up in its
 //!    steering table, or locates it in the database), drops
 //!    endpoints that are down or drained (or applies the all-down rule), caps at
 //!    `max_answers`, and notes the ECS scope the order depended on.
-//! 4. `dns::wire` encodes the reply (the question copied as sent, owners as pointers into it):
-//!    AA, the negative SOA, OPT with ECS and its scope, the degraded TTL; `dns::handler` sets
-//!    TC when UDP cannot carry it. hickory's own encoder stays as the reference it is tested
-//!    against.
-//! 5. After sending (`sendmmsg`, one call a batch), the listener counts the query (`metrics`: zone, type, rcode, protocol,
+//! 5. `dns::wire` encodes the reply (the question copied as sent, owners as pointers into it,
+//!    pool addresses from the set's compact array): AA, the negative SOA, OPT with ECS and its
+//!    scope, the degraded TTL; `dns::handler` sets TC when UDP cannot carry it. hickory's own
+//!    encoder stays as the reference it is tested against.
+//! 6. After sending (`sendmmsg`, one call a batch), the listener counts the query (`metrics`: zone, type, rcode, protocol,
 //!    policy, the pool's datacenter, latency) and offers it to the query log, if on.
 
 pub mod api;

@@ -106,7 +106,21 @@ pub fn resolve<'s>(
 pub fn resolve_key<'s>(
     snapshot: &'s Snapshot,
     qname: &dyn Fn() -> Name,
+    key: NameKey,
+    qtype: RecordType,
+    client: IpAddr,
+    rng: &mut fastrand::Rng,
+) -> Answer<'s> {
+    resolve_found(snapshot, qname, key, None, qtype, client, rng)
+}
+
+/// [`resolve_key`], where `found` is the zone and the lookup of `key` in it when the caller
+/// already made them ([`fixed`] does).
+pub fn resolve_found<'s>(
+    snapshot: &'s Snapshot,
+    qname: &dyn Fn() -> Name,
     mut key: NameKey,
+    found: Option<Found<'s>>,
     qtype: RecordType,
     client: IpAddr,
     rng: &mut fastrand::Rng,
@@ -116,9 +130,13 @@ pub fn resolve_key<'s>(
         geo: snapshot.geo.as_deref(),
         health: &snapshot.health,
     };
-    let Some(zone) = snapshot.zones.find_key(&key) else {
+    let Some(zone) = found
+        .map(|f| f.zone)
+        .or_else(|| snapshot.zones.find_key(&key))
+    else {
         return Answer::refused();
     };
+    let mut first = found.map(|f| f.lookup);
     let mut answer = Answer {
         authoritative: true,
         zone: Some(zone),
@@ -128,7 +146,10 @@ pub fn resolve_key<'s>(
     // The name being answered: the question's (`None`), or a CNAME's target.
     let mut name: Option<Name> = None;
     for _ in 0..MAX_CNAME_CHAIN {
-        let node = match zone.lookup_key(&key, qtype == RecordType::DS) {
+        let lookup = first
+            .take()
+            .unwrap_or_else(|| zone.lookup_key(&key, qtype == RecordType::DS));
+        let node = match lookup {
             Lookup::Delegation(cut) => {
                 // A referral only for the name asked; a CNAME chain into a delegation stops.
                 if answer.answers.is_empty() {
@@ -249,33 +270,46 @@ pub struct Fixed<'s> {
     pub scope: u8,
 }
 
-/// [`Fixed`] for this question and client, or `None` where the answer depends on more (a
-/// rotation, a random draw, a CNAME chain, a referral, a name that does not exist).
+/// The zone of a question and the lookup of its name there, made once.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'s> {
+    pub zone: &'s Zone,
+    pub lookup: Lookup<'s>,
+}
+
+/// [`Fixed`] for this question and client; otherwise what was found on the way (for
+/// [`resolve_found`]), where the answer depends on more: a rotation, a random draw, a CNAME
+/// chain, a referral, a name that does not exist.
 pub fn fixed<'s>(
     snapshot: &'s Snapshot,
     key: &NameKey,
     qtype: RecordType,
     client: IpAddr,
-) -> Option<Fixed<'s>> {
+) -> Result<Fixed<'s>, Option<Found<'s>>> {
     if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
-        return None;
+        return Err(None);
     }
-    let zone = snapshot.zones.find_key(key)?;
-    let Lookup::Node(node) = zone.lookup_key(key, false) else {
-        return None;
+    let zone = snapshot.zones.find_key(key).ok_or(None)?;
+    let lookup = zone.lookup_key(key, false);
+    let found = Found { zone, lookup };
+    let Lookup::Node(node) = lookup else {
+        return Err(Some(found));
     };
     if node.rrset(RecordType::CNAME).is_some() {
-        return None;
+        return Err(Some(found));
     }
     let (decided, scope) = match node.pool.as_ref().and_then(|p| p.endpoints(qtype)) {
-        Some(set) => set.policy.decision(&Context {
-            addr: crate::geo::canonical(client),
-            geo: snapshot.geo.as_deref(),
-            health: &snapshot.health,
-        })?,
+        Some(set) => set
+            .policy
+            .decision(&Context {
+                addr: crate::geo::canonical(client),
+                geo: snapshot.geo.as_deref(),
+                health: &snapshot.health,
+            })
+            .ok_or(Some(found))?,
         None => (Decided::new(), 0),
     };
-    Some(Fixed {
+    Ok(Fixed {
         zone,
         node,
         decided,

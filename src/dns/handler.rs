@@ -14,7 +14,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use super::memo::Memo;
 use super::{ecs, wire};
 use crate::metrics::QueryLabels;
-use crate::resolve::{self, Answer, Served, resolve_key};
+use crate::resolve::{self, Answer, Served};
 use crate::state::Snapshot;
 use crate::zone::{NameKey, Zone};
 
@@ -245,9 +245,12 @@ fn respond_with<'s>(
     let qtype_code = u16::from(qtype);
 
     // A reply memoized for this name, type and decision in this snapshot: copied and patched.
-    let fixed = match (&memo, &labels) {
-        (Some(_), Some(_)) if fast => resolve::fixed(snapshot, &key, qtype, client),
-        _ => None,
+    let (fixed, found) = match (&memo, &labels) {
+        (Some(_), Some(_)) if fast => match resolve::fixed(snapshot, &key, qtype, client) {
+            Ok(fixed) => (Some(fixed), None),
+            Err(found) => (None, found),
+        },
+        _ => (None, None),
     };
     if let (Some(memo), Some(fixed), Some((end, _, _))) = (memo.as_deref_mut(), &fixed, &labels)
         && let Some(entry) = memo.get(snapshot.generation, fixed.node, qtype_code, &fixed.decided)
@@ -269,7 +272,17 @@ fn respond_with<'s>(
         }
     }
 
-    let answer = resolve_key(snapshot, &qname, key, qtype, client, rng);
+    let answer = match (&fixed, found) {
+        // The lookup `fixed` made, for the question's name.
+        (Some(f), _) => {
+            let found = resolve::Found {
+                zone: f.zone,
+                lookup: crate::zone::Lookup::Node(f.node),
+            };
+            resolve::resolve_found(snapshot, &qname, key, Some(found), qtype, client, rng)
+        }
+        (None, found) => resolve::resolve_found(snapshot, &qname, key, found, qtype, client, rng),
+    };
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;

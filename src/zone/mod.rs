@@ -308,7 +308,7 @@ impl EndpointSet {
 }
 
 /// Where a name lands in a zone.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Lookup<'z> {
     /// The name or one of its ancestors is delegated away; the node holds the NS set.
     Delegation(&'z Node),
