@@ -154,7 +154,7 @@ fn load_zone(
         Some(t) => t,
         None => read(toml_path)?,
     };
-    let spec: ZoneSpec = toml::from_str(&text).map_err(|e| {
+    let spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {
             at: Location {

@@ -7,6 +7,7 @@ mod geo;
 mod key;
 mod load;
 mod master;
+mod parse;
 mod pool;
 mod source;
 pub mod spec;
