@@ -272,17 +272,15 @@ fn respond_with<'s>(
         }
     }
 
-    let answer = match (&fixed, found) {
-        // The lookup `fixed` made, for the question's name.
-        (Some(f), _) => {
-            let found = resolve::Found {
-                zone: f.zone,
-                lookup: crate::zone::Lookup::Node(f.node),
-            };
-            resolve::resolve_found(snapshot, &qname, key, Some(found), qtype, client, rng)
-        }
-        (None, found) => resolve::resolve_found(snapshot, &qname, key, found, qtype, client, rng),
-    };
+    // The lookups `fixed` made for the question's name, not made again.
+    let found = fixed
+        .as_ref()
+        .map(|f| resolve::Found {
+            zone: f.zone,
+            lookup: crate::zone::Lookup::Node(f.node),
+        })
+        .or(found);
+    let answer = resolve::resolve_found(snapshot, &qname, key, found, qtype, client, rng);
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;
