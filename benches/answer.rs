@@ -113,35 +113,35 @@ fn answer_path(c: &mut Criterion) {
     ];
     for (name, q) in &cases {
         assert!(respond(&snapshot, q, source, Transport::Udp, 1232, &mut rng).is_some());
-        c.bench_function(name, |b| {
-            b.iter(|| {
-                respond(
-                    &snapshot,
-                    black_box(q),
-                    source,
-                    Transport::Udp,
-                    1232,
-                    &mut rng,
-                )
-            })
-        });
         let mut memo = Memo::default();
-        let mut out = Vec::with_capacity(512);
-        c.bench_function(&format!("{name} (worker: memo, reused buffer)"), |b| {
-            b.iter(|| {
-                respond_into(
-                    &snapshot,
-                    black_box(q),
-                    source,
-                    Transport::Udp,
-                    1232,
-                    &mut rng,
-                    Some(&mut memo),
-                    &mut Outcome::default(),
-                    &mut out,
-                )
-            })
-        });
+        let mut reused = Vec::with_capacity(512);
+        for worker in [false, true] {
+            let label = match worker {
+                false => name.to_string(),
+                true => format!("{name} (worker: memo, reused buffer)"),
+            };
+            c.bench_function(&label, |b| {
+                b.iter(|| {
+                    // Fresh: a new buffer and no memo, as `respond` answers.
+                    let mut fresh = Vec::with_capacity(512);
+                    let (memo, out) = match worker {
+                        true => (Some(&mut memo), &mut reused),
+                        false => (None, &mut fresh),
+                    };
+                    respond_into(
+                        &snapshot,
+                        black_box(q),
+                        source,
+                        Transport::Udp,
+                        1232,
+                        &mut rng,
+                        memo,
+                        &mut Outcome::default(),
+                        out,
+                    )
+                })
+            });
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: `meridian.toml` → one validated [`config::Config`].
-//! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files), its one `build`
+//! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
+//!   reads a large file in two halves at once), its one `build`
 //!   used by start-up and reload, and the immutable zone tree the query path reads.
 //! - [`geo`]: where a client is (GeoIP databases via maxminddb), great-circle distance, and
 //!   `geo::table`: every database network given a value (a pool's datacenter order), merged

@@ -644,7 +644,12 @@ mod tests {
     "#;
 
     fn snapshot() -> Snapshot {
-        let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
+        snapshot_of(ZONE)
+    }
+
+    /// A snapshot of `zone` (as example.test.) with the bundled test GeoIP database.
+    fn snapshot_of(zone: &str) -> Snapshot {
+        let spec: ZoneSpec = toml::from_str(zone).unwrap();
         let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
         let db = crate::geo::GeoDb::open(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -742,7 +747,7 @@ mod tests {
 
     #[test]
     fn rotating_pools_are_never_memoized() {
-        let spec: ZoneSpec = toml::from_str(
+        let snapshot = snapshot_of(
             r#"
             ns = ["ns1"]
             [soa]
@@ -756,14 +761,7 @@ mod tests {
             policy = "all"
             endpoints = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
             "#,
-        )
-        .unwrap();
-        let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
-        let snapshot = Snapshot {
-            generation: 7,
-            zones: std::sync::Arc::new(ZoneSet::new([zone])),
-            ..Default::default()
-        };
+        );
         let mut memo = Memo::default();
         let mut first = |name: &[u8]| {
             let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
