@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::Name;
-use meridian::dns::handler::{Outcome, Transport, respond, respond_into};
 use meridian::dns::memo::Memo;
+use meridian::dns::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
 use meridian::geo::GeoDb;
-use meridian::state::Snapshot;
+use meridian::snapshot::Snapshot;
 use meridian::zone::spec::ZoneSpec;
 use meridian::zone::{ZoneSet, build_zone};
 
@@ -128,17 +128,18 @@ fn answer_path(c: &mut Criterion) {
                         true => (Some(&mut memo), &mut reused),
                         false => (None, &mut fresh),
                     };
-                    respond_into(
-                        &snapshot,
-                        black_box(q),
+                    let incoming = Incoming {
+                        query: black_box(q),
                         source,
-                        Transport::Udp,
-                        1232,
-                        &mut rng,
+                        transport: Transport::Udp,
+                    };
+                    let mut with = Responder {
+                        rng: &mut rng,
                         memo,
-                        &mut Outcome::default(),
-                        out,
-                    )
+                        udp_payload: 1232,
+                        reference: false,
+                    };
+                    respond_into(&snapshot, incoming, &mut with, &mut Outcome::default(), out)
                 })
             });
         }

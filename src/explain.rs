@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::policy::Policy;
 use crate::policy::geo::Reason;
-use crate::resolve::resolve;
-use crate::state::Snapshot;
-use crate::zone::Lookup;
+use crate::resolve::{Answer, PoolDecision, answer, find};
+use crate::snapshot::Snapshot;
+use crate::zone::NameKey;
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -90,75 +90,21 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             network_prefix: located.prefix,
         }
     });
-
-    let mut pool_view = None;
-    if let Some(zone) = snapshot.zones.find(name)
-        && let Lookup::Node(node) = zone.lookup(name, false)
-        && let Some(pool) = &node.pool
-        && let Some(set) = pool.endpoints(qtype)
-    {
-        let live = |i: u32| set.health[i as usize].live(&snapshot.health);
-        let endpoints = set
-            .records
-            .iter()
-            .zip(&set.health)
-            .map(|(record, h)| EndpointView {
-                address: record.data.to_string(),
-                state: h.status(&snapshot.health).to_string(),
-                live: h.live(&snapshot.health),
-                force: h.force.map(|f| format!("{f:?}").to_lowercase()),
-                drain: h.drain,
-                check: h.probe.as_ref().map(ToString::to_string),
-            })
-            .collect();
-        let (decision, datacenters) = match &set.policy {
-            Policy::Geo(geo) => {
-                let d = geo.decide(client, snapshot.geo.as_deref());
-                let why = match &d.reason {
-                    Reason::Net(net) => format!("nets entry {net}"),
-                    Reason::Map(code) => format!("map entry {code}"),
-                    Reason::MapDefault => "map default (no map entry matched)".into(),
-                    Reason::Distance => "nearest by great-circle distance (bias applied)".into(),
-                    Reason::Unlocated => "client not located: the pool's default order".into(),
-                };
-                let mut serving = 0;
-                let dcs = d
-                    .order()
-                    .iter()
-                    .map(|&i| {
-                        let dc = &geo.datacenters[i as usize];
-                        let up = dc.endpoints.iter().any(|&e| live(e));
-                        let serves = up && serving < geo.max_datacenters;
-                        serving += usize::from(serves);
-                        DatacenterView {
-                            name: dc.name.clone(),
-                            distance_km: d.distance(i as usize),
-                            bias_km: dc.bias_km,
-                            endpoints: dc.endpoints.len(),
-                            serving: serves,
-                        }
-                    })
-                    .collect();
-                (why, dcs)
-            }
-            other => (
-                format!("{} policy (does not depend on the client)", other.name()),
-                Vec::new(),
-            ),
-        };
-        pool_view = Some(PoolView {
-            name: name.to_lowercase().to_string(),
-            policy: set.policy.name(),
-            ttl: pool.ttl,
-            degraded_ttl: pool.degraded_ttl,
-            endpoints,
-            decision,
-            datacenters,
-        });
-    }
-
+    // The same two stages as a query: what `find` decides is what is explained.
+    let key = NameKey::new(name);
+    let found = find(snapshot, &key, qtype, client);
+    let pool = found
+        .and_then(|f| f.pool)
+        .map(|p| pool_view(snapshot, name, p, client));
     let mut rng = fastrand::Rng::new();
-    let answer = resolve(snapshot, name, qtype, client, &mut rng);
+    let answer = match found {
+        Some(found) => answer(snapshot, found, &|| name.clone(), qtype, client, &mut rng),
+        None => Answer::default(),
+    };
+    let rcode = match found {
+        Some(_) => answer.rcode,
+        None => hickory_proto::op::ResponseCode::Refused,
+    };
     Explanation {
         name: name.to_string(),
         rtype: qtype.to_string(),
@@ -168,22 +114,88 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             .as_ref()
             .map(|db| format!("{} ({})", db.describe(), db.path().display())),
         location,
-        pool: pool_view,
-        rcode: answer.rcode.to_string(),
+        pool,
+        rcode: rcode.to_string(),
         answer: answer
             .answers
             .iter()
             .enumerate()
             .map(|(i, &r)| {
-                let ttl = match answer.degraded_ttl {
-                    Some((from, ttl)) if i >= from => ttl,
-                    _ => r.ttl,
-                };
-                let owner = answer.owner(i, r);
+                let (owner, ttl) = (answer.owner(i, r), answer.ttl(i, r.ttl));
                 format!("{owner} {ttl} {} {}", r.record_type(), r.data)
             })
             .collect(),
         ecs_scope: answer.ecs_scope,
+    }
+}
+
+/// The pool `find` chose, its endpoints' states and, for a geo pool, why its datacenters are
+/// in the decided order and which of them serve.
+fn pool_view(
+    snapshot: &Snapshot,
+    name: &Name,
+    found: PoolDecision<'_>,
+    client: IpAddr,
+) -> PoolView {
+    let PoolDecision {
+        pool,
+        set,
+        decision,
+    } = found;
+    let live = |i: u32| set.live(i, &snapshot.health);
+    let endpoints = set
+        .records
+        .iter()
+        .zip(&set.health)
+        .map(|(record, h)| EndpointView {
+            address: record.data.to_string(),
+            state: h.status(&snapshot.health).to_string(),
+            live: h.live(&snapshot.health),
+            force: h.force.map(|f| format!("{f:?}").to_lowercase()),
+            drain: h.drain,
+            check: h.probe.as_ref().map(ToString::to_string),
+        })
+        .collect();
+    let (why, datacenters) = match &set.policy {
+        Policy::Geo(geo) => {
+            let ranking = geo.explain(client, snapshot.geo.as_deref());
+            let why = match &ranking.reason {
+                Reason::Net(net) => format!("nets entry {net}"),
+                Reason::Map(code) => format!("map entry {code}"),
+                Reason::MapDefault => "map default (no map entry matched)".into(),
+                Reason::Distance => "nearest by great-circle distance (bias applied)".into(),
+                Reason::Unlocated => "client not located: the pool's default order".into(),
+            };
+            let serving: Vec<u16> = geo.serving(decision.order(), &live).collect();
+            let dcs = decision
+                .order()
+                .iter()
+                .map(|&i| {
+                    let dc = &geo.datacenters[usize::from(i)];
+                    DatacenterView {
+                        name: dc.name.clone(),
+                        distance_km: ranking.distance(usize::from(i)),
+                        bias_km: dc.bias_km,
+                        endpoints: dc.endpoints.len(),
+                        serving: serving.contains(&i),
+                    }
+                })
+                .collect();
+            (why, dcs)
+        }
+        other => (
+            format!("{} policy (does not depend on the client)", other.name()),
+            Vec::new(),
+        ),
+    };
+    PoolView {
+        name: name.to_lowercase().to_string(),
+        policy: set.policy.name(),
+        ttl: pool.ttl,
+        degraded_ttl: pool.degraded_ttl,
+        endpoints,
+        decision: why,
+        datacenters,
     }
 }
 

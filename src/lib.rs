@@ -51,17 +51,18 @@
 //!    policy, the pool's datacenter, latency) and offers it to the query log, if on.
 
 pub mod api;
+pub mod cell;
 pub mod civil;
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod metrics;
 pub mod policy;
-pub mod querylog;
 pub mod resolve;
-pub mod state;
+pub mod snapshot;
 pub mod store;
 pub mod sys;
 pub mod zone;
@@ -71,58 +72,62 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::dns::Listeners;
-use crate::state::State;
 
 /// Binds every listener, then serves until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
-    state: Arc<State>,
+    control: Arc<Control>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let listeners = Listeners::bind(&config.listen).await?;
     let query_log = match config.query_log.enabled {
-        true => Some(Arc::new(querylog::QueryLog::start(&config.query_log)?)),
+        true => Some(Arc::new(dns::querylog::QueryLog::start(&config.query_log)?)),
         false => None,
     };
     for addr in listeners.local_addrs() {
         tracing::info!("listening on {addr} (udp, tcp)");
     }
-    let watcher = (!config.geoip_watch.is_zero()).then(|| {
-        tokio::spawn(state::watch_geoip(
-            state.clone(),
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(path) = control
+        .geoip_path()
+        .filter(|_| !config.geoip_watch.is_zero())
+    {
+        let reloader = control.clone();
+        let reload = Arc::new(move || match reloader.reload_geo() {
+            Ok(Some(db)) => tracing::info!("reloaded GeoIP database: {db}"),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!("GeoIP reload refused, the old database keeps serving: {error}")
+            }
+        });
+        tasks.spawn(geo::watch(
+            path.to_owned(),
             config.geoip_watch,
+            reload,
             shutdown.clone(),
-        ))
-    });
-    let api = match config.api.clone() {
-        Some(api) => {
-            let (state, shutdown) = (state.clone(), shutdown.clone());
-            Some(tokio::spawn(async move {
-                if let Err(error) = api::serve(api, state, shutdown.clone()).await {
-                    tracing::error!(%error, "the API stopped");
-                    shutdown.cancel();
-                }
-            }))
-        }
-        None => None,
-    };
-    let prober = tokio::spawn(health::run_prober(
-        state.clone(),
+        ));
+    }
+    if let Some(api) = config.api.clone() {
+        let (control, shutdown) = (control.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(error) = api::serve(api, control, shutdown.clone()).await {
+                tracing::error!(%error, "the API stopped");
+                shutdown.cancel();
+            }
+        });
+    }
+    tasks.spawn(health::run_prober(
+        control.clone(),
         config.max_concurrent_probes,
         shutdown.clone(),
     ));
     listeners
-        .serve(state.clone(), &config, query_log, shutdown)
+        .serve(control.current().clone(), &config, query_log, shutdown)
         .await;
-    if let Some(watcher) = watcher {
-        let _ = watcher.await;
-    }
-    let _ = prober.await;
-    if let Some(api) = api {
-        let _ = api.await;
-    }
-    state.save_health_now();
+    while tasks.join_next().await.is_some() {}
+    control.save_health_now();
     tracing::info!("stopped");
     Ok(())
 }

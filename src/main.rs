@@ -10,7 +10,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use meridian::config::Config;
-use meridian::state::State;
+use meridian::control::Control;
 
 #[derive(Parser)]
 #[command(
@@ -85,9 +85,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(Config, State)> {
+fn load(path: &Path) -> anyhow::Result<(Config, Control)> {
     let config = Config::load(path)?;
-    let state = State::load(config.sources())?;
+    let state = Control::load(config.sources())?;
     Ok((config, state))
 }
 
@@ -167,7 +167,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
 }
 
 /// SIGINT/SIGTERM cancel the shutdown token; SIGHUP reloads the zones, all or nothing.
-async fn signals(state: Arc<State>, shutdown: CancellationToken) {
+async fn signals(state: Arc<Control>, shutdown: CancellationToken) {
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),

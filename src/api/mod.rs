@@ -1,7 +1,7 @@
 //! The HTTP control plane (axum, named only here): zones, record sets, pools and endpoints
 //! changed at run time, health and explain views, reload. JSON in and out under `/api/v1`;
 //! the JSON model is the zone model of the TOML files (`zone::spec`). Every change goes
-//! through `State::update_zone`: validated by the start-up build, written durably, then
+//! through `Control::update_zone`: validated by the start-up build, written durably, then
 //! swapped into the answers, before the response.
 
 mod auth;
@@ -21,13 +21,13 @@ use tokio_util::sync::CancellationToken;
 pub use auth::{Tokens, hash_token};
 
 use crate::config::ApiConfig;
-use crate::state::{State, UpdateError};
+use crate::control::{Control, UpdateError};
 use crate::zone::ZoneError;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct Api {
-    state: Arc<State>,
+    control: Arc<Control>,
     tokens: Arc<Tokens>,
 }
 
@@ -106,9 +106,9 @@ impl IntoResponse for ApiError {
 }
 
 /// The router of every endpoint, for `serve` and for tests.
-pub fn router(state: Arc<State>, tokens: Tokens) -> axum::Router {
+pub fn router(control: Arc<Control>, tokens: Tokens) -> axum::Router {
     let api = Api {
-        state,
+        control,
         tokens: Arc::new(tokens),
     };
     let v1 = axum::Router::new()
@@ -169,13 +169,13 @@ async fn count_request(request: axum::extract::Request, next: axum::middleware::
 /// Serves the API until `shutdown`.
 pub async fn serve(
     config: ApiConfig,
-    state: Arc<State>,
+    control: Arc<Control>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tokens = Tokens::from_config(&config.tokens).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!("API listening on {}", listener.local_addr()?);
-    axum::serve(listener, router(state, tokens))
+    axum::serve(listener, router(control, tokens))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -19,8 +19,8 @@ use crate::policy::Policy;
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(AxumState(api): AxumState<Api>) -> impl IntoResponse {
-    let snapshot = api.state.snapshot();
-    let records = api.state.probe_records();
+    let snapshot = api.control.snapshot();
+    let records = api.control.probe_records();
     let probes = snapshot
         .zones
         .probes
@@ -51,7 +51,7 @@ pub async fn metrics(AxumState(api): AxumState<Api>) -> impl IntoResponse {
         probes,
         geoip_build_epoch: snapshot.geo.as_ref().map(|db| db.build_epoch()),
         zones,
-        ready: api.state.ready(),
+        ready: api.control.ready(),
     };
     drop(snapshot);
     (
@@ -70,7 +70,7 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// `GET /readyz`: 200 once zones are loaded and the first probe round is done, 503 before.
 pub async fn readyz(AxumState(api): AxumState<Api>) -> impl IntoResponse {
-    match api.state.ready() {
+    match api.control.ready() {
         true => (StatusCode::OK, "ready\n"),
         false => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,8 +143,8 @@ fn epoch(t: SystemTime) -> u64 {
 /// `GET /status.json`: what the status page shows.
 pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
     let recent = recent_answers();
-    let records = api.state.probe_records();
-    let snapshot = api.state.snapshot();
+    let records = api.control.probe_records();
+    let snapshot = api.control.snapshot();
     let view = &snapshot.health;
     let mut pools = Vec::new();
     let mut zones: Vec<_> = snapshot.zones.iter().collect();
@@ -238,7 +238,7 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
         .collect();
     Json(json!({
         "now": epoch(SystemTime::now()),
-        "ready": api.state.ready(),
+        "ready": api.control.ready(),
         "window_seconds": WINDOW.as_secs(),
         "pools": pools,
         "endpoints": endpoints,

@@ -21,8 +21,8 @@ pub async fn health(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     api.tokens.check(&headers, TokenScope::Read, None)?;
-    let records = api.state.probe_records();
-    let snapshot = api.state.snapshot();
+    let records = api.control.probe_records();
+    let snapshot = api.control.snapshot();
     let zones = &snapshot.zones;
     let mut out = Vec::new();
     for (slot, key) in zones.probes.iter().enumerate() {
@@ -80,7 +80,7 @@ pub async fn explain(
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{} is not a record type", q.rtype)))?;
-    let explanation = crate::explain::explain(&api.state.snapshot(), &name, rtype, q.client);
+    let explanation = crate::explain::explain(&api.control.snapshot(), &name, rtype, q.client);
     Ok(Json(
         serde_json::to_value(explanation).map_err(|e| ApiError::internal(e.to_string()))?,
     ))
@@ -92,7 +92,7 @@ pub async fn reload(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     api.tokens.check(&headers, TokenScope::Write, None)?;
-    let state = api.state.clone();
+    let state = api.control.clone();
     match tokio::task::spawn_blocking(move || state.reload()).await {
         Ok(Ok(zones)) => {
             tracing::info!(zones, "reloaded zones (API)");

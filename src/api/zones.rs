@@ -1,5 +1,5 @@
 //! Zones, record sets, pools and endpoints: read from the zone files, changed through
-//! `State::update_zone` (validate → write durably → swap), with ETag / If-Match on the zone.
+//! `Control::update_zone` (validate → write durably → swap), with ETag / If-Match on the zone.
 
 use std::net::IpAddr;
 
@@ -15,7 +15,7 @@ use super::auth::parse_zone;
 use super::{Api, ApiError};
 use crate::config::TokenScope;
 use crate::store::edit::{self, EndpointPatch, same_name};
-use crate::store::{ZoneStore, etag};
+use crate::store::etag;
 use crate::zone::Name;
 use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
 
@@ -35,10 +35,10 @@ fn serial_of(text: &str) -> Option<u32> {
 
 /// The zone's current TOML text, or 404 (409 for a zone served from a master file alone).
 fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
-    let store = ZoneStore::new(api.state.zones_dir().to_owned());
+    let store = api.control.store();
     match store.read(origin) {
         Ok(Some(text)) => Ok(text),
-        Ok(None) if store.master_path(origin).exists() => Err(ApiError::conflict(format!(
+        Ok(None) if store.read_only(origin) => Err(ApiError::conflict(format!(
             "{origin} is served from a master file alone; the API edits TOML zones"
         ))),
         Ok(None) => Err(ApiError::not_found(format!("zone {origin} not found"))),
@@ -77,7 +77,7 @@ async fn update(
     headers: &HeaderMap,
     change: impl FnOnce(Option<String>) -> Result<Option<String>, ApiError> + Send + 'static,
 ) -> Result<(bool, Option<String>), ApiError> {
-    let state = api.state.clone();
+    let state = api.control.clone();
     let headers = headers.clone();
     tokio::task::spawn_blocking(move || {
         let mut existed = false;
@@ -156,7 +156,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     api.tokens.check(&headers, TokenScope::Read, None)?;
-    let snapshot = api.state.snapshot();
+    let snapshot = api.control.snapshot();
     let mut zones: Vec<_> = snapshot
         .zones
         .iter()

@@ -234,10 +234,19 @@ pub struct Config {
     pub query_log: QueryLogConfig,
 }
 
+/// Where the served state is loaded from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub zones_dir: PathBuf,
+    pub geoip: Option<PathBuf>,
+    /// Last-known endpoint states, read at start and rewritten on every change.
+    pub health_file: Option<PathBuf>,
+}
+
 impl Config {
     /// Where the shared state is loaded from.
-    pub fn sources(&self) -> crate::state::Sources {
-        crate::state::Sources {
+    pub fn sources(&self) -> Sources {
+        Sources {
             zones_dir: self.zones_dir.clone(),
             geoip: self.geoip.clone(),
             health_file: self.health_state_file.clone(),

@@ -24,7 +24,7 @@ impl ClientSubnet {
     /// source prefix. Otherwise (prefix 0: "do not use my address"; private or special
     /// addresses) the packet's source address decides.
     pub fn usable(&self) -> bool {
-        self.source_prefix > 0 && is_global_unicast(crate::geo::canonical(self.addr))
+        self.source_prefix > 0 && crate::geo::is_global_unicast(crate::geo::canonical(self.addr))
     }
 }
 
@@ -121,27 +121,6 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, ()> {
             0xc0 => return Ok(pos + 2),
             _ => return Err(()),
         }
-    }
-}
-
-/// Public unicast space: not private, loopback, link-local, multicast, shared (CGNAT),
-/// reserved or unspecified.
-pub fn is_global_unicast(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_unspecified()
-                || v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || o[0] == 0
-                || o[0] >= 240
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        // 2000::/3 is the global unicast block (RFC 4291 §2.4).
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xe000) == 0x2000,
     }
 }
 

@@ -1,5 +1,5 @@
 //! A UDP worker's memo of encoded replies. Within one snapshot, an answer whose policy order is
-//! fixed (see [`crate::policy::Policy::decision`]: static records, `all` and `failover` pools,
+//! fixed (see `resolve::Found::memo_key` and `policy::Decision`: static records, `all` and `failover` pools,
 //! `geo` pools whose datacenters order their endpoints the same way every time) is a pure
 //! function of (node, type, decision): the reply is encoded once and later replies copy it,
 //! patching the ID, RD and CD, the question as sent (letter case) and the OPT record with the
@@ -68,21 +68,22 @@ impl Memo {
         found
     }
 
-    /// Keeps `reply` (a whole reply whose question ends at `question_end` and whose OPT record,
-    /// if any, starts at `opt_at`) for (`node`, `qtype`, `decided`).
-    #[allow(clippy::too_many_arguments)]
+    /// Keeps `encoded` for (`node`, `qtype`, `decided`).
     pub fn put(
         &mut self,
         generation: u64,
         node: &Node,
         qtype: u16,
         decided: Decided,
-        reply: &[u8],
-        question_end: usize,
-        opt_at: usize,
-        rcode: ResponseCode,
-        datacenter: Option<usize>,
+        encoded: Encoded<'_>,
     ) {
+        let Encoded {
+            reply,
+            question_end,
+            opt_at,
+            rcode,
+            datacenter,
+        } = encoded;
         if self.generation != generation {
             self.entries.clear();
             self.generation = generation;
@@ -109,6 +110,20 @@ impl Memo {
         };
         self.entries.insert(key, entry);
     }
+}
+
+/// A reply as the encoder wrote it.
+#[derive(Debug)]
+pub struct Encoded<'a> {
+    /// The whole reply.
+    pub reply: &'a [u8],
+    /// Where its question ends.
+    pub question_end: usize,
+    /// Where its OPT record starts (its end when it has none).
+    pub opt_at: usize,
+    pub rcode: ResponseCode,
+    /// The datacenter that answered, where a pool did (for the metrics).
+    pub datacenter: Option<usize>,
 }
 
 impl Entry {

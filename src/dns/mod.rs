@@ -1,4 +1,7 @@
-//! DNS over the network: sockets, and the per-message [`handler`].
+//! DNS over the network: the sockets (`udp`, `tcp`, `batch`), reading a request (`request`,
+//! `ecs`), [`respond`] (the stages of one answer, a page), the fast reply encoder (`wire`),
+//! hickory's reference encoder for errors (`reference`), a UDP worker's reply memo (`memo`),
+//! and the query log (`querylog`).
 //!
 //! We own the UDP and TCP loops rather than use hickory-server's `Server`: its response path
 //! accepts only its own `MessageResponse` and spawns a task per datagram, while one encoder of
@@ -8,9 +11,14 @@
 
 mod batch;
 pub mod ecs;
-pub mod handler;
 pub mod memo;
+pub mod querylog;
+mod reference;
+pub mod request;
+pub mod respond;
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod udp;
 pub mod wire;
 
@@ -23,9 +31,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::querylog::QueryLog;
-use crate::state::State;
-use handler::{Outcome, Transport};
+use crate::snapshot::Current;
+use querylog::QueryLog;
+use respond::{Outcome, Transport};
 
 pub use tcp::TcpLimits;
 
@@ -59,7 +67,7 @@ impl Listeners {
     /// Serves until `shutdown` is cancelled.
     pub async fn serve(
         self,
-        state: Arc<State>,
+        state: Arc<Current>,
         config: &Config,
         query_log: Option<Arc<QueryLog>>,
         shutdown: CancellationToken,

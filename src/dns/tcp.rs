@@ -10,10 +10,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Outcome, Transport, respond_into};
 use super::observe;
-use crate::querylog::QueryLog;
-use crate::state::State;
+use super::querylog::QueryLog;
+use super::respond::{Incoming, Outcome, Responder, Transport, respond_into};
+use crate::snapshot::Current;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
@@ -24,7 +24,7 @@ pub struct TcpLimits {
 
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<State>,
+    state: Arc<Current>,
     limits: TcpLimits,
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
@@ -75,7 +75,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 async fn connection(
     mut stream: TcpStream,
     peer: std::net::IpAddr,
-    state: &State,
+    state: &Current,
     limits: TcpLimits,
     query_log: Option<&QueryLog>,
     shutdown: &CancellationToken,
@@ -96,20 +96,21 @@ async fn connection(
         tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::other("timed out reading a message"))??;
-        let snapshot = state.snapshot();
+        let snapshot = state.load();
         let mut outcome = Outcome::default();
         let mut reply = Vec::with_capacity(512);
-        if !respond_into(
-            &snapshot,
-            &buf,
-            peer,
-            Transport::Tcp,
-            limits.udp_payload,
-            &mut rng,
-            None,
-            &mut outcome,
-            &mut reply,
-        ) {
+        let incoming = Incoming {
+            query: &buf,
+            source: peer,
+            transport: Transport::Tcp,
+        };
+        let mut with = Responder {
+            rng: &mut rng,
+            memo: None,
+            udp_payload: limits.udp_payload,
+            reference: false,
+        };
+        if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {
             continue;
         }
         let mut framed = Vec::with_capacity(reply.len() + 2);

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{BATCH, Batch};
-use super::handler::{Outcome, Transport, respond_into};
 use super::memo::Memo;
 use super::observe;
-use crate::querylog::QueryLog;
-use crate::state::State;
+use super::querylog::QueryLog;
+use super::respond::{Incoming, Outcome, Responder, Transport, respond_into};
+use crate::snapshot::Current;
 
 /// How often an idle worker looks at the shutdown token.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
@@ -24,7 +24,7 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// Answers datagrams on `socket` until `shutdown` is cancelled. Blocks the calling thread.
 pub fn serve(
     socket: UdpSocket,
-    state: Arc<State>,
+    state: Arc<Current>,
     udp_payload: u16,
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
@@ -53,22 +53,23 @@ pub fn serve(
         // One clock read and one snapshot a batch: every reply of the batch leaves in the
         // same send, so the batch's time in the server is each query's.
         let started = Instant::now();
-        let snapshot = state.snapshot();
+        let snapshot = state.load();
         let mut answered: Vec<(Outcome<'_>, SocketAddr)> = Vec::with_capacity(BATCH);
         for (query, peer) in batch.datagrams() {
             let mut outcome = Outcome::default();
             let out = &mut replies[answered.len()];
-            if respond_into(
-                &snapshot,
+            let incoming = Incoming {
                 query,
-                peer.ip(),
-                Transport::Udp,
+                source: peer.ip(),
+                transport: Transport::Udp,
+            };
+            let mut with = Responder {
+                rng: &mut rng,
+                memo: Some(&mut memo),
                 udp_payload,
-                &mut rng,
-                Some(&mut memo),
-                &mut outcome,
-                out,
-            ) {
+                reference: false,
+            };
+            if respond_into(&snapshot, incoming, &mut with, &mut outcome, out) {
                 answered.push((outcome, peer));
             }
         }

@@ -25,29 +25,6 @@ pub struct Ecs {
     pub scope: u8,
 }
 
-/// Where the labels of the question's name start, for compression pointers to its suffixes.
-/// `None` when the question is not a plain uncompressed name (then the caller falls back).
-pub fn question_labels(query: &[u8]) -> Option<(usize, [u16; 128], usize)> {
-    let mut offsets = [0u16; 128];
-    let mut count = 0;
-    let mut pos = 12;
-    loop {
-        let len = *query.get(pos)? as usize;
-        if len == 0 {
-            break;
-        }
-        if len & 0xc0 != 0 || count == offsets.len() {
-            return None;
-        }
-        offsets[count] = pos as u16;
-        count += 1;
-        pos += 1 + len;
-    }
-    // Name end + type + class.
-    let end = pos + 1 + 4;
-    (end <= query.len()).then_some((end, offsets, count))
-}
-
 /// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
 /// of the question's labels (from [`question_labels`]). Writes into `out` (cleared first),
 /// which the UDP workers reuse from one reply to the next. Returns where the OPT record starts

@@ -5,6 +5,9 @@
 mod centroids;
 pub mod distance;
 pub mod table;
+mod watch;
+
+pub use watch::watch;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -352,6 +355,27 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
             None => ip,
         },
         v4 => v4,
+    }
+}
+
+/// Public unicast space: not private, loopback, link-local, multicast, shared (CGNAT),
+/// reserved or unspecified.
+pub fn is_global_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        // 2000::/3 is the global unicast block (RFC 4291 §2.4).
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xe000) == 0x2000,
     }
 }
 

@@ -73,7 +73,7 @@ key!(u32);
 key!(u128);
 
 /// Space that is not global unicast, as inclusive ranges in order (the same as
-/// `dns::ecs::is_global_unicast`): no run may span it and the space around it, since a client
+/// `geo::is_global_unicast`): no run may span it and the space around it, since a client
 /// subnet there is not used and the answer goes by the resolver's address instead. (Resolvers
 /// asking from such addresses, loopback above all, are still answered from the table.)
 const SPECIAL_V4: [(u32, u32); 8] = [
@@ -373,14 +373,14 @@ mod tests {
         // Agrees with the ECS rule for the edges of every range.
         for (s, e) in SPECIAL_V4 {
             for ip in [s, e] {
-                assert!(!crate::dns::ecs::is_global_unicast(
+                assert!(!crate::geo::is_global_unicast(
                     std::net::Ipv4Addr::from(ip).into()
                 ));
             }
             for ip in [s.wrapping_sub(1), e.wrapping_add(1)] {
                 let special = SPECIAL_V4.iter().any(|&(a, b)| (a..=b).contains(&ip));
                 assert_eq!(
-                    crate::dns::ecs::is_global_unicast(std::net::Ipv4Addr::from(ip).into()),
+                    crate::geo::is_global_unicast(std::net::Ipv4Addr::from(ip).into()),
                     !special,
                     "{}",
                     std::net::Ipv4Addr::from(ip)

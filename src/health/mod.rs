@@ -1,11 +1,14 @@
-//! Endpoint health: what the prober found ([`Status`]), the hysteresis that turns probe results
-//! into states ([`Hysteresis`]), and the frozen [`HealthView`] the query path reads. `reqwest`
+//! Endpoint health: what the prober found ([`Status`], [`ProbeRecords`] with the state file and
+//! readiness), the hysteresis that turns probe results into states ([`Hysteresis`]), failover
+//! tiers, and the frozen [`HealthView`] the query path reads. `reqwest`
 //! is named only in this module (`check.rs`).
 
 mod check;
 mod prober;
+mod records;
 pub mod spec;
-pub mod statefile;
+mod statefile;
+mod tiers;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,11 +16,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use check::failure_reason;
-pub use prober::run_prober;
+pub use prober::{ProbeSink, run_prober};
+pub use records::{ProbeRecords, ProbeReport};
 pub use spec::CheckSpec;
-pub use statefile::{load as load_state_file, save as save_state_file};
+pub use tiers::{active_tier, active_tiers};
 
-use crate::zone::spec::Force;
+/// An operator's override of an endpoint's probed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Force {
+    Up,
+    Down,
+}
 
 /// One probe: an address and how it is checked. Pools sharing both share the probe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -183,17 +193,6 @@ pub struct HealthView {
     pub active_tier: Vec<u16>,
 }
 
-/// The tier a failover set answers from, given which tiers have a live endpoint.
-/// Preemptive: the first live tier. Non-preemptive: the tier that took over keeps serving
-/// while it has a live endpoint, so a recovered primary does not cause a second switch-over.
-pub fn active_tier(previous: Option<u16>, preempt: bool, live: &[bool]) -> u16 {
-    let first = live.iter().position(|&l| l).unwrap_or(0) as u16;
-    match previous {
-        Some(p) if !preempt && live.get(p as usize) == Some(&true) => p,
-        _ => first,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,17 +229,5 @@ mod tests {
             Hysteresis::new(Status::Unknown, 2, 3).observe(true),
             Some(Status::Up)
         );
-    }
-
-    #[test]
-    fn failover_tiers() {
-        // Preemptive: back to the primary as soon as it is live.
-        assert_eq!(active_tier(Some(1), true, &[true, true]), 0);
-        // Non-preemptive: the secondary keeps serving while it lives...
-        assert_eq!(active_tier(Some(1), false, &[true, true]), 1);
-        // ...and hands back only when it fails.
-        assert_eq!(active_tier(Some(1), false, &[true, false]), 0);
-        assert_eq!(active_tier(None, false, &[false, true]), 1);
-        assert_eq!(active_tier(Some(0), false, &[false, false]), 0);
     }
 }

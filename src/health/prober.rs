@@ -1,7 +1,7 @@
-//! The prober: one task per distinct (address, check), following the zone set as it is
-//! reloaded, at most `max_concurrent` probes in flight, and restarted if a task dies. Results go
-//! into the shared state, which publishes a new snapshot when a status changes; probes never
-//! touch the query path.
+//! The prober: one task per distinct (address, check), following the probes the served zones
+//! need, at most `max_concurrent` probes in flight, and restarted if a task dies. Results go to
+//! a [`ProbeSink`] (the writer path, which publishes a new snapshot when a status changes);
+//! probes never touch the query path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,19 +11,34 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::{Hysteresis, ProbeKey, check};
-use crate::state::State;
+use tokio::sync::watch;
 
-/// Runs every probe the current zones need until `shutdown`.
-pub async fn run_prober(state: Arc<State>, max_concurrent: usize, shutdown: CancellationToken) {
+use super::{Hysteresis, ProbeKey, ProbeReport, Status, check};
+
+/// Where the prober learns what to probe and reports what it found.
+pub trait ProbeSink: Send + Sync + 'static {
+    /// The probes the served zones need, as they change.
+    fn targets(&self) -> watch::Receiver<Arc<[ProbeKey]>>;
+    /// The last-known status of a probe (from an earlier run, too).
+    fn last_status(&self, key: &ProbeKey) -> Status;
+    /// One probe's result.
+    fn report(&self, key: &ProbeKey, report: ProbeReport);
+}
+
+/// Runs every probe `sink` asks for until `shutdown`.
+pub async fn run_prober(
+    sink: Arc<dyn ProbeSink>,
+    max_concurrent: usize,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
-    let mut zones = state.subscribe_zones();
+    let mut targets = sink.targets();
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<ProbeKey, AbortHandle> = HashMap::new();
     let mut by_id: HashMap<Id, ProbeKey> = HashMap::new();
     loop {
         // Follow the configuration: stop probes no zone needs any more, start new ones.
-        let wanted: Vec<ProbeKey> = zones.borrow_and_update().probes.clone();
+        let wanted: Arc<[ProbeKey]> = targets.borrow_and_update().clone();
         running.retain(|key, handle| {
             let keep = wanted.contains(key);
             if !keep {
@@ -32,16 +47,16 @@ pub async fn run_prober(state: Arc<State>, max_concurrent: usize, shutdown: Canc
             }
             keep
         });
-        for key in wanted {
-            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
+        for key in wanted.iter() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key.clone()) {
                 let key = slot.key().clone();
-                let handle = tasks.spawn(probe(key.clone(), state.clone(), permits.clone()));
+                let handle = tasks.spawn(probe(key.clone(), sink.clone(), permits.clone()));
                 by_id.insert(handle.id(), key);
                 slot.insert(handle);
             }
         }
         tokio::select! {
-            changed = zones.changed() => {
+            changed = targets.changed() => {
                 if changed.is_err() {
                     break;
                 }
@@ -68,7 +83,7 @@ pub async fn run_prober(state: Arc<State>, max_concurrent: usize, shutdown: Canc
 }
 
 /// Probes one (address, check) forever with the real check.
-async fn probe(key: ProbeKey, state: Arc<State>, permits: Arc<Semaphore>) {
+async fn probe(key: ProbeKey, sink: Arc<dyn ProbeSink>, permits: Arc<Semaphore>) {
     let client = match key.check.kind {
         super::spec::CheckKind::Tcp => None,
         _ => match check::client(&key) {
@@ -80,13 +95,13 @@ async fn probe(key: ProbeKey, state: Arc<State>, permits: Arc<Semaphore>) {
         },
     };
     let run = || check::run(&key, client.as_ref());
-    probe_loop(&key, &state, &permits, run).await;
+    probe_loop(&key, &*sink, &permits, run).await;
 }
 
 /// The probe schedule: first at once (with a little jitter so that a start does not fire every
 /// probe in the same instant), then every interval ± 10 %; each result goes through the
-/// rise/fall hysteresis into the shared state.
-async fn probe_loop<F, Fut>(key: &ProbeKey, state: &State, permits: &Semaphore, mut run: F)
+/// rise/fall hysteresis to `sink`.
+async fn probe_loop<F, Fut>(key: &ProbeKey, sink: &dyn ProbeSink, permits: &Semaphore, mut run: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
@@ -94,7 +109,7 @@ where
     let check = &key.check;
     let interval = check.interval();
     let mut rng = fastrand::Rng::new();
-    let mut machine = Hysteresis::new(state.probe_status(key), check.rise, check.fall);
+    let mut machine = Hysteresis::new(sink.last_status(key), check.rise, check.fall);
     let first = interval
         .min(Duration::from_secs(1))
         .mul_f64(rng.f64() * 0.1);
@@ -108,7 +123,17 @@ where
         let latency = started.elapsed();
         let old = machine.status;
         let changed = machine.observe(result.is_ok());
-        state.record_probe(key, changed, old, result, latency);
+        if let Err(failure) = &result {
+            crate::metrics::global()
+                .record_probe_failure(&key.to_string(), super::failure_reason(failure));
+        }
+        let report = ProbeReport {
+            old,
+            changed,
+            result,
+            latency,
+        };
+        sink.report(key, report);
         tokio::time::sleep(interval.mul_f64(0.9 + rng.f64() * 0.2)).await;
     }
 }
@@ -116,11 +141,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Status;
+    use crate::control::Control;
     use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
 
     /// A state whose one pool has one endpoint checked every 10 s, fall 3, rise 2.
-    fn state() -> (Arc<State>, ProbeKey) {
+    fn state() -> (Arc<Control>, ProbeKey) {
         let spec: ZoneSpec = toml::from_str(
             r#"
             ns = ["ns1"]
@@ -137,7 +162,7 @@ mod tests {
         let origin = hickory_proto::rr::Name::from_ascii("t.").unwrap();
         let zones = ZoneSet::new([build_zone(&origin, &spec, None).unwrap()]);
         let key = zones.probes[0].clone();
-        (Arc::new(State::from_zones(zones)), key)
+        (Arc::new(Control::from_zones(zones)), key)
     }
 
     /// Runs the loop with a fake check that fails during [fail_from, fail_until) seconds.
@@ -155,7 +180,7 @@ mod tests {
             }
         };
         let mut seen = Vec::new();
-        let probing = probe_loop(&key, &state, &permits, run);
+        let probing = probe_loop(&key, &*state, &permits, run);
         tokio::pin!(probing);
         for &t in times {
             let until = start + Duration::from_secs(t);
@@ -163,7 +188,7 @@ mod tests {
                 _ = &mut probing => unreachable!(),
                 _ = tokio::time::sleep_until(until) => {}
             }
-            let snapshot = state.snapshot();
+            let snapshot = state.current().load();
             seen.push(snapshot.health.status[0]);
         }
         seen

@@ -72,5 +72,5 @@ pub fn save(path: &Path, records: &HashMap<ProbeKey, ProbeRecord>) -> std::io::R
         .collect();
     entries.sort_by_key(|e| e.address);
     let json = serde_json::to_vec_pretty(&entries).map_err(std::io::Error::other)?;
-    crate::store::write_atomic(path, &json)
+    crate::sys::write_atomic(path, &json)
 }

@@ -1,5 +1,7 @@
 //! Pool policies: how a pool orders its endpoints for one answer. One policy per file, dispatched
-//! by [`Policy`]. Policies only order; health filtering and `max_answers` are applied outside.
+//! by [`Policy`] in two steps: [`Policy::decide`] (what the order depends on for this client,
+//! made once per query by `resolve::find`) and [`Policy::order_for`] (the endpoints, by that
+//! decision). Policies only order; health filtering and `max_answers` are applied outside.
 
 mod all;
 mod failover;
@@ -11,7 +13,7 @@ mod weighted_random;
 /// Endpoint indices in answer order; inline for answers of typical size.
 pub type Order = smallvec::SmallVec<[u32; 16]>;
 
-/// A geo pool's datacenter order as [`Policy::decision`] gives it; longer orders are not
+/// A decision's datacenter order as a memo key ([`Decision::memo_key`]); longer orders are not
 /// memoized (they would not stay inline).
 pub type Decided = smallvec::SmallVec<[u16; DECIDED_INLINE]>;
 const DECIDED_INLINE: usize = 8;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::geo::GeoDb;
 use crate::health::HealthView;
+use crate::metrics::PolicyLabel;
 
 pub use all::All;
 pub use failover::Failover;
@@ -64,6 +67,46 @@ pub enum Policy {
     Failover(Failover),
 }
 
+/// A policy's decision for one client: the datacenter order of a geo pool (empty for the
+/// others) and the ECS scope it has. On the stack: the query path makes one per pool answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    order: [u16; geo::MAX_DATACENTERS],
+    len: u8,
+    /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address it depended
+    /// on; 0 when it did not depend on the client.
+    pub scope: u8,
+    /// Whether the order is fixed by the snapshot and this decision alone (no rotation,
+    /// weighted cycle or random draw): equal decisions then give equal answers.
+    pub fixed: bool,
+}
+
+impl Decision {
+    /// A decision for datacenters in `order` (at most `MAX_DATACENTERS`) with this scope.
+    pub fn new(order: &[u16], scope: u8) -> Self {
+        let mut d = Self {
+            order: [0; geo::MAX_DATACENTERS],
+            len: order.len() as u8,
+            scope,
+            fixed: false,
+        };
+        d.order[..order.len()].copy_from_slice(order);
+        d
+    }
+
+    /// The datacenters, best first.
+    pub fn order(&self) -> &[u16] {
+        &self.order[..usize::from(self.len)]
+    }
+
+    /// What a memoized reply of this decision is keyed on; `None` where the answer is not
+    /// fixed by it (see [`Decision::fixed`]) or its order is too long to keep inline.
+    pub fn memo_key(&self) -> Option<Decided> {
+        (self.fixed && self.order().len() <= DECIDED_INLINE)
+            .then(|| Decided::from_slice(self.order()))
+    }
+}
+
 /// Who is asking and what is known right now, for policies that depend on it.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -88,7 +131,45 @@ impl Policy {
         }
     }
 
-    /// Appends up to `limit` endpoint indices to `out`, best first.
+    /// The decision for this client: the one place a policy looks at who is asking. Within
+    /// one snapshot, equal fixed decisions give equal orders: what lets `dns::memo` reuse an
+    /// encoded reply.
+    pub fn decide(&self, cx: &Context<'_>) -> Decision {
+        let mut decision = match self {
+            Self::Geo(p) => p.decide(cx.addr, cx.geo),
+            _ => Decision::new(&[], 0),
+        };
+        decision.fixed = self.fixed();
+        decision
+    }
+
+    /// Appends up to `limit` endpoint indices to `out`, best first, for `decision`. `live`
+    /// tells which endpoints may be handed out, for policies whose choice depends on it (a geo
+    /// datacenter with none live passes its traffic on).
+    pub fn order_for(
+        &self,
+        decision: &Decision,
+        cx: &Context<'_>,
+        live: &dyn Fn(u32) -> bool,
+        rng: &mut fastrand::Rng,
+        limit: usize,
+        out: &mut Order,
+    ) {
+        match self {
+            Self::Geo(p) => p.order(decision.order(), live, rng, limit, out),
+            Self::Failover(p) => {
+                let active = p
+                    .slot
+                    .and_then(|s| cx.health.active_tier.get(s as usize).copied())
+                    .unwrap_or(0);
+                p.order(active, limit, out);
+            }
+            flat => flat.order(rng, limit, out),
+        }
+    }
+
+    /// Appends up to `limit` endpoint indices to `out`, best first, for no client in
+    /// particular (a geo datacenter's inner policy).
     pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Order) {
         match self {
             Self::RoundRobin(p) => p.order(limit, out),
@@ -97,57 +178,10 @@ impl Policy {
             Self::All(p) => p.order(limit, out),
             // Without a client the geo pool answers as for one it cannot locate.
             Self::Geo(p) => {
-                let nowhere = IpAddr::from([0, 0, 0, 0]);
-                p.order(nowhere, None, &|_| true, rng, limit, out);
+                let nowhere = p.decide(IpAddr::from([0, 0, 0, 0]), None);
+                p.order(nowhere.order(), &|_| true, rng, limit, out);
             }
             Self::Failover(p) => p.order(0, limit, out),
-        }
-    }
-
-    /// Like [`Policy::order`], for one query. `live` tells which endpoints may be handed out,
-    /// for policies whose choice depends on it (a geo datacenter with none live passes its
-    /// traffic on). Returns the ECS scope prefix: how much of the client's address the order
-    /// depended on (0 for every policy but `geo`).
-    pub fn order_for(
-        &self,
-        cx: &Context<'_>,
-        live: &dyn Fn(u32) -> bool,
-        rng: &mut fastrand::Rng,
-        limit: usize,
-        out: &mut Order,
-    ) -> u8 {
-        match self {
-            Self::Geo(p) => p.order(cx.addr, cx.geo, live, rng, limit, out),
-            Self::Failover(p) => {
-                let active = p
-                    .slot
-                    .and_then(|s| cx.health.active_tier.get(s as usize).copied())
-                    .unwrap_or(0);
-                p.order(active, limit, out);
-                0
-            }
-            flat => {
-                flat.order(rng, limit, out);
-                0
-            }
-        }
-    }
-
-    /// What an answer of this policy depends on besides the snapshot: nothing for a fixed
-    /// order, the datacenter order for `geo` (with its ECS scope). `None` when it also depends
-    /// on a rotation, a weighted cycle or a random draw. Within one snapshot, equal decisions
-    /// give equal orders: what lets `dns::memo` reuse an encoded reply.
-    pub fn decision(&self, cx: &Context<'_>) -> Option<(Decided, u8)> {
-        match self {
-            Self::Geo(p) if self.fixed() => {
-                let (order, len, scope) = p.decide_order(cx.addr, cx.geo);
-                order
-                    .get(..len)
-                    .filter(|o| o.len() <= DECIDED_INLINE)
-                    .map(|o| (Decided::from_slice(o), scope))
-            }
-            _ if self.fixed() => Some((Decided::new(), 0)),
-            _ => None,
         }
     }
 
@@ -159,6 +193,18 @@ impl Policy {
             Self::Weighted(p) => p.n <= 1,
             Self::WeightedRandom(p) => p.weights.len() <= 1,
             Self::Geo(p) => p.datacenters.iter().all(|dc| dc.inner.fixed()),
+        }
+    }
+
+    /// How the metrics count answers of this policy.
+    pub fn label(&self) -> PolicyLabel {
+        match self {
+            Self::RoundRobin(_) => PolicyLabel::RoundRobin,
+            Self::Weighted(_) => PolicyLabel::Weighted,
+            Self::WeightedRandom(_) => PolicyLabel::WeightedRandom,
+            Self::All(_) => PolicyLabel::All,
+            Self::Geo(_) => PolicyLabel::Geo,
+            Self::Failover(_) => PolicyLabel::Failover,
         }
     }
 

@@ -1,22 +1,67 @@
-//! Where zones live durably: one file per zone in the zones folder. Every write goes through
-//! here, atomically (temp file, fsync, rename, fsync of the folder), so that a crash at any
-//! moment leaves either the old file or the new one, never half of one.
+//! Where zones live durably, behind one interface ([`Store`]) that the writer path (`control`)
+//! reads and writes through. Files are the backend today ([`FileStore`]: one file per zone in
+//! the zones folder, every write atomic — temp file, fsync, rename, fsync of the folder — so
+//! that a crash at any moment leaves either the old file or the new one); a journal and an
+//! etcd backend implement the same interface. `store::edit` changes a zone's TOML keeping its
+//! comments and layout.
 
 pub mod edit;
 
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
 use sha2::{Digest, Sha256};
 
+use crate::zone::{self, ZoneError, ZoneSet};
+
+/// Where the zones come from and where changes to them are made durable. A zone is changed as
+/// its whole TOML document: read it, compute the new text, build the set with it (which
+/// validates it), then write it; only a written change is served.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Every zone, built (start-up and reload). All or nothing.
+    fn load(&self) -> Result<ZoneSet, ZoneError>;
+    /// Zone `origin`'s TOML document, if it has one.
+    fn read(&self, origin: &Name) -> std::io::Result<Option<String>>;
+    /// Every zone as it would be with `origin`'s document replaced by `text` (`None`: the zone
+    /// removed): the validation of a change, before it is written.
+    fn load_with(&self, origin: &Name, text: Option<&str>) -> Result<ZoneSet, ZoneError>;
+    /// Makes the change durable; once this returns, it survives a crash.
+    fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()>;
+    /// Whether `origin` is served from a form the API does not edit (an RFC 1035 master file).
+    fn read_only(&self, origin: &Name) -> bool;
+}
+
 /// The zones folder.
 #[derive(Debug, Clone)]
-pub struct ZoneStore {
+pub struct FileStore {
     dir: PathBuf,
 }
 
-impl ZoneStore {
+impl Store for FileStore {
+    fn load(&self) -> Result<ZoneSet, ZoneError> {
+        zone::load_dir(&self.dir)
+    }
+
+    fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
+        FileStore::read(self, origin)
+    }
+
+    fn load_with(&self, origin: &Name, text: Option<&str>) -> Result<ZoneSet, ZoneError> {
+        let overrides = HashMap::from([(origin.clone(), text.map(str::to_owned))]);
+        zone::load_dir_with(&self.dir, &overrides)
+    }
+
+    fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
+        FileStore::write(self, origin, text)
+    }
+
+    fn read_only(&self, origin: &Name) -> bool {
+        !self.toml_path(origin).exists() && self.master_path(origin).exists()
+    }
+}
+
+impl FileStore {
     pub fn new(dir: PathBuf) -> Self {
         Self { dir }
     }
@@ -50,14 +95,14 @@ impl ZoneStore {
     pub fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
         let path = self.toml_path(origin);
         match text {
-            Some(text) => write_atomic(&path, text.as_bytes()),
+            Some(text) => crate::sys::write_atomic(&path, text.as_bytes()),
             None => {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
-                sync_dir(&self.dir)
+                crate::sys::sync_dir(&self.dir)
             }
         }
     }
@@ -68,26 +113,4 @@ pub fn etag(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
-}
-
-/// Writes `bytes` to `path` so that readers and crashes see the old file or the new one:
-/// a temp file in the same folder, fsync, rename over, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    // Hidden, so that a leftover temp file is never loaded as a zone.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }

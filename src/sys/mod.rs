@@ -1,5 +1,8 @@
-//! Calls to the C library that no crate wraps for us; `libc` is named only under `sys`:
-//! memory (here) and batched datagrams ([`mmsg`]).
+//! Calls to the operating system that no crate wraps for us; `libc` is named only under `sys`:
+//! memory and durable file writes (here) and batched datagrams ([`mmsg`]).
+
+use std::io::Write;
+use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub mod mmsg;
@@ -27,4 +30,26 @@ pub unsafe fn drop_file_pages(start: usize, len: usize) {
     unsafe {
         libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
     }
+}
+
+/// Writes `bytes` to `path` so that readers and crashes see the old file or the new one:
+/// a temp file in the same folder, fsync, rename over, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    // Hidden, so that a leftover temp file is never loaded as a zone.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

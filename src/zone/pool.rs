@@ -160,7 +160,7 @@ pub(super) fn endpoint_set(policy: Policy, family: Family) -> EndpointSet {
         health: Vec::with_capacity(family.len()),
         always_live: family.iter().all(|b| {
             let h = &b.health;
-            h.probe.is_none() && !h.drain && h.force != Some(crate::zone::spec::Force::Down)
+            h.probe.is_none() && !h.drain && h.force != Some(crate::health::Force::Down)
         }),
         policy,
     };

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::health::Force;
 use crate::health::spec::CheckSpec;
 use crate::policy::PolicyKind;
 
@@ -263,14 +264,6 @@ pub enum EndpointCheck {
 
 fn is_one(w: &u32) -> bool {
     *w == 1
-}
-
-/// An operator's override of an endpoint's probed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Force {
-    Up,
-    Down,
 }
 
 /// What a pool answers when none of its endpoints (of the asked family) is up.

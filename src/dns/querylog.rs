@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hickory_proto::op::Message;
 use serde_json::json;
 
+use super::respond::{Outcome, Transport};
 use crate::config::QueryLogConfig;
-use crate::dns::handler::{Outcome, Transport};
 use crate::metrics;
 
 /// Lines waiting for the writer at most.

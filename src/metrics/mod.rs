@@ -6,7 +6,6 @@
 //! registry and the current health into the text exposition format (version 0.0.4).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -14,8 +13,11 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::dns::handler::Transport;
-use crate::policy::Policy;
+mod labels;
+mod render;
+
+pub use labels::{PolicyLabel, Transport};
+pub use render::{Gauges, render};
 
 /// Query types counted by name; the rest are `other`.
 const QTYPES: [RecordType; 15] = [
@@ -38,18 +40,8 @@ const QTYPES: [RecordType; 15] = [
 const RCODES: [&str; 8] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
 ];
-const PROTOCOLS: [&str; 2] = ["udp", "tcp"];
-/// `static` for answers that no pool decided.
-const POLICIES: [&str; 7] = [
-    "static",
-    "round_robin",
-    "weighted",
-    "weighted_random",
-    "all",
-    "failover",
-    "geo",
-];
-const QUERY_SLOTS: usize = (QTYPES.len() + 1) * RCODES.len() * PROTOCOLS.len() * POLICIES.len();
+const QUERY_SLOTS: usize =
+    (QTYPES.len() + 1) * RCODES.len() * Transport::COUNT * PolicyLabel::COUNT;
 
 /// Upper bounds of the query-duration histogram, in seconds: a query takes microseconds.
 const DURATION_BOUNDS: [f64; 12] = [
@@ -114,23 +106,15 @@ pub struct Registry {
     no_zone: Arc<ZoneCounters>,
     /// By `zone \0 pool \0 datacenter`: one string key, looked up without allocating.
     answers: Mutex<rustc_hash::FxHashMap<String, Arc<AtomicU64>>>,
-    durations: [Histogram; 2],
+    /// By transport.
+    durations: [Histogram; Transport::COUNT],
     reloads: [AtomicU64; 2],
     probe_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
     api_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     query_log: [AtomicU64; 2],
 }
 
-static GLOBAL: LazyLock<Registry> = LazyLock::new(|| Registry {
-    zones: Mutex::default(),
-    no_zone: Arc::new(ZoneCounters::new()),
-    answers: Mutex::default(),
-    durations: [Histogram::new(), Histogram::new()],
-    reloads: Default::default(),
-    probe_failures: Mutex::default(),
-    api_requests: Mutex::default(),
-    query_log: Default::default(),
-});
+static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
 
 /// The process-wide registry.
 pub fn global() -> &'static Registry {
@@ -147,12 +131,26 @@ pub struct QueryLabels<'a> {
     pub zone: Option<&'a ZoneCounters>,
     pub qtype: Option<RecordType>,
     pub rcode: ResponseCode,
-    pub policy: Option<&'a Policy>,
+    /// The policy of the pool that answered; `None` for answers no pool decided.
+    pub policy: Option<PolicyLabel>,
     /// The answer counter of the pool (and datacenter) that answered, if one did.
     pub answered_by: Option<&'a AtomicU64>,
 }
 
 impl Registry {
+    fn new() -> Self {
+        Self {
+            zones: Mutex::default(),
+            no_zone: Arc::new(ZoneCounters::new()),
+            answers: Mutex::default(),
+            durations: std::array::from_fn(|_| Histogram::new()),
+            reloads: Default::default(),
+            probe_failures: Mutex::default(),
+            api_requests: Mutex::default(),
+            query_log: Default::default(),
+        }
+    }
+
     /// The counters of zone `origin` (created on first use, kept for the process's life).
     pub fn zone(&self, origin: &str) -> Arc<ZoneCounters> {
         lock(&self.zones)
@@ -179,18 +177,22 @@ impl Registry {
         PoolCounters { by_datacenter }
     }
 
-    /// Counts one answered query. Called by the UDP and TCP loops for every reply.
-    /// Counts one query; its time is recorded by [`Registry::record_latency`].
+    /// Counts one answered query (the UDP and TCP loops call it for every reply); its time is
+    /// recorded by [`Registry::record_latency`].
     pub fn record_query(&self, q: &QueryLabels<'_>, transport: Transport) {
         let qtype = q
             .qtype
             .and_then(|t| QTYPES.iter().position(|&k| k == t))
             .unwrap_or(QTYPES.len());
         let rcode = rcode_index(q.rcode);
-        let protocol = transport as usize;
-        let policy = q.policy.map_or(0, policy_index);
-        let slot =
-            ((qtype * RCODES.len() + rcode) * PROTOCOLS.len() + protocol) * POLICIES.len() + policy;
+        let policy = q.policy.unwrap_or(PolicyLabel::Static);
+        let slot = QuerySlot {
+            qtype,
+            rcode,
+            transport,
+            policy,
+        }
+        .index();
         let zone = q.zone.unwrap_or(&self.no_zone);
         zone.queries[slot].fetch_add(1, Relaxed);
         if let Some(counter) = q.answered_by {
@@ -201,7 +203,7 @@ impl Registry {
     /// `count` queries that each spent `elapsed` in the server (a UDP batch's replies all
     /// leave in one send, so they share the batch's time).
     pub fn record_latency(&self, transport: Transport, elapsed: Duration, count: u64) {
-        self.durations[transport as usize].observe(elapsed, count);
+        self.durations[transport.index()].observe(elapsed, count);
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -261,233 +263,36 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
     }
 }
 
-fn policy_index(policy: &Policy) -> usize {
-    POLICIES
-        .iter()
-        .position(|&p| p == policy.name())
-        .unwrap_or(0)
+/// The labels of one query counter, and its place in a zone's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct QuerySlot {
+    /// Index in `QTYPES`; `QTYPES.len()` for `other`.
+    qtype: usize,
+    /// Index in `RCODES`.
+    rcode: usize,
+    transport: Transport,
+    policy: PolicyLabel,
 }
 
-/// What [`render`] needs besides the registry: the state of the fleet right now.
-#[derive(Debug, Default)]
-pub struct Gauges {
-    /// (probe, check kind, up: Some(true|false) or None while unknown, last latency).
-    pub probes: Vec<(String, String, Option<bool>, Option<Duration>)>,
-    pub geoip_build_epoch: Option<u64>,
-    pub zones: Vec<(String, u32)>,
-    pub ready: bool,
-}
-
-/// Writes the text exposition format: families and their samples.
-struct Exposition(String);
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+impl QuerySlot {
+    fn index(self) -> usize {
+        ((self.qtype * RCODES.len() + self.rcode) * Transport::COUNT + self.transport.index())
+            * PolicyLabel::COUNT
+            + self.policy.index()
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (key, val)) in labels.iter().enumerate() {
-                let comma = if i == 0 { "" } else { "," };
-                let _ = write!(self.0, "{comma}{key}=\"{}\"", escape(val));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-
-    /// One sample per fixed outcome (`label` = each of `names`) of a counter pair.
-    fn by_outcome(&mut self, name: &str, label: &str, names: [&str; 2], counts: &[AtomicU64; 2]) {
-        for (value, count) in names.iter().zip(counts) {
-            self.sample(name, &[(label, value)], count.load(Relaxed));
+    fn of(index: usize) -> Self {
+        let policy = PolicyLabel::ALL[index % PolicyLabel::COUNT];
+        let rest = index / PolicyLabel::COUNT;
+        let transport = Transport::ALL[rest % Transport::COUNT];
+        let rest = rest / Transport::COUNT;
+        Self {
+            qtype: rest / RCODES.len(),
+            rcode: rest % RCODES.len(),
+            transport,
+            policy,
         }
     }
-}
-
-/// The text exposition of every metric.
-pub fn render(registry: &Registry, gauges: &Gauges) -> String {
-    let mut out = Exposition(String::with_capacity(16 * 1024));
-
-    out.family(
-        "meridian_dns_queries_total",
-        "counter",
-        "DNS queries answered, by zone, query type, response code, protocol and policy.",
-    );
-    let zones: Vec<(String, Arc<ZoneCounters>)> = lock(&registry.zones)
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .chain([(String::new(), registry.no_zone.clone())])
-        .collect();
-    for (zone, counters) in &zones {
-        for (slot, count) in counters.queries.iter().enumerate() {
-            let count = count.load(Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let policy = slot % POLICIES.len();
-            let rest = slot / POLICIES.len();
-            let protocol = rest % PROTOCOLS.len();
-            let rest = rest / PROTOCOLS.len();
-            let rcode = rest % RCODES.len();
-            let qtype = QTYPES
-                .get(rest / RCODES.len())
-                .map_or_else(|| "other".to_owned(), |t| t.to_string());
-            out.sample(
-                "meridian_dns_queries_total",
-                &[
-                    ("zone", zone),
-                    ("qtype", &qtype),
-                    ("rcode", RCODES[rcode]),
-                    ("protocol", PROTOCOLS[protocol]),
-                    ("policy", POLICIES[policy]),
-                ],
-                count,
-            );
-        }
-    }
-
-    out.family(
-        "meridian_pool_answers_total",
-        "counter",
-        "Pool answers, by zone, pool and the datacenter that answered (empty outside geo pools).",
-    );
-    for ((zone, pool, dc), count) in registry.answer_counts() {
-        let labels = [("zone", &*zone), ("pool", &pool), ("datacenter", &dc)];
-        out.sample("meridian_pool_answers_total", &labels, count);
-    }
-
-    out.family(
-        "meridian_dns_query_duration_seconds",
-        "histogram",
-        "Time from a query's arrival to its reply, by protocol.",
-    );
-    for (protocol, h) in PROTOCOLS.iter().zip(&registry.durations) {
-        let mut cumulative = 0;
-        for (bound, bucket) in DURATION_BOUNDS.iter().zip(&h.buckets) {
-            cumulative += bucket.load(Relaxed);
-            let le = bound.to_string();
-            let labels = [("protocol", *protocol), ("le", &le)];
-            out.sample(
-                "meridian_dns_query_duration_seconds_bucket",
-                &labels,
-                cumulative,
-            );
-        }
-        let count = h.count.load(Relaxed);
-        let labels = [("protocol", *protocol), ("le", "+Inf")];
-        out.sample("meridian_dns_query_duration_seconds_bucket", &labels, count);
-        let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
-        let labels = [("protocol", *protocol)];
-        out.sample("meridian_dns_query_duration_seconds_sum", &labels, sum);
-        out.sample("meridian_dns_query_duration_seconds_count", &labels, count);
-    }
-
-    out.family(
-        "meridian_endpoint_up",
-        "gauge",
-        "Probed endpoint state: 1 up, 0 down (absent while unknown).",
-    );
-    for (probe, kind, up, _) in &gauges.probes {
-        if let Some(up) = up {
-            let labels = [("probe", &**probe), ("check", kind)];
-            out.sample("meridian_endpoint_up", &labels, u8::from(*up));
-        }
-    }
-    out.family(
-        "meridian_endpoint_probe_duration_seconds",
-        "gauge",
-        "How long the last probe of an endpoint took.",
-    );
-    for (probe, kind, _, latency) in &gauges.probes {
-        if let Some(latency) = latency {
-            let labels = [("probe", &**probe), ("check", kind)];
-            let seconds = latency.as_secs_f64();
-            out.sample("meridian_endpoint_probe_duration_seconds", &labels, seconds);
-        }
-    }
-    out.family(
-        "meridian_endpoint_probe_failures_total",
-        "counter",
-        "Failed probes, by endpoint and reason.",
-    );
-    for ((probe, reason), count) in lock(&registry.probe_failures).iter() {
-        let labels = [("probe", &**probe), ("reason", reason)];
-        out.sample("meridian_endpoint_probe_failures_total", &labels, count);
-    }
-
-    out.family(
-        "meridian_reloads_total",
-        "counter",
-        "Zone reloads (SIGHUP or the API), by result.",
-    );
-    out.by_outcome(
-        "meridian_reloads_total",
-        "result",
-        ["ok", "failed"],
-        &registry.reloads,
-    );
-
-    out.family(
-        "meridian_api_requests_total",
-        "counter",
-        "HTTP API requests, by route, method and status.",
-    );
-    for ((route, method, status), count) in lock(&registry.api_requests).iter() {
-        let status = status.to_string();
-        let labels = [("route", &**route), ("method", method), ("status", &status)];
-        out.sample("meridian_api_requests_total", &labels, count);
-    }
-
-    out.family(
-        "meridian_query_log_lines_total",
-        "counter",
-        "Sampled queries for the query log, by outcome (dropped: over the rate limit or queue full).",
-    );
-    let outcomes = ["written", "dropped"];
-    out.by_outcome(
-        "meridian_query_log_lines_total",
-        "outcome",
-        outcomes,
-        &registry.query_log,
-    );
-
-    out.family(
-        "meridian_geoip_build_timestamp_seconds",
-        "gauge",
-        "Build time of the GeoIP database in use (Unix seconds).",
-    );
-    if let Some(epoch) = gauges.geoip_build_epoch {
-        out.sample("meridian_geoip_build_timestamp_seconds", &[], epoch);
-    }
-    out.family(
-        "meridian_zone_serial",
-        "gauge",
-        "SOA serial of each zone served.",
-    );
-    for (zone, serial) in &gauges.zones {
-        out.sample("meridian_zone_serial", &[("zone", zone)], serial);
-    }
-    out.family(
-        "meridian_ready",
-        "gauge",
-        "1 once zones are loaded and every endpoint has been probed once.",
-    );
-    out.sample("meridian_ready", &[], u8::from(gauges.ready));
-    out.family("meridian_build_info", "gauge", "The running version.");
-    let version = [("version", env!("CARGO_PKG_VERSION"))];
-    out.sample("meridian_build_info", &version, 1);
-    out.0
-}
-
-/// A label value as the exposition format wants it.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -495,17 +300,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn query_slots_round_trip() {
+        for index in 0..QUERY_SLOTS {
+            assert_eq!(QuerySlot::of(index).index(), index);
+        }
+    }
+
+    #[test]
     fn queries_are_counted_under_their_labels() {
-        let registry = Registry {
-            zones: Mutex::default(),
-            no_zone: Arc::new(ZoneCounters::new()),
-            answers: Mutex::default(),
-            durations: [Histogram::new(), Histogram::new()],
-            reloads: Default::default(),
-            probe_failures: Mutex::default(),
-            api_requests: Mutex::default(),
-            query_log: Default::default(),
-        };
+        let registry = Registry::new();
         let zone = registry.zone("example.test.");
         let pool = registry.pool("example.test.", "www", &["us", "eu"]);
         let labels = QueryLabels {

@@ -1,0 +1,103 @@
+//! hickory-proto's own encoder: every error reply (FORMERR, NOTIMP, REFUSED, BADVERS), the rare
+//! question written with compression pointers, and the reference the fast encoder
+//! (`dns::wire`) is tested against, reply for reply.
+
+use hickory_proto::op::{Edns, Metadata, Query, ResponseCode, emit_message_parts};
+use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
+use hickory_proto::serialize::binary::BinEncoder;
+
+use super::request::{Refusal, our_edns};
+use super::wire::Opt;
+use crate::resolve::Answer;
+
+/// A reply that carries only a response code (and the question, where one was read, and our
+/// OPT record where the request had one).
+pub fn refusal(refusal: &Refusal, udp_payload: u16) -> Vec<u8> {
+    let mut metadata = Metadata::response_from_request(&refusal.metadata);
+    metadata.response_code = refusal.rcode;
+    let edns = our_edns(refusal.edns, udp_payload);
+    encode(
+        &metadata,
+        refusal.question.as_ref(),
+        &Answer::default(),
+        edns.as_ref(),
+    )
+}
+
+/// hickory's form of our OPT record, for the reference encoder.
+pub fn edns(opt: Option<Opt>) -> Option<Edns> {
+    let opt = opt?;
+    let mut edns = Edns::new();
+    edns.set_max_payload(opt.payload);
+    if let Some(ecs) = opt.ecs {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(HickorySubnet::new(
+                ecs.addr, ecs.source, ecs.scope,
+            )));
+    }
+    Some(edns)
+}
+
+/// hickory-proto's own encoder: error replies, the rare compressed question, and the reference
+/// the fast encoder is tested against.
+pub fn encode(
+    metadata: &Metadata,
+    question: Option<&Query>,
+    answer: &Answer<'_>,
+    edns: Option<&Edns>,
+) -> Vec<u8> {
+    // The degraded TTL and a fallback pool's owner are applied to copies here; the fast
+    // encoder writes them directly.
+    let answers: Vec<std::borrow::Cow<'_, Record>> = answer
+        .answers
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let ttl = answer.ttl(i, r.ttl);
+            let owner = answer.owner(i, r);
+            match ttl == r.ttl && std::ptr::eq(owner, &r.name) {
+                true => std::borrow::Cow::Borrowed(r),
+                false => {
+                    let mut owned = r.clone();
+                    owned.ttl = ttl;
+                    owned.name = owner.clone();
+                    std::borrow::Cow::Owned(owned)
+                }
+            }
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut buf);
+    let result = emit_message_parts(
+        metadata,
+        &mut question.into_iter(),
+        &mut answers.iter().map(AsRef::as_ref),
+        &mut answer.authorities.iter().copied(),
+        &mut answer.additionals.iter().copied(),
+        edns,
+        None,
+        &mut encoder,
+    );
+    if let Err(e) = result {
+        // Our own data failed to encode: say SERVFAIL rather than send half a message.
+        tracing::error!(error = %e, "cannot encode reply");
+        let mut failed = *metadata;
+        failed.response_code = ResponseCode::ServFail;
+        failed.authoritative = false;
+        buf.clear();
+        let mut encoder = BinEncoder::new(&mut buf);
+        let empty: [&Record; 0] = [];
+        let _ = emit_message_parts(
+            &failed,
+            &mut question.into_iter(),
+            &mut empty.iter().copied(),
+            &mut empty.iter().copied(),
+            &mut empty.iter().copied(),
+            edns,
+            None,
+            &mut encoder,
+        );
+    }
+    buf
+}

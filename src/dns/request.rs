@@ -1,0 +1,309 @@
+//! Reading a request: the header, the one question, the OPT record (RFC 6891) and its Client
+//! Subnet option (RFC 7871), then the checks of what we serve. The usual shape is read directly
+//! from the bytes; anything else goes through hickory-proto's whole-message decoder.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{
+    Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::ecs::{self, ClientSubnet};
+use crate::zone::NameKey;
+
+/// Where the question's labels are: (end of the question, label offsets, label count). Read
+/// once, for the decoder, the zone key and the encoder's compression pointers.
+pub type Labels = (usize, [u16; 128], usize);
+
+/// A request that passed every check: what the stages after decoding read.
+pub struct Question<'q> {
+    pub query: &'q [u8],
+    pub metadata: Metadata,
+    pub labels: Option<Labels>,
+    pub qtype: RecordType,
+    /// The question's name as a zone key, made from its bytes.
+    pub key: NameKey,
+    pub edns: Option<RequestEdns>,
+    /// The Client Subnet as sent (echoed in the reply), and the one the answer is for: usable
+    /// (RFC 7871 §7.1.2) or none.
+    pub subnet: Option<ClientSubnet>,
+    pub used: Option<ClientSubnet>,
+    /// Who the answer is for: the usable ECS address, else the packet's source.
+    pub client: IpAddr,
+    /// The question in hickory's form, where the whole-message decoder read it.
+    decoded: Option<Query>,
+}
+
+/// What reading a message gives. Not boxed: a question is read for every query, and it stays
+/// on the stack.
+#[allow(clippy::large_enum_variant)]
+pub enum Read<'q> {
+    /// Not a DNS header, or a response: nothing is sent (answering those would let anyone
+    /// bounce traffic off us).
+    Drop,
+    /// A reply with only this response code (and the question, and our OPT where the request
+    /// had one).
+    Refuse(Refusal),
+    Question(Question<'q>),
+}
+
+/// An error reply's parts.
+pub struct Refusal {
+    pub metadata: Metadata,
+    pub question: Option<Query>,
+    pub rcode: ResponseCode,
+    /// Whether the request had an OPT record (the reply then has ours).
+    pub edns: bool,
+}
+
+/// Reads `query` from `source` and checks it, in the order RFC 6891 and RFC 7871 give the
+/// errors: a malformed message or ECS option (FORMERR), opcode (NOTIMP), question count
+/// (FORMERR), EDNS version (BADVERS), meta types and transfers, class.
+pub fn read(query: &[u8], source: IpAddr) -> Read<'_> {
+    let Ok(header) = Header::read(&mut BinDecoder::new(query)) else {
+        return Read::Drop;
+    };
+    if header.metadata.message_type == MessageType::Response {
+        return Read::Drop;
+    }
+    let labels = question_labels(query);
+    let Ok(request) = decode(query, &header, labels.as_ref()) else {
+        return Read::Refuse(Refusal {
+            metadata: header.metadata,
+            question: None,
+            rcode: ResponseCode::FormErr,
+            edns: false,
+        });
+    };
+    let refuse = |rcode| {
+        let question = match request.lean_question {
+            Some(_) => Query::read(&mut BinDecoder::new(&query[12..])).ok(),
+            None => request.queries.first().cloned(),
+        };
+        Read::Refuse(Refusal {
+            metadata: request.metadata,
+            question,
+            rcode,
+            edns: request.edns.is_some(),
+        })
+    };
+    let subnet = match (&request.edns, request.subnet) {
+        (_, Some(read)) => read,
+        (Some(_), None) => ecs::find(query),
+        (None, None) => Ok(None),
+    };
+    let Ok(subnet) = subnet else {
+        // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
+        return refuse(ResponseCode::FormErr);
+    };
+    if request.metadata.op_code != OpCode::Query {
+        return refuse(ResponseCode::NotImp);
+    }
+    let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
+        (Some(question), _) => question,
+        (None, [question]) => (question.query_type(), question.query_class()),
+        (None, _) => return refuse(ResponseCode::FormErr),
+    };
+    if request.edns.as_ref().is_some_and(|e| e.version > 0) {
+        // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+        return refuse(ResponseCode::BADVERS);
+    }
+    match qtype {
+        RecordType::OPT => return refuse(ResponseCode::FormErr),
+        // No zone transfers.
+        RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
+        _ => {}
+    }
+    if qclass != DNSClass::IN {
+        return refuse(ResponseCode::Refused);
+    }
+    let used = subnet.filter(ClientSubnet::usable);
+    let decoded = request.queries.into_iter().next();
+    let key = labels
+        .as_ref()
+        .and_then(|(_, offsets, count)| NameKey::from_wire(query, &offsets[..*count]))
+        .unwrap_or_else(|| {
+            let name = decoded.as_ref().map(|q| q.name().clone());
+            NameKey::new(&name.unwrap_or_default())
+        });
+    Read::Question(Question {
+        query,
+        metadata: request.metadata,
+        labels,
+        qtype,
+        key,
+        edns: request.edns,
+        subnet,
+        used,
+        client: used.map_or(source, |s| s.addr),
+        decoded,
+    })
+}
+
+impl Question<'_> {
+    /// The question in hickory's form, decoded now where the lean path did not (rare replies
+    /// need it: hickory's encoder, a fallback pool's renamed records).
+    pub fn hickory(&self) -> Option<std::borrow::Cow<'_, Query>> {
+        match &self.decoded {
+            Some(q) => Some(std::borrow::Cow::Borrowed(q)),
+            None => Query::read(&mut BinDecoder::new(&self.query[12..]))
+                .ok()
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// The question's name.
+    pub fn name(&self) -> Name {
+        self.hickory().map(|q| q.name().clone()).unwrap_or_default()
+    }
+}
+
+/// Our OPT record in hickory's form, for error replies (hickory's encoder) only.
+pub fn our_edns(request_had_one: bool, udp_payload: u16) -> Option<Edns> {
+    request_had_one.then(|| {
+        let mut ours = Edns::new();
+        ours.set_max_payload(udp_payload);
+        ours
+    })
+}
+
+/// Where the labels of the question's name start, for compression pointers to its suffixes.
+/// `None` when the question is not a plain uncompressed name (then the caller falls back).
+pub fn question_labels(query: &[u8]) -> Option<Labels> {
+    let mut offsets = [0u16; 128];
+    let mut count = 0;
+    let mut pos = 12;
+    loop {
+        let len = *query.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len & 0xc0 != 0 || count == offsets.len() {
+            return None;
+        }
+        offsets[count] = pos as u16;
+        count += 1;
+        pos += 1 + len;
+    }
+    // Name end + type + class.
+    let end = pos + 1 + 4;
+    (end <= query.len()).then_some((end, offsets, count))
+}
+
+/// What the query path reads of a request.
+pub(super) struct Request {
+    pub(super) metadata: Metadata,
+    /// The questions hickory decoded (the whole-message path); empty (no allocation) when the
+    /// lean path read the one question.
+    pub(super) queries: Vec<Query>,
+    /// The one question the lean path read, as (type, class); its name stays in the message
+    /// (the zone key is made from its bytes) and is decoded only for a reply that needs it.
+    pub(super) lean_question: Option<(RecordType, DNSClass)>,
+    pub(super) edns: Option<RequestEdns>,
+    /// The Client Subnet option, where the lean decoder already read it.
+    pub(super) subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
+}
+
+/// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
+/// from the wire where needed (`ecs::find`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestEdns {
+    pub(super) max_payload: u16,
+    pub(super) version: u8,
+    pub(super) rcode_high: u8,
+}
+
+impl From<&Edns> for RequestEdns {
+    fn from(edns: &Edns) -> Self {
+        Self {
+            max_payload: edns.max_payload(),
+            version: edns.version(),
+            rcode_high: edns.rcode_high(),
+        }
+    }
+}
+
+/// The OPT record that ends `rest` (the message after its question), read directly when it has
+/// the usual shape: root owner, no options or a single well-formed Client Subnet option, and
+/// nothing after it. `None` for anything else, which hickory's decoder then judges.
+fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Option<ecs::ClientSubnet>)> {
+    let (&[0, 0, 41, p1, p2, rcode_high, version, _, _, l1, l2], rdata) =
+        rest.split_first_chunk::<11>()?
+    else {
+        return None;
+    };
+    if rdata.len() != usize::from(u16::from_be_bytes([l1, l2])) {
+        return None;
+    }
+    let subnet = match rdata {
+        [] => None,
+        [0, 8, l1, l2, data @ ..] if data.len() == usize::from(u16::from_be_bytes([*l1, *l2])) => {
+            Some(ecs::parse(data).ok()?)
+        }
+        _ => return None,
+    };
+    // hickory reads payloads under 512 as 512 (RFC 6891 §6.2.5).
+    let edns = RequestEdns {
+        max_payload: u16::from_be_bytes([p1, p2]).max(512),
+        version,
+        rcode_high,
+    };
+    Some((edns, subnet))
+}
+
+/// Decodes a request. The usual shape — one question and at most an OPT record — is read
+/// directly; anything else goes through hickory's whole-message decoder.
+pub(super) fn decode(
+    query: &[u8],
+    header: &Header,
+    labels: Option<&Labels>,
+) -> Result<Request, ()> {
+    let counts = header.counts;
+    if counts.queries == 1
+        && counts.answers == 0
+        && counts.authorities == 0
+        && counts.additionals <= 1
+    {
+        let lean = (|| {
+            let &(end, _, _) = labels?;
+            // hickory refuses names over 255 bytes (RFC 1035 §2.3.4); so does this path.
+            if end - 4 - 12 > 255 {
+                return None;
+            }
+            let field = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
+            let question = (
+                RecordType::from(field(end - 4)),
+                DNSClass::from(field(end - 2)),
+            );
+            let edns = match counts.additionals {
+                0 => None,
+                _ => Some(lean_opt(query.get(end..)?)?),
+            };
+            Some((question, edns))
+        })();
+        if let Some((question, edns)) = lean {
+            let mut metadata = header.metadata;
+            let subnet = edns.map(|(edns, subnet)| {
+                metadata.merge_response_code(edns.rcode_high);
+                Ok(subnet)
+            });
+            return Ok(Request {
+                metadata,
+                queries: Vec::new(),
+                lean_question: Some(question),
+                edns: edns.map(|(edns, _)| edns),
+                subnet,
+            });
+        }
+    }
+    let message = Message::from_vec(query).map_err(|_| ())?;
+    Ok(Request {
+        metadata: message.metadata,
+        queries: message.queries,
+        lean_question: None,
+        edns: message.edns.as_ref().map(RequestEdns::from),
+        subnet: None,
+    })
+}

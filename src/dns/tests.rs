@@ -1,0 +1,398 @@
+//! The answer path end to end without sockets, and the fast encoder against hickory's
+//! reference: random queries (names, case, types, EDNS, ECS, payload sizes, garbage), both
+//! replies decoded and compared section by section.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::Header;
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::ecs;
+use super::memo::Memo;
+use super::request::{self, RequestEdns, decode};
+use super::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
+use crate::snapshot::Snapshot;
+use crate::zone::NameKey;
+use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
+use hickory_proto::op::Message;
+use hickory_proto::rr::Name;
+
+const ZONE: &str = r#"
+    ns = ["ns1", "ns2.elsewhere.example."]
+    [soa]
+    mname = "ns1"
+    rname = "hostmaster"
+    serial = 9
+    minimum = 60
+    [[records]]
+    name = "ns1"
+    type = "A"
+    data = ["192.0.2.53"]
+    [[records]]
+    name = "@"
+    type = "MX"
+    data = ["10 mail", "20 mx.elsewhere.example."]
+    [[records]]
+    name = "mail"
+    type = "AAAA"
+    data = ["2001:db8::25"]
+    [[records]]
+    name = "docs"
+    type = "CNAME"
+    data = ["web"]
+    [[records]]
+    name = "out"
+    type = "CNAME"
+    data = ["www.elsewhere.example."]
+    [[records]]
+    name = "sub"
+    type = "NS"
+    data = ["ns.sub"]
+    [[records]]
+    name = "ns.sub"
+    type = "A"
+    data = ["192.0.2.99"]
+    [[records]]
+    name = "big"
+    type = "TXT"
+    data = ["\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"", "\"ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"", "\"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd\"", "\"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\"", "\"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\""]
+    [[records]]
+    name = "_sip._udp"
+    type = "SRV"
+    data = ["10 60 5060 ns1"]
+    [[records]]
+    name = "@"
+    type = "CAA"
+    data = ['0 issue "ca.example"']
+    [pools.web]
+    policy = "all"
+    endpoints = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }, { address = "2001:db8::10" }]
+    [pools.edge]
+    policy = "geo"
+    [pools.edge.nets]
+    "10.0.0.0/8" = ["b"]
+    [[pools.edge.datacenters]]
+    name = "a"
+    latitude = 40.0
+    longitude = -75.0
+    policy = "all"
+    endpoints = [{ address = "198.51.100.1" }, { address = "2001:db8:a::1" }]
+    [[pools.edge.datacenters]]
+    name = "b"
+    latitude = 50.0
+    longitude = 8.0
+    policy = "all"
+    endpoints = [{ address = "198.51.100.2" }]
+"#;
+
+fn snapshot() -> Snapshot {
+    snapshot_of(ZONE)
+}
+
+/// A snapshot of `zone` (as example.test.) with the bundled test GeoIP database.
+fn snapshot_of(zone: &str) -> Snapshot {
+    let spec: ZoneSpec = toml::from_str(zone).unwrap();
+    let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
+    let db = crate::geo::GeoDb::open(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/geoip/meridian-test.mmdb"
+    )))
+    .unwrap();
+    Snapshot {
+        generation: 1,
+        zones: std::sync::Arc::new(ZoneSet::new([zone])),
+        geo: Some(std::sync::Arc::new(db)),
+        health: Default::default(),
+    }
+}
+
+fn random_case(rng: &mut fastrand::Rng, name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if rng.bool() {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let names = [
+        "example.test",
+        "web.example.test",
+        "edge.example.test",
+        "docs.example.test",
+        "out.example.test",
+        "mail.example.test",
+        "nope.example.test",
+        "a.b.sub.example.test",
+        "sub.example.test",
+        "big.example.test",
+        "_sip._udp.example.test",
+        "_udp.example.test",
+        "example.org",
+        "ns1.example.test",
+        ".",
+    ];
+    let types = [1u16, 28, 2, 6, 15, 16, 33, 257, 5, 255, 43, 12, 99];
+    let pick = rng.usize(..names.len());
+    let name = random_case(rng, names[pick]);
+    let mut q = Vec::new();
+    q.extend_from_slice(&rng.u16(..).to_be_bytes());
+    q.extend_from_slice(&[
+        if rng.bool() { 0x01 } else { 0x00 },
+        if rng.bool() { 0x10 } else { 0 },
+    ]);
+    let edns = rng.u8(..4);
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(edns > 0)]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&types[rng.usize(..types.len())].to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    if edns > 0 {
+        let payload: u16 = [512u16, 1232, 4096, 100][rng.usize(..4)];
+        let mut options = Vec::new();
+        if edns > 1 {
+            let (family, source, addr): (u16, u8, Vec<u8>) = match rng.u8(..5) {
+                0 => (1, 24, vec![81, 2, 69]),
+                1 => (1, 24, vec![8, 8, 8]),
+                2 => (1, 16, vec![10, 1]),
+                3 => (2, 48, vec![0x2a, 0x00, 0x14, 0x50, 0, 0]),
+                _ => (1, 0, vec![]),
+            };
+            options.extend_from_slice(&8u16.to_be_bytes());
+            options.extend_from_slice(&(4 + addr.len() as u16).to_be_bytes());
+            options.extend_from_slice(&family.to_be_bytes());
+            options.extend_from_slice(&[source, 0]);
+            options.extend_from_slice(&addr);
+        }
+        q.push(0);
+        q.extend_from_slice(&41u16.to_be_bytes());
+        q.extend_from_slice(&payload.to_be_bytes());
+        let do_bit = if rng.bool() { 0x80 } else { 0 };
+        q.extend_from_slice(&[0, 0, do_bit, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(&options);
+    }
+    // Now and then, damage it.
+    if rng.u8(..20) == 0 {
+        let at = rng.usize(..q.len());
+        q[at] = rng.u8(..);
+    }
+    q
+}
+
+#[test]
+fn rotating_pools_are_never_memoized() {
+    let snapshot = snapshot_of(
+        r#"
+        ns = ["ns1"]
+        [soa]
+        mname = "ns1"
+        rname = "hostmaster"
+        serial = 1
+        [pools.rr]
+        policy = "round_robin"
+        endpoints = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        [pools.fixed]
+        policy = "all"
+        endpoints = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        "#,
+    );
+    let mut memo = Memo::default();
+    let mut first = |name: &[u8]| {
+        let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(name);
+        q.extend_from_slice(b"\x07example\x04test\x00\x00\x01\x00\x01");
+        let mut out = Vec::new();
+        let source = "127.0.0.1".parse().unwrap();
+        let mut rng = fastrand::Rng::new();
+        let outcome = &mut Outcome::default();
+        let incoming = Incoming {
+            query: &q,
+            source,
+            transport: Transport::Udp,
+        };
+        let mut with = Responder {
+            rng: &mut rng,
+            memo: Some(&mut memo),
+            udp_payload: 1232,
+            reference: false,
+        };
+        assert!(respond_into(
+            &snapshot, incoming, &mut with, outcome, &mut out
+        ));
+        let reply = Message::from_vec(&out).unwrap();
+        reply.answers[0].data.clone()
+    };
+    let rotated: Vec<_> = (0..3).map(|_| first(b"\x02rr")).collect();
+    assert!(
+        rotated[0] != rotated[1] && rotated[1] != rotated[2],
+        "{rotated:?}"
+    );
+    let fixed: Vec<_> = (0..3).map(|_| first(b"\x05fixed")).collect();
+    assert!(fixed.iter().all(|f| *f == fixed[0]), "{fixed:?}");
+    assert_eq!(memo.hits, 2);
+}
+
+#[test]
+fn names_over_255_bytes_are_formerr_and_255_bytes_are_fine() {
+    let snapshot = snapshot();
+    let query = |labels: &[usize]| {
+        let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for &len in labels {
+            q.push(len as u8);
+            q.extend(std::iter::repeat_n(b'a', len));
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    };
+    let rcode = |q: &[u8]| {
+        let reply = respond(
+            &snapshot,
+            q,
+            "127.0.0.1".parse().unwrap(),
+            Transport::Udp,
+            1232,
+            &mut fastrand::Rng::new(),
+        )
+        .unwrap();
+        reply[3] & 0x0f
+    };
+    // 1+63 + 1+63 + 1+63 + 1+61 + 1 = 255 bytes: a name of another zone, REFUSED.
+    assert_eq!(rcode(&query(&[63, 63, 63, 61])), 5);
+    // One byte more: FORMERR, as hickory's decoder says.
+    assert_eq!(rcode(&query(&[63, 63, 63, 62])), 1);
+    assert!(Message::from_vec(&query(&[63, 63, 63, 62])).is_err());
+}
+
+#[test]
+fn fast_replies_mean_what_reference_replies_mean() {
+    let snapshot = snapshot();
+    let mut rng = fastrand::Rng::with_seed(20261121);
+    let mut compared = 0;
+    let mut memo = Memo::default();
+    for _ in 0..20_000 {
+        let q = query(&mut rng);
+        // The lean decoder reads what hickory's whole-message decoder reads.
+        if let Ok(header) = Header::read(&mut BinDecoder::new(&q)) {
+            match (
+                decode(&q, &header, request::question_labels(&q).as_ref()),
+                Message::from_vec(&q),
+            ) {
+                (Ok(lean), Ok(full)) => {
+                    assert_eq!(lean.metadata, full.metadata, "{q:?}");
+                    match lean.lean_question {
+                        Some((qtype, qclass)) => {
+                            let [question] = full.queries.as_slice() else {
+                                panic!("{q:?}: lean read one question, hickory did not")
+                            };
+                            assert_eq!(qtype, question.query_type(), "{q:?}");
+                            assert_eq!(qclass, question.query_class(), "{q:?}");
+                        }
+                        None => assert_eq!(lean.queries[..], full.queries[..], "{q:?}"),
+                    }
+                    let full_edns = full.edns.as_ref().map(RequestEdns::from);
+                    assert_eq!(lean.edns, full_edns, "{q:?}");
+                    // A Client Subnet the lean decoder read is the one the scan finds.
+                    if let Some(subnet) = lean.subnet {
+                        assert_eq!(subnet, ecs::find(&q), "{q:?}");
+                    }
+                    // The zone key read from the bytes is the decoded name's key.
+                    if let Some((_, offsets, count)) = request::question_labels(&q) {
+                        let wire_key = NameKey::from_wire(&q, &offsets[..count]).unwrap();
+                        let name_key = NameKey::new(full.queries[0].name());
+                        assert_eq!(wire_key.as_bytes(), name_key.as_bytes(), "{q:?}");
+                    }
+                }
+                (Err(()), Err(_)) => {}
+                (lean, full) => {
+                    panic!("{q:?}: lean ok {} full ok {}", lean.is_ok(), full.is_ok())
+                }
+            }
+        }
+        let transport = if rng.u8(..4) == 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        let source: IpAddr = ["127.0.0.1", "10.9.9.9", "81.2.69.160"][rng.usize(..3)]
+            .parse()
+            .unwrap();
+        let run = |fast: bool, memo: Option<&mut Memo>| {
+            let mut rng = fastrand::Rng::with_seed(1);
+            let mut outcome = Outcome::default();
+            // A used buffer, as the UDP workers pass: the reply must replace its bytes.
+            let mut out = vec![0xa5; 700];
+            let incoming = Incoming {
+                query: &q,
+                source,
+                transport,
+            };
+            let mut with = Responder {
+                rng: &mut rng,
+                memo,
+                udp_payload: 1232,
+                reference: !fast,
+            };
+            let sent = respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut out);
+            let seen = (
+                outcome.qtype,
+                outcome.rcode,
+                outcome.zone.map(std::ptr::from_ref),
+                outcome
+                    .served
+                    .map(|s| (std::ptr::from_ref(s.set), s.datacenter)),
+                outcome.subnet,
+            );
+            sent.then_some((out, seen))
+        };
+        // Through the memo (which earlier queries filled), twice: the same bytes and the
+        // same outcome as encoding afresh.
+        let fresh = run(true, None);
+        for _ in 0..2 {
+            assert_eq!(run(true, Some(&mut memo)), fresh, "{q:?}");
+        }
+        let (Some((fast, _)), Some((reference, _))) = (fresh, run(false, None)) else {
+            assert_eq!(run(true, None), None);
+            continue;
+        };
+        let a = Message::from_vec(&fast).unwrap_or_else(|e| panic!("{e}: {q:?}"));
+        let b = Message::from_vec(&reference).unwrap();
+        assert_eq!(a.metadata, b.metadata, "{q:?}");
+        assert_eq!(a.queries, b.queries, "{q:?}");
+        // Record equality (RFC 2136) ignores the TTL: compare it too. Owner names may come
+        // back in the question's case (a pointer into it): names compare case-insensitively.
+        let full = |rs: &[Record]| -> Vec<String> {
+            rs.iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}",
+                        r.name.to_lowercase(),
+                        r.ttl,
+                        r.record_type(),
+                        r.data
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(full(&a.answers), full(&b.answers), "{q:?}");
+        assert_eq!(full(&a.authorities), full(&b.authorities), "{q:?}");
+        assert_eq!(full(&a.additionals), full(&b.additionals), "{q:?}");
+        assert_eq!(a.edns, b.edns, "{q:?}");
+        // The question's letter case comes back as sent.
+        if let (Some(qa), Ok(orig)) = (a.queries.first(), Message::from_vec(&q)) {
+            assert!(qa.name().eq_case(orig.queries[0].name()));
+        }
+        compared += 1;
+    }
+    assert!(compared > 15_000, "{compared}");
+    // Most questions have fixed answers: the memo answered them after the first time.
+    assert!(memo.hits > 10_000, "{}", memo.hits);
+}

@@ -1,0 +1,67 @@
+//! Closed sets of label values. Each is one enum whose values (`ALL`, in declaration order) and
+//! names come from one list, so a new variant is counted and rendered with no other change, and
+//! code that maps onto it (`Policy::label`) does not compile until it names the new variant.
+
+/// Declares a label set: `Name { Variant => "text", … }`.
+macro_rules! label_set {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order (`ALL[v.index()] == v`).
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The label value as exposed.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            pub(super) fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+label_set! {
+    /// The transport a message came over; it also decides the size limit of a reply.
+    Transport {
+        Udp => "udp",
+        Tcp => "tcp",
+    }
+}
+
+label_set! {
+    /// The policy that decided an answer; `Static` for answers no pool decided.
+    PolicyLabel {
+        Static => "static",
+        RoundRobin => "round_robin",
+        Weighted => "weighted",
+        WeightedRandom => "weighted_random",
+        All => "all",
+        Failover => "failover",
+        Geo => "geo",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_positions_in_all() {
+        for (i, t) in Transport::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+        }
+        for (i, p) in PolicyLabel::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The text exposition format (version 0.0.4) of every metric: the registry's counters and
+//! the gauges of the fleet right now.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::{DURATION_BOUNDS, QTYPES, QuerySlot, RCODES, Registry, Transport, ZoneCounters, lock};
+
+/// What [`render`] needs besides the registry: the state of the fleet right now.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (probe, check kind, up: Some(true|false) or None while unknown, last latency).
+    pub probes: Vec<(String, String, Option<bool>, Option<Duration>)>,
+    pub geoip_build_epoch: Option<u64>,
+    pub zones: Vec<(String, u32)>,
+    pub ready: bool,
+}
+
+/// Writes the text exposition format: families and their samples.
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, val)) in labels.iter().enumerate() {
+                let comma = if i == 0 { "" } else { "," };
+                let _ = write!(self.0, "{comma}{key}=\"{}\"", escape(val));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// One sample per fixed outcome (`label` = each of `names`) of a counter pair.
+    fn by_outcome(&mut self, name: &str, label: &str, names: [&str; 2], counts: &[AtomicU64; 2]) {
+        for (value, count) in names.iter().zip(counts) {
+            self.sample(name, &[(label, value)], count.load(Relaxed));
+        }
+    }
+}
+
+/// The text exposition of every metric.
+pub fn render(registry: &Registry, gauges: &Gauges) -> String {
+    let mut out = Exposition(String::with_capacity(16 * 1024));
+    queries(&mut out, registry);
+    durations(&mut out, registry);
+    probes(&mut out, registry, gauges);
+    control_plane(&mut out, registry);
+    fleet(&mut out, gauges);
+    out.0
+}
+
+/// Queries by zone and labels, and pool answers by datacenter.
+fn queries(out: &mut Exposition, registry: &Registry) {
+    out.family(
+        "meridian_dns_queries_total",
+        "counter",
+        "DNS queries answered, by zone, query type, response code, protocol and policy.",
+    );
+    let zones: Vec<(String, Arc<ZoneCounters>)> = lock(&registry.zones)
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([(String::new(), registry.no_zone.clone())])
+        .collect();
+    for (zone, counters) in &zones {
+        for (slot, count) in counters.queries.iter().enumerate() {
+            let count = count.load(Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let labels = QuerySlot::of(slot);
+            let qtype = QTYPES
+                .get(labels.qtype)
+                .map_or_else(|| "other".to_owned(), |t| t.to_string());
+            out.sample(
+                "meridian_dns_queries_total",
+                &[
+                    ("zone", zone),
+                    ("qtype", &qtype),
+                    ("rcode", RCODES[labels.rcode]),
+                    ("protocol", labels.transport.name()),
+                    ("policy", labels.policy.name()),
+                ],
+                count,
+            );
+        }
+    }
+
+    out.family(
+        "meridian_pool_answers_total",
+        "counter",
+        "Pool answers, by zone, pool and the datacenter that answered (empty outside geo pools).",
+    );
+    for ((zone, pool, dc), count) in registry.answer_counts() {
+        let labels = [("zone", &*zone), ("pool", &pool), ("datacenter", &dc)];
+        out.sample("meridian_pool_answers_total", &labels, count);
+    }
+}
+
+/// The query-duration histogram, by transport.
+fn durations(out: &mut Exposition, registry: &Registry) {
+    out.family(
+        "meridian_dns_query_duration_seconds",
+        "histogram",
+        "Time from a query's arrival to its reply, by protocol.",
+    );
+    for (transport, h) in Transport::ALL.iter().zip(&registry.durations) {
+        let protocol = transport.name();
+        let mut cumulative = 0;
+        for (bound, bucket) in DURATION_BOUNDS.iter().zip(&h.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let le = bound.to_string();
+            let labels = [("protocol", protocol), ("le", &le)];
+            out.sample(
+                "meridian_dns_query_duration_seconds_bucket",
+                &labels,
+                cumulative,
+            );
+        }
+        let count = h.count.load(Relaxed);
+        let labels = [("protocol", protocol), ("le", "+Inf")];
+        out.sample("meridian_dns_query_duration_seconds_bucket", &labels, count);
+        let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let labels = [("protocol", protocol)];
+        out.sample("meridian_dns_query_duration_seconds_sum", &labels, sum);
+        out.sample("meridian_dns_query_duration_seconds_count", &labels, count);
+    }
+}
+
+/// Endpoint states, probe times and failures.
+fn probes(out: &mut Exposition, registry: &Registry, gauges: &Gauges) {
+    out.family(
+        "meridian_endpoint_up",
+        "gauge",
+        "Probed endpoint state: 1 up, 0 down (absent while unknown).",
+    );
+    for (probe, kind, up, _) in &gauges.probes {
+        if let Some(up) = up {
+            let labels = [("probe", &**probe), ("check", kind)];
+            out.sample("meridian_endpoint_up", &labels, u8::from(*up));
+        }
+    }
+    out.family(
+        "meridian_endpoint_probe_duration_seconds",
+        "gauge",
+        "How long the last probe of an endpoint took.",
+    );
+    for (probe, kind, _, latency) in &gauges.probes {
+        if let Some(latency) = latency {
+            let labels = [("probe", &**probe), ("check", kind)];
+            let seconds = latency.as_secs_f64();
+            out.sample("meridian_endpoint_probe_duration_seconds", &labels, seconds);
+        }
+    }
+    out.family(
+        "meridian_endpoint_probe_failures_total",
+        "counter",
+        "Failed probes, by endpoint and reason.",
+    );
+    for ((probe, reason), count) in lock(&registry.probe_failures).iter() {
+        let labels = [("probe", &**probe), ("reason", reason)];
+        out.sample("meridian_endpoint_probe_failures_total", &labels, count);
+    }
+}
+
+/// Reloads, API requests and the query log.
+fn control_plane(out: &mut Exposition, registry: &Registry) {
+    out.family(
+        "meridian_reloads_total",
+        "counter",
+        "Zone reloads (SIGHUP or the API), by result.",
+    );
+    out.by_outcome(
+        "meridian_reloads_total",
+        "result",
+        ["ok", "failed"],
+        &registry.reloads,
+    );
+
+    out.family(
+        "meridian_api_requests_total",
+        "counter",
+        "HTTP API requests, by route, method and status.",
+    );
+    for ((route, method, status), count) in lock(&registry.api_requests).iter() {
+        let status = status.to_string();
+        let labels = [("route", &**route), ("method", method), ("status", &status)];
+        out.sample("meridian_api_requests_total", &labels, count);
+    }
+
+    out.family(
+        "meridian_query_log_lines_total",
+        "counter",
+        "Sampled queries for the query log, by outcome (dropped: over the rate limit or queue full).",
+    );
+    let outcomes = ["written", "dropped"];
+    out.by_outcome(
+        "meridian_query_log_lines_total",
+        "outcome",
+        outcomes,
+        &registry.query_log,
+    );
+}
+
+/// The database, the zones' serials, readiness and the version.
+fn fleet(out: &mut Exposition, gauges: &Gauges) {
+    out.family(
+        "meridian_geoip_build_timestamp_seconds",
+        "gauge",
+        "Build time of the GeoIP database in use (Unix seconds).",
+    );
+    if let Some(epoch) = gauges.geoip_build_epoch {
+        out.sample("meridian_geoip_build_timestamp_seconds", &[], epoch);
+    }
+    out.family(
+        "meridian_zone_serial",
+        "gauge",
+        "SOA serial of each zone served.",
+    );
+    for (zone, serial) in &gauges.zones {
+        out.sample("meridian_zone_serial", &[("zone", zone)], serial);
+    }
+    out.family(
+        "meridian_ready",
+        "gauge",
+        "1 once zones are loaded and every endpoint has been probed once.",
+    );
+    out.sample("meridian_ready", &[], u8::from(gauges.ready));
+    out.family("meridian_build_info", "gauge", "The running version.");
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    out.sample("meridian_build_info", &version, 1);
+}
+
+/// A label value as the exposition format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,94 @@
+//! The first stage of an answer: where the question lands in the snapshot, and what the
+//! pool there decides for this client. Made once per query; the reply memo is keyed on it.
+
+use hickory_proto::rr::RecordType;
+use std::net::IpAddr;
+
+use crate::policy::{Context, Decided, Decision};
+use crate::snapshot::Snapshot;
+use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
+
+/// What a question finds: its zone, the lookup of its name there, and where a pool answers the
+/// asked type at that name, the pool, its endpoint set and its policy's decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'s> {
+    pub zone: &'s Zone,
+    pub lookup: Lookup<'s>,
+    pub pool: Option<PoolDecision<'s>>,
+}
+
+/// A pool's endpoint set with the decision its policy made for this client.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolDecision<'s> {
+    pub pool: &'s Pool,
+    pub set: &'s EndpointSet,
+    pub decision: Decision,
+}
+
+/// Finds `key` (asked with `qtype` by `client`) in the snapshot; `None` where no zone of ours
+/// holds it (REFUSED).
+pub fn find<'s>(
+    snapshot: &'s Snapshot,
+    key: &NameKey,
+    qtype: RecordType,
+    client: IpAddr,
+) -> Option<Found<'s>> {
+    let zone = snapshot.zones.find_key(key)?;
+    Some(find_in(zone, key, qtype, &super::context(snapshot, client)))
+}
+
+/// [`find`] within `zone` (a CNAME target in the zone, too).
+pub(super) fn find_in<'s>(
+    zone: &'s Zone,
+    key: &NameKey,
+    qtype: RecordType,
+    cx: &Context<'_>,
+) -> Found<'s> {
+    let lookup = zone.lookup_key(key, qtype == RecordType::DS);
+    let pool = match lookup {
+        Lookup::Node(node)
+            if qtype == RecordType::CNAME || node.rrset(RecordType::CNAME).is_none() =>
+        {
+            pool_of(node, qtype).map(|(pool, set)| PoolDecision {
+                pool,
+                set,
+                decision: set.policy.decide(cx),
+            })
+        }
+        _ => None,
+    };
+    Found { zone, lookup, pool }
+}
+
+/// The pool set that answers `qtype` at `node`, if any (ANY: the RRset that stands for the
+/// node, RFC 8482 §4.2).
+fn pool_of(node: &Node, qtype: RecordType) -> Option<(&Pool, &EndpointSet)> {
+    let pool = node.pool.as_ref()?;
+    let rrset_type = match qtype {
+        RecordType::ANY => super::answer::any_type(node)?,
+        t => t,
+    };
+    Some((pool, pool.endpoints(rrset_type)?))
+}
+
+impl<'s> Found<'s> {
+    /// What a reply to this question may be memoized under: the node and the decision's key,
+    /// where the answer is a function of them within the snapshot (static records, pools whose
+    /// order is fixed). `None` where it depends on more: a rotation, a random draw, a CNAME
+    /// chain, a referral, a name that does not exist, or an ANY, CNAME or DS question.
+    pub fn memo_key(&self, qtype: RecordType) -> Option<(&'s Node, Decided, u8)> {
+        if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
+            return None;
+        }
+        let Lookup::Node(node) = self.lookup else {
+            return None;
+        };
+        if node.rrset(RecordType::CNAME).is_some() {
+            return None;
+        }
+        match &self.pool {
+            Some(p) => Some((node, p.decision.memo_key()?, p.decision.scope)),
+            None => Some((node, Decided::new(), 0)),
+        }
+    }
+}

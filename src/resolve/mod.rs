@@ -1,0 +1,295 @@
+//! The answer to one question, as a pure function of the snapshot, in two named stages:
+//! [`find`] (the zone — REFUSED if none —, the name's node, and for a pool its policy's decision
+//! and ECS scope, made once) and [`answer`] (CNAMEs followed, static records, or the pool's
+//! endpoints ordered by that decision, the dead dropped, the all-down rule, `max_answers`;
+//! NODATA, NXDOMAIN, referrals). No I/O and no wire format: `dns/` encodes what this returns.
+
+mod answer;
+mod find;
+
+pub use answer::answer;
+pub use find::{Found, PoolDecision, find};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use smallvec::SmallVec;
+use std::net::IpAddr;
+
+use crate::policy::{Context, Order};
+use crate::snapshot::Snapshot;
+use crate::zone::{EndpointSet, NameKey, Pool, Zone};
+
+/// What to answer. Records borrow from the snapshot.
+#[derive(Debug, Default)]
+pub struct Answer<'s> {
+    pub rcode: ResponseCode,
+    /// AA: set when the answer comes from our zone data (not on referrals or REFUSED).
+    pub authoritative: bool,
+    /// Borrowed from the snapshot; inline up to a typical answer's size (no allocation).
+    pub answers: SmallVec<[&'s Record; 8]>,
+    pub authorities: SmallVec<[&'s Record; 4]>,
+    pub additionals: SmallVec<[&'s Record; 4]>,
+    /// (first index, TTL): the answer records from that index on go out with this TTL, the
+    /// degraded pool's, instead of their own.
+    pub degraded_ttl: Option<(usize, u32)>,
+    /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address the answer
+    /// depended on; 0 when it did not depend on the client at all.
+    pub ecs_scope: u8,
+    /// The zone that answered (none for REFUSED), for metrics and the query log.
+    pub zone: Option<&'s Zone>,
+    /// The pool that answered, if one did.
+    pub served: Option<Served<'s>>,
+    /// Which of `answers` are the pool's records: they share one owner name, so the encoder
+    /// compares it once.
+    pub pool_records: std::ops::Range<usize>,
+    /// The pool's endpoint indices behind `pool_records`, in answer order: the encoder writes
+    /// their addresses from the set's `rdata` without reading the records.
+    pub pool_order: Order,
+    /// The owner the pool's records go out with when it is not their own: a fallback pool
+    /// answers for the name asked.
+    pub renamed: Option<Name>,
+    /// How many of `answers` (from the first) are owned by the question's name: all of them
+    /// (`None`) unless a CNAME was followed. The encoder points these at the question.
+    pub at_qname: Option<usize>,
+}
+
+/// Which pool answered and from where: what the metrics and the query log report.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'s> {
+    pub pool: &'s Pool,
+    pub set: &'s EndpointSet,
+    /// The datacenter of the first endpoint handed out (index in the pool's configured order).
+    pub datacenter: usize,
+}
+
+impl Served<'_> {
+    pub fn datacenter_name(&self) -> Option<&str> {
+        self.set.datacenter_name(self.datacenter)
+    }
+}
+
+impl Answer<'_> {
+    /// The owner name answer record `i` goes out with.
+    pub fn owner<'a>(&'a self, i: usize, record: &'a Record) -> &'a Name {
+        match &self.renamed {
+            Some(name) if self.pool_records.contains(&i) => name,
+            _ => &record.name,
+        }
+    }
+
+    /// The TTL answer record `i` goes out with, its own being `own`: the degraded pool's
+    /// shorter TTL from `degraded_ttl`'s index on.
+    pub fn ttl(&self, i: usize, own: u32) -> u32 {
+        match self.degraded_ttl {
+            Some((from, ttl)) if i >= from => ttl,
+            _ => own,
+        }
+    }
+
+    /// REFUSED: no zone of ours holds the name.
+    pub fn refused() -> Self {
+        Self {
+            rcode: ResponseCode::Refused,
+            ..Self::default()
+        }
+    }
+}
+
+/// Answers `qtype` at `qname` (class IN) for a client at `client` (the ECS address where one is
+/// used): [`find`] then [`answer`]. `rng` drives randomized policies.
+pub fn resolve<'s>(
+    snapshot: &'s Snapshot,
+    qname: &Name,
+    qtype: RecordType,
+    client: IpAddr,
+    rng: &mut fastrand::Rng,
+) -> Answer<'s> {
+    match find(snapshot, &NameKey::new(qname), qtype, client) {
+        Some(found) => answer(snapshot, found, &|| qname.clone(), qtype, client, rng),
+        None => Answer::refused(),
+    }
+}
+
+/// Who is asking, as the policies see it.
+fn context(snapshot: &Snapshot, client: IpAddr) -> Context<'_> {
+    Context {
+        addr: crate::geo::canonical(client),
+        geo: snapshot.geo.as_deref(),
+        health: &snapshot.health,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
+
+    const ZONE: &str = r#"
+        ttl = 3600
+        ns = ["ns1", "ns2.example.test."]
+        [soa]
+        mname = "ns1"
+        rname = "hostmaster"
+        serial = 1
+        minimum = 60
+        [[records]]
+        name = "ns1"
+        type = "A"
+        data = ["192.0.2.53"]
+        [[records]]
+        name = "@"
+        type = "MX"
+        data = ["10 mail"]
+        [[records]]
+        name = "mail"
+        type = "A"
+        data = ["192.0.2.25"]
+        [[records]]
+        name = "docs"
+        type = "CNAME"
+        data = ["www"]
+        [[records]]
+        name = "loop1"
+        type = "CNAME"
+        data = ["loop2"]
+        [[records]]
+        name = "loop2"
+        type = "CNAME"
+        data = ["loop1"]
+        [[records]]
+        name = "x.y.deep"
+        type = "TXT"
+        data = ['"hi"']
+        [[records]]
+        name = "sub"
+        type = "NS"
+        data = ["ns.sub"]
+        [[records]]
+        name = "ns.sub"
+        type = "A"
+        data = ["192.0.2.99"]
+        [pools.www]
+        policy = "round_robin"
+        endpoints = [{ address = "192.0.2.1" }, { address = "192.0.2.2" }, { address = "2001:db8::1" }]
+    "#;
+
+    fn snapshot() -> Snapshot {
+        let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let zone = build_zone(&origin, &spec, None).unwrap();
+        Snapshot {
+            generation: 1,
+            zones: std::sync::Arc::new(ZoneSet::new([zone])),
+            geo: None,
+            health: Default::default(),
+        }
+    }
+
+    fn ask<'s>(s: &'s Snapshot, name: &str, t: RecordType) -> Answer<'s> {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let client = "192.0.2.1".parse().unwrap();
+        resolve(s, &Name::from_ascii(name).unwrap(), t, client, &mut rng)
+    }
+
+    fn data(records: &[&Record]) -> Vec<String> {
+        records.iter().map(|r| r.data.to_string()).collect()
+    }
+
+    fn refs(records: &[&Record]) -> Vec<String> {
+        records.iter().map(|r| r.data.to_string()).collect()
+    }
+
+    #[test]
+    fn outside_our_zones_is_refused() {
+        let s = snapshot();
+        let a = ask(&s, "example.org.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::Refused);
+        assert!(!a.authoritative);
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_carry_the_negative_soa() {
+        let s = snapshot();
+        let a = ask(&s, "nope.example.test.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NXDomain);
+        assert_eq!(a.authorities.len(), 1);
+        assert_eq!(a.authorities[0].ttl, 60, "min(SOA TTL, MINIMUM)");
+        let a = ask(&s, "mail.example.test.", RecordType::AAAA);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(a.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn empty_non_terminal_is_nodata() {
+        let s = snapshot();
+        let a = ask(&s, "y.deep.example.test.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(a.authorities.len(), 1);
+    }
+
+    #[test]
+    fn cname_chain_includes_the_pool_target() {
+        let s = snapshot();
+        let a = ask(&s, "DOCS.example.test.", RecordType::A);
+        assert_eq!(a.answers[0].record_type(), RecordType::CNAME);
+        assert_eq!(a.answers.len(), 3);
+        assert!(a.authoritative);
+        let a = ask(&s, "docs.example.test.", RecordType::CNAME);
+        assert_eq!(a.answers.len(), 1);
+    }
+
+    #[test]
+    fn cname_loops_end() {
+        let s = snapshot();
+        let a = ask(&s, "loop1.example.test.", RecordType::A);
+        assert_eq!(a.answers.len(), answer::MAX_CNAME_CHAIN);
+    }
+
+    #[test]
+    fn pools_rotate_per_family() {
+        let s = snapshot();
+        let first = data(&ask(&s, "www.example.test.", RecordType::A).answers);
+        let second = data(&ask(&s, "www.example.test.", RecordType::A).answers);
+        assert_eq!(first, ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(second, ["192.0.2.2", "192.0.2.1"]);
+        let v6 = ask(&s, "www.example.test.", RecordType::AAAA);
+        assert_eq!(data(&v6.answers), ["2001:db8::1"]);
+        let mx = ask(&s, "www.example.test.", RecordType::MX);
+        assert!(mx.answers.is_empty());
+        assert_eq!(mx.authorities.len(), 1);
+    }
+
+    #[test]
+    fn mx_gets_glue() {
+        let s = snapshot();
+        let a = ask(&s, "example.test.", RecordType::MX);
+        assert_eq!(data(&a.answers), ["10 mail.example.test."]);
+        assert_eq!(refs(&a.additionals), ["192.0.2.25"]);
+    }
+
+    #[test]
+    fn delegations_refer() {
+        let s = snapshot();
+        let a = ask(&s, "host.sub.example.test.", RecordType::A);
+        assert!(!a.authoritative);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert!(a.answers.is_empty());
+        assert_eq!(refs(&a.authorities), ["ns.sub.example.test."]);
+        assert_eq!(refs(&a.additionals), ["192.0.2.99"]);
+        // DS at the cut is the parent's to answer.
+        let a = ask(&s, "sub.example.test.", RecordType::DS);
+        assert!(a.authoritative);
+    }
+
+    #[test]
+    fn any_is_minimal() {
+        let s = snapshot();
+        let a = ask(&s, "example.test.", RecordType::ANY);
+        let types: std::collections::HashSet<_> =
+            a.answers.iter().map(|r| r.record_type()).collect();
+        assert_eq!(types.len(), 1);
+    }
+}

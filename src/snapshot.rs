@@ -1,0 +1,62 @@
+//! The immutable [`Snapshot`] every answer is computed from, and [`Current`], the one cell
+//! that holds the snapshot being served. Readers do one atomic load per query (or UDP batch);
+//! the writer path (`control`) builds a whole new snapshot and publishes it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::{ArcSwap, Guard};
+
+use crate::geo::GeoDb;
+use crate::health::HealthView;
+use crate::zone::ZoneSet;
+
+/// Everything one answer needs, frozen.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Unique for the process's life (0 only for snapshots built by hand in tests): what a
+    /// worker's reply memo (`dns::memo`) is valid for. A number, not the snapshot's address,
+    /// which a later snapshot may reuse.
+    pub generation: u64,
+    pub zones: Arc<ZoneSet>,
+    /// The GeoIP database, where one is configured.
+    pub geo: Option<Arc<GeoDb>>,
+    /// Endpoint states by health slot of `zones`.
+    pub health: Arc<HealthView>,
+}
+
+/// The snapshot being served.
+#[derive(Debug)]
+pub struct Current(ArcSwap<Snapshot>);
+
+impl Default for Current {
+    fn default() -> Self {
+        Self(ArcSwap::from_pointee(Snapshot::default()))
+    }
+}
+
+impl Current {
+    /// The snapshot to answer from. Never hold it across an `.await`.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.0.load()
+    }
+
+    /// Serves `zones`, `geo` and `health` from now on, as a snapshot of a new generation;
+    /// returns that generation. Callers serialize their writes (see `control`).
+    pub fn publish(
+        &self,
+        zones: Arc<ZoneSet>,
+        geo: Option<Arc<GeoDb>>,
+        health: Arc<HealthView>,
+    ) -> u64 {
+        static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        self.0.store(Arc::new(Snapshot {
+            generation,
+            zones,
+            geo,
+            health,
+        }));
+        generation
+    }
+}
