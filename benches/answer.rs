@@ -7,27 +7,14 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hickory_proto::rr::Name;
 use meridian::dns::memo::Memo;
 use meridian::dns::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
-use meridian::geo::GeoDb;
+use meridian::fixture::{self, ZONE_HEAD};
 use meridian::snapshot::Snapshot;
-use meridian::zone::spec::ZoneSpec;
-use meridian::zone::{ZoneSet, build_zone};
 
-const ZONE: &str = r#"
-ns = ["ns1"]
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-serial = 1
-[[records]]
-name = "ns1"
-type = "A"
-data = ["192.0.2.53"]
+const POOLS: &str = r#"
 [[records]]
 name = "mail"
 type = "A"
@@ -58,22 +45,9 @@ endpoints = [{ address = "203.0.113.101" }, { address = "203.0.113.102" }]
 "#;
 
 fn snapshot() -> Snapshot {
-    let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
-    let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
-    let db = GeoDb::open(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/geoip/meridian-test.mmdb"
-    )))
-    .unwrap();
-    let zones = ZoneSet::new([zone]);
-    // As a snapshot build does: the geo pool's steering table.
-    meridian::policy::geo::Geo::prepare_all(zones.geo_pools(), &db);
-    Snapshot {
-        generation: 1,
-        zones: Arc::new(zones),
-        geo: Some(Arc::new(db)),
-        health: Default::default(),
-    }
+    let zone = format!("{ZONE_HEAD}{POOLS}");
+    // As a served snapshot has them: the geo pool's steering table built.
+    fixture::snapshot(&[("example.test.", &zone)], fixture::Geo::Steered)
 }
 
 /// A query for `name`/`rtype` with EDNS, and an ECS option for `subnet` (a /24) if given.

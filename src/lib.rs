@@ -1,54 +1,77 @@
 //! Meridian: an authoritative GeoDNS load-balancing server.
 //!
 //! # Layout
-//! - [`config`]: `meridian.toml` → one validated [`config::Config`].
-//! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
-//!   reads a large file in two halves at once), its one `build`
-//!   used by start-up and reload, and the immutable zone tree the query path reads.
-//! - [`geo`]: where a client is (GeoIP databases via maxminddb), great-circle distance, and
-//!   `geo::table`: every database network given a value (a pool's datacenter order), merged
-//!   into runs, built with a snapshot so the query path makes two loads instead of a tree walk.
-//! - [`policy`]: how a pool orders its endpoints, one policy per file behind one enum
-//!   (`geo` ranks datacenters by `nets`, `map` and distance; `failover` picks a tier).
-//! - [`health`]: checks (TCP, HTTP, HTTPS), rise/fall hysteresis, the prober, the state file.
-//! - [`state`]: the shared [`state::Snapshot`] (zones, GeoIP, health) behind `ArcSwap`;
-//!   reloads and probe results build a new one (with the geo pools' steering tables) and swap
-//!   it in.
-//! - [`resolve`]: pure `(snapshot, question) → Answer`; no I/O, no wire format.
-//! - [`dns`]: sockets (UDP and TCP), header, EDNS and Client Subnet checks, reply encoding and
-//!   truncation; `dns::memo`, a UDP worker's replies already encoded for fixed answers.
-//! - [`explain`]: why a client gets the answer it gets (`meridian explain`).
+//! Top-level modules, each using only those listed after it (no cycle:
+//! `python3 ../shared/tools/layers.py src` checks it):
+//! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
+//!   [`run`] below wires the listeners, the API, the prober and the GeoIP watcher.
 //! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
-//! - [`metrics`]: Prometheus counters (atomics the query path reaches through the snapshot)
-//!   and their text rendering; [`querylog`]: sampled, rate-limited JSON lines of queries.
-//! - [`civil`]: UTC dates for logs and the GeoIP build date; [`sys`]: the C library's
-//!   calls (heap trim after loads, dropping the GeoIP map's pages, `recvmmsg`/`sendmmsg`).
-//! - [`store`]: the zone files, written atomically; `store::edit` changes them keeping layout.
-//! - `main.rs`: the CLI, logging, signals → one shutdown token; the only user of `anyhow`.
+//! - [`dns`]: the sockets (`udp` with `batch`, `tcp`), `request` (header, question, OPT, ECS,
+//!   and the checks), `respond` (the stages of one answer, a page), `wire` (the fast reply
+//!   encoder), `reference` (hickory's encoder: error replies, and the reference the fast one is
+//!   tested against), `memo` (a UDP worker's encoded replies), `querylog`.
+//! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
+//!   `resolve::find` and policy decision as a query.
+//! - [`control`]: the one writer path. Reload, API edits, probe results and GeoIP reloads build
+//!   a new snapshot and publish it, one writer at a time, reading and writing zones through
+//!   [`store::Store`].
+//! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
+//!   folder, written atomically; a journal or etcd backend implements the same interface);
+//!   `store::edit` changes a zone's TOML keeping its layout.
+//! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
+//!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
+//!   `max_answers`); no I/O, no wire format.
+//! - [`snapshot`]: the immutable [`snapshot::Snapshot`] (zones, GeoIP, health view) and
+//!   [`snapshot::Current`], the cell the query path loads it from.
+//! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
+//!   reads a large file in two halves at once), its one `build`, and the immutable zone tree.
+//! - [`policy`]: how a pool orders its endpoints, one policy per file implementing
+//!   `policy::Strategy`, behind the `Policy` enum (`geo`: `decide` ranks datacenters by `nets`,
+//!   `map` and distance, `rank` explains it, `steer` builds steering tables; `failover` reads
+//!   the active tier).
+//! - [`geo`]: where a client is (maxminddb named only here), great-circle distance,
+//!   `geo::table` (every database network given a value, merged into runs), the file watcher.
+//! - [`health`]: checks (TCP, HTTP, HTTPS; reqwest named only here), rise/fall hysteresis, the
+//!   prober (reporting through `health::ProbeSink`), probe records with readiness and the state
+//!   file, failover tiers, and the [`health::HealthView`] the query path reads.
+//! - [`metrics`]: counters the query path bumps as relaxed atomics, label sets declared once
+//!   (`metrics::Transport`, `metrics::PolicyLabel`), and the text exposition; a leaf.
+//! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
+//! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
+//!   lock-free swappable value), [`civil`] (UTC dates), [`sys`] (the C library: heap trim,
+//!   page dropping, durable file writes, `recvmmsg`/`sendmmsg`).
 //!
-//! # One query
-//! 1. `dns::udp` receives a batch of datagrams (`dns::batch`: recvmmsg) and loads one
-//!    snapshot for it (one atomic load); `dns::tcp` one message at a time.
-//! 2. `dns::handler` reads header, question and OPT (the usual shapes directly, anything else
-//!    through hickory-proto's decoder), rejects wrong opcode, class, EDNS version or a
-//!    malformed ECS option, picks the client (the ECS address if usable, else the source), and
-//!    makes the question's zone key (`zone::NameKey`, lower-cased wire form) from its bytes.
-//! 3. Where the answer is fixed for this snapshot (static records, or a pool whose order depends
-//!    only on the client's geo decision: `resolve::fixed`, `Policy::decision`), a UDP worker
-//!    that encoded it before copies its memoized reply (`dns::memo`) and patches ID, RD, CD, the
-//!    question as sent and the OPT with the ECS scope; steps 4 and 5 are skipped.
-//! 4. `resolve` finds the zone (REFUSED if none), follows cuts and CNAMEs, and takes static
-//!    records or asks the pool's policy for an order (a geo pool looks the client up in its
-//!    steering table, or locates it in the database), drops
-//!    endpoints that are down or drained (or applies the all-down rule), caps at
-//!    `max_answers`, and notes the ECS scope the order depended on.
-//! 5. `dns::wire` encodes the reply (the question copied as sent, owners as pointers into it,
-//!    pool addresses from the set's compact array): AA, the negative SOA, OPT with ECS and its
-//!    scope, the degraded TTL; `dns::handler` sets TC when UDP cannot carry it. hickory's own
-//!    encoder stays as the reference it is tested against.
-//! 6. After sending (`sendmmsg`, one call a batch), the listener counts the query (`metrics`: zone, type, rcode, protocol,
-//!    policy, the pool's datacenter, latency) and offers it to the query log, if on.
+//! # One UDP query, top to bottom (six files)
+//! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) and loads one snapshot for it.
+//! 2. `dns/respond.rs`: `respond_into` runs the stages in order; each is a call down:
+//! 3. `dns/request.rs`: header, question, OPT and ECS read (the usual shape directly, anything
+//!    else through hickory's decoder) and checked; FORMERR, NOTIMP, BADVERS and REFUSED here.
+//!    The client is the usable ECS address, else the source.
+//! 4. `resolve/find.rs`: the zone (none: REFUSED), the node, and for a pool its policy's
+//!    decision and ECS scope (`Policy::decide`; a geo pool reads its steering table). A reply
+//!    memoized for this node, type and decision (`dns/memo.rs`) is copied and patched.
+//! 5. `resolve/answer.rs`: CNAMEs, static records, or the endpoints in the decided order
+//!    (`Policy::order_for`), the dead dropped, the all-down rule, `max_answers`, NODATA,
+//!    NXDOMAIN, referrals.
+//! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
+//!    AA, the negative SOA, OPT with the ECS scope, degraded TTL); `respond` sets TC when UDP
+//!    cannot carry it and memoizes fixed answers. The worker sends the batch (`sendmmsg`) and
+//!    counts each reply (`metrics`) and offers it to the query log.
+//!
+//! # Adding a policy
+//! One file under `src/policy/` with its struct and its `Strategy` impl (`name`, `label`,
+//! `fixed`, `order_for`, and `decide` if the order depends on the client); a variant in
+//! `PolicyKind` (the zone-file name) and in `Policy` with its arm in `Policy::strategy` (the one
+//! dispatch) and in `Policy::new` (construction from weights); its label in
+//! `metrics::PolicyLabel`, which `label` must name. Nothing in `resolve` or `dns` changes: the
+//! decision `find` makes and the memo key follow from `decide` and `fixed`.
+//!
+//! # Adding a transport
+//! Its listener file under `src/dns/` (it reads messages, loads the snapshot, calls
+//! `respond::respond_into` with an `Incoming` and a `Responder`, and counts with
+//! `metrics::global().record_query`), a variant in `metrics::Transport` (its label and size
+//! limit: `respond` matches on it), and one registration in `dns::Listeners`.
 
 pub mod api;
 pub mod cell;
@@ -57,6 +80,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod explain;
+pub mod fixture;
 pub mod geo;
 pub mod health;
 pub mod metrics;

@@ -214,8 +214,22 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
             }));
         }
     }
-    let zones = &snapshot.zones;
-    let endpoints: Vec<Value> = zones
+    let endpoints = endpoints(&snapshot.zones, &records);
+    Json(json!({
+        "now": epoch(SystemTime::now()),
+        "ready": api.control.ready(),
+        "window_seconds": WINDOW.as_secs(),
+        "pools": pools,
+        "endpoints": endpoints,
+    }))
+}
+
+/// Every probed endpoint with its record, for the status page.
+fn endpoints(
+    zones: &crate::zone::ZoneSet,
+    records: &std::collections::HashMap<crate::health::ProbeKey, crate::health::ProbeRecord>,
+) -> Vec<Value> {
+    zones
         .probes
         .iter()
         .enumerate()
@@ -235,14 +249,7 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
                 "pools": zones.probe_users[slot],
             })
         })
-        .collect();
-    Json(json!({
-        "now": epoch(SystemTime::now()),
-        "ready": api.control.ready(),
-        "window_seconds": WINDOW.as_secs(),
-        "pools": pools,
-        "endpoints": endpoints,
-    }))
+        .collect()
 }
 
 /// The pool's label in the metrics: its name relative to the zone (`@` at the apex).

@@ -135,13 +135,27 @@ fn authorize(
     Ok(origin)
 }
 
-/// One edit of an existing zone's file, answered with its new serial and ETag.
+/// The zone in the path, read with a token that may read it: its origin, text and spec.
+fn read_authorized(
+    api: &Api,
+    zone: &str,
+    headers: &HeaderMap,
+) -> Result<(Name, String, ZoneSpec), ApiError> {
+    let origin = authorize(api, zone, headers, TokenScope::Read)?;
+    let text = read_zone(api, &origin)?;
+    let spec = spec_of(&text)?;
+    Ok((origin, text, spec))
+}
+
+/// One edit of the existing zone in the path by a token that may write it, answered with the
+/// zone's new serial and ETag.
 async fn edit_zone(
     api: &Api,
-    origin: Name,
+    zone: &str,
     headers: &HeaderMap,
     f: impl FnOnce(&mut edit::ZoneDocument, &Name) -> Result<(), edit::EditError> + Send + 'static,
 ) -> Result<Response, ApiError> {
+    let origin = authorize(api, zone, headers, TokenScope::Write)?;
     let o = origin.clone();
     let (_, text) = update(api, origin.clone(), headers, move |current| {
         edit_doc(current, &o, |doc| f(doc, &o))
@@ -173,9 +187,7 @@ pub async fn get_zone(
     Path(zone): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
-    let text = read_zone(&api, &origin)?;
-    let spec = spec_of(&text)?;
+    let (_, text, spec) = read_authorized(&api, &zone, &headers)?;
     Ok(([(header::ETAG, etag(&text))], Json(spec)).into_response())
 }
 
@@ -235,9 +247,7 @@ pub async fn get_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
-    let text = read_zone(&api, &origin)?;
-    let spec = spec_of(&text)?;
+    let (origin, text, spec) = read_authorized(&api, &zone, &headers)?;
     let found = spec
         .records
         .into_iter()
@@ -262,7 +272,6 @@ pub async fn put_records(
     headers: HeaderMap,
     records: Result<Json<RecordsBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let records = body(records)?;
     let spec = RecordSpec {
         name,
@@ -270,7 +279,7 @@ pub async fn put_records(
         ttl: records.ttl,
         data: records.data,
     };
-    edit_zone(&api, origin, &headers, move |doc, o| {
+    edit_zone(&api, &zone, &headers, move |doc, o| {
         edit::set_records(doc, o, &spec)
     })
     .await
@@ -282,8 +291,7 @@ pub async fn delete_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-    edit_zone(&api, origin, &headers, move |doc, o| {
+    edit_zone(&api, &zone, &headers, move |doc, o| {
         edit::remove_records(doc, o, &name, &rtype)
     })
     .await
@@ -295,9 +303,7 @@ pub async fn get_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Read)?;
-    let text = read_zone(&api, &origin)?;
-    let spec = spec_of(&text)?;
+    let (origin, text, spec) = read_authorized(&api, &zone, &headers)?;
     let found = spec
         .pools
         .into_iter()
@@ -314,9 +320,8 @@ pub async fn put_pool(
     headers: HeaderMap,
     pool: Result<Json<PoolSpec>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let pool = body(pool)?;
-    edit_zone(&api, origin, &headers, move |doc, o| {
+    edit_zone(&api, &zone, &headers, move |doc, o| {
         edit::set_pool(doc, o, &name, &pool)
     })
     .await
@@ -328,8 +333,7 @@ pub async fn delete_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-    edit_zone(&api, origin, &headers, move |doc, o| {
+    edit_zone(&api, &zone, &headers, move |doc, o| {
         edit::remove_pool(doc, o, &name)
     })
     .await
@@ -342,12 +346,11 @@ pub async fn patch_endpoint(
     headers: HeaderMap,
     patch: Result<Json<EndpointPatch>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let address: IpAddr = address
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{address} is not an IP address")))?;
     let patch = body(patch)?;
-    edit_zone(&api, origin, &headers, move |doc, o| {
+    edit_zone(&api, &zone, &headers, move |doc, o| {
         edit::patch_endpoint(doc, o, &name, address, &patch)
     })
     .await

@@ -12,11 +12,10 @@ use super::ecs;
 use super::memo::Memo;
 use super::request::{self, RequestEdns, decode};
 use super::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
+use crate::fixture;
 use crate::snapshot::Snapshot;
 use crate::zone::NameKey;
-use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
 use hickory_proto::op::Message;
-use hickory_proto::rr::Name;
 
 const ZONE: &str = r#"
     ns = ["ns1", "ns2.elsewhere.example."]
@@ -92,19 +91,7 @@ fn snapshot() -> Snapshot {
 
 /// A snapshot of `zone` (as example.test.) with the bundled test GeoIP database.
 fn snapshot_of(zone: &str) -> Snapshot {
-    let spec: ZoneSpec = toml::from_str(zone).unwrap();
-    let zone = build_zone(&Name::from_ascii("example.test.").unwrap(), &spec, None).unwrap();
-    let db = crate::geo::GeoDb::open(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/geoip/meridian-test.mmdb"
-    )))
-    .unwrap();
-    Snapshot {
-        generation: 1,
-        zones: std::sync::Arc::new(ZoneSet::new([zone])),
-        geo: Some(std::sync::Arc::new(db)),
-        health: Default::default(),
-    }
+    fixture::snapshot(&[("example.test.", zone)], fixture::Geo::Database)
 }
 
 fn random_case(rng: &mut fastrand::Rng, name: &str) -> String {
@@ -272,6 +259,46 @@ fn names_over_255_bytes_are_formerr_and_255_bytes_are_fine() {
     assert!(Message::from_vec(&query(&[63, 63, 63, 62])).is_err());
 }
 
+/// The lean decoder reads what hickory's whole-message decoder reads.
+fn lean_reads_what_hickory_reads(q: &[u8]) {
+    if let Ok(header) = Header::read(&mut BinDecoder::new(q)) {
+        match (
+            decode(q, &header, request::question_labels(q).as_ref()),
+            Message::from_vec(q),
+        ) {
+            (Ok(lean), Ok(full)) => {
+                assert_eq!(lean.metadata, full.metadata, "{q:?}");
+                match lean.lean_question {
+                    Some((qtype, qclass)) => {
+                        let [question] = full.queries.as_slice() else {
+                            panic!("{q:?}: lean read one question, hickory did not")
+                        };
+                        assert_eq!(qtype, question.query_type(), "{q:?}");
+                        assert_eq!(qclass, question.query_class(), "{q:?}");
+                    }
+                    None => assert_eq!(lean.queries[..], full.queries[..], "{q:?}"),
+                }
+                let full_edns = full.edns.as_ref().map(RequestEdns::from);
+                assert_eq!(lean.edns, full_edns, "{q:?}");
+                // A Client Subnet the lean decoder read is the one the scan finds.
+                if let Some(subnet) = lean.subnet {
+                    assert_eq!(subnet, ecs::find(q), "{q:?}");
+                }
+                // The zone key read from the bytes is the decoded name's key.
+                if let Some((_, offsets, count)) = request::question_labels(q) {
+                    let wire_key = NameKey::from_wire(q, &offsets[..count]).unwrap();
+                    let name_key = NameKey::new(full.queries[0].name());
+                    assert_eq!(wire_key.as_bytes(), name_key.as_bytes(), "{q:?}");
+                }
+            }
+            (Err(()), Err(_)) => {}
+            (lean, full) => {
+                panic!("{q:?}: lean ok {} full ok {}", lean.is_ok(), full.is_ok())
+            }
+        }
+    }
+}
+
 #[test]
 fn fast_replies_mean_what_reference_replies_mean() {
     let snapshot = snapshot();
@@ -280,43 +307,7 @@ fn fast_replies_mean_what_reference_replies_mean() {
     let mut memo = Memo::default();
     for _ in 0..20_000 {
         let q = query(&mut rng);
-        // The lean decoder reads what hickory's whole-message decoder reads.
-        if let Ok(header) = Header::read(&mut BinDecoder::new(&q)) {
-            match (
-                decode(&q, &header, request::question_labels(&q).as_ref()),
-                Message::from_vec(&q),
-            ) {
-                (Ok(lean), Ok(full)) => {
-                    assert_eq!(lean.metadata, full.metadata, "{q:?}");
-                    match lean.lean_question {
-                        Some((qtype, qclass)) => {
-                            let [question] = full.queries.as_slice() else {
-                                panic!("{q:?}: lean read one question, hickory did not")
-                            };
-                            assert_eq!(qtype, question.query_type(), "{q:?}");
-                            assert_eq!(qclass, question.query_class(), "{q:?}");
-                        }
-                        None => assert_eq!(lean.queries[..], full.queries[..], "{q:?}"),
-                    }
-                    let full_edns = full.edns.as_ref().map(RequestEdns::from);
-                    assert_eq!(lean.edns, full_edns, "{q:?}");
-                    // A Client Subnet the lean decoder read is the one the scan finds.
-                    if let Some(subnet) = lean.subnet {
-                        assert_eq!(subnet, ecs::find(&q), "{q:?}");
-                    }
-                    // The zone key read from the bytes is the decoded name's key.
-                    if let Some((_, offsets, count)) = request::question_labels(&q) {
-                        let wire_key = NameKey::from_wire(&q, &offsets[..count]).unwrap();
-                        let name_key = NameKey::new(full.queries[0].name());
-                        assert_eq!(wire_key.as_bytes(), name_key.as_bytes(), "{q:?}");
-                    }
-                }
-                (Err(()), Err(_)) => {}
-                (lean, full) => {
-                    panic!("{q:?}: lean ok {} full ok {}", lean.is_ok(), full.is_ok())
-                }
-            }
-        }
+        lean_reads_what_hickory_reads(&q);
         let transport = if rng.u8(..4) == 0 {
             Transport::Tcp
         } else {

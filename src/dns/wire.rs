@@ -71,11 +71,7 @@ pub fn encode(
                 let index = answer.pool_order[i - answer.pool_records.start];
                 (s.set.rdata(index), s.pool.ttl)
             });
-        let ttl = match (answer.degraded_ttl, endpoint) {
-            (Some((from, ttl)), _) if i >= from => ttl,
-            (_, Some((_, ttl))) => ttl,
-            _ => r.ttl,
-        };
+        let ttl = answer.ttl(i, endpoint.map_or_else(|| r.ttl, |(_, ttl)| ttl));
         let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
         // Owned by the question's name: a pointer to it, no comparison.
         let at_qname = answer.at_qname.is_none_or(|n| i < n);
@@ -89,12 +85,7 @@ pub fn encode(
         };
         (r, answer.owner(i, r), ttl, same_pool, known, data)
     });
-    // The zone's SOA is owned by the origin, a suffix of the question.
-    let origin_pointer = answer.zone.and_then(|zone| {
-        let q = labels.len();
-        let n = zone.origin_labels();
-        (n > 0 && n <= q).then(|| labels[q - n])
-    });
+    let origin_pointer = origin_pointer(answer, labels);
     let others = answer
         .authorities
         .iter()
@@ -129,6 +120,14 @@ pub fn encode(
         emit_opt(out, opt, metadata.response_code);
     }
     opt_at
+}
+
+/// Where the zone's origin is in the question (the SOA's owner, a suffix of the question).
+fn origin_pointer(answer: &Answer<'_>, labels: &[u16]) -> Option<u16> {
+    let zone = answer.zone?;
+    let q = labels.len();
+    let n = zone.origin_labels();
+    (n > 0 && n <= q).then(|| labels[q - n])
 }
 
 /// The 12-byte header. `answer`'s sections give the counts (RFC 1035 §4.1.1).

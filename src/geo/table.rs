@@ -183,6 +183,21 @@ pub struct NetworkTable {
     pub generation: u64,
 }
 
+/// What the table walk visits: IPv4 from its own subtree; with an IPv6 database, the 96
+/// networks that make up ::/0 without ::/96 (the IPv4 subtree again, which the IPv4 walk
+/// already covered), in address order. Each as (CIDR, first address, last address).
+fn walks(ipv6: bool) -> Vec<(String, u128, u128)> {
+    let mut walks: Vec<(String, u128, u128)> = vec![("0.0.0.0/0".into(), 0, 0)];
+    if ipv6 {
+        walks.extend((0..96u32).rev().map(|bit| {
+            let start = 1u128 << (127 - bit);
+            let cidr = format!("{}/{}", std::net::Ipv6Addr::from(start), bit + 1);
+            (cidr, start, start.last(bit as u8 + 1))
+        }));
+    }
+    walks
+}
+
 impl NetworkTable {
     /// Walks every network of `db` once and builds one table per function in `value_of`:
     /// each gives every network the value it returns for the network's location (`None`: no
@@ -199,16 +214,7 @@ impl NetworkTable {
         let mut v6: Vec<Runs<u128>> = (0..n).map(|_| Runs::new()).collect();
         let options = maxminddb::WithinOptions::default().include_networks_without_data();
         let ipv6 = db.reader.metadata().ip_version == 6;
-        // IPv4 from its own subtree; IPv6 as the 96 networks that make up ::/0 without ::/96
-        // (the IPv4 subtree again, which the IPv4 walk already covered), in address order.
-        let mut walks: Vec<(String, u128, u128)> = vec![("0.0.0.0/0".into(), 0, 0)];
-        if ipv6 {
-            walks.extend((0..96u32).rev().map(|bit| {
-                let start = 1u128 << (127 - bit);
-                let cidr = format!("{}/{}", std::net::Ipv6Addr::from(start), bit + 1);
-                (cidr, start, start.last(bit as u8 + 1))
-            }));
-        }
+        let walks = walks(ipv6);
         // Where the last network ended: a gap before the next one is uncovered.
         let (mut end4, mut end6): (u64, Option<u128>) = (0, Some(0));
         for (i, (cidr, walk_start, walk_last)) in walks.iter().enumerate() {
@@ -282,26 +288,31 @@ impl NetworkTable {
                 runs.push(end, UNCOVERED);
             }
         }
+        let generation = db.generation;
         let tables = v4
             .into_iter()
             .zip(v6)
-            .map(|(mut v4, mut v6)| {
-                v4.finish();
-                v6.finish();
-                // An alias is a hole of exactly its size in the IPv6 walk.
-                let hole = |start: u128, prefix: u8| v6.lookup(start) == (UNCOVERED, prefix);
-                let alias_6to4 = ipv6 && hole(0x2002 << 112, 16);
-                let alias_teredo = ipv6 && hole(0x2001_0000 << 96, 32);
-                Self {
-                    v4,
-                    v6,
-                    alias_6to4,
-                    alias_teredo,
-                    generation: db.generation,
-                }
-            })
+            .map(|(v4, v6)| Self::finish(v4, v6, ipv6, generation))
             .collect();
         Some(tables)
+    }
+
+    /// A table of the walked runs; the 6to4 and Teredo ranges alias IPv4 where the database
+    /// leaves them to it.
+    fn finish(mut v4: Runs<u32>, mut v6: Runs<u128>, ipv6: bool, generation: u64) -> Self {
+        v4.finish();
+        v6.finish();
+        // An alias is a hole of exactly its size in the IPv6 walk.
+        let hole = |start: u128, prefix: u8| v6.lookup(start) == (UNCOVERED, prefix);
+        let alias_6to4 = ipv6 && hole(0x2002 << 112, 16);
+        let alias_teredo = ipv6 && hole(0x2001_0000 << 96, 32);
+        Self {
+            v4,
+            v6,
+            alias_6to4,
+            alias_teredo,
+            generation,
+        }
     }
 
     /// The value for `ip` and the prefix it holds for; [`UNCOVERED`] where the table has none.

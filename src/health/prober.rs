@@ -142,12 +142,10 @@ where
 mod tests {
     use super::*;
     use crate::control::Control;
-    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
 
     /// A state whose one pool has one endpoint checked every 10 s, fall 3, rise 2.
     fn state() -> (Arc<Control>, ProbeKey) {
-        let spec: ZoneSpec = toml::from_str(
-            r#"
+        let zone = r#"
             ns = ["ns1"]
             [soa]
             mname = "ns1"
@@ -156,11 +154,8 @@ mod tests {
             [pools.p]
             check = { type = "tcp", port = 9, interval = "10s", fall = 3, rise = 2 }
             endpoints = [{ address = "192.0.2.1" }]
-            "#,
-        )
-        .unwrap();
-        let origin = hickory_proto::rr::Name::from_ascii("t.").unwrap();
-        let zones = ZoneSet::new([build_zone(&origin, &spec, None).unwrap()]);
+            "#;
+        let zones = crate::fixture::zone_set(&[("t.", zone)]);
         let key = zones.probes[0].clone();
         (Arc::new(Control::from_zones(zones)), key)
     }

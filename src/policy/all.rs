@@ -1,6 +1,7 @@
 //! `all`: every endpoint in configured order, as a plain multi-address record set.
 
-use super::Order;
+use super::{Asking, Order, Strategy};
+use crate::metrics::PolicyLabel;
 
 #[derive(Debug)]
 pub struct All {
@@ -14,6 +15,20 @@ impl All {
 
     pub fn order(&self, limit: usize, out: &mut Order) {
         super::rotated(self.n, 0, limit, out);
+    }
+}
+
+impl Strategy for All {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::All
+    }
+
+    fn fixed(&self) -> bool {
+        true
+    }
+
+    fn order_for(&self, _asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        self.order(limit, out);
     }
 }
 

@@ -2,7 +2,8 @@
 //! live tier, or with `preempt = false` the one that took over until it fails) is decided when
 //! health changes, not per query, and read from the health view.
 
-use super::Order;
+use super::{Asking, Order, Strategy};
+use crate::metrics::PolicyLabel;
 
 #[derive(Debug)]
 pub struct Failover {
@@ -20,6 +21,26 @@ impl Failover {
         let rest = (0..self.tiers.len()).filter(|&t| t != active);
         let all = std::iter::once(active).chain(rest);
         out.extend(all.flat_map(|t| self.tiers[t].iter().copied()).take(limit));
+    }
+}
+
+impl Strategy for Failover {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::Failover
+    }
+
+    fn fixed(&self) -> bool {
+        true
+    }
+
+    fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        // The active tier is the health view's (tier 0 for an inner policy, which has none).
+        let active = asking
+            .cx
+            .zip(self.slot)
+            .and_then(|(cx, s)| cx.health.active_tier.get(s as usize).copied())
+            .unwrap_or(0);
+        self.order(active, limit, out);
     }
 }
 

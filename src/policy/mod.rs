@@ -116,9 +116,48 @@ pub struct Context<'a> {
     pub health: &'a HealthView,
 }
 
+/// What every policy does, each in its own file; [`Policy::strategy`] is the one place that
+/// dispatches to them.
+pub trait Strategy: std::fmt::Debug + Send + Sync {
+    /// How the metrics count its answers: the label set names every policy.
+    fn label(&self) -> PolicyLabel;
+
+    /// The name zone files, logs and `explain` use: its label's.
+    fn name(&self) -> &'static str {
+        self.label().name()
+    }
+
+    /// Whether the order is fixed by the snapshot and the decision alone (no rotation,
+    /// weighted cycle or random draw): what lets `dns::memo` reuse an encoded reply.
+    fn fixed(&self) -> bool;
+
+    /// What the order depends on for this client (`None`: no client in particular): the one
+    /// place a policy looks at who is asking. Most depend on nobody.
+    fn decide(&self, _cx: Option<&Context<'_>>) -> Decision {
+        Decision::new(&[], 0)
+    }
+
+    /// Appends up to `limit` endpoint indices to `out`, best first, for `asking.decision`.
+    fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order);
+}
+
+/// What a policy orders for.
+pub struct Asking<'a, 'c> {
+    /// The decision [`Strategy::decide`] made for this client.
+    pub decision: &'a Decision,
+    /// Who is asking; `None` for a geo datacenter's inner policy.
+    pub cx: Option<&'a Context<'c>>,
+    /// Which endpoints may be handed out, for policies whose choice depends on it (a geo
+    /// datacenter with none live passes its traffic on).
+    pub live: &'a dyn Fn(u32) -> bool,
+    /// The query thread's RNG, for randomized policies.
+    pub rng: &'a mut fastrand::Rng,
+}
+
 impl Policy {
     /// Builds a flat policy for endpoints with these weights (each in `1..=MAX_WEIGHT`).
-    /// `Geo` pools are built from their datacenters instead (see `zone::build`).
+    /// `Geo` and `Failover` pools are built from their datacenters and tiers instead (see
+    /// `zone::pool`).
     pub fn new(kind: PolicyKind, weights: &[u32]) -> Self {
         match kind {
             PolicyKind::Geo | PolicyKind::Failover => {
@@ -131,21 +170,29 @@ impl Policy {
         }
     }
 
-    /// The decision for this client: the one place a policy looks at who is asking. Within
-    /// one snapshot, equal fixed decisions give equal orders: what lets `dns::memo` reuse an
-    /// encoded reply.
+    /// The one dispatch to the policies.
+    fn strategy(&self) -> &dyn Strategy {
+        match self {
+            Self::RoundRobin(p) => p,
+            Self::Weighted(p) => p,
+            Self::WeightedRandom(p) => p,
+            Self::All(p) => p,
+            Self::Geo(p) => &**p,
+            Self::Failover(p) => p,
+        }
+    }
+
+    /// The decision for this client, made once per query (`resolve::find`). Within one
+    /// snapshot, equal fixed decisions give equal orders.
     pub fn decide(&self, cx: &Context<'_>) -> Decision {
-        let mut decision = match self {
-            Self::Geo(p) => p.decide(cx.addr, cx.geo),
-            _ => Decision::new(&[], 0),
-        };
-        decision.fixed = self.fixed();
+        let strategy = self.strategy();
+        let mut decision = strategy.decide(Some(cx));
+        decision.fixed = strategy.fixed();
         decision
     }
 
-    /// Appends up to `limit` endpoint indices to `out`, best first, for `decision`. `live`
-    /// tells which endpoints may be handed out, for policies whose choice depends on it (a geo
-    /// datacenter with none live passes its traffic on).
+    /// Appends up to `limit` endpoint indices to `out`, best first, for `decision`; `live`
+    /// tells which endpoints may be handed out.
     pub fn order_for(
         &self,
         decision: &Decision,
@@ -155,68 +202,41 @@ impl Policy {
         limit: usize,
         out: &mut Order,
     ) {
-        match self {
-            Self::Geo(p) => p.order(decision.order(), live, rng, limit, out),
-            Self::Failover(p) => {
-                let active = p
-                    .slot
-                    .and_then(|s| cx.health.active_tier.get(s as usize).copied())
-                    .unwrap_or(0);
-                p.order(active, limit, out);
-            }
-            flat => flat.order(rng, limit, out),
-        }
+        let mut asking = Asking {
+            decision,
+            cx: Some(cx),
+            live,
+            rng,
+        };
+        self.strategy().order_for(&mut asking, limit, out);
     }
 
     /// Appends up to `limit` endpoint indices to `out`, best first, for no client in
     /// particular (a geo datacenter's inner policy).
     pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Order) {
-        match self {
-            Self::RoundRobin(p) => p.order(limit, out),
-            Self::Weighted(p) => p.order(limit, out),
-            Self::WeightedRandom(p) => p.order(rng, limit, out),
-            Self::All(p) => p.order(limit, out),
-            // Without a client the geo pool answers as for one it cannot locate.
-            Self::Geo(p) => {
-                let nowhere = p.decide(IpAddr::from([0, 0, 0, 0]), None);
-                p.order(nowhere.order(), &|_| true, rng, limit, out);
-            }
-            Self::Failover(p) => p.order(0, limit, out),
-        }
+        let strategy = self.strategy();
+        let decision = strategy.decide(None);
+        let mut asking = Asking {
+            decision: &decision,
+            cx: None,
+            live: &|_| true,
+            rng,
+        };
+        strategy.order_for(&mut asking, limit, out);
     }
 
-    /// Whether the order is fixed by the snapshot (and, for `geo`, the client) alone.
-    fn fixed(&self) -> bool {
-        match self {
-            Self::All(_) | Self::Failover(_) => true,
-            Self::RoundRobin(p) => p.n <= 1,
-            Self::Weighted(p) => p.n <= 1,
-            Self::WeightedRandom(p) => p.weights.len() <= 1,
-            Self::Geo(p) => p.datacenters.iter().all(|dc| dc.inner.fixed()),
-        }
+    /// Whether the order is fixed by the snapshot and the decision alone.
+    pub fn fixed(&self) -> bool {
+        self.strategy().fixed()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.strategy().name()
     }
 
     /// How the metrics count answers of this policy.
     pub fn label(&self) -> PolicyLabel {
-        match self {
-            Self::RoundRobin(_) => PolicyLabel::RoundRobin,
-            Self::Weighted(_) => PolicyLabel::Weighted,
-            Self::WeightedRandom(_) => PolicyLabel::WeightedRandom,
-            Self::All(_) => PolicyLabel::All,
-            Self::Geo(_) => PolicyLabel::Geo,
-            Self::Failover(_) => PolicyLabel::Failover,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::RoundRobin(_) => "round_robin",
-            Self::Weighted(_) => "weighted",
-            Self::WeightedRandom(_) => "weighted_random",
-            Self::All(_) => "all",
-            Self::Geo(_) => "geo",
-            Self::Failover(_) => "failover",
-        }
+        self.strategy().label()
     }
 }
 

@@ -1,7 +1,8 @@
 //! `round_robin`: every answer starts one endpoint further, `i = (i + 1) mod n`, so over n
 //! answers each endpoint leads once.
 
-use super::Order;
+use super::{Asking, Order, Strategy};
+use crate::metrics::PolicyLabel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
@@ -25,6 +26,20 @@ impl RoundRobin {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % self.n;
         super::rotated(self.n, start, limit, out);
+    }
+}
+
+impl Strategy for RoundRobin {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::RoundRobin
+    }
+
+    fn fixed(&self) -> bool {
+        self.n <= 1
+    }
+
+    fn order_for(&self, _asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        self.order(limit, out);
     }
 }
 

@@ -6,7 +6,8 @@
 //! computed once when the zone is built; an answer is then one atomic step through it, with
 //! no lock on the query path and exactly the weights over every full cycle.
 
-use super::Order;
+use super::{Asking, Order, Strategy};
+use crate::metrics::PolicyLabel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug)]
@@ -59,6 +60,20 @@ impl Weighted {
 
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl Strategy for Weighted {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::Weighted
+    }
+
+    fn fixed(&self) -> bool {
+        self.n <= 1
+    }
+
+    fn order_for(&self, _asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        self.order(limit, out);
+    }
 }
 
 #[cfg(test)]

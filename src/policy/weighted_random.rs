@@ -1,7 +1,8 @@
 //! `weighted_random`: a random order drawn without replacement, each draw in proportion to the
 //! weights still in the urn.
 
-use super::Order;
+use super::{Asking, Order, Strategy};
+use crate::metrics::PolicyLabel;
 
 #[derive(Debug)]
 pub struct WeightedRandom {
@@ -40,6 +41,20 @@ impl WeightedRandom {
             remaining -= u64::from(self.weights[drawn[k] as usize]);
         }
         out.truncate(start + limit.min(self.weights.len()));
+    }
+}
+
+impl Strategy for WeightedRandom {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::WeightedRandom
+    }
+
+    fn fixed(&self) -> bool {
+        self.weights.len() <= 1
+    }
+
+    fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        self.order(asking.rng, limit, out);
     }
 }
 

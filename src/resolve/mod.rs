@@ -123,7 +123,6 @@ fn context(snapshot: &Snapshot, client: IpAddr) -> Context<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::{ZoneSet, build_zone, spec::ZoneSpec};
 
     const ZONE: &str = r#"
         ttl = 3600
@@ -175,15 +174,7 @@ mod tests {
     "#;
 
     fn snapshot() -> Snapshot {
-        let spec: ZoneSpec = toml::from_str(ZONE).unwrap();
-        let origin = Name::from_ascii("example.test.").unwrap();
-        let zone = build_zone(&origin, &spec, None).unwrap();
-        Snapshot {
-            generation: 1,
-            zones: std::sync::Arc::new(ZoneSet::new([zone])),
-            geo: None,
-            health: Default::default(),
-        }
+        crate::fixture::snapshot(&[("example.test.", ZONE)], crate::fixture::Geo::None)
     }
 
     fn ask<'s>(s: &'s Snapshot, name: &str, t: RecordType) -> Answer<'s> {

@@ -80,7 +80,55 @@ pub fn build_zone(
     master: Option<Vec<Record>>,
 ) -> Result<Zone, BuildError> {
     let origin = origin.to_lowercase();
-    let mut sets: BTreeMap<(Name, RecordType), Collected> = BTreeMap::new();
+    let sets = collect_sets(&origin, spec, master)?;
+    let (soa, negative_soa) = apex(&origin, &sets)?;
+    let mut nodes = static_nodes(&origin, sets)?;
+    add_pools(&origin, spec, &mut nodes)?;
+    // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA.
+    let names: Vec<Name> = nodes.keys().cloned().collect();
+    for name in names {
+        let mut parent = name.base_name();
+        while origin.zone_of(&parent) && parent != origin {
+            nodes.entry(parent.clone()).or_default();
+            parent = parent.base_name();
+        }
+    }
+    nodes.entry(origin.clone()).or_default();
+    check_pools_above_cuts(&origin, &nodes)?;
+    let has_cuts = nodes.values().any(|n| n.is_cut);
+    let origin_label = origin.to_ascii();
+    let nodes = nodes
+        .into_iter()
+        .map(|(name, mut node)| {
+            let key = super::key::owned(&name);
+            node.name = name;
+            (key, node)
+        })
+        .collect();
+    Ok(Zone {
+        origin_key: super::key::owned(&origin),
+        origin_labels: usize::from(origin.num_labels()),
+        origin,
+        soa,
+        negative_soa,
+        nodes,
+        counters: crate::metrics::global().zone(&origin_label),
+        has_cuts,
+    })
+}
+
+type Sets = BTreeMap<(Name, RecordType), Collected>;
+type Nodes = rustc_hash::FxHashMap<Name, Node>;
+
+/// Every record set of the zone, from the master file, `[soa]`, `ns` and `[[records]]`: owners
+/// inside the zone, each set defined in one place.
+fn collect_sets(
+    origin: &Name,
+    spec: &ZoneSpec,
+    master: Option<Vec<Record>>,
+) -> Result<Sets, BuildError> {
+    let origin = origin.clone();
+    let mut sets: Sets = BTreeMap::new();
     let mut add = |record: Record, from: &FieldPath| -> Result<(), BuildError> {
         let owner = record.name.to_lowercase();
         if !origin.zone_of(&owner) {
@@ -119,24 +167,8 @@ pub fn build_zone(
         }
     }
 
-    if let Some(soa) = &spec.soa {
-        let name = |k: &str, v: &str| {
-            Name::parse(v, Some(&origin)).map_err(|e| err(field("soa").key(k), e.to_string()))
-        };
-        let rdata = SOA::new(
-            name("mname", &soa.mname)?,
-            name("rname", &soa.rname)?,
-            soa.serial,
-            soa.refresh,
-            soa.retry,
-            soa.expire,
-            soa.minimum,
-        );
-        let ttl = soa.ttl.unwrap_or(spec.ttl);
-        add(
-            Record::from_rdata(origin.clone(), ttl, RData::SOA(rdata)),
-            &field("soa"),
-        )?;
+    if let Some(soa) = soa_record(&origin, spec)? {
+        add(soa, &field("soa"))?;
     }
 
     for (i, ns) in spec.ns.iter().enumerate() {
@@ -174,6 +206,38 @@ pub fn build_zone(
         }
     }
 
+    Ok(sets)
+}
+
+/// The SOA record `[soa]` gives, if it is there.
+fn soa_record(origin: &Name, spec: &ZoneSpec) -> Result<Option<Record>, BuildError> {
+    let Some(soa) = &spec.soa else {
+        return Ok(None);
+    };
+    let name = |k: &str, v: &str| {
+        Name::parse(v, Some(origin)).map_err(|e| err(field("soa").key(k), e.to_string()))
+    };
+    let rdata = SOA::new(
+        name("mname", &soa.mname)?,
+        name("rname", &soa.rname)?,
+        soa.serial,
+        soa.refresh,
+        soa.retry,
+        soa.expire,
+        soa.minimum,
+    );
+    let ttl = soa.ttl.unwrap_or(spec.ttl);
+    Ok(Some(Record::from_rdata(
+        origin.clone(),
+        ttl,
+        RData::SOA(rdata),
+    )))
+}
+
+/// The apex's SOA (required, with the NS set) and the SOA negative answers carry (TTL:
+/// min(SOA TTL, MINIMUM), RFC 2308 §3).
+fn apex(origin: &Name, sets: &Sets) -> Result<(Record, Record), BuildError> {
+    let origin = origin.clone();
     // The SOA and NS at the apex are required; every other check works on the collected sets.
     let soa = sets
         .get(&(origin.clone(), RecordType::SOA))
@@ -194,7 +258,13 @@ pub fn build_zone(
     let mut negative_soa = soa.clone();
     negative_soa.ttl = soa.ttl.min(minimum);
 
-    let mut nodes: rustc_hash::FxHashMap<Name, Node> = Default::default();
+    Ok((soa, negative_soa))
+}
+
+/// The static record sets as nodes; an SOA only at the apex, a CNAME alone at its name.
+fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
+    let origin = origin.clone();
+    let mut nodes: Nodes = Default::default();
     for ((owner, rtype), set) in sets {
         if rtype == RecordType::SOA && owner != origin {
             return Err(err(set.from, "an SOA is only allowed at the apex"));
@@ -214,6 +284,12 @@ pub fn build_zone(
         }
     }
 
+    Ok(nodes)
+}
+
+/// Every pool at its node (no static A, AAAA or CNAME beside it), and their fallbacks checked.
+fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), BuildError> {
+    let origin = origin.clone();
     for (built, (pool_name, _)) in build_pools(&origin, &spec.pools)
         .into_iter()
         .zip(&spec.pools)
@@ -252,19 +328,13 @@ pub fn build_zone(
         let _ = pool;
     }
 
-    // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA.
-    let names: Vec<Name> = nodes.keys().cloned().collect();
-    for name in names {
-        let mut parent = name.base_name();
-        while origin.zone_of(&parent) && parent != origin {
-            nodes.entry(parent.clone()).or_default();
-            parent = parent.base_name();
-        }
-    }
-    nodes.entry(origin.clone()).or_default();
+    Ok(())
+}
 
-    // A pool at or below a cut would never be reached.
-    for (name, node) in &nodes {
+/// A pool at or below a cut would never be reached.
+fn check_pools_above_cuts(origin: &Name, nodes: &Nodes) -> Result<(), BuildError> {
+    let origin = origin.clone();
+    for (name, node) in nodes {
         if node.pool.is_some() {
             let mut above = name.clone();
             while above != origin {
@@ -279,26 +349,7 @@ pub fn build_zone(
         }
     }
 
-    let has_cuts = nodes.values().any(|n| n.is_cut);
-    let origin_label = origin.to_ascii();
-    let nodes = nodes
-        .into_iter()
-        .map(|(name, mut node)| {
-            let key = super::key::owned(&name);
-            node.name = name;
-            (key, node)
-        })
-        .collect();
-    Ok(Zone {
-        origin_key: super::key::owned(&origin),
-        origin_labels: usize::from(origin.num_labels()),
-        origin,
-        soa,
-        negative_soa,
-        nodes,
-        counters: crate::metrics::global().zone(&origin_label),
-        has_cuts,
-    })
+    Ok(())
 }
 
 /// A pool built, or why not: the owner name's error first, then the pool's.

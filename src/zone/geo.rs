@@ -8,9 +8,12 @@ use ipnet::IpNet;
 use super::EndpointSet;
 use super::build::{BuildError, FieldPath, err};
 use super::pool::{Family, endpoint_set, split_endpoints};
-use super::spec::PoolSpec;
+use super::spec::{DatacenterSpec, GeoMapSpec, PoolSpec};
 use crate::policy::geo::{Datacenter, Geo, GeoMap, MAX_DATACENTERS};
 use crate::policy::{Policy, PolicyKind};
+
+/// Datacenter names to indices (see [`dc_list`]).
+type DcList<'a> = dyn Fn(&[String], FieldPath) -> Result<Vec<u16>, BuildError> + 'a;
 
 /// One datacenter's pool-level endpoint indices and their weights, for one family.
 type DcEndpoints = (Vec<u32>, Vec<u32>);
@@ -23,35 +26,7 @@ pub(super) fn build_geo_sets(
     spec: &PoolSpec,
     at: &FieldPath,
 ) -> Result<(EndpointSet, EndpointSet), BuildError> {
-    if !spec.endpoints.is_empty() {
-        return Err(err(
-            at.clone().key("endpoints"),
-            "a geo pool lists its endpoints under its datacenters",
-        ));
-    }
-    if spec.preempt.is_some() {
-        return Err(err(
-            at.clone().key("preempt"),
-            "only failover pools have preempt",
-        ));
-    }
-    if spec.datacenters.is_empty() {
-        return Err(err(
-            at.clone().key("datacenters"),
-            "a geo pool needs at least one datacenter",
-        ));
-    }
-    if spec.datacenters.len() > MAX_DATACENTERS {
-        return Err(err(
-            at.clone().key("datacenters"),
-            format!("at most {MAX_DATACENTERS} datacenters in one pool"),
-        ));
-    }
-    let max_datacenters = spec.max_datacenters.unwrap_or(1);
-    if max_datacenters == 0 {
-        return Err(err(at.clone().key("max_datacenters"), "must be at least 1"));
-    }
-
+    let max_datacenters = check_pool(spec, at)?;
     let mut index: HashMap<&str, u16> = HashMap::new();
     let mut seen = rustc_hash::FxHashSet::default();
     // Per family: the pool's endpoints, and per datacenter its indices and weights.
@@ -64,36 +39,7 @@ pub(super) fn build_geo_sets(
                 format!("{} is listed twice", dc.name),
             ));
         }
-        if !(-90.0..=90.0).contains(&dc.latitude) {
-            return Err(err(here.key("latitude"), "must be between -90 and 90"));
-        }
-        if !(-180.0..=180.0).contains(&dc.longitude) {
-            return Err(err(here.key("longitude"), "must be between -180 and 180"));
-        }
-        if !dc.bias.is_finite() {
-            return Err(err(here.key("bias"), "must be a number of km"));
-        }
-        if matches!(dc.policy, PolicyKind::Geo | PolicyKind::Failover) {
-            return Err(err(
-                here.key("policy"),
-                "a datacenter orders its endpoints with round_robin, weighted, weighted_random or all",
-            ));
-        }
-        if dc.endpoints.is_empty() {
-            return Err(err(
-                here.key("endpoints"),
-                "a datacenter needs at least one endpoint",
-            ));
-        }
-        if let Some(check) = &dc.check
-            && let Err((field, message)) = check.validate()
-        {
-            return Err(err(here.key("check").key(field), message));
-        }
-        if let Some(j) = dc.endpoints.iter().position(|e| e.tier.is_some()) {
-            let field = here.key("endpoints").index(j).key("tier");
-            return Err(err(field, "only failover pools have tiers"));
-        }
+        check_datacenter(dc, &here)?;
         let inherited = dc.check.as_ref().or(spec.check.as_ref());
         let (v4, v6) = split_endpoints(owner, spec, inherited, &dc.endpoints, &here, &mut seen)?;
         for ((all, dcs), eps) in families.iter_mut().zip([v4, v6]) {
@@ -103,23 +49,7 @@ pub(super) fn build_geo_sets(
             all.extend(eps);
         }
     }
-    let list = |names: &[String], field: FieldPath| -> Result<Vec<u16>, BuildError> {
-        let mut out = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let Some(&dc) = index.get(name.as_str()) else {
-                return Err(err(field.index(i), format!("no datacenter named {name}")));
-            };
-            if out.contains(&dc) {
-                return Err(err(field.index(i), format!("{name} is listed twice")));
-            }
-            out.push(dc);
-        }
-        if out.is_empty() {
-            return Err(err(field, "list at least one datacenter"));
-        }
-        Ok(out)
-    };
-
+    let list = |names: &[String], field: FieldPath| dc_list(&index, names, field);
     let default = match &spec.default {
         Some(names) => list(names, at.clone().key("default"))?,
         None => (0..spec.datacenters.len() as u16).collect(),
@@ -139,41 +69,10 @@ pub(super) fn build_geo_sets(
     }
     nets.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
 
-    let mut map = GeoMap::default();
-    if let Some(m) = &spec.map {
-        let here = at.clone().key("map");
-        let codes = |table: &BTreeMap<String, Vec<String>>,
-                     kind: &str,
-                     valid: &dyn Fn(&str) -> bool|
-         -> Result<HashMap<String, Vec<u16>>, BuildError> {
-            let mut out = HashMap::new();
-            for (code, names) in table {
-                let field = here.clone().key(kind).key(code);
-                if !valid(code) {
-                    return Err(err(field, format!("{code} is not a {kind} code")));
-                }
-                out.insert(code.clone(), list(names, field)?);
-            }
-            Ok(out)
-        };
-        let upper = |s: &str| {
-            s.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        };
-        map.continent = codes(&m.continent, "continent", &|c| CONTINENTS.contains(&c))?;
-        map.country = codes(&m.country, "country", &|c| c.len() == 2 && upper(c))?;
-        map.subdivision = codes(
-            &m.subdivision,
-            "subdivision",
-            &|c| matches!(c.split_once('-'), Some((cc, sub)) if cc.len() == 2 && upper(cc) && (1..=3).contains(&sub.len()) && upper(sub)),
-        )?;
-        map.default = m
-            .default
-            .as_ref()
-            .map(|names| list(names, here.clone().key("default")))
-            .transpose()?;
-    }
-
+    let map = match &spec.map {
+        Some(m) => geo_map(m, at.clone().key("map"), &list)?,
+        None => GeoMap::default(),
+    };
     let [(v4, v4_dcs), (v6, v6_dcs)] = families;
     let geo = |dcs: Vec<DcEndpoints>| {
         let datacenters = spec
@@ -201,4 +100,132 @@ pub(super) fn build_geo_sets(
         }))
     };
     Ok((endpoint_set(geo(v4_dcs), v4), endpoint_set(geo(v6_dcs), v6)))
+}
+
+/// The pool-level fields of a geo pool; returns its `max_datacenters`.
+fn check_pool(spec: &PoolSpec, at: &FieldPath) -> Result<usize, BuildError> {
+    if !spec.endpoints.is_empty() {
+        return Err(err(
+            at.clone().key("endpoints"),
+            "a geo pool lists its endpoints under its datacenters",
+        ));
+    }
+    if spec.preempt.is_some() {
+        return Err(err(
+            at.clone().key("preempt"),
+            "only failover pools have preempt",
+        ));
+    }
+    if spec.datacenters.is_empty() {
+        return Err(err(
+            at.clone().key("datacenters"),
+            "a geo pool needs at least one datacenter",
+        ));
+    }
+    if spec.datacenters.len() > MAX_DATACENTERS {
+        return Err(err(
+            at.clone().key("datacenters"),
+            format!("at most {MAX_DATACENTERS} datacenters in one pool"),
+        ));
+    }
+
+    let max_datacenters = spec.max_datacenters.unwrap_or(1);
+    if max_datacenters == 0 {
+        return Err(err(at.clone().key("max_datacenters"), "must be at least 1"));
+    }
+    Ok(max_datacenters)
+}
+
+/// One datacenter's own fields.
+fn check_datacenter(dc: &DatacenterSpec, here: &FieldPath) -> Result<(), BuildError> {
+    let here = here.clone();
+    if !(-90.0..=90.0).contains(&dc.latitude) {
+        return Err(err(here.key("latitude"), "must be between -90 and 90"));
+    }
+    if !(-180.0..=180.0).contains(&dc.longitude) {
+        return Err(err(here.key("longitude"), "must be between -180 and 180"));
+    }
+    if !dc.bias.is_finite() {
+        return Err(err(here.key("bias"), "must be a number of km"));
+    }
+    if matches!(dc.policy, PolicyKind::Geo | PolicyKind::Failover) {
+        return Err(err(
+            here.key("policy"),
+            "a datacenter orders its endpoints with round_robin, weighted, weighted_random or all",
+        ));
+    }
+    if dc.endpoints.is_empty() {
+        return Err(err(
+            here.key("endpoints"),
+            "a datacenter needs at least one endpoint",
+        ));
+    }
+    if let Some(check) = &dc.check
+        && let Err((field, message)) = check.validate()
+    {
+        return Err(err(here.key("check").key(field), message));
+    }
+    if let Some(j) = dc.endpoints.iter().position(|e| e.tier.is_some()) {
+        let field = here.key("endpoints").index(j).key("tier");
+        return Err(err(field, "only failover pools have tiers"));
+    }
+    Ok(())
+}
+
+/// Datacenter names as indices: each known, none twice, at least one.
+fn dc_list(
+    index: &HashMap<&str, u16>,
+    names: &[String],
+    field: FieldPath,
+) -> Result<Vec<u16>, BuildError> {
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let Some(&dc) = index.get(name.as_str()) else {
+            return Err(err(field.index(i), format!("no datacenter named {name}")));
+        };
+        if out.contains(&dc) {
+            return Err(err(field.index(i), format!("{name} is listed twice")));
+        }
+        out.push(dc);
+    }
+    if out.is_empty() {
+        return Err(err(field, "list at least one datacenter"));
+    }
+    Ok(out)
+}
+
+/// The `map` of a geo pool: continent, country and subdivision codes to datacenter lists.
+fn geo_map(m: &GeoMapSpec, here: FieldPath, list: &DcList<'_>) -> Result<GeoMap, BuildError> {
+    let mut map = GeoMap::default();
+    let codes = |table: &BTreeMap<String, Vec<String>>,
+                 kind: &str,
+                 valid: &dyn Fn(&str) -> bool|
+     -> Result<HashMap<String, Vec<u16>>, BuildError> {
+        let mut out = HashMap::new();
+        for (code, names) in table {
+            let field = here.clone().key(kind).key(code);
+            if !valid(code) {
+                return Err(err(field, format!("{code} is not a {kind} code")));
+            }
+            out.insert(code.clone(), list(names, field)?);
+        }
+        Ok(out)
+    };
+    let upper = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    map.continent = codes(&m.continent, "continent", &|c| CONTINENTS.contains(&c))?;
+    map.country = codes(&m.country, "country", &|c| c.len() == 2 && upper(c))?;
+    map.subdivision = codes(
+        &m.subdivision,
+        "subdivision",
+        &|c| matches!(c.split_once('-'), Some((cc, sub)) if cc.len() == 2 && upper(cc) && (1..=3).contains(&sub.len()) && upper(sub)),
+    )?;
+    map.default = m
+        .default
+        .as_ref()
+        .map(|names| list(names, here.clone().key("default")))
+        .transpose()?;
+    Ok(map)
 }

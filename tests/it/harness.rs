@@ -8,18 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The SOA, NS and glue every small test zone starts with.
-pub const ZONE_HEAD: &str = r#"
-ns = ["ns1"]
-[soa]
-mname = "ns1"
-rname = "hostmaster"
-serial = 1
-[[records]]
-name = "ns1"
-type = "A"
-data = ["192.0.2.1"]
-"#;
+pub use meridian::fixture::ZONE_HEAD;
 
 /// An HTTP check every 200 ms; down after 2 failures, up after 2 successes.
 pub fn http_check(port: u16) -> String {

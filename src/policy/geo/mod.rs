@@ -14,8 +14,9 @@ mod steer;
 #[cfg(test)]
 mod tests;
 
-use super::{Decision, Order, Policy};
+use super::{Asking, Context, Decision, Order, Policy, Strategy};
 use crate::geo::GeoDb;
+use crate::metrics::PolicyLabel;
 
 pub use rank::{Ranking, Reason};
 pub use steer::Steering;
@@ -188,6 +189,31 @@ impl Geo {
                 *i = dc.endpoints[*i as usize];
             }
         }
+    }
+}
+
+impl Strategy for Geo {
+    fn label(&self) -> PolicyLabel {
+        PolicyLabel::Geo
+    }
+
+    /// Fixed where every datacenter orders its endpoints the same way every time.
+    fn fixed(&self) -> bool {
+        self.datacenters.iter().all(|dc| dc.inner.fixed())
+    }
+
+    /// Without a client (a geo pool as an inner policy) it decides as for one it cannot
+    /// locate.
+    fn decide(&self, cx: Option<&Context<'_>>) -> Decision {
+        match cx {
+            Some(cx) => Geo::decide(self, cx.addr, cx.geo),
+            None => Geo::decide(self, IpAddr::from([0, 0, 0, 0]), None),
+        }
+    }
+
+    fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        let order = asking.decision.order();
+        self.order(order, asking.live, asking.rng, limit, out);
     }
 }
 
