@@ -98,7 +98,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
         .map(|p| pool_view(snapshot, name, p, client));
     let mut rng = fastrand::Rng::new();
     let answer = match found {
-        Some(found) => answer(snapshot, found, &|| name.clone(), qtype, client, &mut rng),
+        Some(found) => answer(snapshot, &found, &|| name.clone(), qtype, client, &mut rng),
         None => Answer::default(),
     };
     let rcode = match found {
@@ -170,7 +170,8 @@ fn pool_view(
             let dcs = decision
                 .order()
                 .iter()
-                .map(|&i| {
+                .map(|&i| u16::from(i))
+                .map(|i| {
                     let dc = &geo.datacenters[usize::from(i)];
                     DatacenterView {
                         name: dc.name.clone(),

@@ -25,7 +25,9 @@
 //! - [`snapshot`]: the immutable [`snapshot::Snapshot`] (zones, GeoIP, health view) and
 //!   [`snapshot::Current`], the cell the query path loads it from.
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
-//!   reads a large file in two halves at once), its one `build`, and the immutable zone tree.
+//!   reads a large file in two halves at once), its one `build`, and the zone tree: immutable
+//!   once built, but for each geo pool's steering table, a [`cell::Swappable`] that `control`
+//!   fills for the snapshot's GeoIP database when it publishes.
 //! - [`policy`]: how a pool orders its endpoints, one policy per file implementing
 //!   `policy::Strategy`, behind the `Policy` enum (`geo`: `decide` ranks datacenters by `nets`,
 //!   `map` and distance, `rank` explains it, `steer` builds steering tables; `failover` reads

@@ -17,14 +17,14 @@ use crate::zone::NameKey;
 /// once, for the decoder, the zone key and the encoder's compression pointers.
 pub type Labels = (usize, [u16; 128], usize);
 
-/// A request that passed every check: what the stages after decoding read.
+/// A request that passed every check: what the stages after decoding read. Kept small (it is
+/// returned by value for every query): the label offsets stay with the caller, and the zone
+/// key is made where it is used ([`Question::key`]).
 pub struct Question<'q> {
     pub query: &'q [u8],
     pub metadata: Metadata,
-    pub labels: Option<Labels>,
+    pub labels: Option<&'q Labels>,
     pub qtype: RecordType,
-    /// The question's name as a zone key, made from its bytes.
-    pub key: NameKey,
     pub edns: Option<RequestEdns>,
     /// The Client Subnet as sent (echoed in the reply), and the one the answer is for: usable
     /// (RFC 7871 §7.1.2) or none.
@@ -36,9 +36,7 @@ pub struct Question<'q> {
     decoded: Option<Query>,
 }
 
-/// What reading a message gives. Not boxed: a question is read for every query, and it stays
-/// on the stack.
-#[allow(clippy::large_enum_variant)]
+/// What reading a message gives.
 pub enum Read<'q> {
     /// Not a DNS header, or a response: nothing is sent (answering those would let anyone
     /// bounce traffic off us).
@@ -58,18 +56,18 @@ pub struct Refusal {
     pub edns: bool,
 }
 
-/// Reads `query` from `source` and checks it, in the order RFC 6891 and RFC 7871 give the
-/// errors: a malformed message or ECS option (FORMERR), opcode (NOTIMP), question count
-/// (FORMERR), EDNS version (BADVERS), meta types and transfers, class.
-pub fn read(query: &[u8], source: IpAddr) -> Read<'_> {
+/// Reads `query` (whose question's labels are `labels`, see [`question_labels`]) from
+/// `source` and checks it, in the order RFC 6891 and RFC 7871 give the errors: a malformed
+/// message or ECS option (FORMERR), opcode (NOTIMP), question count (FORMERR), EDNS version
+/// (BADVERS), meta types and transfers, class.
+pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> Read<'q> {
     let Ok(header) = Header::read(&mut BinDecoder::new(query)) else {
         return Read::Drop;
     };
     if header.metadata.message_type == MessageType::Response {
         return Read::Drop;
     }
-    let labels = question_labels(query);
-    let Ok(request) = decode(query, &header, labels.as_ref()) else {
+    let Ok(request) = decode(query, &header, labels) else {
         return Read::Refuse(Refusal {
             metadata: header.metadata,
             question: None,
@@ -120,29 +118,29 @@ pub fn read(query: &[u8], source: IpAddr) -> Read<'_> {
         return refuse(ResponseCode::Refused);
     }
     let used = subnet.filter(ClientSubnet::usable);
-    let decoded = request.queries.into_iter().next();
-    let key = labels
-        .as_ref()
-        .and_then(|(_, offsets, count)| NameKey::from_wire(query, &offsets[..*count]))
-        .unwrap_or_else(|| {
-            let name = decoded.as_ref().map(|q| q.name().clone());
-            NameKey::new(&name.unwrap_or_default())
-        });
     Read::Question(Question {
         query,
         metadata: request.metadata,
         labels,
         qtype,
-        key,
         edns: request.edns,
         subnet,
         used,
         client: used.map_or(source, |s| s.addr),
-        decoded,
+        decoded: request.queries.into_iter().next(),
     })
 }
 
 impl Question<'_> {
+    /// The question's name as a zone key, made from its bytes.
+    pub fn key(&self) -> NameKey {
+        match self.labels {
+            Some((_, offsets, count)) => NameKey::from_wire(self.query, &offsets[..*count]),
+            None => None,
+        }
+        .unwrap_or_else(|| NameKey::new(&self.name()))
+    }
+
     /// The question in hickory's form, decoded now where the lean path did not (rare replies
     /// need it: hickory's encoder, a fallback pool's renamed records).
     pub fn hickory(&self) -> Option<std::borrow::Cow<'_, Query>> {

@@ -110,7 +110,8 @@ pub fn respond_into<'s>(
     out: &mut Vec<u8>,
 ) -> bool {
     // 1. Read and check the request: header, question, OPT, Client Subnet.
-    let question = match request::read(incoming.query, incoming.source) {
+    let labels = request::question_labels(incoming.query);
+    let question = match request::read(incoming.query, labels.as_ref(), incoming.source) {
         Read::Drop => return false,
         Read::Refuse(refusal) => {
             outcome.qtype = refusal.question.as_ref().map(|q| q.query_type());
@@ -124,14 +125,19 @@ pub fn respond_into<'s>(
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
     let reply = Reply::new(&question, incoming.transport, with.udp_payload);
     // 2. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
-    let found = resolve::find(snapshot, &question.key, question.qtype, question.client);
+    let key = question.key();
+    let found = resolve::find(snapshot, &key, question.qtype, question.client);
     // 3. A reply memoized for this node, type and decision in this snapshot: copied, patched.
-    let memo_key = found.as_ref().and_then(|f| f.memo_key(question.qtype));
-    let memo_key = memo_key.filter(|_| !with.reference && question.labels.is_some());
+    let memo_key = match (&with.memo, &found) {
+        (Some(_), Some(found)) if !with.reference && question.labels.is_some() => {
+            found.memo_key(question.qtype)
+        }
+        _ => None,
+    };
     if let (Some(memo), Some((node, decided, scope))) = (with.memo.as_deref_mut(), &memo_key)
         && let Some(entry) = memo.get(snapshot.generation, node, question.qtype.into(), decided)
     {
-        let end = question.labels.as_ref().map_or(0, |l| l.0);
+        let end = question.labels.map_or(0, |l| l.0);
         entry.write(question.query, end, reply.opt(*scope).as_ref(), out);
         if out.len() <= reply.limit {
             outcome.rcode = entry.rcode;
@@ -141,7 +147,7 @@ pub fn respond_into<'s>(
         }
     }
     // 4. Answer: CNAMEs, static records, or the pool's live endpoints in the decided order.
-    let answer = match found {
+    let answer = match &found {
         Some(found) => {
             let qname = || question.name();
             let (qtype, client) = (question.qtype, question.client);
@@ -174,7 +180,7 @@ pub fn respond_into<'s>(
     // 6. Memoize the fixed answer `find` stood for: not a fallback pool's (renamed) nor one
     // that followed a CNAME.
     if let (Some(memo), Some((node, decided, scope)), Some(labels)) =
-        (with.memo.as_deref_mut(), memo_key, &question.labels)
+        (with.memo.as_deref_mut(), memo_key, question.labels)
         && answer.renamed.is_none()
         && answer.at_qname.is_none()
         && answer.ecs_scope == scope
@@ -217,7 +223,7 @@ fn encode(
     reference: bool,
     out: &mut Vec<u8>,
 ) -> usize {
-    match question.labels.as_ref().filter(|_| !reference) {
+    match question.labels.filter(|_| !reference) {
         Some((end, offsets, count)) => {
             let labels = &offsets[..*count];
             wire::encode(

@@ -51,6 +51,36 @@ label_set! {
     }
 }
 
+label_set! {
+    /// Response codes counted by name; the rest are `other`.
+    Rcode {
+        NoError => "NOERROR",
+        FormErr => "FORMERR",
+        ServFail => "SERVFAIL",
+        NxDomain => "NXDOMAIN",
+        NotImp => "NOTIMP",
+        Refused => "REFUSED",
+        BadVers => "BADVERS",
+        Other => "other",
+    }
+}
+
+impl Rcode {
+    pub fn of(rcode: hickory_proto::op::ResponseCode) -> Self {
+        use hickory_proto::op::ResponseCode as R;
+        match rcode {
+            R::NoError => Self::NoError,
+            R::FormErr => Self::FormErr,
+            R::ServFail => Self::ServFail,
+            R::NXDomain => Self::NxDomain,
+            R::NotImp => Self::NotImp,
+            R::Refused => Self::Refused,
+            R::BADVERS => Self::BadVers,
+            _ => Self::Other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +92,9 @@ mod tests {
         }
         for (i, p) in PolicyLabel::ALL.iter().enumerate() {
             assert_eq!(p.index(), i);
+        }
+        for (i, r) in Rcode::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
         }
     }
 }

@@ -16,7 +16,7 @@ use hickory_proto::rr::RecordType;
 mod labels;
 mod render;
 
-pub use labels::{PolicyLabel, Transport};
+pub use labels::{PolicyLabel, Rcode, Transport};
 pub use render::{Gauges, render};
 
 /// Query types counted by name; the rest are `other`.
@@ -37,11 +37,8 @@ const QTYPES: [RecordType; 15] = [
     RecordType::HTTPS,
     RecordType::SVCB,
 ];
-const RCODES: [&str; 8] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
-];
 const QUERY_SLOTS: usize =
-    (QTYPES.len() + 1) * RCODES.len() * Transport::COUNT * PolicyLabel::COUNT;
+    (QTYPES.len() + 1) * Rcode::COUNT * Transport::COUNT * PolicyLabel::COUNT;
 
 /// Upper bounds of the query-duration histogram, in seconds: a query takes microseconds.
 const DURATION_BOUNDS: [f64; 12] = [
@@ -184,7 +181,7 @@ impl Registry {
             .qtype
             .and_then(|t| QTYPES.iter().position(|&k| k == t))
             .unwrap_or(QTYPES.len());
-        let rcode = rcode_index(q.rcode);
+        let rcode = Rcode::of(q.rcode);
         let policy = q.policy.unwrap_or(PolicyLabel::Static);
         let slot = QuerySlot {
             qtype,
@@ -242,24 +239,11 @@ impl Registry {
     }
 }
 
-fn rcode_index(rcode: ResponseCode) -> usize {
-    match rcode {
-        ResponseCode::NoError => 0,
-        ResponseCode::FormErr => 1,
-        ResponseCode::ServFail => 2,
-        ResponseCode::NXDomain => 3,
-        ResponseCode::NotImp => 4,
-        ResponseCode::Refused => 5,
-        ResponseCode::BADVERS => 6,
-        _ => 7,
-    }
-}
-
-/// The mnemonic of a response code as dig prints it (`NOERROR`, `NXDOMAIN`…).
+/// The mnemonic of a response code as dig prints it (`NOERROR`, `NXDOMAIN`…), else its number.
 pub fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode_index(rcode) {
-        7 => u16::from(rcode).to_string(),
-        i => RCODES[i].to_owned(),
+    match Rcode::of(rcode) {
+        Rcode::Other => u16::from(rcode).to_string(),
+        named => named.name().to_owned(),
     }
 }
 
@@ -268,15 +252,15 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
 struct QuerySlot {
     /// Index in `QTYPES`; `QTYPES.len()` for `other`.
     qtype: usize,
-    /// Index in `RCODES`.
-    rcode: usize,
+    rcode: Rcode,
     transport: Transport,
     policy: PolicyLabel,
 }
 
 impl QuerySlot {
     fn index(self) -> usize {
-        ((self.qtype * RCODES.len() + self.rcode) * Transport::COUNT + self.transport.index())
+        ((self.qtype * Rcode::COUNT + self.rcode.index()) * Transport::COUNT
+            + self.transport.index())
             * PolicyLabel::COUNT
             + self.policy.index()
     }
@@ -287,8 +271,8 @@ impl QuerySlot {
         let transport = Transport::ALL[rest % Transport::COUNT];
         let rest = rest / Transport::COUNT;
         Self {
-            qtype: rest / RCODES.len(),
-            rcode: rest % RCODES.len(),
+            qtype: rest / Rcode::COUNT,
+            rcode: Rcode::ALL[rest % Rcode::COUNT],
             transport,
             policy,
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::{DURATION_BOUNDS, QTYPES, QuerySlot, RCODES, Registry, Transport, ZoneCounters, lock};
+use super::{DURATION_BOUNDS, QTYPES, QuerySlot, Registry, Transport, ZoneCounters, lock};
 
 /// What [`render`] needs besides the registry: the state of the fleet right now.
 #[derive(Debug, Default)]
@@ -85,7 +85,7 @@ fn queries(out: &mut Exposition, registry: &Registry) {
                 &[
                     ("zone", zone),
                     ("qtype", &qtype),
-                    ("rcode", RCODES[labels.rcode]),
+                    ("rcode", labels.rcode.name()),
                     ("protocol", labels.transport.name()),
                     ("policy", labels.policy.name()),
                 ],

@@ -15,7 +15,7 @@ pub type Order = smallvec::SmallVec<[u32; 16]>;
 
 /// A decision's datacenter order as a memo key ([`Decision::memo_key`]); longer orders are not
 /// memoized (they would not stay inline).
-pub type Decided = smallvec::SmallVec<[u16; DECIDED_INLINE]>;
+pub type Decided = smallvec::SmallVec<[u8; DECIDED_INLINE]>;
 const DECIDED_INLINE: usize = 8;
 
 use std::net::IpAddr;
@@ -68,17 +68,15 @@ pub enum Policy {
 }
 
 /// A policy's decision for one client: the datacenter order of a geo pool (empty for the
-/// others) and the ECS scope it has. On the stack: the query path makes one per pool answer.
+/// others) and the ECS scope it has. On the stack, and small (a byte a datacenter: a pool has
+/// at most `MAX_DATACENTERS`): the query path makes and moves one per pool answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Decision {
-    order: [u16; geo::MAX_DATACENTERS],
+    order: [u8; geo::MAX_DATACENTERS],
     len: u8,
     /// ECS scope prefix (RFC 7871 §7.2.1): how many bits of the client's address it depended
     /// on; 0 when it did not depend on the client.
     pub scope: u8,
-    /// Whether the order is fixed by the snapshot and this decision alone (no rotation,
-    /// weighted cycle or random draw): equal decisions then give equal answers.
-    pub fixed: bool,
 }
 
 impl Decision {
@@ -88,22 +86,22 @@ impl Decision {
             order: [0; geo::MAX_DATACENTERS],
             len: order.len() as u8,
             scope,
-            fixed: false,
         };
-        d.order[..order.len()].copy_from_slice(order);
+        for (to, &from) in d.order.iter_mut().zip(order) {
+            *to = from as u8;
+        }
         d
     }
 
     /// The datacenters, best first.
-    pub fn order(&self) -> &[u16] {
+    pub fn order(&self) -> &[u8] {
         &self.order[..usize::from(self.len)]
     }
 
-    /// What a memoized reply of this decision is keyed on; `None` where the answer is not
-    /// fixed by it (see [`Decision::fixed`]) or its order is too long to keep inline.
+    /// What a memoized reply of this decision is keyed on, where its policy's order is
+    /// [`Policy::fixed`]; `None` where the order is too long to keep inline.
     pub fn memo_key(&self) -> Option<Decided> {
-        (self.fixed && self.order().len() <= DECIDED_INLINE)
-            .then(|| Decided::from_slice(self.order()))
+        (self.order().len() <= DECIDED_INLINE).then(|| Decided::from_slice(self.order()))
     }
 }
 
@@ -185,10 +183,7 @@ impl Policy {
     /// The decision for this client, made once per query (`resolve::find`). Within one
     /// snapshot, equal fixed decisions give equal orders.
     pub fn decide(&self, cx: &Context<'_>) -> Decision {
-        let strategy = self.strategy();
-        let mut decision = strategy.decide(Some(cx));
-        decision.fixed = strategy.fixed();
-        decision
+        self.strategy().decide(Some(cx))
     }
 
     /// Appends up to `limit` endpoint indices to `out`, best first, for `decision`; `live`
@@ -225,7 +220,8 @@ impl Policy {
         strategy.order_for(&mut asking, limit, out);
     }
 
-    /// Whether the order is fixed by the snapshot and the decision alone.
+    /// Whether the order is fixed by the snapshot and the decision alone (no rotation,
+    /// weighted cycle or random draw): equal decisions then give equal answers.
     pub fn fixed(&self) -> bool {
         self.strategy().fixed()
     }

@@ -23,7 +23,7 @@ pub(super) const MAX_CNAME_CHAIN: usize = 8;
 /// renamed). `rng` drives randomized policies.
 pub fn answer<'s>(
     snapshot: &'s Snapshot,
-    found: Found<'s>,
+    found: &Found<'s>,
     qname: &dyn Fn() -> Name,
     qtype: RecordType,
     client: IpAddr,
@@ -38,10 +38,15 @@ pub fn answer<'s>(
     };
     // The name being answered: the question's (`None`), or a CNAME's target.
     let mut name: Option<Name> = None;
-    let mut found = found;
+    // The CNAME target's lookup, once one was followed.
+    let mut target: Option<Found<'s>> = None;
     for _ in 0..MAX_CNAME_CHAIN {
+        let found = target.as_ref().unwrap_or(found);
         let node = match found.lookup {
-            Lookup::Delegation(cut) => return referral(zone, cut, answer),
+            Lookup::Delegation(cut) => {
+                referral(zone, cut, &mut answer);
+                return answer;
+            }
             Lookup::NxDomain => {
                 answer.rcode = ResponseCode::NXDomain;
                 answer.authorities.push(&zone.negative_soa);
@@ -54,42 +59,40 @@ pub fn answer<'s>(
         {
             answer.answers.extend(cname.records.iter());
             match &cname.records[0].data {
-                RData::CNAME(target) if zone.origin.zone_of(target) => {
+                RData::CNAME(to) if zone.origin.zone_of(to) => {
                     answer.at_qname.get_or_insert(answer.answers.len());
-                    found = find_in(zone, &NameKey::new(&target.0), qtype, &cx);
-                    name = Some(target.0.clone());
+                    target = Some(find_in(zone, &NameKey::new(&to.0), qtype, &cx));
+                    name = Some(to.0.clone());
                     continue;
                 }
                 _ => return answer,
             }
         }
-        if let Some(pool) = found.pool {
+        if let Some(pool) = &found.pool {
             let renamed = || name.clone().unwrap_or_else(qname);
-            return answer_pool(&cx, zone, pool, rng, &renamed, answer);
+            answer_pool(&cx, zone, pool, rng, &renamed, &mut answer);
+            return answer;
         }
         let rrset_type = match qtype {
             // RFC 8482 §4.2: answer ANY with one RRset of our choice.
-            RecordType::ANY => match any_type(node) {
-                Some(t) => t,
-                None => return nodata(zone, answer),
-            },
-            t => t,
+            RecordType::ANY => any_type(node),
+            t => Some(t),
         };
-        return match node.rrset(rrset_type) {
+        match rrset_type.and_then(|t| node.rrset(t)) {
             Some(set) => {
                 answer.answers.extend(set.records.iter());
                 add_glue(zone, &set.records, &mut answer.additionals);
-                answer
             }
-            None => nodata(zone, answer),
-        };
+            None => nodata(zone, &mut answer),
+        }
+        return answer;
     }
     answer
 }
 
 /// A referral for the name asked: the cut's NS set and its glue, not authoritative. A CNAME
 /// chain into a delegation stops there.
-fn referral<'s>(zone: &'s Zone, cut: &'s Node, mut answer: Answer<'s>) -> Answer<'s> {
+fn referral<'s>(zone: &'s Zone, cut: &'s Node, answer: &mut Answer<'s>) {
     if answer.answers.is_empty() {
         answer.authoritative = false;
         if let Some(ns) = cut.rrset(RecordType::NS) {
@@ -97,7 +100,6 @@ fn referral<'s>(zone: &'s Zone, cut: &'s Node, mut answer: Answer<'s>) -> Answer
             add_glue(zone, &ns.records, &mut answer.additionals);
         }
     }
-    answer
 }
 
 /// The pool's part of the answer: its live endpoints in the decided order, or what its
@@ -105,22 +107,18 @@ fn referral<'s>(zone: &'s Zone, cut: &'s Node, mut answer: Answer<'s>) -> Answer
 fn answer_pool<'s>(
     cx: &Context<'_>,
     zone: &'s Zone,
-    found: PoolDecision<'s>,
+    found: &PoolDecision<'s>,
     rng: &mut fastrand::Rng,
     renamed: &dyn Fn() -> Name,
-    mut answer: Answer<'s>,
-) -> Answer<'s> {
-    let PoolDecision {
-        pool,
-        set,
-        decision,
-    } = found;
+    answer: &mut Answer<'s>,
+) {
+    let (pool, set) = (found.pool, found.set);
     let mut order = Order::new();
     let picked = pick(
         cx,
         pool,
         set,
-        &decision,
+        &found.decision,
         rng,
         &mut order,
         &mut answer.ecs_scope,
@@ -148,7 +146,7 @@ fn answer_pool<'s>(
             AllDownAnswer::Servfail => {
                 answer.rcode = ResponseCode::ServFail;
                 answer.authoritative = false;
-                return answer;
+                return;
             }
             AllDownAnswer::Nodata => return nodata(zone, answer),
         },
@@ -172,7 +170,6 @@ fn answer_pool<'s>(
         .answers
         .extend(order.iter().map(|&i| &set.records[i as usize]));
     answer.pool_order = order;
-    answer
 }
 
 /// The outcome of asking a pool's policy for an order.
@@ -246,9 +243,8 @@ fn family(pool: &Pool, set: &EndpointSet) -> RecordType {
 }
 
 /// NODATA: NOERROR, no records of the type, the SOA in the authority section (RFC 2308 §2.2).
-fn nodata<'s>(zone: &'s Zone, mut answer: Answer<'s>) -> Answer<'s> {
+fn nodata<'s>(zone: &'s Zone, answer: &mut Answer<'s>) {
     answer.authorities.push(&zone.negative_soa);
-    answer
 }
 
 /// The RRset that stands for the node in a minimal ANY answer.

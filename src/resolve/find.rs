@@ -87,7 +87,10 @@ impl<'s> Found<'s> {
             return None;
         }
         match &self.pool {
-            Some(p) => Some((node, p.decision.memo_key()?, p.decision.scope)),
+            Some(p) if p.set.policy.fixed() => {
+                Some((node, p.decision.memo_key()?, p.decision.scope))
+            }
+            Some(_) => None,
             None => Some((node, Decided::new(), 0)),
         }
     }

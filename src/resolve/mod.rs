@@ -106,7 +106,7 @@ pub fn resolve<'s>(
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
     match find(snapshot, &NameKey::new(qname), qtype, client) {
-        Some(found) => answer(snapshot, found, &|| qname.clone(), qtype, client, rng),
+        Some(found) => answer(snapshot, &found, &|| qname.clone(), qtype, client, rng),
         None => Answer::refused(),
     }
 }

@@ -1,6 +1,7 @@
-//! Zones as the query path reads them: an immutable tree of nodes keyed by owner name, each with
-//! static record sets and at most one pool. Built once by `load` (start-up and reload) and
-//! never changed afterwards.
+//! Zones as the query path reads them: a tree of nodes keyed by owner name, each with static
+//! record sets and at most one pool. Built by `load` (start-up, reload, API changes) and never
+//! changed afterwards, with one exception: a geo pool's steering table, a swappable cell that
+//! the writer path fills for the snapshot's GeoIP database (`Geo::prepare_all`).
 
 mod build;
 mod geo;

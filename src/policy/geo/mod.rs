@@ -63,7 +63,8 @@ pub struct Geo {
     pub steering: crate::cell::Swappable<Steering>,
 }
 
-/// Most datacenters one geo pool may have, so that a decision fits on the stack.
+/// Most datacenters one geo pool may have, so that a decision fits on the stack (and each
+/// index in a byte).
 pub const MAX_DATACENTERS: usize = 64;
 
 /// Rankings of located clients, per query thread, by (pool id, GeoIP record): ranking costs a
@@ -151,12 +152,12 @@ impl Geo {
     /// have a live endpoint. A datacenter with none passes its traffic on.
     pub fn serving<'a>(
         &'a self,
-        order: &'a [u16],
+        order: &'a [u8],
         live: &'a dyn Fn(u32) -> bool,
     ) -> impl Iterator<Item = u16> + 'a {
         order
             .iter()
-            .copied()
+            .map(|&i| u16::from(i))
             .filter(|&i| {
                 self.datacenters[usize::from(i)]
                     .endpoints
@@ -170,7 +171,7 @@ impl Geo {
     /// each ordering its own endpoints with its inner policy.
     pub fn order(
         &self,
-        order: &[u16],
+        order: &[u8],
         live: &dyn Fn(u32) -> bool,
         rng: &mut fastrand::Rng,
         limit: usize,

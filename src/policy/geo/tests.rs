@@ -14,7 +14,9 @@ fn decide_order(
 ) -> ([u16; MAX_DATACENTERS], usize, u8) {
     let d = g.decide(client, db);
     let mut order = [0; MAX_DATACENTERS];
-    order[..d.order().len()].copy_from_slice(d.order());
+    for (to, &from) in order.iter_mut().zip(d.order()) {
+        *to = u16::from(from);
+    }
     (order, d.order().len(), d.scope)
 }
 
