@@ -237,7 +237,6 @@ fn soa_record(origin: &Name, spec: &ZoneSpec) -> Result<Option<Record>, BuildErr
 /// The apex's SOA (required, with the NS set) and the SOA negative answers carry (TTL:
 /// min(SOA TTL, MINIMUM), RFC 2308 §3).
 fn apex(origin: &Name, sets: &Sets) -> Result<(Record, Record), BuildError> {
-    let origin = origin.clone();
     // The SOA and NS at the apex are required; every other check works on the collected sets.
     let soa = sets
         .get(&(origin.clone(), RecordType::SOA))
@@ -263,20 +262,19 @@ fn apex(origin: &Name, sets: &Sets) -> Result<(Record, Record), BuildError> {
 
 /// The static record sets as nodes; an SOA only at the apex, a CNAME alone at its name.
 fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
-    let origin = origin.clone();
     let mut nodes: Nodes = Default::default();
     for ((owner, rtype), set) in sets {
-        if rtype == RecordType::SOA && owner != origin {
+        if rtype == RecordType::SOA && owner != *origin {
             return Err(err(set.from, "an SOA is only allowed at the apex"));
         }
         let node = nodes.entry(owner.clone()).or_default();
-        node.is_cut |= rtype == RecordType::NS && owner != origin;
+        node.is_cut |= rtype == RecordType::NS && owner != *origin;
         node.rrsets.push(RrSet {
             rtype,
             records: dedup(set.records),
         });
         let has_cname = node.rrset(RecordType::CNAME).is_some();
-        if has_cname && (node.rrsets.len() > 1 || owner == origin) {
+        if has_cname && (node.rrsets.len() > 1 || owner == *origin) {
             return Err(err(
                 set.from,
                 format!("{owner} has a CNAME, which must be the only record at its name"),
@@ -289,8 +287,7 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
 
 /// Every pool at its node (no static A, AAAA or CNAME beside it), and their fallbacks checked.
 fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), BuildError> {
-    let origin = origin.clone();
-    for (built, (pool_name, _)) in build_pools(&origin, &spec.pools)
+    for (built, (pool_name, _)) in build_pools(origin, &spec.pools)
         .into_iter()
         .zip(&spec.pools)
     {
@@ -312,7 +309,7 @@ fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), Bu
     }
 
     for (pool_name, pool) in &spec.pools {
-        let owner = Name::parse(pool_name, Some(&origin)).expect("checked above");
+        let owner = Name::parse(pool_name, Some(origin)).expect("checked above");
         let fallback = nodes
             .get(&owner.to_lowercase())
             .and_then(|n| n.pool.as_ref())
@@ -333,11 +330,10 @@ fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), Bu
 
 /// A pool at or below a cut would never be reached.
 fn check_pools_above_cuts(origin: &Name, nodes: &Nodes) -> Result<(), BuildError> {
-    let origin = origin.clone();
     for (name, node) in nodes {
         if node.pool.is_some() {
             let mut above = name.clone();
-            while above != origin {
+            while above != *origin {
                 if nodes.get(&above).is_some_and(|n| n.is_cut) {
                     return Err(err(
                         field("pools"),
