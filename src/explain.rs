@@ -13,7 +13,7 @@ use crate::policy::Policy;
 use crate::policy::geo::Reason;
 use crate::resolve::{Answer, PoolDecision, answer, find};
 use crate::snapshot::Snapshot;
-use crate::zone::NameKey;
+use crate::zone::{Lookup, NameKey};
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -24,6 +24,8 @@ pub struct Explanation {
     /// The database's description, if one is configured.
     pub geoip: Option<String>,
     pub location: Option<LocationView>,
+    /// The wildcard that stands for the name (RFC 4592), where one does.
+    pub wildcard: Option<String>,
     pub pool: Option<PoolView>,
     pub rcode: String,
     pub answer: Vec<String>,
@@ -114,6 +116,10 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
             .as_ref()
             .map(|db| format!("{} ({})", db.describe(), db.path().display())),
         location,
+        wildcard: found.and_then(|f| match f.lookup {
+            Lookup::Wildcard(node) => Some(node.name.to_string()),
+            _ => None,
+        }),
         pool,
         rcode: rcode.to_string(),
         answer: answer
@@ -204,6 +210,9 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "question:  {} {}", self.name, self.rtype)?;
         writeln!(f, "client:    {}", self.client)?;
+        if let Some(wildcard) = &self.wildcard {
+            writeln!(f, "wildcard:  {wildcard} stands for the name (RFC 4592)")?;
+        }
         match &self.geoip {
             Some(db) => writeln!(f, "geoip:     {db}")?,
             None => writeln!(f, "geoip:     no database configured")?,

@@ -177,11 +177,11 @@ pub fn respond_into<'s>(
         );
         return true;
     }
-    // 6. Memoize the fixed answer `find` stood for: not a fallback pool's (renamed) nor one
-    // that followed a CNAME.
+    // 6. Memoize the fixed answer `find` stood for: not a fallback pool's or a wildcard's
+    // (renamed) nor one that followed a CNAME.
     if let (Some(memo), Some((node, decided, scope)), Some(labels)) =
         (with.memo.as_deref_mut(), memo_key, question.labels)
-        && answer.renamed.is_none()
+        && answer.renamed.is_empty()
         && answer.at_qname.is_none()
         && answer.ecs_scope == scope
     {

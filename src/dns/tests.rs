@@ -64,6 +64,32 @@ const ZONE: &str = r#"
     name = "@"
     type = "CAA"
     data = ['0 issue "ca.example"']
+    [[records]]
+    name = "*.wild"
+    type = "A"
+    data = ["192.0.2.200", "192.0.2.201"]
+    [[records]]
+    name = "*.wild"
+    type = "MX"
+    data = ["10 mail"]
+    [[records]]
+    name = "*.alias"
+    type = "CNAME"
+    data = ["web"]
+    [pools."*.cdn"]
+    policy = "geo"
+    [[pools."*.cdn".datacenters]]
+    name = "a"
+    latitude = 40.0
+    longitude = -75.0
+    policy = "all"
+    endpoints = ["198.51.100.21", "2001:db8:a::21"]
+    [[pools."*.cdn".datacenters]]
+    name = "b"
+    latitude = 50.0
+    longitude = 8.0
+    policy = "all"
+    endpoints = ["198.51.100.22"]
     [pools.web]
     policy = "all"
     endpoints = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }, { address = "2001:db8::10" }]
@@ -123,6 +149,12 @@ fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
         "example.org",
         "ns1.example.test",
         ".",
+        "x.wild.example.test",
+        "a.b.wild.example.test",
+        "wild.example.test",
+        "x.alias.example.test",
+        "x.cdn.example.test",
+        "y.z.cdn.example.test",
     ];
     let types = [1u16, 28, 2, 6, 15, 16, 33, 257, 5, 255, 43, 12, 99];
     let pick = rng.usize(..names.len());

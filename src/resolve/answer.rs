@@ -19,8 +19,8 @@ use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
 pub(super) const MAX_CNAME_CHAIN: usize = 8;
 
 /// Answers `qtype` for `client` from `found` (the question's [`find`](super::find)); `qname`
-/// makes the question's name, for the rare answer that needs it (a fallback pool's records
-/// renamed). `rng` drives randomized policies.
+/// makes the question's name, for the rare answer that needs it (a wildcard's or a fallback
+/// pool's records renamed). `rng` drives randomized policies.
 pub fn answer<'s>(
     snapshot: &'s Snapshot,
     found: &Found<'s>,
@@ -42,7 +42,7 @@ pub fn answer<'s>(
     let mut target: Option<Found<'s>> = None;
     for _ in 0..MAX_CNAME_CHAIN {
         let found = target.as_ref().unwrap_or(found);
-        let node = match found.lookup {
+        let (node, wildcard) = match found.lookup {
             Lookup::Delegation(cut) => {
                 referral(zone, cut, &mut answer);
                 return answer;
@@ -52,12 +52,21 @@ pub fn answer<'s>(
                 answer.authorities.push(&zone.negative_soa);
                 return answer;
             }
-            Lookup::Node(node) => node,
+            Lookup::Node(node) => (node, false),
+            Lookup::Wildcard(node) => (node, true),
         };
+        // The name a wildcard's records stand for: the one being answered.
+        let current = || name.clone().unwrap_or_else(qname);
+        let first = answer.answers.len();
         if qtype != RecordType::CNAME
             && let Some(cname) = node.rrset(RecordType::CNAME)
         {
             answer.answers.extend(cname.records.iter());
+            if wildcard {
+                answer
+                    .renamed
+                    .push((first..answer.answers.len(), current()));
+            }
             match &cname.records[0].data {
                 RData::CNAME(to) if zone.origin.zone_of(to) => {
                     answer.at_qname.get_or_insert(answer.answers.len());
@@ -69,8 +78,11 @@ pub fn answer<'s>(
             }
         }
         if let Some(pool) = &found.pool {
-            let renamed = || name.clone().unwrap_or_else(qname);
-            answer_pool(&cx, zone, pool, rng, &renamed, &mut answer);
+            let asked = Asked {
+                wildcard,
+                name: &current,
+            };
+            answer_pool(&cx, zone, pool, rng, asked, &mut answer);
             return answer;
         }
         let rrset_type = match qtype {
@@ -81,6 +93,11 @@ pub fn answer<'s>(
         match rrset_type.and_then(|t| node.rrset(t)) {
             Some(set) => {
                 answer.answers.extend(set.records.iter());
+                if wildcard {
+                    answer
+                        .renamed
+                        .push((first..answer.answers.len(), current()));
+                }
                 add_glue(zone, &set.records, &mut answer.additionals);
             }
             None => nodata(zone, &mut answer),
@@ -102,14 +119,22 @@ fn referral<'s>(zone: &'s Zone, cut: &'s Node, answer: &mut Answer<'s>) {
     }
 }
 
+/// The name a pool answers for, when its records' own owner is not it.
+struct Asked<'a> {
+    /// The pool was found through a wildcard.
+    wildcard: bool,
+    /// The name being answered.
+    name: &'a dyn Fn() -> Name,
+}
+
 /// The pool's part of the answer: its live endpoints in the decided order, or what its
-/// all-down rule says; `renamed` gives the name a fallback pool answers for.
+/// all-down rule says.
 fn answer_pool<'s>(
     cx: &Context<'_>,
     zone: &'s Zone,
     found: &PoolDecision<'s>,
     rng: &mut fastrand::Rng,
-    renamed: &dyn Fn() -> Name,
+    asked: Asked<'_>,
     answer: &mut Answer<'s>,
 ) {
     let (pool, set) = (found.pool, found.set);
@@ -160,12 +185,14 @@ fn answer_pool<'s>(
         set,
         datacenter: order.first().map_or(0, |&i| set.datacenter_of(i)),
     });
-    // A fallback pool's records carry its own name: answer for the name asked.
-    if !std::ptr::eq(set, found.set) {
-        answer.renamed = Some(renamed());
-    }
     let first = answer.answers.len();
     answer.pool_records = first..first + order.len();
+    // A fallback pool's records carry its own name, a wildcard pool's the wildcard: answer for
+    // the name asked.
+    if asked.wildcard || !std::ptr::eq(set, found.set) {
+        let name = (asked.name)();
+        answer.renamed.push((answer.pool_records.clone(), name));
+    }
     answer
         .answers
         .extend(order.iter().map(|&i| &set.records[i as usize]));

@@ -46,7 +46,7 @@ pub(super) fn find_in<'s>(
 ) -> Found<'s> {
     let lookup = zone.lookup_key(key, qtype == RecordType::DS);
     let pool = match lookup {
-        Lookup::Node(node)
+        Lookup::Node(node) | Lookup::Wildcard(node)
             if qtype == RecordType::CNAME || node.rrset(RecordType::CNAME).is_none() =>
         {
             pool_of(node, qtype).map(|(pool, set)| PoolDecision {

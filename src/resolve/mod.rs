@@ -46,9 +46,10 @@ pub struct Answer<'s> {
     /// The pool's endpoint indices behind `pool_records`, in answer order: the encoder writes
     /// their addresses from the set's `rdata` without reading the records.
     pub pool_order: Order,
-    /// The owner the pool's records go out with when it is not their own: a fallback pool
-    /// answers for the name asked.
-    pub renamed: Option<Name>,
+    /// Answer records that go out with another owner than their own: a wildcard's records
+    /// with the name they stand for (RFC 4592 §3.3.1), a fallback pool's with the name asked.
+    /// Empty (no allocation) in most answers.
+    pub renamed: Vec<(std::ops::Range<usize>, Name)>,
     /// How many of `answers` (from the first) are owned by the question's name: all of them
     /// (`None`) unless a CNAME was followed. The encoder points these at the question.
     pub at_qname: Option<usize>,
@@ -72,10 +73,10 @@ impl Served<'_> {
 impl Answer<'_> {
     /// The owner name answer record `i` goes out with.
     pub fn owner<'a>(&'a self, i: usize, record: &'a Record) -> &'a Name {
-        match &self.renamed {
-            Some(name) if self.pool_records.contains(&i) => name,
-            _ => &record.name,
-        }
+        self.renamed
+            .iter()
+            .find(|(records, _)| records.contains(&i))
+            .map_or(&record.name, |(_, name)| name)
     }
 
     /// The TTL answer record `i` goes out with, its own being `own`: the degraded pool's
@@ -282,5 +283,101 @@ mod tests {
         let types: std::collections::HashSet<_> =
             a.answers.iter().map(|r| r.record_type()).collect();
         assert_eq!(types.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod wildcard_tests {
+    //! RFC 4592 §2.2.1's example zone, question by question.
+
+    use super::*;
+
+    const RFC4592: &str = r#"
+        ns = ["ns.example.com.", "ns.example.net."]
+        [soa]
+        mname = "ns.example.com."
+        rname = "hostmaster"
+        serial = 1
+        [[records]]
+        name = "*"
+        type = "TXT"
+        data = ['"this is a wildcard"']
+        [[records]]
+        name = "*"
+        type = "MX"
+        data = ["10 host1"]
+        [[records]]
+        name = "sub.*"
+        type = "TXT"
+        data = ['"this is not a wildcard"']
+        [[records]]
+        name = "host1"
+        type = "A"
+        data = ["192.0.2.1"]
+        [[records]]
+        name = "_ssh._tcp.host1"
+        type = "SRV"
+        data = ["0 0 22 host1"]
+        [[records]]
+        name = "_ssh._tcp.host2"
+        type = "SRV"
+        data = ["0 0 22 host2"]
+        [[records]]
+        name = "subdel"
+        type = "NS"
+        data = ["ns.example.com.", "ns.example.net."]
+    "#;
+
+    /// (rcode, answer as "owner type data" lines, authority types).
+    fn ask(name: &str, t: RecordType) -> (ResponseCode, Vec<String>, Vec<RecordType>) {
+        let s = crate::fixture::snapshot(&[("example.", RFC4592)], crate::fixture::Geo::None);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let client = "192.0.2.9".parse().unwrap();
+        let a = resolve(&s, &Name::from_ascii(name).unwrap(), t, client, &mut rng);
+        let answers = a
+            .answers
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| format!("{} {} {}", a.owner(i, r), r.record_type(), r.data))
+            .collect();
+        let authority = a.authorities.iter().map(|r| r.record_type()).collect();
+        (a.rcode, answers, authority)
+    }
+
+    #[test]
+    fn the_rfc_4592_examples() {
+        use RecordType::*;
+        let (rcode, answers, _) = ask("host3.example.", MX);
+        assert_eq!(rcode, ResponseCode::NoError);
+        assert_eq!(answers, ["host3.example. MX 10 host1.example."]);
+        // The wildcard owns MX and TXT only: NODATA, with the SOA.
+        let (rcode, answers, authority) = ask("host3.example.", A);
+        assert_eq!(
+            (rcode, answers.len(), authority),
+            (ResponseCode::NoError, 0, vec![SOA])
+        );
+        let (_, answers, _) = ask("foo.bar.example.", TXT);
+        assert_eq!(answers, ["foo.bar.example. TXT this is a wildcard"]);
+        // host1 exists: the wildcard does not apply to it.
+        let (rcode, answers, _) = ask("host1.example.", MX);
+        assert_eq!((rcode, answers.len()), (ResponseCode::NoError, 0));
+        // sub.*.example exists: a literal name, not a wildcard match.
+        let (rcode, answers, _) = ask("sub.*.example.", MX);
+        assert_eq!((rcode, answers.len()), (ResponseCode::NoError, 0));
+        // The closest encloser _tcp.host1.example (an empty non-terminal) has no wildcard.
+        let (rcode, _, authority) = ask("_telnet._tcp.host1.example.", SRV);
+        assert_eq!((rcode, authority), (ResponseCode::NXDomain, vec![SOA]));
+        // Below a delegation: a referral, never a wildcard answer.
+        let (rcode, answers, authority) = ask("host.subdel.example.", A);
+        assert_eq!(
+            (rcode, answers.len(), authority),
+            (ResponseCode::NoError, 0, vec![NS, NS])
+        );
+        // The closest encloser is *.example itself, which has no wildcard child.
+        let (rcode, _, _) = ask("ghost.*.example.", MX);
+        assert_eq!(rcode, ResponseCode::NXDomain);
+        // The wildcard asked for by name is an ordinary name.
+        let (_, answers, _) = ask("*.example.", TXT);
+        assert_eq!(answers, ["*.example. TXT this is a wildcard"]);
     }
 }

@@ -96,6 +96,7 @@ pub fn build_zone(
     nodes.entry(origin.clone()).or_default();
     check_pools_above_cuts(&origin, &nodes)?;
     let has_cuts = nodes.values().any(|n| n.is_cut);
+    let has_wildcards = nodes.keys().any(is_wildcard);
     let origin_label = origin.to_ascii();
     let nodes = nodes
         .into_iter()
@@ -114,7 +115,13 @@ pub fn build_zone(
         nodes,
         counters: crate::metrics::global().zone(&origin_label),
         has_cuts,
+        has_wildcards,
     })
+}
+
+/// Whether `name` is a wildcard, `*.<name>` (RFC 4592 §2.1.1).
+fn is_wildcard(name: &Name) -> bool {
+    name.iter().next() == Some(b"*".as_slice())
 }
 
 type Sets = BTreeMap<(Name, RecordType), Collected>;

@@ -195,6 +195,9 @@ pub struct Zone {
     pub counters: std::sync::Arc<crate::metrics::ZoneCounters>,
     /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
     has_cuts: bool,
+    /// Whether any owner name is a wildcard (`*.…`), so most NXDOMAINs skip the search for a
+    /// source of synthesis.
+    has_wildcards: bool,
 }
 
 /// Everything at one owner name.
@@ -316,6 +319,9 @@ pub enum Lookup<'z> {
     Delegation(&'z Node),
     /// The name exists (possibly as an empty non-terminal).
     Node(&'z Node),
+    /// The name does not exist, and the wildcard `*.<closest encloser>` (this node) stands for
+    /// it (RFC 4592 §3.3.1): its records are answered with the asked name as owner.
+    Wildcard(&'z Node),
     NxDomain,
 }
 
@@ -341,8 +347,29 @@ impl Zone {
         }
         match self.nodes.get(key.as_bytes()) {
             Some(node) => Lookup::Node(node),
+            None if self.has_wildcards => match self.source_of_synthesis(key) {
+                Some(node) => Lookup::Wildcard(node),
+                None => Lookup::NxDomain,
+            },
             None => Lookup::NxDomain,
         }
+    }
+
+    /// For a name that does not exist: the wildcard at its closest encloser, the longest
+    /// ancestor that exists (empty non-terminals included, which is why every ancestor of a
+    /// name is a node), if there is one (RFC 4592 §3.3.1). A wildcard further up never
+    /// applies: the closest encloser blocks it.
+    fn source_of_synthesis(&self, key: &NameKey) -> Option<&Node> {
+        let labels = key.num_labels();
+        let encloser = (self.origin_labels..labels)
+            .rev()
+            .map(|n| key.suffix(n))
+            .find(|suffix| self.nodes.contains_key(*suffix))?;
+        let mut wildcard = [0u8; 257];
+        wildcard[..2].copy_from_slice(b"\x01*");
+        let end = 2 + encloser.len();
+        wildcard.get_mut(2..end)?.copy_from_slice(encloser);
+        self.nodes.get(&wildcard[..end])
     }
 
     /// The node at exactly `name`, ignoring cuts (used for glue).

@@ -11,3 +11,4 @@ mod ops;
 mod policies;
 mod reload;
 mod robustness;
+mod wildcard;
