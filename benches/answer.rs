@@ -10,7 +10,9 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use meridian::dns::memo::Memo;
-use meridian::dns::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
+use meridian::dns::respond::{
+    Incoming, Outcome, Responder, Settings, Transport, respond, respond_into,
+};
 use meridian::fixture::{self, ZONE_HEAD};
 use meridian::snapshot::Snapshot;
 
@@ -110,7 +112,7 @@ fn answer_path(c: &mut Criterion) {
                     let mut with = Responder {
                         rng: &mut rng,
                         memo,
-                        udp_payload: 1232,
+                        settings: &Settings::new(1232),
                         reference: false,
                     };
                     respond_into(&snapshot, incoming, &mut with, &mut Outcome::default(), out)

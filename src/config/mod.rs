@@ -159,6 +159,9 @@ struct RawServer {
     tcp_max_connections: usize,
     #[serde(default)]
     udp_workers: Option<usize>,
+    /// Our NSID (RFC 5001): a string, or `"hostname"` for the machine's name.
+    #[serde(default)]
+    nsid: Option<String>,
 }
 
 impl Default for RawServer {
@@ -169,6 +172,7 @@ impl Default for RawServer {
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
             udp_workers: None,
+            nsid: None,
         }
     }
 }
@@ -219,6 +223,8 @@ pub struct Config {
     pub tcp_max_connections: usize,
     /// Receive tasks per UDP socket.
     pub udp_workers: usize,
+    /// Our NSID (RFC 5001), sent to clients that ask.
+    pub nsid: Option<Box<[u8]>>,
     /// Folder holding one `<origin>.toml` (and/or `<origin>.zone`) per zone.
     pub zones_dir: PathBuf,
     /// The GeoIP database, if any.
@@ -290,12 +296,14 @@ impl Config {
         if udp_workers == 0 {
             return Err("server.udp_workers: must be at least 1".into());
         }
+        let nsid = raw.server.nsid.as_deref().map(nsid).transpose()?;
         Ok(Self {
             listen: raw.server.listen,
             udp_payload: raw.server.udp_payload,
             tcp_idle_timeout: Duration::from_secs(raw.server.tcp_idle_timeout_secs.max(1)),
             tcp_max_connections: raw.server.tcp_max_connections.max(1),
             udp_workers,
+            nsid,
             zones_dir: base.join(raw.zones.directory),
             geoip: raw.geoip.database.map(|p| base.join(p)),
             geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),
@@ -310,6 +318,20 @@ impl Config {
                 ..raw.query_log
             },
         })
+    }
+}
+
+/// The NSID payload `server.nsid` gives: its text, or the machine's name for `"hostname"`.
+fn nsid(value: &str) -> Result<Box<[u8]>, String> {
+    let text = match value {
+        "hostname" => crate::sys::hostname()
+            .map_err(|e| format!("server.nsid: cannot read the host name: {e}"))?,
+        text => text.to_owned(),
+    };
+    // RFC 5001 leaves the length open; a reply must stay small.
+    match text.len() {
+        1..=128 => Ok(text.into_bytes().into()),
+        _ => Err("server.nsid: must be 1 to 128 bytes".into()),
     }
 }
 

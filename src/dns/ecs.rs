@@ -7,11 +7,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The option code of ECS (RFC 7871 §6).
-const OPTION_ECS: u16 = 8;
-/// RR type of OPT.
-const TYPE_OPT: u16 = 41;
-
 /// A well-formed ECS option from a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSubnet {
@@ -29,50 +24,10 @@ impl ClientSubnet {
 }
 
 /// The message's ECS option, `Ok(None)` if it has none, `Err(())` if the option is malformed
-/// (the caller answers FORMERR). `msg` has already been decoded by hickory, so the walk only
-/// needs to find the OPT record, not to check the rest of the message again.
+/// (the caller answers FORMERR). See [`super::options::find`].
 #[allow(clippy::result_unit_err)]
 pub fn find(msg: &[u8]) -> Result<Option<ClientSubnet>, ()> {
-    let count = |i: usize| -> Result<usize, ()> {
-        Ok(usize::from(u16::from_be_bytes([
-            *msg.get(i).ok_or(())?,
-            *msg.get(i + 1).ok_or(())?,
-        ])))
-    };
-    let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)? + 4;
-    }
-    for _ in 0..an + ns {
-        pos = skip_name(msg, pos)?;
-        pos += 10 + count(pos + 8)?;
-    }
-    let mut found = None;
-    for _ in 0..ar {
-        pos = skip_name(msg, pos)?;
-        let rtype = count(pos)? as u16;
-        let rdlen = count(pos + 8)?;
-        let rdata = msg.get(pos + 10..pos + 10 + rdlen).ok_or(())?;
-        pos += 10 + rdlen;
-        if rtype != TYPE_OPT {
-            continue;
-        }
-        let mut options = rdata;
-        while options.len() >= 4 {
-            let code = u16::from_be_bytes([options[0], options[1]]);
-            let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
-            let data = options.get(4..4 + len).ok_or(())?;
-            options = &options[4 + len..];
-            if code == OPTION_ECS {
-                if found.is_some() {
-                    return Err(()); // two ECS options: which one?
-                }
-                found = Some(parse(data)?);
-            }
-        }
-    }
-    Ok(found)
+    super::options::find(msg).map(|o| o.subnet)
 }
 
 /// RFC 7871 §6 and §7.1.1: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries),
@@ -109,19 +64,6 @@ pub(crate) fn parse(data: &[u8]) -> Result<ClientSubnet, ()> {
         addr,
         source_prefix: *source,
     })
-}
-
-/// Offset just past the (possibly compressed) name at `pos`.
-fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, ()> {
-    loop {
-        let len = *msg.get(pos).ok_or(())?;
-        match len & 0xc0 {
-            0x00 if len == 0 => return Ok(pos + 1),
-            0x00 => pos += 1 + usize::from(len),
-            0xc0 => return Ok(pos + 2),
-            _ => return Err(()),
-        }
-    }
 }
 
 #[cfg(test)]

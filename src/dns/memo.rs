@@ -132,7 +132,7 @@ impl Entry {
         &self,
         query: &[u8],
         question_end: usize,
-        opt: Option<&wire::Opt>,
+        opt: Option<&wire::Opt<'_>>,
         out: &mut Vec<u8>,
     ) {
         out.clear();

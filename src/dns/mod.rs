@@ -12,6 +12,7 @@
 mod batch;
 pub mod ecs;
 pub mod memo;
+pub mod options;
 pub mod querylog;
 mod reference;
 pub mod request;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::snapshot::Current;
 use querylog::QueryLog;
-use respond::{Outcome, Transport};
+use respond::{Outcome, Settings, Transport};
 
 pub use tcp::TcpLimits;
 
@@ -73,6 +74,10 @@ impl Listeners {
         shutdown: CancellationToken,
     ) {
         let mut tasks = JoinSet::new();
+        let settings = Arc::new(Settings {
+            udp_payload: config.udp_payload,
+            nsid: config.nsid.clone(),
+        });
         for socket in self.udp {
             let socket = match socket.into_std() {
                 Ok(socket) => socket,
@@ -91,21 +96,20 @@ impl Listeners {
                     }
                 };
                 let (state, shutdown) = (state.clone(), shutdown.clone());
-                let payload = config.udp_payload;
-                let log = query_log.clone();
-                tasks.spawn_blocking(move || udp::serve(socket, state, payload, log, shutdown));
+                let (settings, log) = (settings.clone(), query_log.clone());
+                tasks.spawn_blocking(move || udp::serve(socket, state, settings, log, shutdown));
             }
         }
         let limits = TcpLimits {
             idle_timeout: config.tcp_idle_timeout,
             max_connections: config.tcp_max_connections,
-            udp_payload: config.udp_payload,
+            settings,
         };
         for listener in self.tcp {
             tasks.spawn(tcp::serve(
                 listener,
                 state.clone(),
-                limits,
+                limits.clone(),
                 query_log.clone(),
                 shutdown.clone(),
             ));

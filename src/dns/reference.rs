@@ -7,16 +7,24 @@ use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::{ClientSubnet as HickorySubnet, EdnsOption};
 use hickory_proto::serialize::binary::BinEncoder;
 
-use super::request::{Refusal, our_edns};
+use hickory_proto::rr::rdata::opt::NSIDPayload;
+
+use super::request::Refusal;
+use super::respond::Settings;
 use super::wire::Opt;
 use crate::resolve::Answer;
 
 /// A reply that carries only a response code (and the question, where one was read, and our
 /// OPT record where the request had one).
-pub fn refusal(refusal: &Refusal, udp_payload: u16) -> Vec<u8> {
+pub fn refusal(refusal: &Refusal, settings: &Settings) -> Vec<u8> {
     let mut metadata = Metadata::response_from_request(&refusal.metadata);
     metadata.response_code = refusal.rcode;
-    let edns = our_edns(refusal.edns, udp_payload);
+    let edns = edns(refusal.edns.map(|theirs| Opt {
+        payload: settings.udp_payload,
+        dnssec_ok: theirs.dnssec_ok,
+        ecs: None,
+        nsid: settings.nsid(refusal.nsid),
+    }));
     encode(
         &metadata,
         refusal.question.as_ref(),
@@ -26,15 +34,21 @@ pub fn refusal(refusal: &Refusal, udp_payload: u16) -> Vec<u8> {
 }
 
 /// hickory's form of our OPT record, for the reference encoder.
-pub fn edns(opt: Option<Opt>) -> Option<Edns> {
+pub fn edns(opt: Option<Opt<'_>>) -> Option<Edns> {
     let opt = opt?;
     let mut edns = Edns::new();
     edns.set_max_payload(opt.payload);
+    edns.set_dnssec_ok(opt.dnssec_ok);
     if let Some(ecs) = opt.ecs {
         edns.options_mut()
             .insert(EdnsOption::Subnet(HickorySubnet::new(
                 ecs.addr, ecs.source, ecs.scope,
             )));
+    }
+    if let Some(nsid) = opt.nsid
+        && let Ok(payload) = NSIDPayload::new(nsid)
+    {
+        edns.options_mut().insert(EdnsOption::NSID(payload));
     }
     Some(edns)
 }

@@ -11,6 +11,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::ecs::{self, ClientSubnet};
+use super::options::{self, Options};
 use crate::zone::NameKey;
 
 /// Where the question's labels are: (end of the question, label offsets, label count). Read
@@ -30,6 +31,8 @@ pub struct Question<'q> {
     /// (RFC 7871 §7.1.2) or none.
     pub subnet: Option<ClientSubnet>,
     pub used: Option<ClientSubnet>,
+    /// The request had an NSID option (RFC 5001): the reply says which server answered.
+    pub nsid: bool,
     /// Who the answer is for: the usable ECS address, else the packet's source.
     pub client: IpAddr,
     /// The question in hickory's form, where the whole-message decoder read it.
@@ -52,8 +55,10 @@ pub struct Refusal {
     pub metadata: Metadata,
     pub question: Option<Query>,
     pub rcode: ResponseCode,
-    /// Whether the request had an OPT record (the reply then has ours).
-    pub edns: bool,
+    /// The request's OPT record, if it had one (the reply then has ours).
+    pub edns: Option<RequestEdns>,
+    /// The request had an NSID option.
+    pub nsid: bool,
 }
 
 /// Reads `query` (whose question's labels are `labels`, see [`question_labels`]) from
@@ -72,8 +77,17 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
             metadata: header.metadata,
             question: None,
             rcode: ResponseCode::FormErr,
-            edns: false,
+            edns: None,
+            nsid: false,
         });
+    };
+    let (subnet, nsid) = match (&request.edns, request.subnet) {
+        (_, Some(read)) => (read, request.nsid),
+        (Some(_), None) => match options::find(query) {
+            Ok(found) => (Ok(found.subnet), found.nsid),
+            Err(()) => (Err(()), false),
+        },
+        (None, None) => (Ok(None), false),
     };
     let refuse = |rcode| {
         let question = match request.lean_question {
@@ -84,13 +98,9 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
             metadata: request.metadata,
             question,
             rcode,
-            edns: request.edns.is_some(),
+            edns: request.edns,
+            nsid,
         })
-    };
-    let subnet = match (&request.edns, request.subnet) {
-        (_, Some(read)) => read,
-        (Some(_), None) => ecs::find(query),
-        (None, None) => Ok(None),
     };
     let Ok(subnet) = subnet else {
         // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
@@ -126,6 +136,7 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
         edns: request.edns,
         subnet,
         used,
+        nsid,
         client: used.map_or(source, |s| s.addr),
         decoded: request.queries.into_iter().next(),
     })
@@ -156,15 +167,6 @@ impl Question<'_> {
     pub fn name(&self) -> Name {
         self.hickory().map(|q| q.name().clone()).unwrap_or_default()
     }
-}
-
-/// Our OPT record in hickory's form, for error replies (hickory's encoder) only.
-pub fn our_edns(request_had_one: bool, udp_payload: u16) -> Option<Edns> {
-    request_had_one.then(|| {
-        let mut ours = Edns::new();
-        ours.set_max_payload(udp_payload);
-        ours
-    })
 }
 
 /// Where the labels of the question's name start, for compression pointers to its suffixes.
@@ -202,6 +204,8 @@ pub(super) struct Request {
     pub(super) edns: Option<RequestEdns>,
     /// The Client Subnet option, where the lean decoder already read it.
     pub(super) subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
+    /// An NSID option, where the lean decoder read the options.
+    pub(super) nsid: bool,
 }
 
 /// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
@@ -211,6 +215,8 @@ pub struct RequestEdns {
     pub(super) max_payload: u16,
     pub(super) version: u8,
     pub(super) rcode_high: u8,
+    /// DO (RFC 3225): copied into the reply's OPT.
+    pub dnssec_ok: bool,
 }
 
 impl From<&Edns> for RequestEdns {
@@ -219,15 +225,16 @@ impl From<&Edns> for RequestEdns {
             max_payload: edns.max_payload(),
             version: edns.version(),
             rcode_high: edns.rcode_high(),
+            dnssec_ok: edns.flags().dnssec_ok,
         }
     }
 }
 
 /// The OPT record that ends `rest` (the message after its question), read directly when it has
-/// the usual shape: root owner, no options or a single well-formed Client Subnet option, and
-/// nothing after it. `None` for anything else, which hickory's decoder then judges.
-fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Option<ecs::ClientSubnet>)> {
-    let (&[0, 0, 41, p1, p2, rcode_high, version, _, _, l1, l2], rdata) =
+/// the usual shape: root owner, well-formed Client Subnet and NSID options or none, and nothing
+/// after it. `None` for anything else, which hickory's decoder then judges.
+fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Options)> {
+    let (&[0, 0, 41, p1, p2, rcode_high, version, flags, _, l1, l2], rdata) =
         rest.split_first_chunk::<11>()?
     else {
         return None;
@@ -235,20 +242,15 @@ fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Option<ecs::ClientSubnet>)> {
     if rdata.len() != usize::from(u16::from_be_bytes([l1, l2])) {
         return None;
     }
-    let subnet = match rdata {
-        [] => None,
-        [0, 8, l1, l2, data @ ..] if data.len() == usize::from(u16::from_be_bytes([*l1, *l2])) => {
-            Some(ecs::parse(data).ok()?)
-        }
-        _ => return None,
-    };
+    let options = options::read(rdata, true).ok()?;
     // hickory reads payloads under 512 as 512 (RFC 6891 §6.2.5).
     let edns = RequestEdns {
         max_payload: u16::from_be_bytes([p1, p2]).max(512),
         version,
         rcode_high,
+        dnssec_ok: flags & 0x80 != 0,
     };
-    Some((edns, subnet))
+    Some((edns, options))
 }
 
 /// Decodes a request. The usual shape — one question and at most an OPT record — is read
@@ -283,9 +285,9 @@ pub(super) fn decode(
         })();
         if let Some((question, edns)) = lean {
             let mut metadata = header.metadata;
-            let subnet = edns.map(|(edns, subnet)| {
+            let subnet = edns.map(|(edns, options)| {
                 metadata.merge_response_code(edns.rcode_high);
-                Ok(subnet)
+                Ok(options.subnet)
             });
             return Ok(Request {
                 metadata,
@@ -293,6 +295,7 @@ pub(super) fn decode(
                 lean_question: Some(question),
                 edns: edns.map(|(edns, _)| edns),
                 subnet,
+                nsid: edns.is_some_and(|(_, options)| options.nsid),
             });
         }
     }
@@ -303,5 +306,6 @@ pub(super) fn decode(
         lean_question: None,
         edns: message.edns.as_ref().map(RequestEdns::from),
         subnet: None,
+        nsid: false,
     })
 }

@@ -9,7 +9,7 @@ use hickory_proto::op::{Metadata, ResponseCode};
 
 use super::memo::{Encoded, Memo};
 use super::reference;
-use super::request::{self, Question, Read};
+use super::request::{self, Question, Read, RequestEdns};
 use super::wire::{self, Ecs, Opt};
 use crate::metrics::QueryLabels;
 use crate::resolve::{self, Answer, Found, Served};
@@ -29,6 +29,29 @@ pub struct Incoming<'q> {
     pub transport: Transport,
 }
 
+/// What every reply of this server carries, from its configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The payload size our OPT record advertises, and the most we send over UDP.
+    pub udp_payload: u16,
+    /// Our NSID (RFC 5001), for clients that ask.
+    pub nsid: Option<Box<[u8]>>,
+}
+
+impl Settings {
+    pub fn new(udp_payload: u16) -> Self {
+        Self {
+            udp_payload,
+            nsid: None,
+        }
+    }
+
+    /// Our NSID where the request `asked` for it (RFC 5001 §2.1: only then).
+    pub fn nsid(&self, asked: bool) -> Option<&[u8]> {
+        self.nsid.as_deref().filter(|_| asked)
+    }
+}
+
 /// What a listener lends each message it answers.
 #[derive(Debug)]
 pub struct Responder<'w> {
@@ -36,8 +59,7 @@ pub struct Responder<'w> {
     pub rng: &'w mut fastrand::Rng,
     /// A UDP worker's memo of encoded replies (see [`super::memo`]).
     pub memo: Option<&'w mut Memo>,
-    /// The payload size our OPT record advertises.
-    pub udp_payload: u16,
+    pub settings: &'w Settings,
     /// hickory's encoder instead of ours: the reference the fast one is tested against.
     pub reference: bool,
 }
@@ -84,10 +106,11 @@ pub fn respond(
         source,
         transport,
     };
+    let settings = Settings::new(udp_payload);
     let mut with = Responder {
         rng,
         memo: None,
-        udp_payload,
+        settings: &settings,
         reference: false,
     };
     respond_into(
@@ -116,14 +139,14 @@ pub fn respond_into<'s>(
         Read::Refuse(refusal) => {
             outcome.qtype = refusal.question.as_ref().map(|q| q.query_type());
             outcome.rcode = refusal.rcode;
-            *out = reference::refusal(&refusal, with.udp_payload);
+            *out = reference::refusal(&refusal, with.settings);
             return true;
         }
         Read::Question(question) => question,
     };
     outcome.qtype = Some(question.qtype);
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
-    let reply = Reply::new(&question, incoming.transport, with.udp_payload);
+    let reply = Reply::new(&question, incoming.transport, with.settings);
     // 2. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
     let key = question.key();
     let found = resolve::find(snapshot, &key, question.qtype, question.client);
@@ -219,7 +242,7 @@ fn encode(
     question: &Question<'_>,
     metadata: &Metadata,
     answer: &Answer<'_>,
-    opt: Option<Opt>,
+    opt: Option<Opt<'_>>,
     reference: bool,
     out: &mut Vec<u8>,
 ) -> usize {
@@ -246,37 +269,43 @@ fn encode(
 }
 
 /// What every reply to one request shares: its size limit and its OPT record.
-struct Reply {
+struct Reply<'a> {
     limit: usize,
-    edns: bool,
+    /// The request's OPT record, if it had one.
+    edns: Option<RequestEdns>,
     payload: u16,
     subnet: Option<super::ecs::ClientSubnet>,
     used: bool,
+    nsid: Option<&'a [u8]>,
 }
 
-impl Reply {
-    fn new(question: &Question<'_>, transport: Transport, udp_payload: u16) -> Self {
+impl<'a> Reply<'a> {
+    fn new(question: &Question<'_>, transport: Transport, settings: &'a Settings) -> Self {
         let limit = match (transport, &question.edns) {
             (Transport::Tcp, _) => usize::from(u16::MAX),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
             (Transport::Udp, Some(theirs)) => {
-                usize::from(theirs.max_payload.clamp(512, udp_payload.max(512)))
+                usize::from(theirs.max_payload.clamp(512, settings.udp_payload.max(512)))
             }
         };
         Self {
             limit,
-            edns: question.edns.is_some(),
-            payload: udp_payload,
+            edns: question.edns,
+            payload: settings.udp_payload,
             subnet: question.subnet,
             used: question.used.is_some(),
+            nsid: settings.nsid(question.nsid),
         }
     }
 
-    /// Our OPT record, with the ECS option echoed (RFC 7871 §7.2.1: family, address and source
-    /// prefix as sent, with the scope the answer depended on; 0 when the subnet was not used).
-    fn opt(&self, scope: u8) -> Option<Opt> {
-        self.edns.then(|| Opt {
+    /// Our OPT record: DO copied (RFC 3225 §3), the ECS option echoed (RFC 7871 §7.2.1: family,
+    /// address and source prefix as sent, with the scope the answer depended on; 0 when the
+    /// subnet was not used), our NSID if asked.
+    fn opt(&self, scope: u8) -> Option<Opt<'a>> {
+        let theirs = self.edns?;
+        Some(Opt {
             payload: self.payload,
+            dnssec_ok: theirs.dnssec_ok,
             ecs: self.subnet.map(|subnet| {
                 let mut scope = if self.used { scope } else { 0 };
                 // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back.
@@ -292,6 +321,7 @@ impl Reply {
                     scope,
                 }
             }),
+            nsid: self.nsid,
         })
     }
 }

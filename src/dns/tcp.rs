@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::observe;
 use super::querylog::QueryLog;
-use super::respond::{Incoming, Outcome, Responder, Transport, respond_into};
+use super::respond::{Incoming, Outcome, Responder, Settings, Transport, respond_into};
 use crate::snapshot::Current;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
-    pub udp_payload: u16,
+    pub settings: Arc<Settings>,
 }
 
 pub async fn serve(
@@ -47,10 +47,18 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
+        let limits = limits.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(error) =
-                connection(stream, peer.ip(), &state, limits, log.as_deref(), &shutdown).await
+            if let Err(error) = connection(
+                stream,
+                peer.ip(),
+                &state,
+                &limits,
+                log.as_deref(),
+                &shutdown,
+            )
+            .await
             {
                 tracing::debug!(%error, %peer, "tcp connection ended");
             }
@@ -76,7 +84,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: std::net::IpAddr,
     state: &Current,
-    limits: TcpLimits,
+    limits: &TcpLimits,
     query_log: Option<&QueryLog>,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
@@ -107,7 +115,7 @@ async fn connection(
         let mut with = Responder {
             rng: &mut rng,
             memo: None,
-            udp_payload: limits.udp_payload,
+            settings: &limits.settings,
             reference: false,
         };
         if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {

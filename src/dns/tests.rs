@@ -11,7 +11,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use super::ecs;
 use super::memo::Memo;
 use super::request::{self, RequestEdns, decode};
-use super::respond::{Incoming, Outcome, Responder, Transport, respond, respond_into};
+use super::respond::{Incoming, Outcome, Responder, Settings, Transport, respond, respond_into};
 use crate::fixture;
 use crate::snapshot::Snapshot;
 use crate::zone::NameKey;
@@ -191,6 +191,12 @@ fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
             options.extend_from_slice(&[source, 0]);
             options.extend_from_slice(&addr);
         }
+        // NSID (RFC 5001), asked now and then, before or after the Client Subnet.
+        match rng.u8(..4) {
+            0 => options.extend_from_slice(&[0, 3, 0, 0]),
+            1 => options.splice(0..0, [0, 3, 0, 0]).for_each(drop),
+            _ => {}
+        }
         q.push(0);
         q.extend_from_slice(&41u16.to_be_bytes());
         q.extend_from_slice(&payload.to_be_bytes());
@@ -241,7 +247,7 @@ fn rotating_pools_are_never_memoized() {
         let mut with = Responder {
             rng: &mut rng,
             memo: Some(&mut memo),
-            udp_payload: 1232,
+            settings: &Settings::new(1232),
             reference: false,
         };
         assert!(respond_into(
@@ -333,6 +339,10 @@ fn lean_reads_what_hickory_reads(q: &[u8]) {
 
 #[test]
 fn fast_replies_mean_what_reference_replies_mean() {
+    let settings = Settings {
+        udp_payload: 1232,
+        nsid: Some(b"meridian-test-1".as_slice().into()),
+    };
     let snapshot = snapshot();
     let mut rng = fastrand::Rng::with_seed(20261121);
     let mut compared = 0;
@@ -361,7 +371,7 @@ fn fast_replies_mean_what_reference_replies_mean() {
             let mut with = Responder {
                 rng: &mut rng,
                 memo,
-                udp_payload: 1232,
+                settings: &settings,
                 reference: !fast,
             };
             let sent = respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut out);

@@ -15,7 +15,7 @@ use super::batch::{BATCH, Batch};
 use super::memo::Memo;
 use super::observe;
 use super::querylog::QueryLog;
-use super::respond::{Incoming, Outcome, Responder, Transport, respond_into};
+use super::respond::{Incoming, Outcome, Responder, Settings, Transport, respond_into};
 use crate::snapshot::Current;
 
 /// How often an idle worker looks at the shutdown token.
@@ -25,7 +25,7 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 pub fn serve(
     socket: UdpSocket,
     state: Arc<Current>,
-    udp_payload: u16,
+    settings: Arc<Settings>,
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
@@ -66,7 +66,7 @@ pub fn serve(
             let mut with = Responder {
                 rng: &mut rng,
                 memo: Some(&mut memo),
-                udp_payload,
+                settings: &settings,
                 reference: false,
             };
             if respond_into(&snapshot, incoming, &mut with, &mut outcome, out) {

@@ -11,11 +11,14 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::resolve::Answer;
 
-/// The OPT record of a reply (RFC 6891 §6.1.2), with an optional ECS option (RFC 7871 §6).
+/// The OPT record of a reply (RFC 6891 §6.1.2): our payload size, DO copied from the request
+/// (RFC 3225 §3), and the ECS (RFC 7871 §6) and NSID (RFC 5001) options, in that order.
 #[derive(Debug, Clone, Copy)]
-pub struct Opt {
+pub struct Opt<'a> {
     pub payload: u16,
+    pub dnssec_ok: bool,
     pub ecs: Option<Ecs>,
+    pub nsid: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +38,7 @@ pub fn encode(
     labels: &[u16],
     metadata: &Metadata,
     answer: &Answer<'_>,
-    opt: Option<&Opt>,
+    opt: Option<&Opt<'_>>,
     out: &mut Vec<u8>,
 ) -> usize {
     out.clear();
@@ -235,32 +238,37 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
     out.push(0);
 }
 
-/// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0, no
-/// flags; then the ECS option echoed with its scope.
-pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt, rcode: ResponseCode) {
+/// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0 and the
+/// DO flag; then the ECS option echoed with its scope, and our NSID.
+pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
     out.push(0);
     out.extend_from_slice(&41u16.to_be_bytes());
     out.extend_from_slice(&opt.payload.max(512).to_be_bytes());
-    out.extend_from_slice(&[rcode.high(), 0, 0, 0]);
-    match opt.ecs {
-        None => out.extend_from_slice(&[0, 0]),
-        Some(ecs) => {
-            let (family, octets): (u16, [u8; 16]) = match ecs.addr {
-                std::net::IpAddr::V4(a) => {
-                    let mut o = [0u8; 16];
-                    o[..4].copy_from_slice(&a.octets());
-                    (1, o)
-                }
-                std::net::IpAddr::V6(a) => (2, a.octets()),
-            };
-            let len = usize::from(ecs.source.div_ceil(8));
-            let option_len = 4 + len as u16;
-            out.extend_from_slice(&(4 + option_len).to_be_bytes());
-            out.extend_from_slice(&8u16.to_be_bytes());
-            out.extend_from_slice(&option_len.to_be_bytes());
-            out.extend_from_slice(&family.to_be_bytes());
-            out.extend_from_slice(&[ecs.source, ecs.scope]);
-            out.extend_from_slice(&octets[..len]);
-        }
+    let flags = if opt.dnssec_ok { 0x80 } else { 0 };
+    out.extend_from_slice(&[rcode.high(), 0, flags, 0]);
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(ecs) = opt.ecs {
+        let (family, octets): (u16, [u8; 16]) = match ecs.addr {
+            std::net::IpAddr::V4(a) => {
+                let mut o = [0u8; 16];
+                o[..4].copy_from_slice(&a.octets());
+                (1, o)
+            }
+            std::net::IpAddr::V6(a) => (2, a.octets()),
+        };
+        let len = usize::from(ecs.source.div_ceil(8));
+        out.extend_from_slice(&8u16.to_be_bytes());
+        out.extend_from_slice(&(4 + len as u16).to_be_bytes());
+        out.extend_from_slice(&family.to_be_bytes());
+        out.extend_from_slice(&[ecs.source, ecs.scope]);
+        out.extend_from_slice(&octets[..len]);
     }
+    if let Some(nsid) = opt.nsid {
+        out.extend_from_slice(&3u16.to_be_bytes());
+        out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
+        out.extend_from_slice(nsid);
+    }
+    let rdlength = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&rdlength.to_be_bytes());
 }

@@ -98,6 +98,18 @@ impl Server {
         Self::start_in(dir, geoip)
     }
 
+    /// Like [`Server::start`], with `server` added to the config's `[server]` table.
+    pub fn start_server(zones: &[(&str, &str)], server: &str) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        std::fs::write(dir.0.join("server.toml"), server).unwrap();
+        Self::start_in(dir, None)
+    }
+
     /// Like [`Server::start`], with a health state file `health.json`.
     pub fn start_with_health_file(zones: &[(&str, &str)]) -> Self {
         let dir = TempDir::new();
@@ -292,6 +304,9 @@ impl Server {
         if let Some(db) = geoip {
             std::fs::copy(db, dir.0.join("geoip.mmdb")).unwrap();
             text.push_str("[geoip]\ndatabase = \"geoip.mmdb\"\nwatch_interval_secs = 1\n");
+        }
+        if let Ok(server) = std::fs::read_to_string(dir.0.join("server.toml")) {
+            text = text.replace("udp_workers = 2\n", &format!("udp_workers = 2\n{server}"));
         }
         if let Ok(extra) = std::fs::read_to_string(dir.0.join("extra.toml")) {
             text.push_str(&extra);
