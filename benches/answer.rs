@@ -113,6 +113,7 @@ fn answer_path(c: &mut Criterion) {
                         rng: &mut rng,
                         memo,
                         settings: &Settings::new(1232),
+                        now: 1_800_000_000,
                         reference: false,
                     };
                     respond_into(&snapshot, incoming, &mut with, &mut Outcome::default(), out)

@@ -10,6 +10,7 @@
 //! all wire parsing and encoding.
 
 mod batch;
+pub mod cookies;
 pub mod ecs;
 pub mod memo;
 pub mod options;
@@ -77,6 +78,9 @@ impl Listeners {
         let settings = Arc::new(Settings {
             udp_payload: config.udp_payload,
             nsid: config.nsid.clone(),
+            cookies: config
+                .cookies
+                .map(|c| cookies::Cookies::new(c.secret, c.staging)),
         });
         for socket in self.udp {
             let socket = match socket.into_std() {

@@ -1,12 +1,16 @@
 //! The EDNS options of a request that the query path acts on (RFC 6891 §6.1.2): Client Subnet
-//! (RFC 7871) and NSID (RFC 5001). Others are ignored, as RFC 6891 §6.1.2 says.
+//! (RFC 7871), NSID (RFC 5001) and COOKIE (RFC 7873). Others are ignored, as RFC 6891 §6.1.2
+//! says.
 
+use super::cookies::RequestCookie;
 use super::ecs::{self, ClientSubnet};
 
 /// The option code of NSID (RFC 5001 §2.3).
 pub const NSID: u16 = 3;
 /// The option code of ECS (RFC 7871 §6).
 pub const ECS: u16 = 8;
+/// The option code of COOKIE (RFC 7873 §4).
+pub const COOKIE: u16 = 10;
 /// RR type of OPT.
 const TYPE_OPT: u16 = 41;
 
@@ -16,11 +20,12 @@ pub struct Options {
     pub subnet: Option<ClientSubnet>,
     /// An NSID option (empty in a query): the client wants to know which server answered.
     pub nsid: bool,
+    pub cookie: Option<RequestCookie>,
 }
 
-/// Reads an OPT record's RDATA; `Err(())` for a malformed list or ECS option (two ECS options
-/// included: which one would count?). `known_only` refuses options other than ECS and NSID
-/// (the lean decoder leaves those to hickory's).
+/// Reads an OPT record's RDATA; `Err(())` for a malformed list, ECS or COOKIE option (two of
+/// either included: which one would count?). `known_only` refuses options other than ECS,
+/// NSID and COOKIE (the lean decoder leaves those to hickory's).
 pub(crate) fn read(mut rdata: &[u8], known_only: bool) -> Result<Options, ()> {
     let mut found = Options::default();
     // Fewer than 4 bytes left cannot be an option; hickory's decoder ignores them too.
@@ -32,6 +37,9 @@ pub(crate) fn read(mut rdata: &[u8], known_only: bool) -> Result<Options, ()> {
             ECS if found.subnet.is_some() => return Err(()),
             ECS => found.subnet = Some(ecs::parse(data)?),
             NSID => found.nsid = true,
+            COOKIE if found.cookie.is_some() => return Err(()),
+            // RFC 7873 §5.2.2: a malformed COOKIE option is a FORMERR.
+            COOKIE => found.cookie = Some(RequestCookie::parse(data).ok_or(())?),
             _ if known_only => return Err(()),
             _ => {}
         }

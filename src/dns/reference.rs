@@ -17,20 +17,32 @@ use crate::resolve::Answer;
 /// A reply that carries only a response code (and the question, where one was read, and our
 /// OPT record where the request had one).
 pub fn refusal(refusal: &Refusal, settings: &Settings) -> Vec<u8> {
-    let mut metadata = Metadata::response_from_request(&refusal.metadata);
-    metadata.response_code = refusal.rcode;
-    let edns = edns(refusal.edns.map(|theirs| Opt {
+    let opt = refusal.edns.map(|theirs| Opt {
         payload: settings.udp_payload,
         dnssec_ok: theirs.dnssec_ok,
         ecs: None,
         nsid: settings.nsid(refusal.nsid),
-    }));
-    encode(
-        &metadata,
+        cookie: None,
+    });
+    error(
+        &refusal.metadata,
         refusal.question.as_ref(),
-        &Answer::default(),
-        edns.as_ref(),
+        refusal.rcode,
+        opt,
     )
+}
+
+/// A reply to `request` with only `rcode`, the question and `opt`.
+pub fn error(
+    request: &Metadata,
+    question: Option<&Query>,
+    rcode: ResponseCode,
+    opt: Option<Opt<'_>>,
+) -> Vec<u8> {
+    let mut metadata = Metadata::response_from_request(request);
+    metadata.response_code = rcode;
+    let edns = edns(opt);
+    encode(&metadata, question, &Answer::default(), edns.as_ref())
 }
 
 /// hickory's form of our OPT record, for the reference encoder.
@@ -49,6 +61,11 @@ pub fn edns(opt: Option<Opt<'_>>) -> Option<Edns> {
         && let Ok(payload) = NSIDPayload::new(nsid)
     {
         edns.options_mut().insert(EdnsOption::NSID(payload));
+    }
+    if let Some(cookie) = opt.cookie {
+        // hickory has no type of its own for the COOKIE option.
+        let option = EdnsOption::Unknown(10, cookie.to_vec());
+        edns.options_mut().insert(option);
     }
     Some(edns)
 }

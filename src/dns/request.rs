@@ -10,6 +10,7 @@ use hickory_proto::op::{
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cookies::RequestCookie;
 use super::ecs::{self, ClientSubnet};
 use super::options::{self, Options};
 use crate::zone::NameKey;
@@ -33,6 +34,8 @@ pub struct Question<'q> {
     pub used: Option<ClientSubnet>,
     /// The request had an NSID option (RFC 5001): the reply says which server answered.
     pub nsid: bool,
+    /// Its COOKIE option (RFC 7873).
+    pub cookie: Option<RequestCookie>,
     /// Who the answer is for: the usable ECS address, else the packet's source.
     pub client: IpAddr,
     /// The question in hickory's form, where the whole-message decoder read it.
@@ -81,13 +84,13 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
             nsid: false,
         });
     };
-    let (subnet, nsid) = match (&request.edns, request.subnet) {
-        (_, Some(read)) => (read, request.nsid),
+    let (subnet, nsid, cookie) = match (&request.edns, request.subnet) {
+        (_, Some(read)) => (read, request.nsid, request.cookie),
         (Some(_), None) => match options::find(query) {
-            Ok(found) => (Ok(found.subnet), found.nsid),
-            Err(()) => (Err(()), false),
+            Ok(found) => (Ok(found.subnet), found.nsid, found.cookie),
+            Err(()) => (Err(()), false, None),
         },
-        (None, None) => (Ok(None), false),
+        (None, None) => (Ok(None), false, None),
     };
     let refuse = |rcode| {
         let question = match request.lean_question {
@@ -137,6 +140,7 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
         subnet,
         used,
         nsid,
+        cookie,
         client: used.map_or(source, |s| s.addr),
         decoded: request.queries.into_iter().next(),
     })
@@ -206,6 +210,8 @@ pub(super) struct Request {
     pub(super) subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
     /// An NSID option, where the lean decoder read the options.
     pub(super) nsid: bool,
+    /// The COOKIE option, where the lean decoder read the options.
+    pub(super) cookie: Option<RequestCookie>,
 }
 
 /// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
@@ -296,6 +302,7 @@ pub(super) fn decode(
                 edns: edns.map(|(edns, _)| edns),
                 subnet,
                 nsid: edns.is_some_and(|(_, options)| options.nsid),
+                cookie: edns.and_then(|(_, options)| options.cookie),
             });
         }
     }
@@ -307,5 +314,6 @@ pub(super) fn decode(
         edns: message.edns.as_ref().map(RequestEdns::from),
         subnet: None,
         nsid: false,
+        cookie: None,
     })
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::{Metadata, ResponseCode};
 
+use super::cookies::{Cookies, Verdict};
 use super::memo::{Encoded, Memo};
 use super::reference;
 use super::request::{self, Question, Read, RequestEdns};
@@ -36,6 +37,8 @@ pub struct Settings {
     pub udp_payload: u16,
     /// Our NSID (RFC 5001), for clients that ask.
     pub nsid: Option<Box<[u8]>>,
+    /// DNS Cookies (RFC 7873), where they are on.
+    pub cookies: Option<Cookies>,
 }
 
 impl Settings {
@@ -43,6 +46,7 @@ impl Settings {
         Self {
             udp_payload,
             nsid: None,
+            cookies: None,
         }
     }
 
@@ -60,6 +64,8 @@ pub struct Responder<'w> {
     /// A UDP worker's memo of encoded replies (see [`super::memo`]).
     pub memo: Option<&'w mut Memo>,
     pub settings: &'w Settings,
+    /// Unix time in seconds (a UDP worker reads the clock once a batch): server cookies' stamp.
+    pub now: u32,
     /// hickory's encoder instead of ours: the reference the fast one is tested against.
     pub reference: bool,
 }
@@ -90,6 +96,13 @@ impl Outcome<'_> {
     }
 }
 
+/// Unix time in seconds, as server cookies stamp it.
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
 /// Builds the reply to `query` from `source` afresh (no memo), or `None` when nothing must be
 /// sent.
 pub fn respond(
@@ -111,6 +124,7 @@ pub fn respond(
         rng,
         memo: None,
         settings: &settings,
+        now: unix_now(),
         reference: false,
     };
     respond_into(
@@ -146,11 +160,18 @@ pub fn respond_into<'s>(
     };
     outcome.qtype = Some(question.qtype);
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
-    let reply = Reply::new(&question, incoming.transport, with.settings);
-    // 2. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
+    let reply = Reply::new(&question, incoming, with);
+    // 2. Cookies (RFC 7873 §5.2.4): a server cookie we did not make, over UDP, gets BADCOOKIE
+    // with ours, and the client asks again with it; over TCP the connection vouches for it.
+    if reply.cookie == Some(Verdict::Invalid) && incoming.transport == Transport::Udp {
+        outcome.rcode = ResponseCode::BADCOOKIE;
+        *out = reply.badcookie(&question);
+        return true;
+    }
+    // 3. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
     let key = question.key();
     let found = resolve::find(snapshot, &key, question.qtype, question.client);
-    // 3. A reply memoized for this node, type and decision in this snapshot: copied, patched.
+    // 4. A reply memoized for this node, type and decision in this snapshot: copied, patched.
     let memo_key = match (&with.memo, &found) {
         (Some(_), Some(found)) if !with.reference && question.labels.is_some() => {
             found.memo_key(question.qtype)
@@ -169,7 +190,7 @@ pub fn respond_into<'s>(
             return true;
         }
     }
-    // 4. Answer: CNAMEs, static records, or the pool's live endpoints in the decided order.
+    // 5. Answer: CNAMEs, static records, or the pool's live endpoints in the decided order.
     let answer = match &found {
         Some(found) => {
             let qname = || question.name();
@@ -181,26 +202,11 @@ pub fn respond_into<'s>(
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;
-    // 5. Encode; a reply too large for UDP goes out empty with TC set (RFC 2181 §9), and the
-    // client asks again over TCP.
-    let mut metadata = Metadata::response_from_request(&question.metadata);
-    metadata.authoritative = answer.authoritative;
-    metadata.response_code = answer.rcode;
-    let opt = reply.opt(answer.ecs_scope);
-    let opt_at = encode(&question, &metadata, &answer, opt, with.reference, out);
-    if out.len() > reply.limit {
-        metadata.truncation = true;
-        encode(
-            &question,
-            &metadata,
-            &Answer::default(),
-            opt,
-            with.reference,
-            out,
-        );
+    // 6. Encode; a reply too large for UDP goes out empty with TC set.
+    let Some(opt_at) = encode_fitting(&question, &answer, &reply, with.reference, out) else {
         return true;
-    }
-    // 6. Memoize the fixed answer `find` stood for: not a fallback pool's or a wildcard's
+    };
+    // 7. Memoize the fixed answer `find` stood for: not a fallback pool's or a wildcard's
     // (renamed) nor one that followed a CNAME.
     if let (Some(memo), Some((node, decided, scope)), Some(labels)) =
         (with.memo.as_deref_mut(), memo_key, question.labels)
@@ -224,6 +230,29 @@ pub fn respond_into<'s>(
         );
     }
     true
+}
+
+/// Encodes the reply into `out`; where it does not fit (UDP), it goes out empty with TC set
+/// (RFC 2181 §9) and the client asks again over TCP: then `None`, else where the OPT record
+/// starts.
+fn encode_fitting(
+    question: &Question<'_>,
+    answer: &Answer<'_>,
+    reply: &Reply<'_>,
+    reference: bool,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let mut metadata = Metadata::response_from_request(&question.metadata);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.rcode;
+    let opt = reply.opt(answer.ecs_scope);
+    let opt_at = encode(question, &metadata, answer, opt, reference, out);
+    if out.len() <= reply.limit {
+        return Some(opt_at);
+    }
+    metadata.truncation = true;
+    encode(question, &metadata, &Answer::default(), opt, reference, out);
+    None
 }
 
 /// The pool `find` chose, serving from `datacenter` (a memoized reply's).
@@ -277,17 +306,25 @@ struct Reply<'a> {
     subnet: Option<super::ecs::ClientSubnet>,
     used: bool,
     nsid: Option<&'a [u8]>,
+    /// What the request's cookie is worth, where cookies are on and it sent one.
+    cookie: Option<Verdict>,
+    /// The client cookie and ours, for the reply.
+    cookies: Option<[u8; 24]>,
 }
 
 impl<'a> Reply<'a> {
-    fn new(question: &Question<'_>, transport: Transport, settings: &'a Settings) -> Self {
-        let limit = match (transport, &question.edns) {
+    fn new(question: &Question<'_>, incoming: Incoming<'_>, with: &Responder<'a>) -> Self {
+        let settings = with.settings;
+        let limit = match (incoming.transport, &question.edns) {
             (Transport::Tcp, _) => usize::from(u16::MAX),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
             (Transport::Udp, Some(theirs)) => {
                 usize::from(theirs.max_payload.clamp(512, settings.udp_payload.max(512)))
             }
         };
+        // The packet's source, never the Client Subnet: the cookie is the sender's.
+        let cookie = question.cookie.zip(settings.cookies.as_ref());
+        let (source, now) = (incoming.source, with.now);
         Self {
             limit,
             edns: question.edns,
@@ -295,7 +332,21 @@ impl<'a> Reply<'a> {
             subnet: question.subnet,
             used: question.used.is_some(),
             nsid: settings.nsid(question.nsid),
+            cookie: cookie.map(|(c, cookies)| cookies.check(&c, source, now)),
+            cookies: cookie.map(|(c, cookies)| {
+                let mut both = [0u8; 24];
+                both[..8].copy_from_slice(&c.client);
+                both[8..].copy_from_slice(&cookies.server_cookie(&c, source, now));
+                both
+            }),
         }
+    }
+
+    /// BADCOOKIE (RFC 7873 §5.2.4): the question and our OPT record with a fresh cookie.
+    fn badcookie(&self, question: &Question<'_>) -> Vec<u8> {
+        let asked = question.hickory();
+        let rcode = ResponseCode::BADCOOKIE;
+        reference::error(&question.metadata, asked.as_deref(), rcode, self.opt(0))
     }
 
     /// Our OPT record: DO copied (RFC 3225 §3), the ECS option echoed (RFC 7871 §7.2.1: family,
@@ -322,6 +373,7 @@ impl<'a> Reply<'a> {
                 }
             }),
             nsid: self.nsid,
+            cookie: self.cookies,
         })
     }
 }

@@ -116,6 +116,7 @@ async fn connection(
             rng: &mut rng,
             memo: None,
             settings: &limits.settings,
+            now: super::respond::unix_now(),
             reference: false,
         };
         if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {

@@ -8,6 +8,7 @@ use hickory_proto::op::Header;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::cookies::{Cookies, RequestCookie};
 use super::ecs;
 use super::memo::Memo;
 use super::request::{self, RequestEdns, decode};
@@ -197,6 +198,26 @@ fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
             1 => options.splice(0..0, [0, 3, 0, 0]).for_each(drop),
             _ => {}
         }
+        // A COOKIE (RFC 7873): the client's alone, with a server cookie we made or one we did
+        // not, or of a wrong length.
+        let client = [0x5a; 8];
+        let ours = Cookies::new([7; 16], None).server_cookie(
+            &RequestCookie::parse(&client).unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            1_800_000_000,
+        );
+        let cookie: Vec<u8> = match rng.u8(..16) {
+            0 => client.to_vec(),
+            1 => [client.as_slice(), &ours].concat(),
+            2 => [client.as_slice(), &[9; 16]].concat(),
+            3 => client[..5].to_vec(),
+            _ => Vec::new(),
+        };
+        if !cookie.is_empty() {
+            options.extend_from_slice(&10u16.to_be_bytes());
+            options.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+            options.extend_from_slice(&cookie);
+        }
         q.push(0);
         q.extend_from_slice(&41u16.to_be_bytes());
         q.extend_from_slice(&payload.to_be_bytes());
@@ -248,6 +269,7 @@ fn rotating_pools_are_never_memoized() {
             rng: &mut rng,
             memo: Some(&mut memo),
             settings: &Settings::new(1232),
+            now: 1_800_000_000,
             reference: false,
         };
         assert!(respond_into(
@@ -342,6 +364,7 @@ fn fast_replies_mean_what_reference_replies_mean() {
     let settings = Settings {
         udp_payload: 1232,
         nsid: Some(b"meridian-test-1".as_slice().into()),
+        cookies: Some(Cookies::new([7; 16], None)),
     };
     let snapshot = snapshot();
     let mut rng = fastrand::Rng::with_seed(20261121);
@@ -372,6 +395,7 @@ fn fast_replies_mean_what_reference_replies_mean() {
                 rng: &mut rng,
                 memo,
                 settings: &settings,
+                now: 1_800_000_000,
                 reference: !fast,
             };
             let sent = respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut out);

@@ -54,6 +54,7 @@ pub fn serve(
         // same send, so the batch's time in the server is each query's.
         let started = Instant::now();
         let snapshot = state.load();
+        let now = super::respond::unix_now();
         let mut answered: Vec<(Outcome<'_>, SocketAddr)> = Vec::with_capacity(BATCH);
         for (query, peer) in batch.datagrams() {
             let mut outcome = Outcome::default();
@@ -67,6 +68,7 @@ pub fn serve(
                 rng: &mut rng,
                 memo: Some(&mut memo),
                 settings: &settings,
+                now,
                 reference: false,
             };
             if respond_into(&snapshot, incoming, &mut with, &mut outcome, out) {

@@ -12,13 +12,15 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use crate::resolve::Answer;
 
 /// The OPT record of a reply (RFC 6891 §6.1.2): our payload size, DO copied from the request
-/// (RFC 3225 §3), and the ECS (RFC 7871 §6) and NSID (RFC 5001) options, in that order.
+/// (RFC 3225 §3), and the ECS (RFC 7871 §6), NSID (RFC 5001) and COOKIE (RFC 7873 §4: the
+/// client cookie, then ours) options, in that order.
 #[derive(Debug, Clone, Copy)]
 pub struct Opt<'a> {
     pub payload: u16,
     pub dnssec_ok: bool,
     pub ecs: Option<Ecs>,
     pub nsid: Option<&'a [u8]>,
+    pub cookie: Option<[u8; 24]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +241,7 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
 }
 
 /// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0 and the
-/// DO flag; then the ECS option echoed with its scope, and our NSID.
+/// DO flag; then the ECS option echoed with its scope, our NSID and the cookies.
 pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
     out.push(0);
     out.extend_from_slice(&41u16.to_be_bytes());
@@ -268,6 +270,11 @@ pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
         out.extend_from_slice(&3u16.to_be_bytes());
         out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());
         out.extend_from_slice(nsid);
+    }
+    if let Some(cookie) = &opt.cookie {
+        out.extend_from_slice(&10u16.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(cookie);
     }
     let rdlength = (out.len() - length_at - 2) as u16;
     out[length_at..length_at + 2].copy_from_slice(&rdlength.to_be_bytes());

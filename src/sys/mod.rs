@@ -65,3 +65,11 @@ pub fn hostname() -> std::io::Result<String> {
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8(buf[..len].to_vec()).map_err(std::io::Error::other)
 }
+
+/// Bytes from the kernel's random source (for secrets).
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    use std::io::Read;
+    let mut out = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
+    Ok(out)
+}

@@ -4,6 +4,7 @@ mod api;
 mod authoritative;
 mod backend;
 mod cli;
+mod cookies;
 mod edns;
 mod geo;
 mod harness;
