@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod security;
+
+pub use security::{CookieSecrets, RateLimitConfig};
+use security::{RawCookies, RawRateLimit};
+
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -37,98 +42,8 @@ struct RawConfig {
     query_log: QueryLogConfig,
     #[serde(default)]
     cookies: RawCookies,
-}
-
-/// `[cookies]`: DNS Cookies (RFC 7873).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCookies {
-    #[serde(default = "yes")]
-    enabled: bool,
-    /// 16 bytes as 32 hex digits; servers of one set share it.
     #[serde(default)]
-    secret: Option<String>,
-    /// A file holding the secret (32 hex digits).
-    #[serde(default)]
-    secret_file: Option<PathBuf>,
-    /// A second secret also accepted (rollover), as hex.
-    #[serde(default)]
-    staging_secret: Option<String>,
-}
-
-impl Default for RawCookies {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            secret: None,
-            secret_file: None,
-            staging_secret: None,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The server cookie secrets (RFC 9018 §4.4).
-#[derive(Clone, Copy)]
-pub struct CookieSecrets {
-    pub secret: [u8; 16],
-    /// Also accepted, during a rollover.
-    pub staging: Option<[u8; 16]>,
-}
-
-/// Secrets stay out of logs.
-impl std::fmt::Debug for CookieSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CookieSecrets { .. }")
-    }
-}
-
-impl RawCookies {
-    /// The secrets, or `None` when cookies are off. Without a configured secret one is drawn
-    /// at random: fine for a single server, while a set of servers must share one.
-    fn secrets(&self, base: &Path) -> Result<Option<CookieSecrets>, String> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        let secret = match (&self.secret, &self.secret_file) {
-            (Some(_), Some(_)) => {
-                return Err("cookies: give secret or secret_file, not both".into());
-            }
-            (Some(hex), None) => parse_secret(hex, "cookies.secret")?,
-            (None, Some(file)) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cookies.secret_file: {}: {e}", path.display()))?;
-                parse_secret(text.trim(), "cookies.secret_file")?
-            }
-            (None, None) => crate::sys::random_bytes()
-                .map_err(|e| format!("cookies: cannot draw a random secret: {e}"))?,
-        };
-        let staging = self
-            .staging_secret
-            .as_deref()
-            .map(|hex| parse_secret(hex, "cookies.staging_secret"))
-            .transpose()?;
-        Ok(Some(CookieSecrets { secret, staging }))
-    }
-}
-
-/// 16 bytes from 32 hex digits.
-fn parse_secret(hex: &str, field: &str) -> Result<[u8; 16], String> {
-    let bytes: Option<Vec<u8>> = (hex.len() == 32 && hex.is_ascii())
-        .then(|| {
-            (0..32)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-                .collect()
-        })
-        .flatten();
-    bytes
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("{field}: must be 32 hex digits (16 bytes)"))
+    rate_limit: RawRateLimit,
 }
 
 /// `[query_log]`: JSON lines about sampled queries; off unless enabled.
@@ -321,6 +236,8 @@ pub struct Config {
     pub nsid: Option<Box<[u8]>>,
     /// DNS Cookies (RFC 7873), unless turned off.
     pub cookies: Option<CookieSecrets>,
+    /// Response rate limiting, unless turned off.
+    pub rate_limit: Option<RateLimitConfig>,
     /// Folder holding one `<origin>.toml` (and/or `<origin>.zone`) per zone.
     pub zones_dir: PathBuf,
     /// The GeoIP database, if any.
@@ -394,6 +311,7 @@ impl Config {
         }
         let nsid = raw.server.nsid.as_deref().map(nsid).transpose()?;
         let cookies = raw.cookies.secrets(base)?;
+        let rate_limit = raw.rate_limit.validate()?;
         Ok(Self {
             listen: raw.server.listen,
             udp_payload: raw.server.udp_payload,
@@ -402,6 +320,7 @@ impl Config {
             udp_workers,
             nsid,
             cookies,
+            rate_limit,
             zones_dir: base.join(raw.zones.directory),
             geoip: raw.geoip.database.map(|p| base.join(p)),
             geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),

@@ -15,6 +15,7 @@ pub mod ecs;
 pub mod memo;
 pub mod options;
 pub mod querylog;
+pub mod ratelimit;
 mod reference;
 pub mod request;
 pub mod respond;
@@ -81,6 +82,7 @@ impl Listeners {
             cookies: config
                 .cookies
                 .map(|c| cookies::Cookies::new(c.secret, c.staging)),
+            rate_limit: config.rate_limit.clone().map(ratelimit::RateLimiter::new),
         });
         for socket in self.udp {
             let socket = match socket.into_std() {

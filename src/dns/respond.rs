@@ -9,6 +9,7 @@ use hickory_proto::op::{Metadata, ResponseCode};
 
 use super::cookies::{Cookies, Verdict};
 use super::memo::{Encoded, Memo};
+use super::ratelimit::{Action, RateLimiter, class_of, truncate};
 use super::reference;
 use super::request::{self, Question, Read, RequestEdns};
 use super::wire::{self, Ecs, Opt};
@@ -31,7 +32,7 @@ pub struct Incoming<'q> {
 }
 
 /// What every reply of this server carries, from its configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     /// The payload size our OPT record advertises, and the most we send over UDP.
     pub udp_payload: u16,
@@ -39,6 +40,8 @@ pub struct Settings {
     pub nsid: Option<Box<[u8]>>,
     /// DNS Cookies (RFC 7873), where they are on.
     pub cookies: Option<Cookies>,
+    /// Response rate limiting, where it is on.
+    pub rate_limit: Option<RateLimiter>,
 }
 
 impl Settings {
@@ -47,6 +50,7 @@ impl Settings {
             udp_payload,
             nsid: None,
             cookies: None,
+            rate_limit: None,
         }
     }
 
@@ -79,6 +83,10 @@ pub struct Outcome<'s> {
     pub served: Option<Served<'s>>,
     /// The Client Subnet the answer was decided for, if one was used.
     pub subnet: Option<(IpAddr, u8)>,
+    /// Where the question ends in the request (and the reply), if it was read.
+    pub question_end: Option<usize>,
+    /// The request carried a server cookie of ours: its source is not spoofed.
+    pub cookie_valid: bool,
 }
 
 impl Outcome<'_> {
@@ -146,6 +154,33 @@ pub fn respond_into<'s>(
     outcome: &mut Outcome<'s>,
     out: &mut Vec<u8>,
 ) -> bool {
+    if !answer_into(snapshot, incoming, with, outcome, out) {
+        return false;
+    }
+    // 8. Response rate limiting: UDP replies only (TCP proves the source), and not to a source
+    // that proved itself with a server cookie of ours.
+    let limiter = with.settings.rate_limit.as_ref();
+    match limiter.filter(|_| incoming.transport == Transport::Udp && !outcome.cookie_valid) {
+        Some(limiter) => match limiter.account(incoming.source, class_of(out), with.now) {
+            Action::Send => true,
+            Action::Slip => outcome.question_end.is_some_and(|end| {
+                truncate(out, end);
+                true
+            }),
+            Action::Drop => false,
+        },
+        None => true,
+    }
+}
+
+/// Steps 1 to 7 of [`respond_into`]: the reply as it is before rate limiting.
+fn answer_into<'s>(
+    snapshot: &'s Snapshot,
+    incoming: Incoming<'_>,
+    with: &mut Responder<'_>,
+    outcome: &mut Outcome<'s>,
+    out: &mut Vec<u8>,
+) -> bool {
     // 1. Read and check the request: header, question, OPT, Client Subnet.
     let labels = request::question_labels(incoming.query);
     let question = match request::read(incoming.query, labels.as_ref(), incoming.source) {
@@ -160,7 +195,9 @@ pub fn respond_into<'s>(
     };
     outcome.qtype = Some(question.qtype);
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
+    outcome.question_end = question.labels.map(|l| l.0);
     let reply = Reply::new(&question, incoming, with);
+    outcome.cookie_valid = reply.cookie == Some(Verdict::Valid);
     // 2. Cookies (RFC 7873 §5.2.4): a server cookie we did not make, over UDP, gets BADCOOKIE
     // with ours, and the client asks again with it; over TCP the connection vouches for it.
     if reply.cookie == Some(Verdict::Invalid) && incoming.transport == Transport::Udp {

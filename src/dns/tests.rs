@@ -365,6 +365,7 @@ fn fast_replies_mean_what_reference_replies_mean() {
         udp_payload: 1232,
         nsid: Some(b"meridian-test-1".as_slice().into()),
         cookies: Some(Cookies::new([7; 16], None)),
+        rate_limit: None,
     };
     let snapshot = snapshot();
     let mut rng = fastrand::Rng::with_seed(20261121);

@@ -81,6 +81,15 @@ impl Rcode {
     }
 }
 
+label_set! {
+    /// What response rate limiting did to a reply over the rate.
+    Limited {
+        Slipped => "slipped",
+        Dropped => "dropped",
+        LogOnly => "log_only",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use hickory_proto::rr::RecordType;
 mod labels;
 mod render;
 
-pub use labels::{PolicyLabel, Rcode, Transport};
+pub use labels::{Limited, PolicyLabel, Rcode, Transport};
 pub use render::{Gauges, render};
 
 /// Query types counted by name; the rest are `other`.
@@ -109,6 +109,8 @@ pub struct Registry {
     probe_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
     api_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     query_log: [AtomicU64; 2],
+    /// Replies over the rate limit, by what was done with them.
+    rate_limited: [AtomicU64; Limited::COUNT],
 }
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -145,6 +147,7 @@ impl Registry {
             probe_failures: Mutex::default(),
             api_requests: Mutex::default(),
             query_log: Default::default(),
+            rate_limited: Default::default(),
         }
     }
 
@@ -217,6 +220,11 @@ impl Registry {
         *lock(&self.api_requests)
             .entry((route.to_owned(), method.to_owned(), status))
             .or_default() += 1;
+    }
+
+    /// One reply over the rate limit.
+    pub fn record_rate_limited(&self, what: Limited) {
+        self.rate_limited[what.index()].fetch_add(1, Relaxed);
     }
 
     /// Query-log lines written and dropped (by sampling's rate limit or a full queue).

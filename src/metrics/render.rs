@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::{DURATION_BOUNDS, QTYPES, QuerySlot, Registry, Transport, ZoneCounters, lock};
+use super::{DURATION_BOUNDS, Limited, QTYPES, QuerySlot, Registry, Transport, ZoneCounters, lock};
 
 /// What [`render`] needs besides the registry: the state of the fleet right now.
 #[derive(Debug, Default)]
@@ -171,8 +171,17 @@ fn probes(out: &mut Exposition, registry: &Registry, gauges: &Gauges) {
     }
 }
 
-/// Reloads, API requests and the query log.
+/// Reloads, API requests, the query log and rate limiting.
 fn control_plane(out: &mut Exposition, registry: &Registry) {
+    out.family(
+        "meridian_rate_limited_total",
+        "counter",
+        "UDP replies over the response rate limit, by what was done: slipped (sent truncated), dropped, or sent anyway (log_only).",
+    );
+    for (what, count) in Limited::ALL.iter().zip(&registry.rate_limited) {
+        let labels = [("action", what.name())];
+        out.sample("meridian_rate_limited_total", &labels, count.load(Relaxed));
+    }
     out.family(
         "meridian_reloads_total",
         "counter",

@@ -11,6 +11,7 @@ mod harness;
 mod health;
 mod ops;
 mod policies;
+mod ratelimit;
 mod reload;
 mod robustness;
 mod wildcard;

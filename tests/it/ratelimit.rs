@@ -1,0 +1,104 @@
+//! Response rate limiting against the running binary: a flood from one network (another
+//! loopback address than the exempt 127.0.0.1) is cut to the configured rate, every second
+//! limited reply slips out truncated, and everyone else is answered meanwhile.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::harness::{Server, ZONE_HEAD};
+
+/// A query for ns1.example.test A with id `id`, with an OPT record carrying `cookie` if given.
+fn query(id: u16, cookie: Option<&[u8]>) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(cookie.is_some())]);
+    q.extend_from_slice(b"\x03ns1\x07example\x04test\x00\x00\x01\x00\x01");
+    if let Some(cookie) = cookie {
+        q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
+        q.extend_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+        q.extend_from_slice(&[0, 10]);
+        q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+        q.extend_from_slice(cookie);
+    }
+    q
+}
+
+/// Replies to `count` queries sent at once from `from`: (full answers, truncated ones).
+fn flood(server: SocketAddr, from: &str, count: u16, cookie: Option<&[u8]>) -> (usize, usize) {
+    let socket = UdpSocket::bind((from, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    for id in 0..count {
+        socket.send_to(&query(id, cookie), server).unwrap();
+    }
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Ok(n) = socket.recv(&mut buf) {
+        match (buf[2] & 0x02 != 0, u16::from_be_bytes([buf[6], buf[7]])) {
+            (true, 0) if n >= 12 => truncated += 1,
+            (false, 1) => full += 1,
+            other => panic!("unexpected reply {other:?}: {:?}", &buf[..n]),
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    (full, truncated)
+}
+
+/// Waits for the start of a second, so that a flood falls within one.
+fn start_of_a_second() {
+    let into = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    std::thread::sleep(Duration::from_millis(u64::from(1000 - into) + 20));
+}
+
+#[test]
+fn a_flood_is_cut_to_the_rate_and_others_are_answered() {
+    let config = "[rate_limit]\nresponses_per_second = 20\nslip = 2\n";
+    let s = Server::start_config(&[("example.test.toml", ZONE_HEAD)], config);
+    let server: SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    start_of_a_second();
+    let (full, truncated) = flood(server, "127.0.0.2", 200, None);
+    // 20 answered in the second (±20 %), then of the 180 limited every second one slips.
+    assert!((16..=24).contains(&full), "{full} answered");
+    assert!((72..=108).contains(&truncated), "{truncated} truncated");
+    // Meanwhile: another /24, and the exempt address, are answered in full.
+    assert_eq!(flood(server, "127.0.1.1", 10, None), (10, 0));
+    assert_eq!(flood(server, "127.0.0.1", 100, None), (100, 0));
+    // The limited network is still answered over TCP.
+    let r = s.dig(&["-b", "127.0.0.2", "+tcp", "ns1.example.test", "A"]);
+    assert_eq!(r.answer_data(), ["192.0.2.1"], "{}", r.raw);
+    // The next second it is answered again.
+    start_of_a_second();
+    assert_eq!(flood(server, "127.0.0.2", 5, None), (5, 0));
+}
+
+#[test]
+fn a_server_cookie_of_ours_exempts_its_source() {
+    let config = "[rate_limit]\nresponses_per_second = 5\n[cookies]\nsecret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n";
+    let s = Server::start_config(&[("example.test.toml", ZONE_HEAD)], config);
+    let server: SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    // Learn our server cookie from 127.0.0.3.
+    let socket = UdpSocket::bind(("127.0.0.3", 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket.send_to(&query(1, Some(&[7; 8])), server).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = socket.recv(&mut buf).unwrap();
+    let cookie = buf[..n]
+        .windows(4)
+        .position(|w| w == [0, 10, 0, 24])
+        .map(|at| buf[at + 4..at + 28].to_vec());
+    let cookie = cookie.expect("a COOKIE option with client and server cookie");
+    drop(socket);
+    start_of_a_second();
+    assert_eq!(flood(server, "127.0.0.3", 50, Some(&cookie)), (50, 0));
+    // Without it the same source is limited.
+    let (full, _) = flood(server, "127.0.0.3", 50, None);
+    assert!(full <= 6, "{full}");
+}
