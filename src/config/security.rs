@@ -73,8 +73,8 @@ impl RawRateLimit {
         if !self.enabled {
             return Ok(None);
         }
-        if self.responses_per_second == 0 || self.responses_per_second > 60_000 {
-            return Err("rate_limit.responses_per_second: must be between 1 and 60000".into());
+        if self.responses_per_second == 0 || self.responses_per_second > 1_000_000 {
+            return Err("rate_limit.responses_per_second: must be between 1 and 1000000".into());
         }
         if self.ipv4_prefix > 32 || self.ipv6_prefix > 128 {
             return Err("rate_limit: ipv4_prefix is at most 32, ipv6_prefix at most 128".into());

@@ -68,13 +68,13 @@ impl RateLimiter {
         .map_or(source, |net| net.trunc().network());
         let hash = rustc_hash::FxBuildHasher.hash_one((network, class));
         let slot = &self.slots[hash as usize & (self.slots.len() - 1)];
-        // tag (32 bits) | second (16 bits) | count (16 bits)
-        let (tag, second) = (hash >> 32, u64::from(now & 0xffff));
+        // tag (32 bits) | second (8 bits: which second, modulo 256) | count (24 bits)
+        let (tag, second) = (hash >> 32, u64::from(now & 0xff));
         let mut count = 0;
         let _ = slot.fetch_update(Relaxed, Relaxed, |word| {
-            let same = word >> 32 == tag && (word >> 16) & 0xffff == second;
-            count = if same { (word & 0xffff) + 1 } else { 1 };
-            Some(tag << 32 | second << 16 | count.min(0xffff))
+            let same = word >> 32 == tag && (word >> 24) & 0xff == second;
+            count = if same { (word & 0xff_ffff) + 1 } else { 1 };
+            Some(tag << 32 | second << 24 | count.min(0xff_ffff))
         });
         let rate = u64::from(self.limits.responses_per_second);
         if count <= rate {

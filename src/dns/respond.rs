@@ -19,6 +19,8 @@ use crate::snapshot::Snapshot;
 use crate::zone::Zone;
 
 pub use crate::metrics::Transport;
+/// The RNG randomized policies draw from (for callers outside the crate: benches, fuzzing).
+pub use fastrand::Rng;
 
 /// Classic DNS over UDP without EDNS (RFC 1035 §4.2.1).
 const PLAIN_UDP_LIMIT: usize = 512;
