@@ -102,3 +102,35 @@ fn a_server_cookie_of_ours_exempts_its_source() {
     let (full, _) = flood(server, "127.0.0.3", 50, None);
     assert!(full <= 6, "{full}");
 }
+
+/// The server's resident memory (KiB).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_table_does_not_grow_with_the_number_of_sources() {
+    let config = "[rate_limit]\nresponses_per_second = 5\ntable_size = 4096\n";
+    let s = Server::start_config(&[("example.test.toml", ZONE_HEAD)], config);
+    let server: SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    let _ = flood(server, "127.0.0.2", 20, None);
+    let before = rss_kib(s.pid());
+    // 16,000 networks, a few queries each: far more keys than slots (a map of them would
+    // grow by a megabyte or more).
+    for network in 0..16_000u32 {
+        let from = format!("127.{}.{}.1", 1 + network / 256, network % 256);
+        let socket = UdpSocket::bind((from.as_str(), 0)).unwrap();
+        for id in 0..3 {
+            socket.send_to(&query(id, None), server).unwrap();
+        }
+    }
+    // Everything sent has been answered or dropped by now.
+    let _ = flood(server, "127.0.1.1", 1, None);
+    let after = rss_kib(s.pid());
+    assert!(
+        after < before + 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}
