@@ -7,10 +7,12 @@
 //!   [`run`] below wires the listeners, the API, the prober and the GeoIP watcher.
 //! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
-//! - [`dns`]: the sockets (`udp` with `batch`, `tcp`), `request` (header, question, OPT, ECS,
-//!   and the checks), `respond` (the stages of one answer, a page), `wire` (the fast reply
-//!   encoder), `reference` (hickory's encoder: error replies, and the reference the fast one is
-//!   tested against), `memo` (a UDP worker's encoded replies), `querylog`.
+//! - [`dns`]: the sockets (`udp` with `batch`, `tcp`), `request` (header, question, OPT and its
+//!   `options` — ECS, NSID, COOKIE — and the checks), `respond` (the stages of one answer, a
+//!   page), `wire` (the fast reply encoder), `reference` (hickory's encoder: error replies, and
+//!   the reference the fast one is tested against), `memo` (a UDP worker's encoded replies),
+//!   and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
+//!   (response rate limiting), `querylog`.
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
 //!   `resolve::find` and policy decision as a query.
 //! - [`control`]: the one writer path. Reload, API edits, probe results and GeoIP reloads build
@@ -47,9 +49,10 @@
 //! # One UDP query, top to bottom (six files)
 //! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) and loads one snapshot for it.
 //! 2. `dns/respond.rs`: `respond_into` runs the stages in order; each is a call down:
-//! 3. `dns/request.rs`: header, question, OPT and ECS read (the usual shape directly, anything
-//!    else through hickory's decoder) and checked; FORMERR, NOTIMP, BADVERS and REFUSED here.
-//!    The client is the usable ECS address, else the source.
+//! 3. `dns/request.rs`: header, question, OPT and its options read (the usual shape directly,
+//!    anything else through hickory's decoder) and checked; FORMERR, NOTIMP, BADVERS and
+//!    REFUSED here. The client is the usable ECS address, else the source. (`respond` then
+//!    judges a COOKIE: BADCOOKIE for a server cookie we did not make, over UDP.)
 //! 4. `resolve/find.rs`: the zone (none: REFUSED), the node, and for a pool its policy's
 //!    decision and ECS scope (`Policy::decide`; a geo pool reads its steering table). A reply
 //!    memoized for this node, type and decision (`dns/memo.rs`) is copied and patched.
@@ -57,9 +60,11 @@
 //!    (`Policy::order_for`), the dead dropped, the all-down rule, `max_answers`, NODATA,
 //!    NXDOMAIN, referrals.
 //! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
-//!    AA, the negative SOA, OPT with the ECS scope, degraded TTL); `respond` sets TC when UDP
-//!    cannot carry it and memoizes fixed answers. The worker sends the batch (`sendmmsg`) and
-//!    counts each reply (`metrics`) and offers it to the query log.
+//!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL);
+//!    `respond` sets TC when UDP cannot carry it, memoizes fixed answers, and last asks
+//!    `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or dropped). The
+//!    worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
+//!    query log.
 //!
 //! # Adding a policy
 //! One file under `src/policy/` with its struct and its `Strategy` impl (`name`, `label`,
