@@ -31,7 +31,7 @@ pub struct Ecs {
 }
 
 /// Encodes a reply to `query` (whose question ends at `question_end`). `labels` are the offsets
-/// of the question's labels (from [`question_labels`]). Writes into `out` (cleared first),
+/// of the question's labels (from [`super::request::question_labels`]). Writes into `out` (cleared first),
 /// which the UDP workers reuse from one reply to the next. Returns where the OPT record starts
 /// (the end when there is none).
 pub fn encode(

@@ -114,7 +114,7 @@ pub struct Context<'a> {
     pub health: &'a HealthView,
 }
 
-/// What every policy does, each in its own file; [`Policy::strategy`] is the one place that
+/// What every policy does, each in its own file; `Policy::strategy` is the one place that
 /// dispatches to them.
 pub trait Strategy: std::fmt::Debug + Send + Sync {
     /// How the metrics count its answers: the label set names every policy.
