@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::{ArcSwap, Guard};
-
+use crate::cell::{Cell, Loaded};
 use crate::geo::GeoDb;
 use crate::health::HealthView;
 use crate::zone::ZoneSet;
@@ -27,17 +26,17 @@ pub struct Snapshot {
 
 /// The snapshot being served.
 #[derive(Debug)]
-pub struct Current(ArcSwap<Snapshot>);
+pub struct Current(Cell<Snapshot>);
 
 impl Default for Current {
     fn default() -> Self {
-        Self(ArcSwap::from_pointee(Snapshot::default()))
+        Self(Cell::new(Snapshot::default()))
     }
 }
 
 impl Current {
     /// The snapshot to answer from. Never hold it across an `.await`.
-    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+    pub fn load(&self) -> Loaded<Snapshot> {
         self.0.load()
     }
 
@@ -51,7 +50,7 @@ impl Current {
     ) -> u64 {
         static GENERATIONS: AtomicU64 = AtomicU64::new(1);
         let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
-        self.0.store(Arc::new(Snapshot {
+        self.0.replace(Arc::new(Snapshot {
             generation,
             zones,
             geo,

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::Guard;
 use tokio::sync::watch;
 
 use crate::config::Sources;
@@ -97,7 +96,7 @@ impl Control {
     }
 
     /// The snapshot being served. Never hold it across an `.await`.
-    pub fn snapshot(&self) -> Guard<Arc<Snapshot>> {
+    pub fn snapshot(&self) -> crate::cell::Loaded<Snapshot> {
         self.current.load()
     }
 

@@ -89,11 +89,18 @@ impl Cookies {
         }
     }
 
-    /// The server cookie for a reply: the request's own where it is valid and younger than
-    /// half an hour (RFC 9018 §4.3), else a new one stamped `now`.
-    pub fn server_cookie(&self, cookie: &RequestCookie, source: IpAddr, now: u32) -> [u8; 16] {
+    /// The server cookie for a reply to `cookie`, which [`Cookies::check`] judged `verdict`:
+    /// the request's own where it is valid and younger than half an hour (RFC 9018 §4.3), else
+    /// a new one stamped `now`.
+    pub fn server_cookie(
+        &self,
+        cookie: &RequestCookie,
+        verdict: Verdict,
+        source: IpAddr,
+        now: u32,
+    ) -> [u8; 16] {
         let server = cookie.server();
-        if server.len() == 16 && self.check(cookie, source, now) == Verdict::Valid {
+        if server.len() == 16 && verdict == Verdict::Valid {
             let stamp = u32::from_be_bytes([server[4], server[5], server[6], server[7]]);
             if now.wrapping_sub(stamp) <= REFRESH {
                 return server.try_into().expect("16 bytes");
@@ -143,7 +150,7 @@ mod tests {
         // A.1: learning a new server cookie.
         let request = RequestCookie::parse(&hex("2464c4abcf10c957")).unwrap();
         let source: IpAddr = "198.51.100.100".parse().unwrap();
-        let made = cookies.server_cookie(&request, source, 1559731985);
+        let made = cookies.server_cookie(&request, Verdict::ClientOnly, source, 1559731985);
         assert_eq!(made.to_vec(), hex("010000005cf79f111f8130c3eee29480"));
         // It is valid afterwards, from that address only, and for an hour.
         let full = [hex("2464c4abcf10c957"), made.to_vec()].concat();

@@ -362,8 +362,17 @@ impl<'a> Reply<'a> {
             }
         };
         // The packet's source, never the Client Subnet: the cookie is the sender's.
-        let cookie = question.cookie.zip(settings.cookies.as_ref());
         let (source, now) = (incoming.source, with.now);
+        let cookie = question
+            .cookie
+            .zip(settings.cookies.as_ref())
+            .map(|(c, cookies)| {
+                let verdict = cookies.check(&c, source, now);
+                let mut both = [0u8; 24];
+                both[..8].copy_from_slice(&c.client);
+                both[8..].copy_from_slice(&cookies.server_cookie(&c, verdict, source, now));
+                (verdict, both)
+            });
         Self {
             limit,
             edns: question.edns,
@@ -371,13 +380,8 @@ impl<'a> Reply<'a> {
             subnet: question.subnet,
             used: question.used.is_some(),
             nsid: settings.nsid(question.nsid),
-            cookie: cookie.map(|(c, cookies)| cookies.check(&c, source, now)),
-            cookies: cookie.map(|(c, cookies)| {
-                let mut both = [0u8; 24];
-                both[..8].copy_from_slice(&c.client);
-                both[8..].copy_from_slice(&cookies.server_cookie(&c, source, now));
-                both
-            }),
+            cookie: cookie.map(|(verdict, _)| verdict),
+            cookies: cookie.map(|(_, both)| both),
         }
     }
 

@@ -8,7 +8,7 @@ use hickory_proto::op::Header;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::cookies::{Cookies, RequestCookie};
+use super::cookies::{Cookies, RequestCookie, Verdict};
 use super::ecs;
 use super::memo::Memo;
 use super::request::{self, RequestEdns, decode};
@@ -133,6 +133,25 @@ fn random_case(rng: &mut fastrand::Rng, name: &str) -> String {
         .collect()
 }
 
+/// A COOKIE (RFC 7873) option's data for a random query: the client's alone, with a server
+/// cookie we made or one we did not, or of a wrong length; mostly none.
+fn random_cookie(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let client = [0x5a; 8];
+    let ours = Cookies::new([7; 16], None).server_cookie(
+        &RequestCookie::parse(&client).unwrap(),
+        Verdict::ClientOnly,
+        "127.0.0.1".parse().unwrap(),
+        1_800_000_000,
+    );
+    match rng.u8(..16) {
+        0 => client.to_vec(),
+        1 => [client.as_slice(), &ours].concat(),
+        2 => [client.as_slice(), &[9; 16]].concat(),
+        3 => client[..5].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
     let names = [
         "example.test",
@@ -198,21 +217,7 @@ fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
             1 => options.splice(0..0, [0, 3, 0, 0]).for_each(drop),
             _ => {}
         }
-        // A COOKIE (RFC 7873): the client's alone, with a server cookie we made or one we did
-        // not, or of a wrong length.
-        let client = [0x5a; 8];
-        let ours = Cookies::new([7; 16], None).server_cookie(
-            &RequestCookie::parse(&client).unwrap(),
-            "127.0.0.1".parse().unwrap(),
-            1_800_000_000,
-        );
-        let cookie: Vec<u8> = match rng.u8(..16) {
-            0 => client.to_vec(),
-            1 => [client.as_slice(), &ours].concat(),
-            2 => [client.as_slice(), &[9; 16]].concat(),
-            3 => client[..5].to_vec(),
-            _ => Vec::new(),
-        };
+        let cookie = random_cookie(rng);
         if !cookie.is_empty() {
             options.extend_from_slice(&10u16.to_be_bytes());
             options.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
