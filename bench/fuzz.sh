@@ -5,6 +5,9 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-…
 # and turn it into a regression test before fixing it.
 #   bench/fuzz.sh [SECONDS] [TARGET…]
+# FUZZ_SANITIZER=none builds without AddressSanitizer: about ten times the executions a second
+# (45,000 against 4,800 for the request target here), for long runs that look for panics and
+# failed assertions in safe Rust; the default (address) also catches memory errors in unsafe code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -19,7 +22,7 @@ status=0
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
     log=$(mktemp)
-    if cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    if cargo fuzz run -s "${FUZZ_SANITIZER:-address}" "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
         found=none
     else
         found="see fuzz/artifacts/$target/"

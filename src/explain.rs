@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
-use crate::policy::Policy;
+use crate::health::Feedback;
 use crate::policy::geo::Reason;
+use crate::policy::{Order, Policy, Sticky};
 use crate::resolve::{Answer, PoolDecision, answer, find};
 use crate::snapshot::Snapshot;
 use crate::zone::{Lookup, NameKey};
@@ -64,6 +65,15 @@ pub struct EndpointView {
     pub force: Option<String>,
     pub drain: bool,
     pub check: Option<String>,
+    /// Adaptive sets: the share of its configured weight it has now (latency × slow start).
+    pub weight_share: Option<f32>,
+    /// Adaptive sets: how far through its slow start it is, while it is in one.
+    pub slow_start: Option<f32>,
+    /// `least_load`: its current load, if it reported one.
+    pub load: Option<f32>,
+    /// `sticky`: its rank for the client's network (1 leads while live), within its
+    /// datacenter for a geo pool.
+    pub sticky_rank: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,17 +159,27 @@ fn pool_view(
         decision,
     } = found;
     let live = |i: u32| set.live(i, &snapshot.health);
+    let feedback = set.feedback(&snapshot.health);
+    let ranks = sticky_ranks(&set.policy, client, feedback);
     let endpoints = set
         .records
         .iter()
         .zip(&set.health)
-        .map(|(record, h)| EndpointView {
-            address: record.data.to_string(),
-            state: h.status(&snapshot.health).to_string(),
-            live: h.live(&snapshot.health),
-            force: h.force.map(|f| format!("{f:?}").to_lowercase()),
-            drain: h.drain,
-            check: h.probe.as_ref().map(ToString::to_string),
+        .enumerate()
+        .map(|(i, (record, h))| {
+            let measured = feedback.get(i);
+            EndpointView {
+                address: record.data.to_string(),
+                state: h.status(&snapshot.health).to_string(),
+                live: h.live(&snapshot.health),
+                force: h.force.map(|f| format!("{f:?}").to_lowercase()),
+                drain: h.drain,
+                check: h.probe.as_ref().map(ToString::to_string),
+                weight_share: measured.map(|f| f.share),
+                slow_start: measured.map(|f| f.ramp).filter(|&r| r < 1.0),
+                load: measured.and_then(|f| f.load),
+                sticky_rank: ranks.get(i).copied().flatten(),
+            }
         })
         .collect();
     let (why, datacenters) = match &set.policy {
@@ -190,6 +210,22 @@ fn pool_view(
                 .collect();
             (why, dcs)
         }
+        Policy::Sticky(sticky) => {
+            let prefix = sticky.prefixes.of(client);
+            let network = ipnet::IpNet::new(client, prefix).map(|n| n.trunc());
+            let network = network.map_or_else(|_| client.to_string(), |n| n.to_string());
+            let why = format!(
+                "sticky: the client's network {network} ranks the endpoints by rendezvous hash; \
+                 the best-ranked live one leads"
+            );
+            (why, Vec::new())
+        }
+        Policy::LeastLoad(_) => (
+            "least_load: the better (weight x share / (1 + load)) of two endpoints drawn by \
+             weight leads; the rest follow by that score"
+                .to_owned(),
+            Vec::new(),
+        ),
         other => (
             format!("{} policy (does not depend on the client)", other.name()),
             Vec::new(),
@@ -204,6 +240,41 @@ fn pool_view(
         decision: why,
         datacenters,
     }
+}
+
+/// Each endpoint's rank (1 first) for `client`'s network, where a sticky policy orders it:
+/// the pool's own, or its datacenter's in a geo pool.
+fn sticky_ranks(policy: &Policy, client: IpAddr, feedback: &[Feedback]) -> Vec<Option<usize>> {
+    let share =
+        |feedback: &[Feedback], i: usize| feedback.get(i).map_or(1.0, |f| f64::from(f.share));
+    let ranked =
+        |sticky: &Sticky, feedback: &[Feedback], first: usize, out: &mut Vec<Option<usize>>| {
+            let mut order = Order::new();
+            let key = sticky.prefixes.network_key(client);
+            sticky.order(key, &|i| share(feedback, i), usize::MAX, &mut order);
+            for (rank, &i) in order.iter().enumerate() {
+                let at = first + i as usize;
+                if out.len() <= at {
+                    out.resize(at + 1, None);
+                }
+                out[at] = Some(rank + 1);
+            }
+        };
+    let mut out = Vec::new();
+    match policy {
+        Policy::Sticky(sticky) => ranked(sticky, feedback, 0, &mut out),
+        Policy::Geo(geo) => {
+            for dc in &geo.datacenters {
+                if let Policy::Sticky(sticky) = &dc.inner {
+                    let first = dc.endpoints.first().map_or(0, |&e| e as usize);
+                    let own = feedback.get(first..first + dc.endpoints.len());
+                    ranked(sticky, own.unwrap_or_default(), first, &mut out);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 impl fmt::Display for Explanation {
@@ -258,6 +329,18 @@ impl fmt::Display for Explanation {
                     Some(c) => format!("checked by {c}"),
                     None => "no check".into(),
                 });
+                if let Some(rank) = e.sticky_rank {
+                    notes.push(format!("sticky rank {rank}"));
+                }
+                if let Some(share) = e.weight_share {
+                    notes.push(format!("weight share {share:.2}"));
+                }
+                if let Some(ramp) = e.slow_start {
+                    notes.push(format!("slow start {:.0} %", ramp * 100.0));
+                }
+                if let Some(load) = e.load {
+                    notes.push(format!("load {load}"));
+                }
                 let live = if e.live { "live" } else { "not handed out" };
                 writeln!(
                     f,

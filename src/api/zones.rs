@@ -339,7 +339,8 @@ pub async fn delete_pool(
     .await
 }
 
-/// `PATCH /zones/{zone}/pools/{name}/endpoints/{address}`: `weight`, `drain`, `force`.
+/// `PATCH /zones/{zone}/pools/{name}/endpoints/{address}`: `weight`, `drain`, `force`
+/// (written to the zone), `load` (a `least_load` report: served at once, never written).
 pub async fn patch_endpoint(
     AxumState(api): AxumState<Api>,
     Path((zone, name, address)): Path<(String, String, String)>,
@@ -350,8 +351,46 @@ pub async fn patch_endpoint(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{address} is not an IP address")))?;
     let patch = body(patch)?;
-    edit_zone(&api, &zone, &headers, move |doc, o| {
-        edit::patch_endpoint(doc, o, &name, address, &patch)
-    })
-    .await
+    let load = patch.load;
+    if let Some(load) = load
+        && !(load.is_finite() && load >= 0.0)
+    {
+        return Err(ApiError::bad_request("load must be a number of at least 0"));
+    }
+    let durable = patch.weight.is_some() || patch.drain.is_some() || patch.force.is_some();
+    let response = match durable {
+        true => {
+            let name = name.clone();
+            edit_zone(&api, &zone, &headers, move |doc, o| {
+                edit::patch_endpoint(doc, o, &name, address, &patch)
+            })
+            .await?
+        }
+        false => {
+            let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
+            let spec = spec_of(&read_zone(&api, &origin)?)?;
+            let pool = spec
+                .pools
+                .iter()
+                .find(|(k, _)| same_name(&origin, k, &name))
+                .map(|(_, p)| p)
+                .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))?;
+            let mut endpoints = pool
+                .endpoints
+                .iter()
+                .chain(pool.datacenters.iter().flat_map(|d| &d.endpoints));
+            if !endpoints.any(|e| e.address == address) {
+                let what = format!("endpoint {address} in pool {name} not found");
+                return Err(ApiError::not_found(what));
+            }
+            Json(json!({ "address": address, "load": load })).into_response()
+        }
+    };
+    if let Some(load) = load {
+        let control = api.control.clone();
+        tokio::task::spawn_blocking(move || control.report_load(address, load as f32))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(response)
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::Sources;
 use crate::geo::{GeoDb, GeoError};
+use crate::health::feedback::{FeedbackState, Measured};
 use crate::health::{self, HealthView, ProbeKey, ProbeRecords, ProbeReport, ProbeSink, Status};
 use crate::snapshot::{Current, Snapshot};
 use crate::store::{FileStore, Store};
@@ -43,6 +44,8 @@ pub struct Control {
     store: Box<dyn Store>,
     geoip: Option<PathBuf>,
     probes: ProbeRecords,
+    /// Loads, slow starts and latency shares of the adaptive sets, between snapshots.
+    feedback: FeedbackState,
     /// The probes the served zones need, for the prober to follow.
     targets: watch::Sender<Arc<[ProbeKey]>>,
     /// Held while a snapshot is built and published: one writer at a time.
@@ -79,6 +82,7 @@ impl Control {
             store,
             geoip: sources.geoip,
             probes: ProbeRecords::load(sources.health_file),
+            feedback: FeedbackState::default(),
             targets: watch::channel(Arc::from(zones.probes.as_slice())).0,
             writer: Mutex::new(()),
         };
@@ -185,6 +189,49 @@ impl Control {
         self.probes.save_now();
     }
 
+    /// Records the load an endpoint reported (through the API) and serves it at once.
+    pub fn report_load(&self, address: std::net::IpAddr, load: f32) {
+        let writer = self.writer();
+        self.feedback
+            .report_load(address, load, std::time::Instant::now());
+        self.republish(&writer);
+    }
+
+    /// Recomputes the adaptive sets' feedback (slow starts ramp, loads expire, response times
+    /// move) and publishes a new snapshot if it changed. Called every second.
+    pub fn refresh_feedback(&self) {
+        let writer = self.writer();
+        let snapshot = self.current.load();
+        if snapshot.zones.feedback_groups.is_empty() {
+            return;
+        }
+        let feedback = self.feedback_for(&snapshot.zones, &snapshot.health.status);
+        if feedback != snapshot.health.feedback {
+            drop(snapshot);
+            self.republish(&writer);
+        }
+    }
+
+    /// The feedback of `zones`' adaptive sets now, with probe statuses `status`.
+    fn feedback_for(&self, zones: &ZoneSet, status: &[Status]) -> Vec<health::Feedback> {
+        if zones.feedback_groups.is_empty() {
+            return Vec::new();
+        }
+        let rtt = self.probes.rtts(&zones.probes);
+        let measured = Measured { status, rtt: &rtt };
+        let now = std::time::Instant::now();
+        self.feedback
+            .compute(&zones.feedback_groups, zones.feedback_slots, &measured, now)
+    }
+
+    /// Publishes the served zones and database again, with the health as it is now.
+    fn republish(&self, writer: &MutexGuard<'_, ()>) {
+        let snapshot = self.current.load();
+        let (zones, geo) = (snapshot.zones.clone(), snapshot.geo.clone());
+        drop(snapshot);
+        self.publish(writer, zones, geo);
+    }
+
     /// Builds the health view for `zones` from the probe records (carrying each failover set's
     /// active tier over from the served snapshot), prepares the geo pools' steering tables for
     /// `geo`, and publishes the new snapshot. `_writer` proves the caller is the one writer.
@@ -201,7 +248,9 @@ impl Control {
         let mut view = HealthView {
             status: self.probes.statuses(&zones.probes),
             active_tier: Vec::new(),
+            feedback: Vec::new(),
         };
+        view.feedback = self.feedback_for(&zones, &view.status);
         let previous = old.zones.failovers.iter().map(|f| f.id.as_str());
         let sets = zones
             .failovers
@@ -230,8 +279,15 @@ impl ProbeSink for Control {
     /// Records the result; a status change is logged with the pools it affects and published
     /// in a new snapshot.
     fn report(&self, key: &ProbeKey, report: ProbeReport) {
+        let now = std::time::Instant::now();
+        if let Some(load) = report.load {
+            self.feedback.report_load(key.addr, load as f32, now);
+        }
         if !self.probes.record(key, &report) {
             return;
+        }
+        if report.old == Status::Down && report.changed == Some(Status::Up) {
+            self.feedback.recovered(key.addr, now);
         }
         let writer = self.writer();
         let snapshot = self.current.load();
@@ -253,6 +309,23 @@ impl ProbeSink for Control {
         let (zones, geo) = (snapshot.zones.clone(), snapshot.geo.clone());
         drop(snapshot);
         self.publish(&writer, zones, geo);
+    }
+}
+
+/// Refreshes the adaptive sets' feedback every second until `shutdown`: slow starts ramp,
+/// loads expire and response-time shares move between the events that publish anyway.
+pub async fn run_feedback(control: Arc<Control>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let control = control.clone();
+                // The writer lock may be held by a long reload: not on a runtime thread.
+                let _ = tokio::task::spawn_blocking(move || control.refresh_feedback()).await;
+            }
+            _ = shutdown.cancelled() => break,
+        }
     }
 }
 

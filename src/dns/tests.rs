@@ -94,6 +94,28 @@ const ZONE: &str = r#"
     [pools.web]
     policy = "all"
     endpoints = [{ address = "192.0.2.10" }, { address = "192.0.2.11" }, { address = "2001:db8::10" }]
+    [pools.sticky]
+    policy = "sticky"
+    sticky_prefix_v4 = 16
+    endpoints = ["192.0.2.31", { address = "192.0.2.32", weight = 3 }, "192.0.2.33", "2001:db8::31", "2001:db8::32"]
+    [pools.least]
+    policy = "least_load"
+    max_answers = 2
+    endpoints = ["192.0.2.41", "192.0.2.42", "192.0.2.43"]
+    [pools.stickygeo]
+    policy = "geo"
+    [[pools.stickygeo.datacenters]]
+    name = "a"
+    latitude = 40.0
+    longitude = -75.0
+    policy = "sticky"
+    endpoints = ["198.51.100.51", "198.51.100.52", "198.51.100.53"]
+    [[pools.stickygeo.datacenters]]
+    name = "b"
+    latitude = 50.0
+    longitude = 8.0
+    policy = "least_load"
+    endpoints = ["198.51.100.61", "198.51.100.62"]
     [pools.edge]
     policy = "geo"
     [pools.edge.nets]
@@ -175,6 +197,9 @@ fn query(rng: &mut fastrand::Rng) -> Vec<u8> {
         "x.alias.example.test",
         "x.cdn.example.test",
         "y.z.cdn.example.test",
+        "sticky.example.test",
+        "least.example.test",
+        "stickygeo.example.test",
     ];
     let types = [1u16, 28, 2, 6, 15, 16, 33, 257, 5, 255, 43, 12, 99];
     let pick = rng.usize(..names.len());

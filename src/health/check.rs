@@ -34,15 +34,32 @@ fn tls_name(key: &ProbeKey) -> Option<&str> {
     key.check.sni.as_deref().or(key.check.host.as_deref())
 }
 
-/// Runs the check once. `Ok` carries what was seen ("status 200"), `Err` why it failed.
-pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<String, String> {
+/// A check that passed: what was seen ("status 200"), and the load it reported where the
+/// check reads one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passed {
+    pub seen: String,
+    pub load: Option<f64>,
+}
+
+impl Passed {
+    pub fn seen(seen: impl Into<String>) -> Self {
+        Self {
+            seen: seen.into(),
+            load: None,
+        }
+    }
+}
+
+/// Runs the check once. `Ok` carries what was seen, `Err` why it failed.
+pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<Passed, String> {
     let check = &key.check;
     let port = check.port().unwrap_or(0);
     let addr = SocketAddr::new(key.addr, port);
     let timeout = check.timeout();
     if check.kind == CheckKind::Tcp {
         return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => Ok("connected".into()),
+            Ok(Ok(_)) => Ok(Passed::seen("connected")),
             Ok(Err(e)) => Err(io_reason(&e)),
             Err(_) => Err(timed_out(timeout)),
         };
@@ -71,17 +88,44 @@ pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<Str
     if !check.expect.matches(status) {
         return Err(format!("status {status}"));
     }
-    if let Some(needle) = &check.body {
+    let header_load = check.load_header.as_ref().map(|name| {
+        let value = response.headers().get(name.as_str());
+        value.and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok())
+    });
+    let mut passed = Passed::seen(format!("status {status}"));
+    if check.body.is_some() || check.load_json.is_some() {
         let body = match tokio::time::timeout(timeout, response.text()).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err(http_reason(&e)),
             Err(_) => return Err(timed_out(timeout)),
         };
-        if !body.contains(needle.as_str()) {
+        if let Some(needle) = &check.body
+            && !body.contains(needle.as_str())
+        {
             return Err(format!("status {status}, body lacks {needle:?}"));
         }
+        passed.load = check.load_json.as_deref().and_then(|f| json_load(&body, f));
     }
-    Ok(format!("status {status}"))
+    passed.load = passed.load.or(header_load.flatten());
+    if (check.load_header.is_some() || check.load_json.is_some()) && passed.load.is_none() {
+        passed.seen.push_str(", no load in the response");
+    }
+    Ok(passed)
+}
+
+/// The number at `field` (a name or a JSON pointer) of a JSON body; `None` unless it is a
+/// finite number of at least 0.
+fn json_load(body: &str, field: &str) -> Option<f64> {
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    let value = match field.starts_with('/') {
+        true => json.pointer(field)?,
+        false => json.get(field)?,
+    };
+    let load = match value {
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        v => v.as_f64()?,
+    };
+    (load.is_finite() && load >= 0.0).then_some(load)
 }
 
 /// The kind of a failure reported by `run`, for the metrics' `reason` label.
@@ -133,6 +177,16 @@ fn http_reason(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_are_read_from_json_bodies() {
+        let body = r#"{"connections": 17, "stats": {"active": "4.5"}, "bad": -1}"#;
+        assert_eq!(json_load(body, "connections"), Some(17.0));
+        assert_eq!(json_load(body, "/stats/active"), Some(4.5));
+        assert_eq!(json_load(body, "bad"), None);
+        assert_eq!(json_load(body, "missing"), None);
+        assert_eq!(json_load("not json", "connections"), None);
+    }
 
     #[test]
     fn failures_are_classified() {

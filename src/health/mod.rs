@@ -4,6 +4,7 @@
 //! is named only in this module (`check.rs`).
 
 mod check;
+pub mod feedback;
 mod prober;
 mod records;
 pub mod spec;
@@ -66,6 +67,8 @@ pub struct ProbeRecord {
     pub last_latency: Option<std::time::Duration>,
     /// When the last probe finished.
     pub last_checked: Option<std::time::SystemTime>,
+    /// Smoothed response time of the successful probes, in seconds.
+    pub rtt: Option<f64>,
 }
 
 impl Default for ProbeRecord {
@@ -76,6 +79,7 @@ impl Default for ProbeRecord {
             last_result: None,
             last_latency: None,
             last_checked: None,
+            rtt: None,
         }
     }
 }
@@ -191,6 +195,31 @@ pub struct HealthView {
     pub status: Vec<Status>,
     /// The tier each failover set answers from, by failover slot.
     pub active_tier: Vec<u16>,
+    /// What is measured of the endpoints of adaptive sets (latency weights, slow start, least
+    /// load), by feedback slot.
+    pub feedback: Vec<Feedback>,
+}
+
+/// What the policies of an adaptive set read of one endpoint, besides whether it is live.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Feedback {
+    /// The share of its configured weight it has now, in (0, 1]: its response time against
+    /// the fastest's (`weights = "latency"`) times its slow-start ramp.
+    pub share: f32,
+    /// Its last reported load (lower is better), unless older than the pool's `load_ttl`.
+    pub load: Option<f32>,
+    /// How far through its slow start it is, in (0, 1] (a factor of `share`; for `explain`).
+    pub ramp: f32,
+}
+
+impl Default for Feedback {
+    fn default() -> Self {
+        Self {
+            share: 1.0,
+            load: None,
+            ramp: 1.0,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::watch;
 
-use super::{Hysteresis, ProbeKey, ProbeReport, Status, check};
+use super::check::{self, Passed};
+use super::{Hysteresis, ProbeKey, ProbeReport, Status};
 
 /// Where the prober learns what to probe and reports what it found.
 pub trait ProbeSink: Send + Sync + 'static {
@@ -104,7 +105,7 @@ async fn probe(key: ProbeKey, sink: Arc<dyn ProbeSink>, permits: Arc<Semaphore>)
 async fn probe_loop<F, Fut>(key: &ProbeKey, sink: &dyn ProbeSink, permits: &Semaphore, mut run: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<String, String>>,
+    Fut: std::future::Future<Output = Result<Passed, String>>,
 {
     let check = &key.check;
     let interval = check.interval();
@@ -127,11 +128,16 @@ where
             crate::metrics::global()
                 .record_probe_failure(&key.to_string(), super::failure_reason(failure));
         }
+        let (result, load) = match result {
+            Ok(passed) => (Ok(passed.seen), passed.load),
+            Err(failure) => (Err(failure), None),
+        };
         let report = ProbeReport {
             old,
             changed,
             result,
             latency,
+            load,
         };
         sink.report(key, report);
         tokio::time::sleep(interval.mul_f64(0.9 + rng.f64() * 0.2)).await;
@@ -170,7 +176,7 @@ mod tests {
             async move {
                 match (fail_from..fail_until).contains(&t) {
                     true => Err("refused".to_owned()),
-                    false => Ok("connected".to_owned()),
+                    false => Ok(Passed::seen("connected")),
                 }
             }
         };

@@ -20,6 +20,20 @@ pub struct ProbeReport {
     /// What was seen: "status 200", "connection refused"…
     pub result: Result<String, String>,
     pub latency: Duration,
+    /// The load the check's response reported, where it is configured to read one.
+    pub load: Option<f64>,
+}
+
+/// Weight of the newest response time in the smoothed one.
+const RTT_ALPHA: f64 = 0.2;
+
+/// The smoothed response time after one more sample (an exponentially weighted moving
+/// average, seeded by the first sample).
+pub fn smooth(old: Option<f64>, sample: f64) -> f64 {
+    match old {
+        Some(old) => old + RTT_ALPHA * (sample - old),
+        None => sample,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +77,15 @@ impl ProbeRecords {
             .collect()
     }
 
+    /// The smoothed response time of each of `probes`, in order, in seconds.
+    pub fn rtts(&self, probes: &[ProbeKey]) -> Vec<Option<f64>> {
+        let records = self.lock();
+        probes
+            .iter()
+            .map(|k| records.get(k).and_then(|r| r.rtt))
+            .collect()
+    }
+
     /// Every probe's record, for views of the fleet's health.
     pub fn all(&self) -> HashMap<ProbeKey, ProbeRecord> {
         self.lock().clone()
@@ -74,6 +97,9 @@ impl ProbeRecords {
         let mut records = self.lock();
         let record = records.entry(key.clone()).or_default();
         record.last_latency = Some(report.latency);
+        if report.result.is_ok() {
+            record.rtt = Some(smooth(record.rtt, report.latency.as_secs_f64()));
+        }
         record.last_checked = Some(SystemTime::now());
         record.last_result = Some(report.result.clone());
         let Some(new) = report.changed else {

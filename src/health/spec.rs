@@ -54,6 +54,14 @@ pub struct CheckSpec {
     /// Consecutive successes that mark an endpoint up again.
     #[serde(default = "default_rise")]
     pub rise: u32,
+    /// A response header that carries the endpoint's load (a number, lower is better), for
+    /// `least_load` pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_header: Option<String>,
+    /// A field of the JSON response body that carries the load: a name (`"connections"`) or
+    /// a JSON pointer (`"/stats/active"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_json: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,6 +133,19 @@ impl CheckSpec {
         }
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(("method", "an HTTP method such as GET or HEAD".into()));
+        }
+        let reads_load = self.load_header.is_some() || self.load_json.is_some();
+        if reads_load && self.kind == CheckKind::Tcp {
+            return Err((
+                "load_header",
+                "only http and https checks read a load".into(),
+            ));
+        }
+        if self.load_header.is_some() && self.load_json.is_some() {
+            return Err((
+                "load_json",
+                "read the load from a header or the body, not both".into(),
+            ));
         }
         self.expect.validate().map_err(|e| ("expect", e))
     }

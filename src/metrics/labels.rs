@@ -48,6 +48,8 @@ label_set! {
         All => "all",
         Failover => "failover",
         Geo => "geo",
+        Sticky => "sticky",
+        LeastLoad => "least_load",
     }
 }
 

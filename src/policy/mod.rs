@@ -2,11 +2,15 @@
 //! by [`Policy`] in two steps: [`Policy::decide`] (what the order depends on for this client,
 //! made once per query by `resolve::find`) and [`Policy::order_for`] (the endpoints, by that
 //! decision). Policies only order; health filtering and `max_answers` are applied outside.
+//! Weighted policies scale each weight by the endpoint's [`Feedback`] share (latency weights,
+//! slow start) where its set is adaptive.
 
 mod all;
 mod failover;
 pub mod geo;
+mod least_load;
 mod round_robin;
+pub mod sticky;
 mod weighted;
 mod weighted_random;
 
@@ -23,13 +27,15 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::geo::GeoDb;
-use crate::health::HealthView;
+use crate::health::{Feedback, HealthView};
 use crate::metrics::PolicyLabel;
 
 pub use all::All;
 pub use failover::Failover;
 pub use geo::Geo;
+pub use least_load::LeastLoad;
 pub use round_robin::RoundRobin;
+pub use sticky::Sticky;
 pub use weighted::Weighted;
 pub use weighted_random::WeightedRandom;
 
@@ -50,6 +56,20 @@ pub enum PolicyKind {
     Geo,
     /// Ordered tiers: the first tier with an endpoint up answers.
     Failover,
+    /// The same client network gets the same endpoints (weighted rendezvous hashing).
+    Sticky,
+    /// The least loaded (by reported load, per weight) lead, by the power of two choices.
+    LeastLoad,
+}
+
+impl PolicyKind {
+    /// Whether endpoint weights mean anything to it (and so latency weights and slow start).
+    pub fn weighs(self) -> bool {
+        matches!(
+            self,
+            Self::Weighted | Self::WeightedRandom | Self::Sticky | Self::LeastLoad
+        )
+    }
 }
 
 /// Largest weight one endpoint may have; keeps the smooth-WRR cycle small.
@@ -65,6 +85,8 @@ pub enum Policy {
     /// Boxed: far larger than the flat policies.
     Geo(Box<Geo>),
     Failover(Failover),
+    Sticky(Sticky),
+    LeastLoad(LeastLoad),
 }
 
 /// A policy's decision for one client: the datacenter order of a geo pool (empty for the
@@ -150,13 +172,42 @@ pub struct Asking<'a, 'c> {
     pub live: &'a dyn Fn(u32) -> bool,
     /// The query thread's RNG, for randomized policies.
     pub rng: &'a mut fastrand::Rng,
+    /// What is measured of each endpoint, where the set is adaptive; empty where it is not.
+    pub feedback: &'a [Feedback],
+}
+
+impl Asking<'_, '_> {
+    /// The share of its configured weight endpoint `i` has now (1 outside adaptive sets).
+    pub fn share(&self, i: usize) -> f64 {
+        self.feedback.get(i).map_or(1.0, |f| f64::from(f.share))
+    }
+
+    /// Endpoint `i`'s current load, if it has one.
+    pub fn load(&self, i: usize) -> Option<f32> {
+        self.feedback.get(i).and_then(|f| f.load)
+    }
+
+    /// Whether some endpoint's weight is scaled down now.
+    pub fn scaled(&self) -> bool {
+        self.feedback.iter().any(|f| f.share < 1.0)
+    }
+}
+
+/// What a flat policy is built from: its endpoints' addresses and weights, in configured
+/// order, and the pool's sticky prefixes.
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'a> {
+    pub addresses: &'a [IpAddr],
+    /// Each in `1..=MAX_WEIGHT`.
+    pub weights: &'a [u32],
+    pub sticky: sticky::Prefixes,
 }
 
 impl Policy {
-    /// Builds a flat policy for endpoints with these weights (each in `1..=MAX_WEIGHT`).
-    /// `Geo` and `Failover` pools are built from their datacenters and tiers instead (see
-    /// `zone::pool`).
-    pub fn new(kind: PolicyKind, weights: &[u32]) -> Self {
+    /// Builds a flat policy over `members`. `Geo` and `Failover` pools are built from their
+    /// datacenters and tiers instead (see `zone::pool`).
+    pub fn new(kind: PolicyKind, members: Members<'_>) -> Self {
+        let weights = members.weights;
         match kind {
             PolicyKind::Geo | PolicyKind::Failover => {
                 unreachable!("geo and failover pools are built from their datacenters and tiers")
@@ -165,6 +216,10 @@ impl Policy {
             PolicyKind::Weighted => Self::Weighted(Weighted::new(weights)),
             PolicyKind::WeightedRandom => Self::WeightedRandom(WeightedRandom::new(weights)),
             PolicyKind::All => Self::All(All::new(weights.len())),
+            PolicyKind::Sticky => {
+                Self::Sticky(Sticky::new(members.addresses, weights, members.sticky))
+            }
+            PolicyKind::LeastLoad => Self::LeastLoad(LeastLoad::new(weights)),
         }
     }
 
@@ -177,6 +232,8 @@ impl Policy {
             Self::All(p) => p,
             Self::Geo(p) => &**p,
             Self::Failover(p) => p,
+            Self::Sticky(p) => p,
+            Self::LeastLoad(p) => p,
         }
     }
 
@@ -186,38 +243,9 @@ impl Policy {
         self.strategy().decide(Some(cx))
     }
 
-    /// Appends up to `limit` endpoint indices to `out`, best first, for `decision`; `live`
-    /// tells which endpoints may be handed out.
-    pub fn order_for(
-        &self,
-        decision: &Decision,
-        cx: &Context<'_>,
-        live: &dyn Fn(u32) -> bool,
-        rng: &mut fastrand::Rng,
-        limit: usize,
-        out: &mut Order,
-    ) {
-        let mut asking = Asking {
-            decision,
-            cx: Some(cx),
-            live,
-            rng,
-        };
-        self.strategy().order_for(&mut asking, limit, out);
-    }
-
-    /// Appends up to `limit` endpoint indices to `out`, best first, for no client in
-    /// particular (a geo datacenter's inner policy).
-    pub fn order(&self, rng: &mut fastrand::Rng, limit: usize, out: &mut Order) {
-        let strategy = self.strategy();
-        let decision = strategy.decide(None);
-        let mut asking = Asking {
-            decision: &decision,
-            cx: None,
-            live: &|_| true,
-            rng,
-        };
-        strategy.order_for(&mut asking, limit, out);
+    /// Appends up to `limit` endpoint indices to `out`, best first, for `asking`.
+    pub fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        self.strategy().order_for(asking, limit, out);
     }
 
     /// Whether the order is fixed by the snapshot and the decision alone (no rotation,

@@ -5,6 +5,11 @@
 //! The picks repeat with a period of the (gcd-reduced) total weight, so the whole cycle is
 //! computed once when the zone is built; an answer is then one atomic step through it, with
 //! no lock on the query path and exactly the weights over every full cycle.
+//!
+//! While some weight is scaled down (latency weights, slow start) the effective weights are
+//! not integers and change with every measurement, so there is no cycle to precompute: each
+//! step then picks by the golden-ratio sequence over the cumulative effective weights, which
+//! spreads the picks as evenly and in the same long-run proportion.
 
 use super::{Asking, Order, Strategy};
 use crate::metrics::PolicyLabel;
@@ -15,6 +20,7 @@ pub struct Weighted {
     pub(super) n: usize,
     /// The endpoint picked first at each step of one period.
     cycle: Box<[u32]>,
+    weights: Box<[u32]>,
     next: AtomicUsize,
 }
 
@@ -43,6 +49,7 @@ impl Weighted {
         Self {
             n: weights.len(),
             cycle: cycle.into_boxed_slice(),
+            weights: weights.into(),
             next: AtomicUsize::new(0),
         }
     }
@@ -55,6 +62,25 @@ impl Weighted {
         }
         let step = self.next.fetch_add(1, Ordering::Relaxed) % self.cycle.len();
         super::rotated(self.n, self.cycle[step] as usize, limit, out);
+    }
+
+    /// [`Weighted::order`] with each weight scaled by `share`.
+    fn order_scaled(&self, share: &dyn Fn(usize) -> f64, limit: usize, out: &mut Order) {
+        let weights: smallvec::SmallVec<[f64; 16]> = (0..self.n)
+            .map(|i| f64::from(self.weights[i]) * share(i))
+            .collect();
+        let step = self.next.fetch_add(1, Ordering::Relaxed) as f64;
+        // Weyl's sequence: step × (golden ratio − 1) mod 1 is evenly spread for every run of steps.
+        let mut ticket = (step * 0.618_033_988_749_895).fract() * weights.iter().sum::<f64>();
+        let mut pick = self.n - 1;
+        for (i, w) in weights.iter().enumerate() {
+            if ticket < *w {
+                pick = i;
+                break;
+            }
+            ticket -= w;
+        }
+        super::rotated(self.n, pick, limit, out);
     }
 }
 
@@ -71,8 +97,11 @@ impl Strategy for Weighted {
         self.n <= 1
     }
 
-    fn order_for(&self, _asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
-        self.order(limit, out);
+    fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        match asking.scaled() && self.n > 0 {
+            true => self.order_scaled(&|i| asking.share(i), limit, out),
+            false => self.order(limit, out),
+        }
     }
 }
 
@@ -104,6 +133,22 @@ mod tests {
         let picks = firsts(&w, 400);
         assert_eq!(picks.iter().filter(|&&p| p == 0).count(), 300);
         // Smooth: the light endpoint never leads twice in a row.
+        assert!(picks.windows(2).all(|p| !(p[0] == 1 && p[1] == 1)));
+    }
+
+    #[test]
+    fn scaled_weights_keep_their_proportion_and_spread() {
+        let w = Weighted::new(&[1, 1]);
+        let share = |i: usize| if i == 0 { 1.0 } else { 0.25 };
+        let picks: Vec<u32> = (0..1000)
+            .map(|_| {
+                let mut out = Order::new();
+                w.order_scaled(&share, usize::MAX, &mut out);
+                out[0]
+            })
+            .collect();
+        let light = picks.iter().filter(|&&p| p == 1).count();
+        assert!((195..=205).contains(&light), "{light}");
         assert!(picks.windows(2).all(|p| !(p[0] == 1 && p[1] == 1)));
     }
 

@@ -42,6 +42,33 @@ impl WeightedRandom {
         }
         out.truncate(start + limit.min(self.weights.len()));
     }
+
+    /// [`WeightedRandom::order`] with each weight scaled by `share`.
+    fn order_scaled(
+        &self,
+        share: &dyn Fn(usize) -> f64,
+        rng: &mut fastrand::Rng,
+        limit: usize,
+        out: &mut Order,
+    ) {
+        let start = out.len();
+        let mut urn: smallvec::SmallVec<[(f64, u32); 16]> = (0..self.weights.len())
+            .map(|i| (f64::from(self.weights[i]) * share(i), i as u32))
+            .collect();
+        for _ in 0..urn.len().min(limit) {
+            let total: f64 = urn.iter().map(|u| u.0).sum();
+            let mut ticket = rng.f64() * total;
+            let pick = urn
+                .iter()
+                .position(|u| {
+                    ticket -= u.0;
+                    ticket < 0.0
+                })
+                .unwrap_or(urn.len() - 1);
+            out.push(urn.remove(pick).1);
+        }
+        debug_assert!(out.len() - start <= limit);
+    }
 }
 
 impl Strategy for WeightedRandom {
@@ -54,7 +81,13 @@ impl Strategy for WeightedRandom {
     }
 
     fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
-        self.order(asking.rng, limit, out);
+        if asking.scaled() {
+            let feedback = asking.feedback;
+            let share = |i: usize| feedback.get(i).map_or(1.0, |f| f64::from(f.share));
+            self.order_scaled(&share, asking.rng, limit, out);
+        } else {
+            self.order(asking.rng, limit, out);
+        }
     }
 }
 
@@ -73,6 +106,23 @@ mod tests {
             sorted.sort();
             assert_eq!(sorted[..], [0, 1, 2, 3]);
         }
+    }
+
+    #[test]
+    fn scaled_weights_lead_in_proportion() {
+        let p = WeightedRandom::new(&[1, 1]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let share = |i: usize| if i == 0 { 1.0 } else { 0.1 };
+        let n = 50_000;
+        let mut slow = 0;
+        for _ in 0..n {
+            let mut out = Order::new();
+            p.order_scaled(&share, &mut rng, usize::MAX, &mut out);
+            assert_eq!(out.len(), 2);
+            slow += usize::from(out[0] == 1);
+        }
+        let s = slow as f64 / n as f64;
+        assert!((s - 0.1 / 1.1).abs() < 0.01, "{s}");
     }
 
     #[test]

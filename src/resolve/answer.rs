@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::find::{Found, PoolDecision, find_in};
 use super::{Answer, Served};
-use crate::policy::{Context, Decision, Order};
+use crate::policy::{Asking, Context, Decision, Order};
 use crate::snapshot::Snapshot;
 use crate::zone::spec::AllDown;
 use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
@@ -224,8 +224,14 @@ fn pick(
 ) -> Picked {
     order.clear();
     let live = |i: u32| set.live(i, cx.health);
-    set.policy
-        .order_for(decision, cx, &live, rng, usize::MAX, order);
+    let mut asking = Asking {
+        decision,
+        cx: Some(cx),
+        live: &live,
+        rng,
+        feedback: set.feedback(cx.health),
+    };
+    set.policy.order_for(&mut asking, usize::MAX, order);
     *scope = (*scope).max(decision.scope);
     let outcome = match (order.is_empty(), order.iter().any(|&i| live(i))) {
         (true, _) => Picked::NoEndpoints,

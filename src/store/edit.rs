@@ -27,6 +27,8 @@ pub enum EditError {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
+    /// A load report (`least_load`): served at once, not written to the zone.
+    pub load: Option<f64>,
     pub weight: Option<u32>,
     pub drain: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
@@ -348,6 +350,7 @@ endpoints = ["192.0.2.20", "192.0.2.21"] # short form
             weight: Some(5),
             drain: Some(true),
             force: Some(Some(Force::Down)),
+            load: None,
         };
         patch_endpoint(
             &mut doc,

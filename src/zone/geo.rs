@@ -6,17 +6,26 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use super::EndpointSet;
+use super::adaptive;
 use super::build::{BuildError, FieldPath, err};
 use super::pool::{Family, endpoint_set, split_endpoints};
 use super::spec::{DatacenterSpec, GeoMapSpec, PoolSpec};
+use crate::health::feedback::Adapt;
 use crate::policy::geo::{Datacenter, Geo, GeoMap, MAX_DATACENTERS};
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{Members, Policy, PolicyKind};
 
 /// Datacenter names to indices (see [`dc_list`]).
 type DcList<'a> = dyn Fn(&[String], FieldPath) -> Result<Vec<u16>, BuildError> + 'a;
 
-/// One datacenter's pool-level endpoint indices and their weights, for one family.
-type DcEndpoints = (Vec<u32>, Vec<u32>);
+/// One datacenter's endpoints of one family: their pool-level indices, addresses and
+/// weights, and how they adapt.
+#[derive(Default)]
+struct DcEndpoints {
+    indices: Vec<u32>,
+    addresses: Vec<std::net::IpAddr>,
+    weights: Vec<u32>,
+    adapt: Adapt,
+}
 
 const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 
@@ -27,6 +36,8 @@ pub(super) fn build_geo_sets(
     at: &FieldPath,
 ) -> Result<(EndpointSet, EndpointSet), BuildError> {
     let max_datacenters = check_pool(spec, at)?;
+    let kinds: Vec<PolicyKind> = spec.datacenters.iter().map(|dc| dc.policy).collect();
+    let sticky = adaptive::check_pool_settings(spec, &kinds, at)?;
     let mut index: HashMap<&str, u16> = HashMap::new();
     let mut seen = rustc_hash::FxHashSet::default();
     // Per family: the pool's endpoints, and per datacenter its indices and weights.
@@ -42,10 +53,16 @@ pub(super) fn build_geo_sets(
         check_datacenter(dc, &here)?;
         let inherited = dc.check.as_ref().or(spec.check.as_ref());
         let (v4, v6) = split_endpoints(owner, spec, inherited, &dc.endpoints, &here, &mut seen)?;
+        let weights = dc.weights.unwrap_or(spec.weights);
         for ((all, dcs), eps) in families.iter_mut().zip([v4, v6]) {
             let first = all.len() as u32;
-            let weights: Vec<u32> = eps.iter().map(|b| b.weight).collect();
-            dcs.push(((first..first + eps.len() as u32).collect(), weights));
+            let inherited = dc.weights.is_none();
+            dcs.push(DcEndpoints {
+                indices: (first..first + eps.len() as u32).collect(),
+                addresses: adaptive::addresses(&eps),
+                weights: eps.iter().map(|b| b.weight).collect(),
+                adapt: adaptive::adapt(spec, dc.policy, weights, &eps, &here, inherited)?,
+            });
             all.extend(eps);
         }
     }
@@ -74,32 +91,70 @@ pub(super) fn build_geo_sets(
         None => GeoMap::default(),
     };
     let [(v4, v4_dcs), (v6, v6_dcs)] = families;
-    let geo = |dcs: Vec<DcEndpoints>| {
-        let datacenters = spec
-            .datacenters
-            .iter()
-            .zip(dcs)
-            .map(|(dc, (endpoints, weights))| Datacenter {
+    let shared = Shared {
+        nets,
+        map,
+        default,
+        max_datacenters,
+        sticky: kinds.contains(&PolicyKind::Sticky).then_some(sticky),
+    };
+    let sets = (
+        geo_set(spec, &shared, v4, v4_dcs),
+        geo_set(spec, &shared, v6, v6_dcs),
+    );
+    Ok(sets)
+}
+
+/// What the two families' geo policies of a pool share.
+struct Shared {
+    nets: Vec<(IpNet, Vec<u16>)>,
+    map: GeoMap,
+    default: Vec<u16>,
+    max_datacenters: usize,
+    sticky: Option<crate::policy::sticky::Prefixes>,
+}
+
+/// One family's endpoint set of a geo pool: its datacenters, each with its inner policy.
+fn geo_set(spec: &PoolSpec, shared: &Shared, family: Family, dcs: Vec<DcEndpoints>) -> EndpointSet {
+    let adaptive = dcs
+        .iter()
+        .map(|d| {
+            let first = d.indices.first().copied().unwrap_or(0);
+            (first..first + d.indices.len() as u32, d.adapt)
+        })
+        .collect();
+    let datacenters = spec
+        .datacenters
+        .iter()
+        .zip(dcs)
+        .map(|(dc, d)| {
+            let members = Members {
+                addresses: &d.addresses,
+                weights: &d.weights,
+                sticky: shared.sticky.unwrap_or_default(),
+            };
+            Datacenter {
                 name: dc.name.clone(),
                 latitude: dc.latitude,
                 longitude: dc.longitude,
                 position: crate::geo::unit_vector(dc.latitude, dc.longitude),
                 bias_km: dc.bias,
-                inner: Policy::new(dc.policy, &weights),
-                endpoints,
-            })
-            .collect();
-        Policy::Geo(Box::new(Geo {
-            id: Geo::next_id(),
-            datacenters,
-            nets: nets.clone(),
-            map: map.clone(),
-            default: default.clone(),
-            max_datacenters,
-            steering: Default::default(),
-        }))
-    };
-    Ok((endpoint_set(geo(v4_dcs), v4), endpoint_set(geo(v6_dcs), v6)))
+                inner: Policy::new(dc.policy, members),
+                endpoints: d.indices,
+            }
+        })
+        .collect();
+    let geo = Policy::Geo(Box::new(Geo {
+        id: Geo::next_id(),
+        datacenters,
+        nets: shared.nets.clone(),
+        map: shared.map.clone(),
+        default: shared.default.clone(),
+        max_datacenters: shared.max_datacenters,
+        sticky: shared.sticky,
+        steering: Default::default(),
+    }));
+    endpoint_set(geo, family, adaptive)
 }
 
 /// The pool-level fields of a geo pool; returns its `max_datacenters`.
@@ -151,7 +206,7 @@ fn check_datacenter(dc: &DatacenterSpec, here: &FieldPath) -> Result<(), BuildEr
     if matches!(dc.policy, PolicyKind::Geo | PolicyKind::Failover) {
         return Err(err(
             here.key("policy"),
-            "a datacenter orders its endpoints with round_robin, weighted, weighted_random or all",
+            "a datacenter orders its endpoints with round_robin, weighted, weighted_random, all, sticky or least_load",
         ));
     }
     if dc.endpoints.is_empty() {

@@ -3,6 +3,7 @@
 //! changed afterwards, with one exception: a geo pool's steering table, a swappable cell that
 //! the writer path fills for the snapshot's GeoIP database (`Geo::prepare_all`).
 
+mod adaptive;
 mod build;
 mod geo;
 mod key;
@@ -20,7 +21,8 @@ use rustc_hash::FxHashMap;
 pub use hickory_proto::rr::Name;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use crate::health::{EndpointHealth, HealthView, ProbeKey};
+use crate::health::feedback::{Adapt, Group};
+use crate::health::{EndpointHealth, Feedback, HealthView, ProbeKey};
 use crate::policy::Policy;
 use spec::AllDown;
 
@@ -39,6 +41,9 @@ pub struct ZoneSet {
     pub probe_users: Vec<Vec<String>>,
     /// Every failover endpoint set, by failover slot.
     pub failovers: Vec<FailoverSet>,
+    /// Every adaptive group of endpoints, and how many feedback slots they have.
+    pub feedback_groups: Vec<Group>,
+    pub feedback_slots: usize,
 }
 
 /// What the health publisher needs to pick a failover set's active tier.
@@ -117,6 +122,7 @@ impl ZoneSet {
                 }
             }
         }
+        let (feedback_groups, feedback_slots) = adaptive::number_slots(&mut zones);
         Self {
             zones: zones
                 .into_iter()
@@ -125,6 +131,8 @@ impl ZoneSet {
             probes,
             probe_users,
             failovers,
+            feedback_groups,
+            feedback_slots,
         }
     }
 
@@ -270,6 +278,11 @@ pub struct EndpointSet {
     /// path skips their health.
     pub always_live: bool,
     pub policy: Policy,
+    /// The groups of endpoints whose weights or loads follow what is measured, and how; empty
+    /// for most sets.
+    pub adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
+    /// The feedback slot of endpoint 0, for adaptive sets (numbered across all zones).
+    pub feedback: Option<u32>,
 }
 
 impl EndpointSet {
@@ -304,6 +317,16 @@ impl EndpointSet {
             Policy::Geo(geo) => geo.datacenters.get(i).map(|dc| dc.name.as_str()),
             _ => None,
         }
+    }
+
+    /// What is measured of this set's endpoints, by endpoint (empty unless it is adaptive).
+    pub fn feedback<'v>(&self, view: &'v HealthView) -> &'v [Feedback] {
+        self.feedback
+            .and_then(|first| {
+                let first = first as usize;
+                view.feedback.get(first..first + self.records.len())
+            })
+            .unwrap_or_default()
     }
 
     /// Whether a probe has some endpoint of this set down.

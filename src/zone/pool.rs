@@ -13,9 +13,10 @@ use hickory_proto::rr::{Name, RData, Record};
 
 use super::build::{BuildError, FieldPath, err};
 use super::spec::{EndpointCheck, EndpointSpec, PoolSpec};
-use super::{EndpointSet, Pool, geo};
+use super::{EndpointSet, Pool, adaptive, geo};
+use crate::health::feedback::Adapt;
 use crate::health::{CheckSpec, EndpointHealth, ProbeKey};
-use crate::policy::{Failover, MAX_WEIGHT, Policy, PolicyKind};
+use crate::policy::{Failover, MAX_WEIGHT, Members, Policy, PolicyKind};
 
 /// One endpoint, built.
 pub(super) struct Built {
@@ -56,52 +57,7 @@ pub(super) fn build_pool(
     }
     let (v4, v6) = match spec.policy {
         PolicyKind::Geo => geo::build_geo_sets(owner, spec, at)?,
-        kind => {
-            let geo_only = [
-                ("datacenters", !spec.datacenters.is_empty()),
-                ("max_datacenters", spec.max_datacenters.is_some()),
-                ("default", spec.default.is_some()),
-                ("map", spec.map.is_some()),
-                ("nets", !spec.nets.is_empty()),
-            ];
-            if let Some((name, _)) = geo_only.iter().find(|(_, set)| *set) {
-                return Err(err(
-                    at.clone().key(name),
-                    format!("only geo pools have {name} (this pool's policy is not geo)"),
-                ));
-            }
-            if kind != PolicyKind::Failover {
-                if spec.preempt.is_some() {
-                    return Err(err(
-                        at.clone().key("preempt"),
-                        "only failover pools have preempt",
-                    ));
-                }
-                if let Some(i) = spec.endpoints.iter().position(|e| e.tier.is_some()) {
-                    let field = at.clone().key("endpoints").index(i).key("tier");
-                    return Err(err(field, "only failover pools have tiers"));
-                }
-            }
-            if spec.endpoints.is_empty() {
-                return Err(err(
-                    at.clone().key("endpoints"),
-                    "a pool needs at least one endpoint",
-                ));
-            }
-            let (v4, v6) = split_endpoints(
-                owner,
-                spec,
-                spec.check.as_ref(),
-                &spec.endpoints,
-                at,
-                &mut FxHashSet::default(),
-            )?;
-            let policy = |family: &Family| match kind {
-                PolicyKind::Failover => Policy::Failover(failover(spec, family)),
-                flat => Policy::new(flat, &family.iter().map(|b| b.weight).collect::<Vec<_>>()),
-            };
-            (endpoint_set(policy(&v4), v4), endpoint_set(policy(&v6), v6))
-        }
+        kind => flat_sets(owner, spec, kind, at)?,
     };
     let datacenters: Vec<&str> = match spec.policy {
         PolicyKind::Geo => spec.datacenters.iter().map(|d| d.name.as_str()).collect(),
@@ -119,6 +75,74 @@ pub(super) fn build_pool(
         v4,
         v6,
     })
+}
+
+/// Both families' endpoint sets of a pool without datacenters (every policy but `geo`).
+fn flat_sets(
+    owner: &Name,
+    spec: &PoolSpec,
+    kind: PolicyKind,
+    at: &FieldPath,
+) -> Result<(EndpointSet, EndpointSet), BuildError> {
+    let geo_only = [
+        ("datacenters", !spec.datacenters.is_empty()),
+        ("max_datacenters", spec.max_datacenters.is_some()),
+        ("default", spec.default.is_some()),
+        ("map", spec.map.is_some()),
+        ("nets", !spec.nets.is_empty()),
+    ];
+    if let Some((name, _)) = geo_only.iter().find(|(_, set)| *set) {
+        return Err(err(
+            at.clone().key(name),
+            format!("only geo pools have {name} (this pool's policy is not geo)"),
+        ));
+    }
+    if kind != PolicyKind::Failover {
+        if spec.preempt.is_some() {
+            return Err(err(
+                at.clone().key("preempt"),
+                "only failover pools have preempt",
+            ));
+        }
+        if let Some(i) = spec.endpoints.iter().position(|e| e.tier.is_some()) {
+            let field = at.clone().key("endpoints").index(i).key("tier");
+            return Err(err(field, "only failover pools have tiers"));
+        }
+    }
+    if spec.endpoints.is_empty() {
+        return Err(err(
+            at.clone().key("endpoints"),
+            "a pool needs at least one endpoint",
+        ));
+    }
+    let sticky = adaptive::check_pool_settings(spec, &[kind], at)?;
+    let (v4, v6) = split_endpoints(
+        owner,
+        spec,
+        spec.check.as_ref(),
+        &spec.endpoints,
+        at,
+        &mut FxHashSet::default(),
+    )?;
+    let set = |family: Family| -> Result<EndpointSet, BuildError> {
+        let adapt = adaptive::adapt(spec, kind, spec.weights, &family, at, false)?;
+        let policy = match kind {
+            PolicyKind::Failover => Policy::Failover(failover(spec, &family)),
+            flat => {
+                let weights: Vec<u32> = family.iter().map(|b| b.weight).collect();
+                let addresses = adaptive::addresses(&family);
+                let members = Members {
+                    addresses: &addresses,
+                    weights: &weights,
+                    sticky,
+                };
+                Policy::new(flat, members)
+            }
+        };
+        let groups = vec![(0..family.len() as u32, adapt)];
+        Ok(endpoint_set(policy, family, groups))
+    };
+    Ok((set(v4)?, set(v6)?))
 }
 
 /// `owner` as written in the zone file: relative to the origin, `@` for the apex.
@@ -152,9 +176,18 @@ fn failover(spec: &PoolSpec, family: &Family) -> Failover {
     }
 }
 
-pub(super) fn endpoint_set(policy: Policy, family: Family) -> EndpointSet {
+/// An endpoint set of `family` ordered by `policy`; `adaptive` says how each group of its
+/// endpoints adapts (groups that do not are dropped).
+pub(super) fn endpoint_set(
+    policy: Policy,
+    family: Family,
+    mut adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
+) -> EndpointSet {
+    adaptive.retain(|(range, adapt)| adapt.any() && !range.is_empty());
     let mut rdata = Vec::new();
     let mut set = EndpointSet {
+        adaptive,
+        feedback: None,
         records: Vec::with_capacity(family.len()),
         rdata: Box::default(),
         health: Vec::with_capacity(family.len()),

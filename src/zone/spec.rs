@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::health::Force;
-use crate::health::spec::CheckSpec;
+use crate::health::spec::{CheckSpec, Millis};
 use crate::policy::PolicyKind;
 
 /// One zone file. Unknown fields are errors.
@@ -131,6 +131,41 @@ pub struct PoolSpec {
     /// While some endpoint is down the TTL is halved, but not below this.
     #[serde(default = "default_min_ttl")]
     pub min_ttl: u32,
+    /// `latency`: effective weights follow the probes' response times (weighted policies).
+    #[serde(default, skip_serializing_if = "WeightsFrom::is_static")]
+    pub weights: WeightsFrom,
+    /// With latency weights: the least share of its weight a slow endpoint keeps (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_share: Option<f64>,
+    /// An endpoint that comes back up or is added ramps its weight up over this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<Millis>,
+    /// `least_load`: a load older than this is ignored (default 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_ttl: Option<Millis>,
+    /// `sticky`: how much of an IPv4 client address picks its endpoints (default 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_prefix_v4: Option<u8>,
+    /// `sticky`: how much of an IPv6 client address picks its endpoints (default 56).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_prefix_v6: Option<u8>,
+}
+
+/// Where effective weights come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsFrom {
+    /// The configured weights.
+    #[default]
+    Static,
+    /// The configured weights scaled by response time against the fastest endpoint's.
+    Latency,
+}
+
+impl WeightsFrom {
+    fn is_static(&self) -> bool {
+        *self == Self::Static
+    }
 }
 
 pub fn default_min_ttl() -> u32 {
@@ -153,6 +188,9 @@ pub struct DatacenterSpec {
     /// How the datacenter orders its own endpoints (not `geo`).
     #[serde(default)]
     pub policy: PolicyKind,
+    /// Where its effective weights come from; the pool's `weights` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsFrom>,
     /// The check this datacenter's endpoints inherit (over the pool's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckSpec>,

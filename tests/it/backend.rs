@@ -1,10 +1,11 @@
 //! A tiny HTTP backend on a loopback address that a test switches between healthy, failing
-//! (500), slow, alternating and closed, and that counts the requests it gets.
+//! (500), slow, alternating and closed, and that counts the requests it gets. It can answer
+//! after a delay (±20 % jitter) and report a load in an `X-Load` header.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,16 @@ pub struct Backend {
     mode: Arc<AtomicU8>,
     requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    tuning: Arc<Tuning>,
+}
+
+/// How a healthy answer is given.
+#[derive(Default)]
+struct Tuning {
+    /// Delay before answering, in µs (each answer ±20 %).
+    delay_us: AtomicU64,
+    /// The `X-Load` header's value + 1 (0: no header).
+    load: AtomicU64,
 }
 
 impl Backend {
@@ -34,14 +45,30 @@ impl Backend {
         let mode = Arc::new(AtomicU8::new(Mode::Healthy as u8));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, r, s) = (mode.clone(), requests.clone(), stop.clone());
-        std::thread::spawn(move || serve(listener, addr, m, r, s));
+        let tuning = Arc::new(Tuning::default());
+        let (m, r, s, t) = (mode.clone(), requests.clone(), stop.clone(), tuning.clone());
+        std::thread::spawn(move || serve(listener, addr, m, r, s, t));
         Self {
             addr,
             mode,
             requests,
             stop,
+            tuning,
         }
+    }
+
+    /// Answers after about this long (±20 %, a new draw each time).
+    pub fn set_delay(&self, delay: Duration) {
+        self.tuning
+            .delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Reports this load in an `X-Load` header (`None`: no header).
+    pub fn set_load(&self, load: Option<u64>) {
+        self.tuning
+            .load
+            .store(load.map_or(0, |l| l + 1), Ordering::SeqCst);
     }
 
     pub fn set(&self, mode: Mode) {
@@ -65,7 +92,9 @@ fn serve(
     mode: Arc<AtomicU8>,
     requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    tuning: Arc<Tuning>,
 ) {
+    let mut rng = fastrand::Rng::with_seed(u64::from(addr.port()));
     let mut listener = Some(listener);
     let mut turn = 0usize;
     while !stop.load(Ordering::SeqCst) {
@@ -111,9 +140,18 @@ fn serve(
             }
             _ => "200 OK",
         };
+        let delay = tuning.delay_us.load(Ordering::SeqCst) as f64;
+        if delay > 0.0 {
+            let jittered = delay * (0.8 + 0.4 * rng.f64());
+            std::thread::sleep(Duration::from_micros(jittered as u64));
+        }
+        let load = match tuning.load.load(Ordering::SeqCst) {
+            0 => String::new(),
+            l => format!("X-Load: {}\r\n", l - 1),
+        };
         let _ = write!(
             stream,
-            "HTTP/1.1 {status}\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy"
+            "HTTP/1.1 {status}\r\n{load}Content-Length: 7\r\nConnection: close\r\n\r\nhealthy"
         );
     }
 }

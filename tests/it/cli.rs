@@ -78,6 +78,49 @@ fn check_names_file_line_and_field() {
             "[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n".to_owned(),
             "ns: a zone needs at least one NS",
         ),
+        // The adaptive policies' settings, where they do not apply.
+        (
+            format!("{base}[pools.www]\nweights = \"latency\"\nendpoints = [\"192.0.2.1\"]\n"),
+            "pools.www.weights: latency weights need a weighted policy",
+        ),
+        (
+            format!(
+                "{base}[pools.www]\npolicy = \"weighted\"\nweights = \"latency\"\nendpoints = [\"192.0.2.1\"]\n"
+            ),
+            "pools.www.weights: latency weights need a health check",
+        ),
+        (
+            format!(
+                "{base}[pools.www]\npolicy = \"weighted\"\nmin_share = 0.5\nendpoints = [\"192.0.2.1\"]\n"
+            ),
+            "pools.www.min_share: only with weights = \"latency\"",
+        ),
+        (
+            format!("{base}[pools.www]\nslow_start = \"30s\"\nendpoints = [\"192.0.2.1\"]\n"),
+            "pools.www.slow_start: slow start needs a weighted policy",
+        ),
+        (
+            format!(
+                "{base}[pools.www]\npolicy = \"weighted\"\nload_ttl = \"30s\"\nendpoints = [\"192.0.2.1\"]\n"
+            ),
+            "pools.www.load_ttl: only least_load pools read loads",
+        ),
+        (
+            format!(
+                "{base}[pools.www]\npolicy = \"sticky\"\nsticky_prefix_v4 = 33\nendpoints = [\"192.0.2.1\"]\n"
+            ),
+            "pools.www.sticky_prefix_v4: must be at most 32",
+        ),
+        (
+            format!("{base}[pools.www]\nsticky_prefix_v6 = 48\nendpoints = [\"192.0.2.1\"]\n"),
+            "pools.www.sticky_prefix_v6: only sticky pools",
+        ),
+        (
+            format!(
+                "{base}[pools.www]\ncheck = {{ type = \"tcp\", port = 80, load_header = \"X-Load\" }}\nendpoints = [\"192.0.2.1\"]\n"
+            ),
+            "pools.www.check.load_header: only http and https checks read a load",
+        ),
     ];
     for (zone, want) in cases {
         let (ok, stderr) = check_broken(&zone);

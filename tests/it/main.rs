@@ -1,5 +1,6 @@
 //! Integration tests: the real binary on loopback, queried with dig.
 
+mod adaptive;
 mod api;
 mod authoritative;
 mod backend;

@@ -58,6 +58,8 @@ pub struct Geo {
     /// For clients that cannot be located.
     pub default: Vec<u16>,
     pub max_datacenters: usize,
+    /// The prefixes of the sticky inner policies, where some datacenter has one.
+    pub sticky: Option<super::sticky::Prefixes>,
     /// The datacenter order of every database network, once [`Geo::prepare_all`] has built it for
     /// the snapshot's database (`steer`). Swapped, not locked: the query path only loads it.
     pub steering: crate::cell::Swappable<Steering>,
@@ -167,25 +169,35 @@ impl Geo {
             .take(self.max_datacenters)
     }
 
-    /// Appends up to `limit` pool endpoint indices: from the serving datacenters of `order`,
-    /// each ordering its own endpoints with its inner policy.
-    pub fn order(
-        &self,
-        order: &[u8],
-        live: &dyn Fn(u32) -> bool,
-        rng: &mut fastrand::Rng,
-        limit: usize,
-        out: &mut Order,
-    ) {
-        for dc in self.serving(order, live) {
+    /// Appends up to `limit` pool endpoint indices: from the serving datacenters of the
+    /// decision's order, each ordering its own endpoints with its inner policy for the same
+    /// client.
+    pub fn order(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
+        let outer_live = asking.live;
+        for dc in self.serving(asking.decision.order(), outer_live) {
             let room = limit.saturating_sub(out.len());
             if room == 0 {
                 break;
             }
             let dc = &self.datacenters[usize::from(dc)];
-            // The inner policy writes this datacenter's own indices; map them to the pool's.
+            // The inner policy sees this datacenter's own indices; map them to the pool's. A
+            // datacenter's endpoints are consecutive in the pool.
+            let first = dc.endpoints.first().map_or(0, |&e| e as usize);
+            let feedback = asking
+                .feedback
+                .get(first..first + dc.endpoints.len())
+                .unwrap_or_default();
+            let live = |i: u32| outer_live(dc.endpoints[i as usize]);
+            let decision = dc.inner.strategy().decide(asking.cx);
+            let mut inner = Asking {
+                decision: &decision,
+                cx: asking.cx,
+                live: &live,
+                rng: asking.rng,
+                feedback,
+            };
             let start = out.len();
-            dc.inner.order(rng, room, out);
+            dc.inner.order_for(&mut inner, room, out);
             for i in &mut out[start..] {
                 *i = dc.endpoints[*i as usize];
             }
@@ -203,18 +215,23 @@ impl Strategy for Geo {
         self.datacenters.iter().all(|dc| dc.inner.fixed())
     }
 
-    /// Without a client (a geo pool as an inner policy) it decides as for one it cannot
-    /// locate.
+    /// Without a client it decides as for one it cannot locate. Where a datacenter's inner
+    /// policy is sticky, the answer depends on the client's network too.
     fn decide(&self, cx: Option<&Context<'_>>) -> Decision {
         match cx {
-            Some(cx) => Geo::decide(self, cx.addr, cx.geo),
+            Some(cx) => {
+                let mut decision = Geo::decide(self, cx.addr, cx.geo);
+                if let Some(sticky) = &self.sticky {
+                    decision.scope = decision.scope.max(sticky.of(cx.addr));
+                }
+                decision
+            }
             None => Geo::decide(self, IpAddr::from([0, 0, 0, 0]), None),
         }
     }
 
     fn order_for(&self, asking: &mut Asking<'_, '_>, limit: usize, out: &mut Order) {
-        let order = asking.decision.order();
-        self.order(order, asking.live, asking.rng, limit, out);
+        self.order(asking, limit, out);
     }
 }
 

@@ -30,7 +30,14 @@ fn order_for(
     out: &mut Order,
 ) {
     let d = g.decide(client, None);
-    g.order(d.order(), live, rng, limit, out);
+    let mut asking = Asking {
+        decision: &d,
+        cx: None,
+        live,
+        rng,
+        feedback: &[],
+    };
+    g.order(&mut asking, limit, out);
 }
 
 fn dc(name: &str, lat: f64, lon: f64, bias_km: f64, first: u32) -> Datacenter {
@@ -60,6 +67,7 @@ fn pool() -> Geo {
         map: GeoMap::default(),
         default: vec![0],
         max_datacenters: 1,
+        sticky: None,
         steering: Default::default(),
     }
 }
