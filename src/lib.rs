@@ -93,6 +93,7 @@ pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod resolve;
+pub mod simulate;
 pub mod snapshot;
 pub mod store;
 pub mod sys;

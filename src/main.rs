@@ -53,6 +53,21 @@ enum Command {
         #[arg(default_value = "A")]
         rtype: String,
     },
+    /// Show how clients would move between datacenters and endpoints with a changed zone file
+    /// or GeoIP database, before making the change.
+    Simulate {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
+        /// A changed zone file, `<origin>.toml`, in place of the served one.
+        #[arg(long)]
+        zone: Option<PathBuf>,
+        /// A different GeoIP database in place of the configured one.
+        #[arg(long)]
+        geoip: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +90,12 @@ fn main() -> std::process::ExitCode {
             name,
             rtype,
         } => explain(&config, client, &name, &rtype),
+        Command::Simulate {
+            config,
+            zone,
+            geoip,
+            json,
+        } => simulate(&config, zone.as_deref(), geoip.as_deref(), json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -149,6 +170,40 @@ fn explain(path: &Path, client: std::net::IpAddr, name: &str, rtype: &str) -> an
         "{}",
         meridian::explain::explain(&state.snapshot(), &name, rtype, client)
     );
+    Ok(())
+}
+
+fn simulate(
+    path: &Path,
+    zone: Option<&Path>,
+    geoip: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (_, state) = load(path)?;
+    let changed = zone
+        .map(|file| -> anyhow::Result<_> {
+            let origin = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".toml"))
+                .with_context(|| format!("{}: name the file <origin>.toml", file.display()))?;
+            let mut origin = hickory_proto::rr::Name::from_ascii(origin)
+                .with_context(|| format!("{origin} is not a domain name"))?;
+            origin.set_fqdn(true);
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            Ok((origin.to_lowercase(), text))
+        })
+        .transpose()?;
+    let zone = changed
+        .as_ref()
+        .map(|(origin, text)| (origin, text.as_str()));
+    let after = state.preview(zone, geoip)?;
+    let report = meridian::simulate::simulate(&state.snapshot(), &after);
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{report}"),
+    }
     Ok(())
 }
 

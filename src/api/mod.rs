@@ -6,6 +6,7 @@
 
 mod auth;
 mod ops;
+mod simulate;
 mod status;
 mod zones;
 
@@ -137,6 +138,7 @@ pub fn router(control: Arc<Control>, tokens: Tokens) -> axum::Router {
         )
         .route("/health", get(status::health))
         .route("/explain", get(status::explain))
+        .route("/simulate", get(simulate::get).post(simulate::post))
         .route("/reload", post(status::reload))
         .route("/openapi.json", get(status::openapi));
     axum::Router::new()

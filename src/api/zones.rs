@@ -34,7 +34,7 @@ fn serial_of(text: &str) -> Option<u32> {
 }
 
 /// The zone's current TOML text, or 404 (409 for a zone served from a master file alone).
-fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
+pub(super) fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
     let store = api.control.store();
     match store.read(origin) {
         Ok(Some(text)) => Ok(text),
@@ -124,7 +124,7 @@ fn zone_name(zone: &str) -> Result<Name, ApiError> {
 }
 
 /// The zone in the path, if the request's token may use it with `scope`.
-fn authorize(
+pub(super) fn authorize(
     api: &Api,
     zone: &str,
     headers: &HeaderMap,

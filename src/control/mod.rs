@@ -168,6 +168,31 @@ impl Control {
         Ok(Some(description))
     }
 
+    /// The snapshot a change would give, built but not served (for `simulate`): the served
+    /// zones with `zone`'s document replaced by the text given, and the served database or
+    /// the one at `geoip`. Health and measurements are left out (every endpoint live).
+    pub fn preview(
+        &self,
+        zone: Option<(&zone::Name, &str)>,
+        geoip: Option<&Path>,
+    ) -> Result<Snapshot, LoadError> {
+        let current = self.current.load();
+        let zones = match zone {
+            Some((origin, text)) => Arc::new(self.store.load_with(origin, Some(text))?),
+            None => current.zones.clone(),
+        };
+        let geo = match geoip {
+            Some(path) => Some(Arc::new(GeoDb::open(path)?)),
+            None => current.geo.clone(),
+        };
+        Ok(Snapshot {
+            generation: 0,
+            zones,
+            geo,
+            health: Arc::default(),
+        })
+    }
+
     /// The configured database path, if any.
     pub fn geoip_path(&self) -> Option<&Path> {
         self.geoip.as_deref()

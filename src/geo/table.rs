@@ -183,6 +183,39 @@ pub struct NetworkTable {
     pub generation: u64,
 }
 
+impl super::GeoDb {
+    /// Every IPv4 network of the database, in address order, as (first address, prefix
+    /// length, country); `None` if the database cannot be walked. Gaps are networks it does
+    /// not have.
+    pub fn ipv4_networks(&self) -> Option<Vec<(u32, u8, Option<super::Code>)>> {
+        let options = maxminddb::WithinOptions::default();
+        let mut out = Vec::new();
+        let mut countries: rustc_hash::FxHashMap<usize, Option<super::Code>> = Default::default();
+        for found in self
+            .reader
+            .within("0.0.0.0/0".parse().ok()?, options)
+            .ok()?
+        {
+            let found = found.ok()?;
+            let network = found.network().ok()?;
+            let IpAddr::V4(start) = network.network() else {
+                continue;
+            };
+            let country = match found.offset() {
+                Some(offset) => *countries.entry(offset).or_insert_with(|| {
+                    match found.decode::<super::Record<'_>>() {
+                        Ok(Some(record)) => super::to_location(record).and_then(|l| l.country),
+                        _ => None,
+                    }
+                }),
+                None => None,
+            };
+            out.push((u32::from(start), network.prefix(), country));
+        }
+        Some(out)
+    }
+}
+
 /// What the table walk visits: IPv4 from its own subtree; with an IPv6 database, the 96
 /// networks that make up ::/0 without ::/96 (the IPv4 subtree again, which the IPv4 walk
 /// already covered), in address order. Each as (CIDR, first address, last address).

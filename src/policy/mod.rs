@@ -258,6 +258,17 @@ impl Policy {
         self.strategy().name()
     }
 
+    /// Whether each client gets one order from it, within a snapshot: no rotation, cycle or
+    /// draw (a sticky pool's order is its client network's; a geo pool's is its client's
+    /// datacenters', each ordered so).
+    pub fn per_client(&self) -> bool {
+        match self {
+            Self::Sticky(_) => true,
+            Self::Geo(geo) => geo.datacenters.iter().all(|dc| dc.inner.per_client()),
+            other => other.fixed(),
+        }
+    }
+
     /// How the metrics count answers of this policy.
     pub fn label(&self) -> PolicyLabel {
         self.strategy().label()

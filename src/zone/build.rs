@@ -340,7 +340,8 @@ fn check_pools_above_cuts(origin: &Name, nodes: &Nodes) -> Result<(), BuildError
     for (name, node) in nodes {
         if node.pool.is_some() {
             let mut above = name.clone();
-            while above != *origin {
+            // By depth, not by equality: a name outside the origin must not loop at the root.
+            while above.num_labels() > origin.num_labels() {
                 if nodes.get(&above).is_some_and(|n| n.is_cut) {
                     return Err(err(
                         field("pools"),

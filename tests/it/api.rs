@@ -169,6 +169,7 @@ fn every_endpoint_happy_path_shows_in_dns() {
         "/zones/{zone}/pools/{name}/endpoints/{address}",
         "/health",
         "/explain",
+        "/simulate",
         "/reload",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");

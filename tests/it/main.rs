@@ -15,4 +15,5 @@ mod policies;
 mod ratelimit;
 mod reload;
 mod robustness;
+mod simulate;
 mod wildcard;
