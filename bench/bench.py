@@ -3,6 +3,11 @@
 Meridian, gdnsd (geo) and Knot (static), plus a minimal reflector as the physical limit, one
 server at a time on loopback, server pinned to CPU 0 and dnsperf to CPU 1. Prints one table.
 Run it through bench/run.sh (which installs what it needs and isolates the network).
+
+Query sets: `plain` and `ecs` (the mix above, without and with a Client Subnet from many
+networks); `rr` and `sticky` (Meridian only: one flat pool of eight endpoints per family,
+round-robin or sticky, asked with a Client Subnet from many networks), whose ratio is the cost
+of sticky hashing: bench/run.sh --servers meridian --qsets rr,sticky
 """
 import argparse
 import os
@@ -54,6 +59,11 @@ def gen_data(data, geoip):
                         + [f'{{ address = "{v6}{i}" }}' for i in range(1, 5)])
         pool.append(f"[[pools.www.datacenters]]\nname = \"{name}\"\nlatitude = {lat}\n"
                     f"longitude = {lon}\npolicy = \"all\"\nendpoints = [{eps}]\n")
+    # Flat pools of the same eight endpoints, for the policy query sets.
+    flat = ", ".join([f'"192.0.2.{i}"' for i in range(11, 19)] + [f'"2001:db8::{i}"' for i in range(11, 19)])
+    for policy in ("round_robin", "sticky"):
+        pool.append(f"[pools.{policy.replace('_', '')}]\npolicy = \"{policy}\"\nttl = 30\n"
+                    f"endpoints = [{flat}]\n")
     write(f"{data}/meridian/zones/example.test.toml", "".join(pool))
     write(f"{data}/meridian/meridian.toml",
           f"[server]\nlisten = [\"127.0.0.1:{PORTS['meridian']}\"]\nudp_workers = 1\n"
@@ -146,6 +156,13 @@ zone:
         out[-2:] = struct.pack("!H", len(msg))
         out += msg
     write(f"{data}/queries-ecs.bin", bytes(out), "wb")
+    # The policy sets: one pool's name, A and AAAA, with a Client Subnet from many networks.
+    for qset, name in (("rr", "roundrobin.example.test"), ("sticky", "sticky.example.test")):
+        out = bytearray()
+        for i in range(100_000):
+            msg = wire_query(i & 0xFFFF, name, rng.choice(["A", "AAAA"]), ecs(rng))
+            out += struct.pack("!H", len(msg)) + msg
+        write(f"{data}/queries-{qset}.bin", bytes(out), "wb")
 
 
 def public_v4(rng):
@@ -229,7 +246,7 @@ def rss_mib(pid):
 def dnsperf(port, qset, data, seconds, rate=None, verbose=False):
     args = ["taskset", "-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-l", str(seconds),
             "-c", "10", "-T", "1", "-q", "500", "-t", "1"]
-    args += ["-B", "-d", f"{data}/queries-ecs.bin"] if qset == "ecs" else ["-d", f"{data}/queries.txt"]
+    args += ["-d", f"{data}/queries.txt"] if qset == "plain" else ["-B", "-d", f"{data}/queries-{qset}.bin"]
     if rate:
         args += ["-Q", str(rate)]
     if verbose:
@@ -321,6 +338,10 @@ def main():
         ratio = f"{ours['per_core'] / m['per_core']:.2f}×" if ours and m["per_core"] else "-"
         print(f"| {server} | {qset} | {m['qps']:,.0f} | {m['cpu'] * 100:.0f} % | {m['per_core']:,.0f} | "
               f"{m['p50']:.0f} / {m['p99']:.0f} | {m['rss']:.1f} | {ratio} |")
+    rr, sticky = med.get(("meridian", "rr")), med.get(("meridian", "sticky"))
+    if rr and sticky and rr["per_core"]:
+        print()
+        print(f"sticky ÷ round-robin, queries per server-core-second: {sticky['per_core'] / rr['per_core']:.2f}×")
 
 
 if __name__ == "__main__":

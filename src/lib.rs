@@ -15,6 +15,8 @@
 //!   (response rate limiting), `querylog`.
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
 //!   `resolve::find` and policy decision as a query.
+//! - [`simulate`]: what a changed zone, pool or GeoIP database would do to the clients
+//!   (`meridian simulate`): the address space between datacenters, answers between endpoints.
 //! - [`control`]: the one writer path. Reload, API edits, probe results and GeoIP reloads build
 //!   a new snapshot and publish it, one writer at a time, reading and writing zones through
 //!   [`store::Store`].
@@ -33,12 +35,15 @@
 //! - [`policy`]: how a pool orders its endpoints, one policy per file implementing
 //!   `policy::Strategy`, behind the `Policy` enum (`geo`: `decide` ranks datacenters by `nets`,
 //!   `map` and distance, `rank` explains it, `steer` builds steering tables; `failover` reads
-//!   the active tier).
+//!   the active tier; `sticky` hashes the client's network). Weighted policies scale weights
+//!   by the endpoints' `health::Feedback` where their set is adaptive.
 //! - [`geo`]: where a client is (maxminddb named only here), great-circle distance,
 //!   `geo::table` (every database network given a value, merged into runs), the file watcher.
 //! - [`health`]: checks (TCP, HTTP, HTTPS; reqwest named only here), rise/fall hysteresis, the
 //!   prober (reporting through `health::ProbeSink`), probe records with readiness and the state
-//!   file, failover tiers, and the [`health::HealthView`] the query path reads.
+//!   file, failover tiers, `feedback` (latency shares, slow-start ramps, reported loads,
+//!   recomputed by `control` on every publish and each second), and the
+//!   [`health::HealthView`] the query path reads.
 //! - [`metrics`]: counters the query path bumps as relaxed atomics, label sets declared once
 //!   (`metrics::Transport`, `metrics::PolicyLabel`), and the text exposition; a leaf.
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
@@ -70,7 +75,7 @@
 //! One file under `src/policy/` with its struct and its `Strategy` impl (`name`, `label`,
 //! `fixed`, `order_for`, and `decide` if the order depends on the client); a variant in
 //! `PolicyKind` (the zone-file name) and in `Policy` with its arm in `Policy::strategy` (the one
-//! dispatch) and in `Policy::new` (construction from weights); its label in
+//! dispatch) and in `Policy::new` (construction from `policy::Members`); its label in
 //! `metrics::PolicyLabel`, which `label` must name. Nothing in `resolve` or `dns` changes: the
 //! decision `find` makes and the memo key follow from `decide` and `fixed`.
 //!

@@ -122,6 +122,9 @@ fn context(snapshot: &Snapshot, client: IpAddr) -> Context<'_> {
 }
 
 #[cfg(test)]
+mod policy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
