@@ -304,13 +304,17 @@ pub async fn get_pool(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (origin, text, spec) = read_authorized(&api, &zone, &headers)?;
-    let found = spec
-        .pools
-        .into_iter()
-        .find(|(k, _)| same_name(&origin, k, &name))
-        .map(|(_, p)| p)
-        .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))?;
+    let found = pool_of(spec, &origin, &name)?;
     Ok(([(header::ETAG, etag(&text))], Json(found)).into_response())
+}
+
+/// Pool `name` of the zone `spec` of `origin`, or 404.
+fn pool_of(spec: ZoneSpec, origin: &Name, name: &str) -> Result<PoolSpec, ApiError> {
+    spec.pools
+        .into_iter()
+        .find(|(k, _)| same_name(origin, k, name))
+        .map(|(_, p)| p)
+        .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))
 }
 
 /// `PUT /zones/{zone}/pools/{name}`.
@@ -368,13 +372,7 @@ pub async fn patch_endpoint(
         }
         false => {
             let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-            let spec = spec_of(&read_zone(&api, &origin)?)?;
-            let pool = spec
-                .pools
-                .iter()
-                .find(|(k, _)| same_name(&origin, k, &name))
-                .map(|(_, p)| p)
-                .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))?;
+            let pool = pool_of(spec_of(&read_zone(&api, &origin)?)?, &origin, &name)?;
             let mut endpoints = pool
                 .endpoints
                 .iter()
