@@ -1,6 +1,7 @@
-//! Raw datagrams through the whole answer path, with wildcards, a geo pool steered by ECS,
-//! CNAMEs, cookies and NSID in play: never a panic, and a UDP worker's memoized reply is the
-//! byte-for-byte reply a fresh answer gives.
+//! Raw datagrams through the whole answer path, with wildcards, a geo pool steered by ECS
+//! (one datacenter sticky), sticky and least-load pools, CNAMEs, cookies and NSID in play:
+//! never a panic, and a UDP worker's memoized reply is the byte-for-byte reply a fresh answer
+//! gives.
 #![no_main]
 
 use std::cell::RefCell;
@@ -41,6 +42,12 @@ data = ["ns.sub"]
 [pools.www]
 policy = "all"
 endpoints = ["192.0.2.10", "2001:db8::10"]
+[pools.sticky]
+policy = "sticky"
+endpoints = ["192.0.2.31", { address = "192.0.2.32", weight = 3 }, "2001:db8::31"]
+[pools.least]
+policy = "least_load"
+endpoints = ["192.0.2.41", "192.0.2.42"]
 [pools."*.cdn"]
 policy = "geo"
 [[pools."*.cdn".datacenters]]
@@ -52,7 +59,8 @@ endpoints = ["192.0.2.101"]
 name = "eu"
 latitude = 50.1
 longitude = 8.7
-endpoints = ["198.51.100.101"]
+policy = "sticky"
+endpoints = ["198.51.100.101", "198.51.100.102"]
 "#;
 
 fn snapshot() -> &'static Snapshot {
