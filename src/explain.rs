@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
-use crate::health::Feedback;
+use crate::health::{Feedback, HealthView};
 use crate::policy::geo::Reason;
 use crate::policy::{Order, Policy, Sticky};
 use crate::resolve::{Answer, PoolDecision, answer, find};
@@ -105,9 +105,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
     // The same two stages as a query: what `find` decides is what is explained.
     let key = NameKey::new(name);
     let found = find(snapshot, &key, qtype, client);
-    let pool = found
-        .and_then(|f| f.pool)
-        .map(|p| pool_view(snapshot, name, p, client));
+    let pool = found.and_then(|f| Some(pool_view(snapshot, f.health, name, f.pool?, client)));
     let mut rng = fastrand::Rng::new();
     let answer = match found {
         Some(found) => answer(snapshot, &found, &|| name.clone(), qtype, client, &mut rng),
@@ -149,6 +147,7 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
 /// in the decided order and which of them serve.
 fn pool_view(
     snapshot: &Snapshot,
+    view: &HealthView,
     name: &Name,
     found: PoolDecision<'_>,
     client: IpAddr,
@@ -158,8 +157,8 @@ fn pool_view(
         set,
         decision,
     } = found;
-    let live = |i: u32| set.live(i, &snapshot.health);
-    let feedback = set.feedback(&snapshot.health);
+    let live = |i: u32| set.live(i, view);
+    let feedback = set.feedback(view);
     let ranks = sticky_ranks(&set.policy, client, feedback);
     let endpoints = set
         .records
@@ -170,8 +169,8 @@ fn pool_view(
             let measured = feedback.get(i);
             EndpointView {
                 address: record.data.to_string(),
-                state: h.status(&snapshot.health).to_string(),
-                live: h.live(&snapshot.health),
+                state: h.status(view).to_string(),
+                live: h.live(view),
                 force: h.force.map(|f| format!("{f:?}").to_lowercase()),
                 drain: h.drain,
                 check: h.probe.as_ref().map(ToString::to_string),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cell::{Cell, Loaded};
 use crate::geo::GeoDb;
-use crate::health::HealthView;
+use crate::health::Health;
 use crate::zone::ZoneSet;
 
 /// Everything one answer needs, frozen.
@@ -20,8 +20,8 @@ pub struct Snapshot {
     pub zones: Arc<ZoneSet>,
     /// The GeoIP database, where one is configured.
     pub geo: Option<Arc<GeoDb>>,
-    /// Endpoint states by health slot of `zones`.
-    pub health: Arc<HealthView>,
+    /// Endpoint states, each zone's by its own slots, in the order of `zones`.
+    pub health: Arc<Health>,
 }
 
 /// The snapshot being served.
@@ -46,7 +46,7 @@ impl Current {
         &self,
         zones: Arc<ZoneSet>,
         geo: Option<Arc<GeoDb>>,
-        health: Arc<HealthView>,
+        health: Arc<Health>,
     ) -> u64 {
         static GENERATIONS: AtomicU64 = AtomicU64::new(1);
         let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);

@@ -145,11 +145,10 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
     let recent = recent_answers();
     let records = api.control.probe_records();
     let snapshot = api.control.snapshot();
-    let view = &snapshot.health;
     let mut pools = Vec::new();
-    let mut zones: Vec<_> = snapshot.zones.iter().collect();
-    zones.sort_by(|a, b| a.origin.cmp(&b.origin));
-    for zone in zones {
+    // In origin order, each with its own health.
+    for (i, zone) in snapshot.zones.iter().enumerate() {
+        let view = snapshot.health.zone(i);
         let origin = zone.origin.to_ascii();
         let mut named: Vec<_> = zone.pools().collect();
         named.sort_by(|a, b| a.0.cmp(b.0));

@@ -11,8 +11,10 @@ use tokio::sync::watch;
 
 use crate::config::Sources;
 use crate::geo::{GeoDb, GeoError};
-use crate::health::feedback::{FeedbackState, Measured};
-use crate::health::{self, HealthView, ProbeKey, ProbeRecords, ProbeReport, ProbeSink, Status};
+use crate::health::feedback::{FeedbackState, Measured, ZoneInput};
+use crate::health::{
+    self, Health, HealthView, ProbeKey, ProbeRecords, ProbeReport, ProbeSink, Status,
+};
 use crate::snapshot::{Current, Snapshot};
 use crate::store::{FileStore, Store};
 use crate::zone::{self, ZoneError, ZoneSet};
@@ -138,15 +140,19 @@ impl Control {
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
         let next = change(current)?;
-        let zones = self
+        // Only the changed zone is built; the others are shared with the served snapshot.
+        let zone = self
             .store
-            .load_with(origin, next.as_deref())
+            .load_one(origin, next.as_deref())
             .map_err(UpdateError::from)?;
         self.store
             .write(origin, next.as_deref())
             .map_err(UpdateError::from)?;
-        let geo = self.current.load().geo.clone();
-        self.publish(&writer, Arc::new(zones), geo);
+        let current = self.current.load();
+        let zones = Arc::new(current.zones.with_zone(origin, zone));
+        let geo = current.geo.clone();
+        drop(current);
+        self.publish(&writer, zones, geo);
         drop(writer);
         crate::sys::release_freed_memory();
         Ok(next)
@@ -178,7 +184,10 @@ impl Control {
     ) -> Result<Snapshot, LoadError> {
         let current = self.current.load();
         let zones = match zone {
-            Some((origin, text)) => Arc::new(self.store.load_with(origin, Some(text))?),
+            Some((origin, text)) => {
+                let built = self.store.load_one(origin, Some(text))?;
+                Arc::new(current.zones.with_zone(origin, built))
+            }
             None => current.zones.clone(),
         };
         let geo = match geoip {
@@ -227,26 +236,47 @@ impl Control {
     pub fn refresh_feedback(&self) {
         let writer = self.writer();
         let snapshot = self.current.load();
-        if snapshot.zones.feedback_groups.is_empty() {
+        if snapshot
+            .zones
+            .iter()
+            .all(|z| z.slots.feedback_groups.is_empty())
+        {
             return;
         }
-        let feedback = self.feedback_for(&snapshot.zones, &snapshot.health.status);
-        if feedback != snapshot.health.feedback {
+        let statuses: Vec<&[Status]> = (0..snapshot.zones.len())
+            .map(|i| snapshot.health.zone(i).status.as_slice())
+            .collect();
+        let feedback = self.feedback_for(&snapshot.zones, &statuses);
+        let changed = feedback
+            .iter()
+            .enumerate()
+            .any(|(i, f)| *f != snapshot.health.zone(i).feedback);
+        if changed {
             drop(snapshot);
             self.republish(&writer);
         }
     }
 
-    /// The feedback of `zones`' adaptive sets now, with probe statuses `status`.
-    fn feedback_for(&self, zones: &ZoneSet, status: &[Status]) -> Vec<health::Feedback> {
-        if zones.feedback_groups.is_empty() {
-            return Vec::new();
-        }
-        let rtt = self.probes.rtts(&zones.probes);
-        let measured = Measured { status, rtt: &rtt };
-        let now = std::time::Instant::now();
-        self.feedback
-            .compute(&zones.feedback_groups, zones.feedback_slots, &measured, now)
+    /// The feedback of every zone's adaptive sets now, with its probe statuses `status`.
+    fn feedback_for(&self, zones: &ZoneSet, status: &[&[Status]]) -> Vec<Vec<health::Feedback>> {
+        let rtts: Vec<Vec<Option<f64>>> = zones
+            .iter()
+            .map(|z| match z.slots.feedback_groups.is_empty() {
+                true => Vec::new(),
+                false => self.probes.rtts(&z.slots.probes),
+            })
+            .collect();
+        let inputs: Vec<ZoneInput<'_>> = zones
+            .iter()
+            .zip(status)
+            .zip(&rtts)
+            .map(|((zone, status), rtt)| ZoneInput {
+                groups: &zone.slots.feedback_groups,
+                slots: zone.slots.feedback_slots,
+                measured: Measured { status, rtt },
+            })
+            .collect();
+        self.feedback.compute(&inputs, std::time::Instant::now())
     }
 
     /// Publishes the served zones and database again, with the health as it is now.
@@ -270,25 +300,45 @@ impl Control {
             crate::policy::geo::Geo::prepare_all(zones.geo_pools(), db);
             db.release_pages();
         }
-        let mut view = HealthView {
-            status: self.probes.statuses(&zones.probes),
-            active_tier: Vec::new(),
-            feedback: Vec::new(),
-        };
-        view.feedback = self.feedback_for(&zones, &view.status);
-        let previous = old.zones.failovers.iter().map(|f| f.id.as_str());
-        let sets = zones
-            .failovers
+        let statuses: Vec<Vec<Status>> = zones
             .iter()
-            .map(|f| (f.id.as_str(), f.preempt, f.live_tiers(&view)));
-        view.active_tier =
-            health::active_tiers(previous.zip(old.health.active_tier.iter().copied()), sets);
+            .map(|z| self.probes.statuses(&z.slots.probes))
+            .collect();
+        let borrowed: Vec<&[Status]> = statuses.iter().map(Vec::as_slice).collect();
+        let feedback = self.feedback_for(&zones, &borrowed);
+        let views = zones
+            .iter()
+            .zip(statuses)
+            .zip(feedback)
+            .map(|((zone, status), feedback)| {
+                let mut view = HealthView {
+                    status,
+                    active_tier: Vec::new(),
+                    feedback,
+                };
+                // The active tiers the same zone's failover sets had, kept where they still
+                // apply.
+                let before = old.zones.index_of(&zone.origin).map(|i| {
+                    let tiers = &old.health.zone(i).active_tier;
+                    let ids = old.zones.iter().nth(i).map(|z| &z.slots.failovers);
+                    (ids.into_iter().flatten().map(|f| f.id.as_str()), tiers)
+                });
+                let previous: Vec<(&str, u16)> = before
+                    .map(|(ids, tiers)| ids.zip(tiers.iter().copied()).collect())
+                    .unwrap_or_default();
+                let sets = zone.slots.failovers.iter();
+                let sets = sets.map(|f| (f.id.as_str(), f.preempt, f.live_tiers(&view)));
+                view.active_tier = health::active_tiers(previous.into_iter(), sets);
+                Arc::new(view)
+            })
+            .collect();
+        let health = Health { zones: views };
         if !same_zones {
             self.targets
                 .send_replace(Arc::from(zones.probes.as_slice()));
         }
         drop(old);
-        self.current.publish(zones, geo, Arc::new(view));
+        self.current.publish(zones, geo, Arc::new(health));
     }
 }
 

@@ -61,11 +61,20 @@ pub struct Group {
     pub adapt: Adapt,
 }
 
-/// What a publish reads of the probes: by health slot.
+/// What a publish reads of one zone's probes: by the zone's probe slot.
+#[derive(Clone, Copy)]
 pub struct Measured<'a> {
     pub status: &'a [Status],
     /// Smoothed response times, in seconds.
     pub rtt: &'a [Option<f64>],
+}
+
+/// One zone's part of a computation: its adaptive groups, its number of feedback slots, and
+/// what its probes measured.
+pub struct ZoneInput<'a> {
+    pub groups: &'a [Group],
+    pub slots: usize,
+    pub measured: Measured<'a>,
 }
 
 /// What is known between snapshots.
@@ -98,56 +107,37 @@ impl FeedbackState {
         self.lock().ramp_from.insert(address, Some(now));
     }
 
-    /// The feedback of every slot of `groups` (`slots` of them) at `now`. Addresses served
-    /// for the first time since start-up begin their slow start; those no longer served are
-    /// forgotten.
-    pub fn compute(
-        &self,
-        groups: &[Group],
-        slots: usize,
-        measured: &Measured<'_>,
-        now: Instant,
-    ) -> Vec<Feedback> {
+    /// The feedback of every slot of every zone at `now`, by zone. Addresses served for the
+    /// first time since start-up begin their slow start; those no longer served are forgotten.
+    pub fn compute(&self, zones: &[ZoneInput<'_>], now: Instant) -> Vec<Vec<Feedback>> {
         let mut state = self.lock();
         let state = &mut *state;
-        let mut out = vec![Feedback::default(); slots];
         let started = std::mem::replace(&mut state.started, true);
+        let groups = || zones.iter().flat_map(|z| z.groups);
         let mut served: HashMap<IpAddr, Option<Instant>> = HashMap::new();
-        for group in groups {
-            for t in &group.endpoints {
-                let from = state
-                    .ramp_from
-                    .get(&t.address)
-                    .copied()
-                    .unwrap_or(started.then_some(now));
-                served.insert(t.address, from);
-            }
+        for t in groups().flat_map(|g| &g.endpoints) {
+            let from = state
+                .ramp_from
+                .get(&t.address)
+                .copied()
+                .unwrap_or(started.then_some(now));
+            served.insert(t.address, from);
         }
         state.ramp_from = served;
         state
             .shares
-            .retain(|(id, _), _| groups.iter().any(|g| &g.id == id));
-        for group in groups {
-            let latency = group
-                .adapt
-                .min_share
-                .map(|min| latency_shares(group, min, measured, &mut state.shares));
-            for (i, t) in group.endpoints.iter().enumerate() {
-                let slot = &mut out[group.first as usize + i];
-                if let Some(window) = group.adapt.slow_start
-                    && let Some(Some(from)) = state.ramp_from.get(&t.address)
-                {
-                    slot.ramp = ramp(now.saturating_duration_since(*from), window);
-                }
-                slot.share = latency.as_ref().map_or(1.0, |l| l[i]) * slot.ramp;
-                slot.load = group.adapt.load_ttl.and_then(|ttl| {
-                    let &(load, at) = state.loads.get(&t.address)?;
-                    (now.saturating_duration_since(at) <= ttl).then_some(load)
-                });
-            }
-        }
-        let oldest = groups
+            .retain(|(id, _), _| groups().any(|g| &g.id == id));
+        let out = zones
             .iter()
+            .map(|zone| {
+                let mut out = vec![Feedback::default(); zone.slots];
+                for group in zone.groups {
+                    state.fill(group, &zone.measured, now, &mut out);
+                }
+                out
+            })
+            .collect();
+        let oldest = groups()
             .filter_map(|g| g.adapt.load_ttl)
             .max()
             .unwrap_or_default();
@@ -155,6 +145,29 @@ impl FeedbackState {
             .loads
             .retain(|_, (_, at)| now.saturating_duration_since(*at) <= oldest);
         out
+    }
+}
+
+impl State {
+    /// The feedback slots of `group` in `out`.
+    fn fill(&mut self, group: &Group, measured: &Measured<'_>, now: Instant, out: &mut [Feedback]) {
+        let latency = group
+            .adapt
+            .min_share
+            .map(|min| latency_shares(group, min, measured, &mut self.shares));
+        for (i, t) in group.endpoints.iter().enumerate() {
+            let slot = &mut out[group.first as usize + i];
+            if let Some(window) = group.adapt.slow_start
+                && let Some(Some(from)) = self.ramp_from.get(&t.address)
+            {
+                slot.ramp = ramp(now.saturating_duration_since(*from), window);
+            }
+            slot.share = latency.as_ref().map_or(1.0, |l| l[i]) * slot.ramp;
+            slot.load = group.adapt.load_ttl.and_then(|ttl| {
+                let &(load, at) = self.loads.get(&t.address)?;
+                (now.saturating_duration_since(at) <= ttl).then_some(load)
+            });
+        }
     }
 }
 
@@ -223,13 +236,30 @@ mod tests {
         }
     }
 
+    /// One zone of one group of two endpoints.
+    fn compute(
+        state: &FeedbackState,
+        g: &Group,
+        measured: Measured<'_>,
+        now: Instant,
+    ) -> Vec<Feedback> {
+        let zone = ZoneInput {
+            groups: std::slice::from_ref(g),
+            slots: 2,
+            measured,
+        };
+        state.compute(&[zone], now).remove(0)
+    }
+
     fn shares(state: &FeedbackState, g: &Group, rtt: [f64; 2], now: Instant) -> Vec<f32> {
         let measured = Measured {
             status: &[Status::Up, Status::Up],
             rtt: &[Some(rtt[0]), Some(rtt[1])],
         };
-        let out = state.compute(std::slice::from_ref(g), 2, &measured, now);
-        out.iter().map(|f| f.share).collect()
+        compute(state, g, measured, now)
+            .iter()
+            .map(|f| f.share)
+            .collect()
     }
 
     #[test]
@@ -297,8 +327,10 @@ mod tests {
         };
         let loads = |s: u64| -> Vec<Option<f32>> {
             let now = t0 + Duration::from_secs(s);
-            let out = state.compute(std::slice::from_ref(&g), 2, &measured, now);
-            out.iter().map(|f| f.load).collect()
+            compute(&state, &g, measured, now)
+                .iter()
+                .map(|f| f.load)
+                .collect()
         };
         assert_eq!(loads(10), [Some(17.0), None]);
         assert_eq!(loads(31), [None, None]);

@@ -189,7 +189,26 @@ impl EndpointHealth {
     }
 }
 
-/// The frozen health the query path reads, by slot.
+/// The health of every zone of a snapshot, in the zone set's order: each zone's view is
+/// indexed by that zone's own slots (`zone::Slots`).
+#[derive(Debug, Default)]
+pub struct Health {
+    pub zones: Vec<Arc<HealthView>>,
+}
+
+impl Health {
+    /// Zone `i`'s view; an empty one (every endpoint unknown, tier 0) if it has none.
+    pub fn zone(&self, i: usize) -> &HealthView {
+        static EMPTY: HealthView = HealthView {
+            status: Vec::new(),
+            active_tier: Vec::new(),
+            feedback: Vec::new(),
+        };
+        self.zones.get(i).map_or(&EMPTY, |v| v)
+    }
+}
+
+/// The frozen health of one zone that the query path reads, by the zone's slots.
 #[derive(Debug, Clone, Default)]
 pub struct HealthView {
     pub status: Vec<Status>,

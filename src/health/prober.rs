@@ -190,7 +190,7 @@ mod tests {
                 _ = tokio::time::sleep_until(until) => {}
             }
             let snapshot = state.current().load();
-            seen.push(snapshot.health.status[0]);
+            seen.push(snapshot.health.zone(0).status[0]);
         }
         seen
     }

@@ -29,7 +29,7 @@ pub fn answer<'s>(
     client: IpAddr,
     rng: &mut fastrand::Rng,
 ) -> Answer<'s> {
-    let cx = super::context(snapshot, client);
+    let cx = super::context(snapshot, found.health, client);
     let zone = found.zone;
     let mut answer = Answer {
         authoritative: true,

@@ -4,6 +4,7 @@
 use hickory_proto::rr::RecordType;
 use std::net::IpAddr;
 
+use crate::health::HealthView;
 use crate::policy::{Context, Decided, Decision};
 use crate::snapshot::Snapshot;
 use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
@@ -13,6 +14,8 @@ use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
 #[derive(Debug, Clone, Copy)]
 pub struct Found<'s> {
     pub zone: &'s Zone,
+    /// The zone's health.
+    pub health: &'s HealthView,
     pub lookup: Lookup<'s>,
     pub pool: Option<PoolDecision<'s>>,
 }
@@ -33,8 +36,14 @@ pub fn find<'s>(
     qtype: RecordType,
     client: IpAddr,
 ) -> Option<Found<'s>> {
-    let zone = snapshot.zones.find_key(key)?;
-    Some(find_in(zone, key, qtype, &super::context(snapshot, client)))
+    let (i, zone) = snapshot.zones.find_indexed(key)?;
+    let health = snapshot.health.zone(i);
+    Some(find_in(
+        zone,
+        key,
+        qtype,
+        &super::context(snapshot, health, client),
+    ))
 }
 
 /// [`find`] within `zone` (a CNAME target in the zone, too).
@@ -42,7 +51,7 @@ pub(super) fn find_in<'s>(
     zone: &'s Zone,
     key: &NameKey,
     qtype: RecordType,
-    cx: &Context<'_>,
+    cx: &Context<'s>,
 ) -> Found<'s> {
     let lookup = zone.lookup_key(key, qtype == RecordType::DS);
     let pool = match lookup {
@@ -57,7 +66,12 @@ pub(super) fn find_in<'s>(
         }
         _ => None,
     };
-    Found { zone, lookup, pool }
+    Found {
+        zone,
+        health: cx.health,
+        lookup,
+        pool,
+    }
 }
 
 /// The pool set that answers `qtype` at `node`, if any (ANY: the RRset that stands for the

@@ -16,6 +16,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
 use std::net::IpAddr;
 
+use crate::health::HealthView;
 use crate::policy::{Context, Order};
 use crate::snapshot::Snapshot;
 use crate::zone::{EndpointSet, NameKey, Pool, Zone};
@@ -112,12 +113,12 @@ pub fn resolve<'s>(
     }
 }
 
-/// Who is asking, as the policies see it.
-fn context(snapshot: &Snapshot, client: IpAddr) -> Context<'_> {
+/// Who is asking, as the policies of a zone with health `health` see it.
+fn context<'s>(snapshot: &'s Snapshot, health: &'s HealthView, client: IpAddr) -> Context<'s> {
     Context {
         addr: crate::geo::canonical(client),
         geo: snapshot.geo.as_deref(),
-        health: &snapshot.health,
+        health,
     }
 }
 

@@ -7,25 +7,25 @@
 
 pub mod edit;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
 use sha2::{Digest, Sha256};
 
-use crate::zone::{self, ZoneError, ZoneSet};
+use crate::zone::{self, Zone, ZoneError, ZoneSet};
 
 /// Where the zones come from and where changes to them are made durable. A zone is changed as
-/// its whole TOML document: read it, compute the new text, build the set with it (which
+/// its whole TOML document: read it, compute the new text, build the zone with it (which
 /// validates it), then write it; only a written change is served.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every zone, built (start-up and reload). All or nothing.
     fn load(&self) -> Result<ZoneSet, ZoneError>;
     /// Zone `origin`'s TOML document, if it has one.
     fn read(&self, origin: &Name) -> std::io::Result<Option<String>>;
-    /// Every zone as it would be with `origin`'s document replaced by `text` (`None`: the zone
-    /// removed): the validation of a change, before it is written.
-    fn load_with(&self, origin: &Name, text: Option<&str>) -> Result<ZoneSet, ZoneError>;
+    /// Zone `origin` as it would be with its document replaced by `text` (`None`: no document;
+    /// `Ok(None)`: no zone left), built alone: the validation of a change, before it is
+    /// written.
+    fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError>;
     /// Makes the change durable; once this returns, it survives a crash.
     fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()>;
     /// Whether `origin` is served from a form the API does not edit (an RFC 1035 master file).
@@ -47,9 +47,8 @@ impl Store for FileStore {
         FileStore::read(self, origin)
     }
 
-    fn load_with(&self, origin: &Name, text: Option<&str>) -> Result<ZoneSet, ZoneError> {
-        let overrides = HashMap::from([(origin.clone(), text.map(str::to_owned))]);
-        zone::load_dir_with(&self.dir, &overrides)
+    fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError> {
+        zone::load_one(&self.dir, origin, text)
     }
 
     fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {

@@ -1,15 +1,15 @@
 //! Adaptive endpoint sets: the pool settings whose weights or loads follow what is measured
 //! (`weights = "latency"`, `min_share`, `slow_start`, `load_ttl`) and the sticky prefixes,
-//! checked; and the feedback slots of every adaptive set, numbered across all zones.
+//! checked; and the adaptive groups of a set, for the writer path to compute feedback for.
 
 use std::ops::Range;
 
 use hickory_proto::rr::RData;
 
+use super::EndpointSet;
 use super::build::{BuildError, FieldPath, err};
 use super::pool::Family;
 use super::spec::{PoolSpec, WeightsFrom};
-use super::{EndpointSet, Zone};
 use crate::health::feedback::{Adapt, Group, Tracked};
 use crate::policy::PolicyKind;
 use crate::policy::sticky::Prefixes;
@@ -124,39 +124,27 @@ pub(super) fn check_pool_settings(
     Ok(prefixes)
 }
 
-/// Numbers the feedback slots of every adaptive set of `zones`, consecutively per set, and
-/// returns the groups the writer path computes feedback for, with the number of slots.
-pub(super) fn number_slots(zones: &mut [Zone]) -> (Vec<Group>, usize) {
-    let mut groups = Vec::new();
-    let mut slots = 0usize;
-    for zone in zones {
-        for node in zone.nodes.values_mut() {
-            let name = &node.name;
-            let Some(pool) = node.pool.as_mut() else {
-                continue;
-            };
-            for (family, set) in [("A", &mut pool.v4), ("AAAA", &mut pool.v6)] {
-                if set.adaptive.is_empty() || set.records.is_empty() {
-                    continue;
-                }
-                set.feedback = Some(slots as u32);
-                for (range, adapt) in &set.adaptive {
-                    let label = set.datacenter_name(set.datacenter_of(range.start));
-                    groups.push(Group {
-                        id: match label {
-                            Some(dc) => format!("{name}/{family}/{dc}"),
-                            None => format!("{name}/{family}"),
-                        },
-                        first: (slots + range.start as usize) as u32,
-                        endpoints: tracked(set, range.clone()),
-                        adapt: *adapt,
-                    });
-                }
-                slots += set.records.len();
-            }
-        }
+/// Appends the adaptive groups of `set` (the `family` set of pool `name`, whose feedback slots
+/// start at `set.feedback`) to `groups`.
+pub(super) fn groups(
+    name: &hickory_proto::rr::Name,
+    family: &str,
+    set: &EndpointSet,
+    groups: &mut Vec<Group>,
+) {
+    let first = set.feedback.unwrap_or(0) as usize;
+    for (range, adapt) in &set.adaptive {
+        let label = set.datacenter_name(set.datacenter_of(range.start));
+        groups.push(Group {
+            id: match label {
+                Some(dc) => format!("{name}/{family}/{dc}"),
+                None => format!("{name}/{family}"),
+            },
+            first: (first + range.start as usize) as u32,
+            endpoints: tracked(set, range.clone()),
+            adapt: *adapt,
+        });
     }
-    (groups, slots)
 }
 
 fn tracked(set: &EndpointSet, range: Range<u32>) -> Vec<Tracked> {

@@ -98,7 +98,7 @@ pub fn build_zone(
     let has_cuts = nodes.values().any(|n| n.is_cut);
     let has_wildcards = nodes.keys().any(is_wildcard);
     let origin_label = origin.to_ascii();
-    let nodes = nodes
+    let mut nodes = nodes
         .into_iter()
         .map(|(name, mut node)| {
             let key = super::key::owned(&name);
@@ -106,6 +106,7 @@ pub fn build_zone(
             (key, node)
         })
         .collect();
+    let slots = super::slots::number(&mut nodes);
     Ok(Zone {
         origin_key: super::key::owned(&origin),
         origin_labels: usize::from(origin.num_labels()),
@@ -116,6 +117,7 @@ pub fn build_zone(
         counters: crate::metrics::global().zone(&origin_label),
         has_cuts,
         has_wildcards,
+        slots,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Reads the zones folder: one zone per `<origin>.toml` and/or `<origin>.zone`, all or nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -93,32 +93,32 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
 
 /// Loads and builds every zone in `dir`. The first error refuses the whole set.
 pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
-    load_dir_with(dir, &HashMap::new())
-}
-
-/// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
-/// file). This is how a change is validated before it is written.
-pub fn load_dir_with(
-    dir: &Path,
-    overrides: &HashMap<Name, Option<String>>,
-) -> Result<ZoneSet, ZoneError> {
-    let mut files = zone_files(dir)?;
-    for (origin, text) in overrides {
-        let entry = files.entry(origin.clone()).or_default();
-        entry.toml = text.as_ref().map(|_| {
-            let name = origin.to_ascii();
-            dir.join(format!("{}.toml", name.trim_end_matches('.')))
-        });
-    }
     let mut zones = Vec::new();
-    for (origin, files) in files {
-        if files.toml.is_none() && files.master.is_none() {
-            continue;
+    for (origin, files) in zone_files(dir)? {
+        if files.toml.is_some() || files.master.is_some() {
+            zones.push(load_zone(dir, &origin, &files, None)?);
         }
-        let text = overrides.get(&origin).cloned().flatten();
-        zones.push(load_zone(dir, &origin, &files, text)?);
     }
     Ok(ZoneSet::new(zones))
+}
+
+/// Zone `origin` of the folder as it would be with its TOML document replaced by `text`
+/// (`None`: no TOML document; a master file alone is then still a zone): how a change is
+/// built and validated before it is written. `Ok(None)`: no zone would be left.
+pub fn load_one(
+    dir: &Path,
+    origin: &Name,
+    text: Option<&str>,
+) -> Result<Option<super::Zone>, ZoneError> {
+    let mut files = zone_files(dir)?.remove(origin).unwrap_or_default();
+    files.toml = text.map(|_| {
+        let name = origin.to_ascii();
+        dir.join(format!("{}.toml", name.trim_end_matches('.')))
+    });
+    if files.toml.is_none() && files.master.is_none() {
+        return Ok(None);
+    }
+    load_zone(dir, origin, &files, text.map(str::to_owned)).map(Some)
 }
 
 fn read(path: &Path) -> Result<String, ZoneError> {

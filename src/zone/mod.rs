@@ -11,40 +11,26 @@ mod load;
 mod master;
 mod parse;
 mod pool;
+mod set;
+mod slots;
 mod source;
 pub mod spec;
-
-use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
 pub use hickory_proto::rr::Name;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use crate::health::feedback::{Adapt, Group};
-use crate::health::{EndpointHealth, Feedback, HealthView, ProbeKey};
+use crate::health::feedback::Adapt;
+use crate::health::{EndpointHealth, Feedback, HealthView};
 use crate::policy::Policy;
 use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
 pub use key::NameKey;
-pub use load::{ZoneError, load_dir, load_dir_with, zone_files};
-
-/// Every zone we are authoritative for, keyed by origin, and the probes they need.
-#[derive(Debug, Default)]
-pub struct ZoneSet {
-    /// By the key of the origin.
-    zones: FxHashMap<Box<[u8]>, Zone>,
-    /// Every distinct (address, check), by health slot.
-    pub probes: Vec<ProbeKey>,
-    /// The pools each probe serves, by health slot (for logs).
-    pub probe_users: Vec<Vec<String>>,
-    /// Every failover endpoint set, by failover slot.
-    pub failovers: Vec<FailoverSet>,
-    /// Every adaptive group of endpoints, and how many feedback slots they have.
-    pub feedback_groups: Vec<Group>,
-    pub feedback_slots: usize,
-}
+pub use load::{ZoneError, load_dir, load_one, zone_files};
+pub use set::ZoneSet;
+pub use slots::Slots;
 
 /// What the health publisher needs to pick a failover set's active tier.
 #[derive(Debug, Clone)]
@@ -62,126 +48,6 @@ impl FailoverSet {
             .iter()
             .map(|t| t.iter().any(|e| e.live(view)))
             .collect()
-    }
-}
-
-impl ZoneSet {
-    /// Collects the zones and numbers their probes and failover sets across all of them, so
-    /// that one (address, check) shared by many pools is one probe with one state.
-    pub fn new(zones: impl IntoIterator<Item = Zone>) -> Self {
-        let mut zones: Vec<Zone> = zones.into_iter().collect();
-        zones.sort_by(|a, b| a.origin.cmp(&b.origin));
-        let mut slots: HashMap<ProbeKey, u32> = HashMap::new();
-        let mut probes = Vec::new();
-        let mut probe_users: Vec<Vec<String>> = Vec::new();
-        let mut failovers = Vec::new();
-        for zone in &mut zones {
-            // Slots in the order of the pools' keys (their lower-case wire names): stable
-            // across runs and reloads, and a byte comparison where a million-endpoint zone
-            // spent a tenth of its load comparing names label by label.
-            let mut nodes: Vec<(&Box<[u8]>, &mut Node)> = zone
-                .nodes
-                .iter_mut()
-                .filter(|(_, node)| node.pool.is_some())
-                .collect();
-            nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (_, node) in nodes {
-                let name = &node.name;
-                let Some(pool) = node.pool.as_mut() else {
-                    continue;
-                };
-                for (family, set) in [("A", &mut pool.v4), ("AAAA", &mut pool.v6)] {
-                    for ep in &mut set.health {
-                        let Some(key) = &ep.probe else { continue };
-                        let slot = *slots.entry(key.clone()).or_insert_with(|| {
-                            probes.push(key.clone());
-                            probe_users.push(Vec::new());
-                            (probes.len() - 1) as u32
-                        });
-                        ep.slot = Some(slot);
-                        let users = &mut probe_users[slot as usize];
-                        let pool_name = name.to_string();
-                        if !users.contains(&pool_name) {
-                            users.push(pool_name);
-                        }
-                    }
-                    if let Policy::Failover(f) = &mut set.policy {
-                        f.slot = Some(failovers.len() as u32);
-                        failovers.push(FailoverSet {
-                            id: format!("{name}/{family}"),
-                            preempt: f.preempt,
-                            tiers: f
-                                .tiers
-                                .iter()
-                                .map(|t| {
-                                    t.iter().map(|&i| set.health[i as usize].clone()).collect()
-                                })
-                                .collect(),
-                        });
-                    }
-                }
-            }
-        }
-        let (feedback_groups, feedback_slots) = adaptive::number_slots(&mut zones);
-        Self {
-            zones: zones
-                .into_iter()
-                .map(|z| (z.origin_key.clone(), z))
-                .collect(),
-            probes,
-            probe_users,
-            failovers,
-            feedback_groups,
-            feedback_slots,
-        }
-    }
-
-    /// Every geo pool's policy, both families.
-    pub fn geo_pools(&self) -> impl Iterator<Item = &crate::policy::geo::Geo> {
-        self.zones
-            .values()
-            .flat_map(|zone| zone.pools())
-            .flat_map(|(_, pool)| [&pool.v4.policy, &pool.v6.policy])
-            .filter_map(|policy| match policy {
-                Policy::Geo(geo) => Some(&**geo),
-                _ => None,
-            })
-    }
-
-    /// The zone that holds `name`: the one with the longest origin that is a suffix of it.
-    pub fn find(&self, name: &Name) -> Option<&Zone> {
-        self.find_key(&NameKey::new(name))
-    }
-
-    /// [`ZoneSet::find`] by key.
-    pub fn find_key(&self, key: &NameKey) -> Option<&Zone> {
-        // A server has a handful of zones: comparing each origin with the name's tail beats
-        // hashing every suffix of the name.
-        if self.zones.len() <= 8 {
-            return self
-                .zones
-                .values()
-                .filter(|z| {
-                    z.origin_labels <= key.num_labels()
-                        && key.suffix(z.origin_labels) == &*z.origin_key
-                })
-                .max_by_key(|z| z.origin_labels);
-        }
-        (0..=key.num_labels())
-            .rev()
-            .find_map(|n| self.zones.get(key.suffix(n)))
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Zone> {
-        self.zones.values()
-    }
-
-    pub fn len(&self) -> usize {
-        self.zones.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.zones.is_empty()
     }
 }
 
@@ -206,6 +72,8 @@ pub struct Zone {
     /// Whether any owner name is a wildcard (`*.…`), so most NXDOMAINs skip the search for a
     /// source of synthesis.
     has_wildcards: bool,
+    /// Its probes, failover sets and adaptive groups: what its health view is indexed by.
+    pub slots: Slots,
 }
 
 /// Everything at one owner name.
