@@ -155,7 +155,7 @@ pub async fn run(
             }
         });
     }
-    tasks.spawn(control::run_feedback(control.clone(), shutdown.clone()));
+    tasks.spawn(control::run_ticks(control.clone(), shutdown.clone()));
     tasks.spawn(health::run_prober(
         control.clone(),
         config.max_concurrent_probes,

@@ -5,19 +5,29 @@
 //! wait. Zones are read and written through the [`Store`] interface.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+#[cfg(test)]
+mod tests;
+mod ticks;
+
+pub use ticks::run_ticks;
+
 use crate::config::Sources;
 use crate::geo::{GeoDb, GeoError};
-use crate::health::feedback::{FeedbackState, Measured, ZoneInput};
+use crate::health::feedback::FeedbackState;
 use crate::health::{
     self, Health, HealthView, ProbeKey, ProbeRecords, ProbeReport, ProbeSink, Status,
 };
 use crate::snapshot::{Current, Snapshot};
 use crate::store::{FileStore, Store};
 use crate::zone::{self, ZoneError, ZoneSet};
+
+/// A zone of more nodes than this frees enough memory when replaced to give it back.
+const LARGE_ZONE: usize = 10_000;
 
 /// Why a load or reload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +62,19 @@ pub struct Control {
     targets: watch::Sender<Arc<[ProbeKey]>>,
     /// Held while a snapshot is built and published: one writer at a time.
     writer: Mutex<()>,
+    /// Zone changes appended so far (to see when they pause).
+    changes: AtomicU64,
 }
 
 impl Control {
     /// Loads the zones, the GeoIP database and the health state file; fails if any zone or
     /// the database is invalid.
     pub fn load(sources: Sources) -> Result<Self, LoadError> {
-        let store = FileStore::new(sources.zones_dir.clone());
+        let store =
+            FileStore::open(sources.zones_dir.clone()).map_err(|source| ZoneError::Read {
+                path: sources.zones_dir.join(crate::store::journal::FILE),
+                source,
+            })?;
         let zones = store.load()?;
         let geo = open_geo(sources.geoip.as_deref())?;
         let control = Self::new(Box::new(store), sources, zones, geo);
@@ -87,6 +103,7 @@ impl Control {
             feedback: FeedbackState::default(),
             targets: watch::channel(Arc::from(zones.probes.as_slice())).0,
             writer: Mutex::new(()),
+            changes: AtomicU64::new(0),
         };
         control.publish(&control.writer(), zones, geo);
         control
@@ -127,11 +144,13 @@ impl Control {
         result
     }
 
-    /// Changes one zone, all or nothing, one writer at a time: `change` gets the current TOML
-    /// text (`None`: no document) and returns the new one (`None`: remove the zone). The new
-    /// text goes through the same build as start-up; only then is it written durably, and only
-    /// then served — so an acknowledged change is durable and in the answers, and a refused
-    /// one changes nothing.
+    /// Changes one zone, all or nothing: `change` gets the current TOML text (`None`: no
+    /// document) and returns the new one (`None`: remove the zone). One writer at a time, the
+    /// new text is built alone (the other zones are shared with the served snapshot) through
+    /// the same build as start-up, appended to the store, and served; then, outside the writer
+    /// lock so that changes arriving together share one sync, it is made durable. Only then is
+    /// it acknowledged (`Ok`). A change refused by the build or the append changes nothing; one
+    /// whose sync fails is refused and the served zones go back to what is durable.
     pub fn update_zone<E: From<UpdateError>>(
         &self,
         origin: &zone::Name,
@@ -140,22 +159,59 @@ impl Control {
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
         let next = change(current)?;
-        // Only the changed zone is built; the others are shared with the served snapshot.
         let zone = self
             .store
             .load_one(origin, next.as_deref())
             .map_err(UpdateError::from)?;
-        self.store
-            .write(origin, next.as_deref())
+        let large = zone.as_ref().is_some_and(|z| z.len() > LARGE_ZONE);
+        let ticket = self
+            .store
+            .append(origin, next.as_deref())
             .map_err(UpdateError::from)?;
-        let current = self.current.load();
-        let zones = Arc::new(current.zones.with_zone(origin, zone));
-        let geo = current.geo.clone();
-        drop(current);
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        let served = self.current.load();
+        let zones = Arc::new(served.zones.with_zone(origin, zone));
+        let geo = served.geo.clone();
+        drop(served);
         self.publish(&writer, zones, geo);
         drop(writer);
-        crate::sys::release_freed_memory();
+        if let Err(error) = self.store.sync(ticket) {
+            tracing::error!(%error, "a change to {origin} could not be made durable; serving what is");
+            self.serve_durable();
+            return Err(UpdateError::Io(error).into());
+        }
+        if large {
+            crate::sys::release_freed_memory();
+        }
         Ok(next)
+    }
+
+    /// After a failed sync: the store forgets what was not made durable, and the zones as a
+    /// restart would load them are served.
+    fn serve_durable(&self) {
+        let writer = self.writer();
+        let loaded = self
+            .store
+            .recover()
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.store.load().map_err(|e| e.to_string()));
+        match loaded {
+            Ok(zones) => {
+                let geo = self.current.load().geo.clone();
+                self.publish(&writer, Arc::new(zones), geo);
+            }
+            Err(error) => tracing::error!(%error, "cannot reload the durable zones"),
+        }
+    }
+
+    /// Writes the journaled changes into the zone files (`force`: whatever the journal's size)
+    /// so that the files are current for an operator and a reload. Called when changes have
+    /// paused, when the journal is large, and at shutdown.
+    pub fn compact(&self, force: bool) {
+        let _writer = self.writer();
+        if let Err(error) = self.store.compact(force) {
+            tracing::error!(%error, "cannot compact the journal into the zone files");
+        }
     }
 
     /// Re-reads only the GeoIP database (its file changed); the zones stay as they are. A file
@@ -221,62 +277,6 @@ impl Control {
     /// Writes the health state file now (also done on every change; this is for shutdown).
     pub fn save_health_now(&self) {
         self.probes.save_now();
-    }
-
-    /// Records the load an endpoint reported (through the API) and serves it at once.
-    pub fn report_load(&self, address: std::net::IpAddr, load: f32) {
-        let writer = self.writer();
-        self.feedback
-            .report_load(address, load, std::time::Instant::now());
-        self.republish(&writer);
-    }
-
-    /// Recomputes the adaptive sets' feedback (slow starts ramp, loads expire, response times
-    /// move) and publishes a new snapshot if it changed. Called every second.
-    pub fn refresh_feedback(&self) {
-        let writer = self.writer();
-        let snapshot = self.current.load();
-        if snapshot
-            .zones
-            .iter()
-            .all(|z| z.slots.feedback_groups.is_empty())
-        {
-            return;
-        }
-        let statuses: Vec<&[Status]> = (0..snapshot.zones.len())
-            .map(|i| snapshot.health.zone(i).status.as_slice())
-            .collect();
-        let feedback = self.feedback_for(&snapshot.zones, &statuses);
-        let changed = feedback
-            .iter()
-            .enumerate()
-            .any(|(i, f)| *f != snapshot.health.zone(i).feedback);
-        if changed {
-            drop(snapshot);
-            self.republish(&writer);
-        }
-    }
-
-    /// The feedback of every zone's adaptive sets now, with its probe statuses `status`.
-    fn feedback_for(&self, zones: &ZoneSet, status: &[&[Status]]) -> Vec<Vec<health::Feedback>> {
-        let rtts: Vec<Vec<Option<f64>>> = zones
-            .iter()
-            .map(|z| match z.slots.feedback_groups.is_empty() {
-                true => Vec::new(),
-                false => self.probes.rtts(&z.slots.probes),
-            })
-            .collect();
-        let inputs: Vec<ZoneInput<'_>> = zones
-            .iter()
-            .zip(status)
-            .zip(&rtts)
-            .map(|((zone, status), rtt)| ZoneInput {
-                groups: &zone.slots.feedback_groups,
-                slots: zone.slots.feedback_slots,
-                measured: Measured { status, rtt },
-            })
-            .collect();
-        self.feedback.compute(&inputs, std::time::Instant::now())
     }
 
     /// Publishes the served zones and database again, with the health as it is now.
@@ -384,23 +384,6 @@ impl ProbeSink for Control {
         let (zones, geo) = (snapshot.zones.clone(), snapshot.geo.clone());
         drop(snapshot);
         self.publish(&writer, zones, geo);
-    }
-}
-
-/// Refreshes the adaptive sets' feedback every second until `shutdown`: slow starts ramp,
-/// loads expire and response-time shares move between the events that publish anyway.
-pub async fn run_feedback(control: Arc<Control>, shutdown: tokio_util::sync::CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let control = control.clone();
-                // The writer lock may be held by a long reload: not on a runtime thread.
-                let _ = tokio::task::spawn_blocking(move || control.refresh_feedback()).await;
-            }
-            _ = shutdown.cancelled() => break,
-        }
     }
 }
 

@@ -1,12 +1,16 @@
 //! Where zones live durably, behind one interface ([`Store`]) that the writer path (`control`)
 //! reads and writes through. Files are the backend today ([`FileStore`]: one file per zone in
-//! the zones folder, every write atomic — temp file, fsync, rename, fsync of the folder — so
-//! that a crash at any moment leaves either the old file or the new one); a journal and an
-//! etcd backend implement the same interface. `store::edit` changes a zone's TOML keeping its
-//! comments and layout.
+//! the zones folder), with a write-ahead [`journal`]: a change is one record appended to
+//! `zones/.journal` and synced (changes arriving together share the sync), and compactions
+//! write the changed zones' files — each atomically: temp file, fsync, rename, fsync of the
+//! folder — and empty the journal. A crash at any moment loses no acknowledged change and
+//! leaves no half-written file. An etcd backend implements the same interface.
+//! `store::edit` changes a zone's TOML keeping its comments and layout.
 
 pub mod edit;
+pub mod journal;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
@@ -14,55 +18,154 @@ use sha2::{Digest, Sha256};
 
 use crate::zone::{self, Zone, ZoneError, ZoneSet};
 
+/// A change appended but perhaps not yet durable: what [`Store::sync`] waits for.
+pub type Ticket = Option<journal::Ticket>;
+
 /// Where the zones come from and where changes to them are made durable. A zone is changed as
 /// its whole TOML document: read it, compute the new text, build the zone with it (which
-/// validates it), then write it; only a written change is served.
+/// validates it), append it, serve it, sync it; only a synced change is acknowledged.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Every zone, built (start-up and reload). All or nothing.
+    /// Every zone, built (start-up and reload), with every change appended so far, except
+    /// where a zone's file was edited by hand since its last change: the file wins. All or
+    /// nothing.
     fn load(&self) -> Result<ZoneSet, ZoneError>;
-    /// Zone `origin`'s TOML document, if it has one.
+    /// Zone `origin`'s TOML document, if it has one, with every change appended so far.
     fn read(&self, origin: &Name) -> std::io::Result<Option<String>>;
     /// Zone `origin` as it would be with its document replaced by `text` (`None`: no document;
     /// `Ok(None)`: no zone left), built alone: the validation of a change, before it is
-    /// written.
+    /// appended.
     fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError>;
-    /// Makes the change durable; once this returns, it survives a crash.
-    fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()>;
+    /// Appends a change; an error (a full disk) leaves the store as it was.
+    fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket>;
+    /// Waits until the change of `ticket` survives a crash (changes waiting together share one
+    /// sync). An error: it and every change appended after it may be lost; see
+    /// [`Store::recover`].
+    fn sync(&self, ticket: Ticket) -> std::io::Result<()>;
+    /// After a failed sync: forgets what was not made durable, so that [`Store::load`] gives
+    /// what a restart would.
+    fn recover(&self) -> std::io::Result<()>;
+    /// Writes the appended changes into their zone files and empties the journal, if there is
+    /// anything to write and `force` or the journal is large.
+    fn compact(&self, force: bool) -> std::io::Result<()>;
+    /// Appends and syncs a change.
+    fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
+        let ticket = self.append(origin, text)?;
+        self.sync(ticket)
+    }
     /// Whether `origin` is served from a form the API does not edit (an RFC 1035 master file).
     fn read_only(&self, origin: &Name) -> bool;
 }
 
-/// The zones folder.
-#[derive(Debug, Clone)]
+/// The zones folder, with its journal.
+#[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// `None`: every change is written to its file at once (tools and tests without a folder).
+    journal: Option<journal::Journal>,
 }
 
 impl Store for FileStore {
     fn load(&self) -> Result<ZoneSet, ZoneError> {
-        zone::load_dir(&self.dir)
+        let Some(journal) = &self.journal else {
+            return zone::load_dir(&self.dir);
+        };
+        // A file that changed since the journal took its zone's first change was edited by
+        // hand after it: the newer edit, the file's, wins.
+        for (origin, entry) in journal.pending() {
+            if self.file_digest(&origin) != entry.base {
+                tracing::warn!(
+                    "{} was edited on disk after changes through the API that were not yet \
+                     written to it: the file wins over them",
+                    self.toml_path(&origin).display()
+                );
+                journal.forget(&origin);
+            }
+        }
+        // Bring the files up to date (a failure is logged: the journal still has it all).
+        if let Err(error) = self.compact(true) {
+            tracing::error!(%error, "cannot compact the journal into the zone files");
+        }
+        let pending: HashMap<Name, Option<String>> = journal
+            .pending()
+            .into_iter()
+            .map(|(origin, entry)| (origin, entry.text))
+            .collect();
+        zone::load_dir_with(&self.dir, &pending)
     }
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
-        FileStore::read(self, origin)
+        match self.journal.as_ref().and_then(|j| j.latest(origin)) {
+            Some(latest) => Ok(latest.text),
+            None => FileStore::read_file(self, origin),
+        }
     }
 
     fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError> {
         zone::load_one(&self.dir, origin, text)
     }
 
-    fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
-        FileStore::write(self, origin, text)
+    fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket> {
+        match &self.journal {
+            Some(journal) => {
+                let origin = origin.to_lowercase();
+                let base = || self.file_digest(&origin);
+                journal.append(&origin, text, base).map(Some)
+            }
+            None => self.write_file(origin, text).map(|()| None),
+        }
+    }
+
+    fn sync(&self, ticket: Ticket) -> std::io::Result<()> {
+        match (&self.journal, ticket) {
+            (Some(journal), Some(ticket)) => journal.sync(ticket),
+            _ => Ok(()),
+        }
+    }
+
+    fn recover(&self) -> std::io::Result<()> {
+        match &self.journal {
+            Some(journal) => journal.recover(|origin| self.file_digest(origin)),
+            None => Ok(()),
+        }
+    }
+
+    fn compact(&self, force: bool) -> std::io::Result<()> {
+        match &self.journal {
+            Some(j) if !j.is_empty() && (force || j.large()) => {
+                j.compact(|origin, text| self.write_file(origin, text))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn read_only(&self, origin: &Name) -> bool {
-        !self.toml_path(origin).exists() && self.master_path(origin).exists()
+        let journaled = self.journal.as_ref().and_then(|j| j.latest(origin));
+        let has_toml = match journaled {
+            Some(entry) => entry.text.is_some(),
+            None => self.toml_path(origin).exists(),
+        };
+        !has_toml && self.master_path(origin).exists()
     }
 }
 
 impl FileStore {
+    /// The zones in `dir`, without a journal: every change written to its file at once.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, journal: None }
+    }
+
+    /// The zones in `dir` with the journal `dir/.journal`, replayed.
+    pub fn open(dir: PathBuf) -> std::io::Result<Self> {
+        let mut store = Self::new(dir);
+        let journal = journal::Journal::open(&store.dir, |origin| store.file_digest(origin))?;
+        store.journal = Some(journal);
+        Ok(store)
+    }
+
+    /// The digest of the zone's TOML file now (`None`: none, or unreadable).
+    fn file_digest(&self, origin: &Name) -> Option<[u8; 32]> {
+        let text = self.read_file(origin).ok()??;
+        Some(journal::digest(&text))
     }
 
     pub fn dir(&self) -> &Path {
@@ -81,8 +184,8 @@ impl FileStore {
         self.toml_path(origin).with_extension("zone")
     }
 
-    /// The zone's TOML text, if it has a TOML file.
-    pub fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
+    /// The zone's TOML file's text, if it has one (without journaled changes).
+    fn read_file(&self, origin: &Name) -> std::io::Result<Option<String>> {
         match std::fs::read_to_string(self.toml_path(origin)) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -91,7 +194,7 @@ impl FileStore {
     }
 
     /// Replaces (or with `None`, removes) the zone's TOML file, durably.
-    pub fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
+    fn write_file(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
         let path = self.toml_path(origin);
         match text {
             Some(text) => crate::sys::write_atomic(&path, text.as_bytes()),

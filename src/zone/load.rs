@@ -93,13 +93,34 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
 
 /// Loads and builds every zone in `dir`. The first error refuses the whole set.
 pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
+    load_dir_with(dir, &std::collections::HashMap::new())
+}
+
+/// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
+/// document): the folder as the journal's changes leave it.
+pub fn load_dir_with(
+    dir: &Path,
+    texts: &std::collections::HashMap<Name, Option<String>>,
+) -> Result<ZoneSet, ZoneError> {
+    let mut files = zone_files(dir)?;
+    for (origin, text) in texts {
+        let entry = files.entry(origin.to_lowercase()).or_default();
+        entry.toml = text.as_ref().map(|_| toml_path(dir, origin));
+    }
     let mut zones = Vec::new();
-    for (origin, files) in zone_files(dir)? {
+    for (origin, files) in files {
         if files.toml.is_some() || files.master.is_some() {
-            zones.push(load_zone(dir, &origin, &files, None)?);
+            let text = texts.get(&origin).cloned().flatten();
+            zones.push(load_zone(dir, &origin, &files, text)?);
         }
     }
     Ok(ZoneSet::new(zones))
+}
+
+/// `dir/<origin>.toml`.
+fn toml_path(dir: &Path, origin: &Name) -> std::path::PathBuf {
+    let name = origin.to_ascii();
+    dir.join(format!("{}.toml", name.trim_end_matches('.')))
 }
 
 /// Zone `origin` of the folder as it would be with its TOML document replaced by `text`
@@ -111,10 +132,7 @@ pub fn load_one(
     text: Option<&str>,
 ) -> Result<Option<super::Zone>, ZoneError> {
     let mut files = zone_files(dir)?.remove(origin).unwrap_or_default();
-    files.toml = text.map(|_| {
-        let name = origin.to_ascii();
-        dir.join(format!("{}.toml", name.trim_end_matches('.')))
-    });
+    files.toml = text.map(|_| toml_path(dir, origin));
     if files.toml.is_none() && files.master.is_none() {
         return Ok(None);
     }

@@ -28,7 +28,7 @@ use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
 pub use key::NameKey;
-pub use load::{ZoneError, load_dir, load_one, zone_files};
+pub use load::{ZoneError, load_dir, load_dir_with, load_one, zone_files};
 pub use set::ZoneSet;
 pub use slots::Slots;
 
@@ -285,6 +285,16 @@ impl Zone {
         self.nodes
             .values()
             .filter_map(|node| node.pool.as_ref().map(|p| (&node.name, p)))
+    }
+
+    /// How many names (nodes) it has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether it has no name at all (never: a zone has its apex).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     /// Counts for `meridian check`: (names, static records, pools).

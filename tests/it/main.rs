@@ -10,6 +10,7 @@ mod edns;
 mod geo;
 mod harness;
 mod health;
+mod journal;
 mod ops;
 mod policies;
 mod ratelimit;
