@@ -2,6 +2,7 @@
 //! `Control::update_zone` (validate → write durably → swap), with ETag / If-Match on the zone.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -29,8 +30,10 @@ fn spec_of(text: &str) -> Result<ZoneSpec, ApiError> {
         .map_err(|e| ApiError::internal(format!("the zone file does not parse: {e}")))
 }
 
+/// The SOA serial written in a zone's TOML text, if it has an `[soa]`: read from the edit
+/// document, lighter than a whole zone model.
 fn serial_of(text: &str) -> Option<u32> {
-    spec_of(text).ok()?.soa.map(|s| s.serial)
+    edit::serial(&edit::parse(text).ok()?)
 }
 
 /// The zone's current TOML text, or 404 (409 for a zone served from a master file alone).
@@ -92,21 +95,33 @@ async fn update(
     .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
-/// Edits an existing zone's document and bumps its serial.
+/// Edits an existing zone's document and bumps its serial: the new text and serial.
 fn edit_doc(
     current: Option<String>,
     origin: &Name,
     f: impl FnOnce(&mut edit::ZoneDocument) -> Result<(), edit::EditError>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<(String, Option<u32>), ApiError> {
     let text = current.ok_or_else(|| ApiError::not_found(format!("zone {origin} not found")))?;
     let mut doc = edit::parse(&text)?;
+    let previous = edit::serial(&doc);
     f(&mut doc)?;
-    edit::bump_serial(&mut doc, serial_of(&text));
-    Ok(Some(doc.to_string()))
+    edit::bump_serial(&mut doc, previous);
+    Ok((doc.to_string(), edit::serial(&doc)))
 }
 
 /// The answer to a successful change: the zone's new serial and ETag.
 fn changed(status: StatusCode, origin: &Name, text: Option<&str>) -> Response {
+    let serial = text.and_then(serial_of);
+    changed_to(status, origin, text, serial)
+}
+
+/// [`changed`], with the new serial known.
+fn changed_to(
+    status: StatusCode,
+    origin: &Name,
+    text: Option<&str>,
+    serial: Option<u32>,
+) -> Response {
     let Some(text) = text else {
         return (
             status,
@@ -115,7 +130,7 @@ fn changed(status: StatusCode, origin: &Name, text: Option<&str>) -> Response {
             .into_response();
     };
     let tag = etag(text);
-    let body = json!({ "zone": origin.to_string(), "serial": serial_of(text), "etag": tag });
+    let body = json!({ "zone": origin.to_string(), "serial": serial, "etag": tag });
     (status, [(header::ETAG, tag)], Json(body)).into_response()
 }
 
@@ -157,11 +172,17 @@ async fn edit_zone(
 ) -> Result<Response, ApiError> {
     let origin = authorize(api, zone, headers, TokenScope::Write)?;
     let o = origin.clone();
+    // The new serial, as the edit wrote it (parsing the text again would double the cost).
+    let serial = Arc::new(std::sync::Mutex::new(None));
+    let written = serial.clone();
     let (_, text) = update(api, origin.clone(), headers, move |current| {
-        edit_doc(current, &o, |doc| f(doc, &o))
+        let (text, serial) = edit_doc(current, &o, |doc| f(doc, &o))?;
+        *written.lock().unwrap_or_else(|e| e.into_inner()) = serial;
+        Ok(Some(text))
     })
     .await?;
-    Ok(changed(StatusCode::OK, &origin, text.as_deref()))
+    let serial = *serial.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(changed_to(StatusCode::OK, &origin, text.as_deref(), serial))
 }
 
 /// `GET /zones`.

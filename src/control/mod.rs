@@ -333,7 +333,8 @@ impl Control {
             })
             .collect();
         let health = Health { zones: views };
-        if !same_zones {
+        // The prober follows the probes; a change that keeps them does not wake it.
+        if !same_zones && old.zones.probes != zones.probes {
             self.targets
                 .send_replace(Arc::from(zones.probes.as_slice()));
         }

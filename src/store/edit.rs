@@ -293,6 +293,16 @@ fn visit_array(endpoints: &mut Array, f: &mut dyn FnMut(&mut dyn TableLike)) {
     }
 }
 
+/// The serial of the document's `[soa]`, if it has one.
+pub fn serial(doc: &DocumentMut) -> Option<u32> {
+    let serial = doc
+        .get("soa")?
+        .as_table_like()?
+        .get("serial")?
+        .as_integer()?;
+    u32::try_from(serial).ok()
+}
+
 /// Sets the SOA serial to at least `previous + 1` (RFC 1982 arithmetic is not needed for
 /// serials that only grow by one). Zones whose SOA comes from a master file keep theirs.
 pub fn bump_serial(doc: &mut DocumentMut, previous: Option<u32>) {
