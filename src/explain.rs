@@ -74,6 +74,8 @@ pub struct EndpointView {
     /// `sticky`: its rank for the client's network (1 leads while live), within its
     /// datacenter for a geo pool.
     pub sticky_rank: Option<usize>,
+    /// Registered through the API: the time its registration has left, in ms.
+    pub registered_expires_in_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +180,7 @@ fn pool_view(
                 slow_start: measured.map(|f| f.ramp).filter(|&r| r < 1.0),
                 load: measured.and_then(|f| f.load),
                 sticky_rank: ranks.get(i).copied().flatten(),
+                registered_expires_in_ms: None,
             }
         })
         .collect();
@@ -238,6 +241,20 @@ fn pool_view(
         endpoints,
         decision: why,
         datacenters,
+    }
+}
+
+impl Explanation {
+    /// Marks the pool's endpoints that are registered through the API, with the time left.
+    pub fn mark_registered(&mut self, registrations: &[crate::store::registry::Registration]) {
+        let Some(pool) = &mut self.pool else { return };
+        let now = crate::control::unix_ms();
+        for e in &mut pool.endpoints {
+            let found = registrations.iter().find(|r| {
+                r.endpoint.pool == pool.name && r.endpoint.address.to_string() == e.address
+            });
+            e.registered_expires_in_ms = found.map(|r| r.expires_ms().saturating_sub(now));
+        }
     }
 }
 
@@ -317,29 +334,7 @@ impl fmt::Display for Explanation {
             )?;
             writeln!(f, "endpoints:")?;
             for e in &p.endpoints {
-                let mut notes = Vec::new();
-                if let Some(force) = &e.force {
-                    notes.push(format!("forced {force}"));
-                }
-                if e.drain {
-                    notes.push("drained".into());
-                }
-                notes.push(match &e.check {
-                    Some(c) => format!("checked by {c}"),
-                    None => "no check".into(),
-                });
-                if let Some(rank) = e.sticky_rank {
-                    notes.push(format!("sticky rank {rank}"));
-                }
-                if let Some(share) = e.weight_share {
-                    notes.push(format!("weight share {share:.2}"));
-                }
-                if let Some(ramp) = e.slow_start {
-                    notes.push(format!("slow start {:.0} %", ramp * 100.0));
-                }
-                if let Some(load) = e.load {
-                    notes.push(format!("load {load}"));
-                }
+                let notes = notes(e);
                 let live = if e.live { "live" } else { "not handed out" };
                 writeln!(
                     f,
@@ -376,4 +371,35 @@ impl fmt::Display for Explanation {
         }
         writeln!(f, "ecs scope: /{}", self.ecs_scope)
     }
+}
+
+/// What `explain` says of an endpoint besides its state.
+fn notes(e: &EndpointView) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(force) = &e.force {
+        notes.push(format!("forced {force}"));
+    }
+    if e.drain {
+        notes.push("drained".into());
+    }
+    notes.push(match &e.check {
+        Some(c) => format!("checked by {c}"),
+        None => "no check".into(),
+    });
+    if let Some(rank) = e.sticky_rank {
+        notes.push(format!("sticky rank {rank}"));
+    }
+    if let Some(share) = e.weight_share {
+        notes.push(format!("weight share {share:.2}"));
+    }
+    if let Some(ramp) = e.slow_start {
+        notes.push(format!("slow start {:.0} %", ramp * 100.0));
+    }
+    if let Some(load) = e.load {
+        notes.push(format!("load {load}"));
+    }
+    if let Some(left) = e.registered_expires_in_ms {
+        notes.push(format!("registered, {:.0} s left", left as f64 / 1000.0));
+    }
+    notes
 }

@@ -166,10 +166,9 @@ fn explain(path: &Path, client: std::net::IpAddr, name: &str, rtype: &str) -> an
         .to_ascii_uppercase()
         .parse()
         .with_context(|| format!("{rtype} is not a record type"))?;
-    print!(
-        "{}",
-        meridian::explain::explain(&state.snapshot(), &name, rtype, client)
-    );
+    let mut explanation = meridian::explain::explain(&state.snapshot(), &name, rtype, client);
+    explanation.mark_registered(&state.registrations());
+    print!("{explanation}");
     Ok(())
 }
 

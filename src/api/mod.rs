@@ -6,6 +6,7 @@
 
 mod auth;
 mod ops;
+mod registrations;
 mod simulate;
 mod status;
 mod zones;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -136,6 +137,11 @@ pub fn router(control: Arc<Control>, tokens: Tokens) -> axum::Router {
             "/zones/{zone}/pools/{name}/endpoints/{address}",
             patch(zones::patch_endpoint),
         )
+        .route(
+            "/zones/{zone}/pools/{name}/registrations/{address}",
+            put(registrations::put).delete(registrations::delete),
+        )
+        .route("/zones/{zone}/registrations", get(registrations::list))
         .route("/health", get(status::health))
         .route("/explain", get(status::explain))
         .route("/simulate", get(simulate::get).post(simulate::post))

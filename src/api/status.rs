@@ -51,7 +51,23 @@ pub async fn health(
         .iter()
         .filter(|e| e["state"] == json!(Status::Down))
         .count();
-    Ok(Json(json!({ "endpoints": out, "down": down })))
+    let now = crate::control::unix_ms();
+    let registrations: Vec<Value> = api
+        .control
+        .registrations()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "zone": r.zone,
+                "pool": r.endpoint.pool,
+                "address": r.endpoint.address,
+                "expires_in_ms": r.expires_ms().saturating_sub(now),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "endpoints": out, "down": down, "registrations": registrations }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -80,7 +96,8 @@ pub async fn explain(
         .to_ascii_uppercase()
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{} is not a record type", q.rtype)))?;
-    let explanation = crate::explain::explain(&api.control.snapshot(), &name, rtype, q.client);
+    let mut explanation = crate::explain::explain(&api.control.snapshot(), &name, rtype, q.client);
+    explanation.mark_registered(&api.control.registrations());
     Ok(Json(
         serde_json::to_value(explanation).map_err(|e| ApiError::internal(e.to_string()))?,
     ))

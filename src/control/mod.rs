@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+mod registrations;
 #[cfg(test)]
 mod tests;
 mod ticks;
 
+pub use registrations::{Registering, unix_ms};
 pub use ticks::run_ticks;
 
 use crate::config::Sources;
@@ -159,31 +161,50 @@ impl Control {
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
         let next = change(current)?;
+        let registered = self.store.registered(origin);
         let zone = self
             .store
-            .load_one(origin, next.as_deref())
+            .load_one(origin, next.as_deref(), &registered)
             .map_err(UpdateError::from)?;
-        let large = zone.as_ref().is_some_and(|z| z.len() > LARGE_ZONE);
         let ticket = self
             .store
             .append(origin, next.as_deref())
             .map_err(UpdateError::from)?;
+        self.commit(writer, origin, Some(zone), ticket)?;
+        Ok(next)
+    }
+
+    /// Serves a change appended to the store (`zone`: `origin` rebuilt with it, `None`: nothing
+    /// served changes) and releases the writer lock; then waits until the change is durable.
+    /// A failed sync: the change is refused and what is durable is served again.
+    fn commit(
+        &self,
+        writer: MutexGuard<'_, ()>,
+        origin: &zone::Name,
+        zone: Option<Option<zone::Zone>>,
+        ticket: crate::store::Ticket,
+    ) -> Result<(), UpdateError> {
         self.changes.fetch_add(1, Ordering::Relaxed);
-        let served = self.current.load();
-        let zones = Arc::new(served.zones.with_zone(origin, zone));
-        let geo = served.geo.clone();
-        drop(served);
-        self.publish(&writer, zones, geo);
+        let large = zone
+            .as_ref()
+            .is_some_and(|z| z.as_ref().is_some_and(|z| z.len() > LARGE_ZONE));
+        if let Some(zone) = zone {
+            let served = self.current.load();
+            let zones = Arc::new(served.zones.with_zone(origin, zone));
+            let geo = served.geo.clone();
+            drop(served);
+            self.publish(&writer, zones, geo);
+        }
         drop(writer);
         if let Err(error) = self.store.sync(ticket) {
             tracing::error!(%error, "a change to {origin} could not be made durable; serving what is");
             self.serve_durable();
-            return Err(UpdateError::Io(error).into());
+            return Err(UpdateError::Io(error));
         }
         if large {
             crate::sys::release_freed_memory();
         }
-        Ok(next)
+        Ok(())
     }
 
     /// After a failed sync: the store forgets what was not made durable, and the zones as a
@@ -241,7 +262,8 @@ impl Control {
         let current = self.current.load();
         let zones = match zone {
             Some((origin, text)) => {
-                let built = self.store.load_one(origin, Some(text))?;
+                let registered = self.store.registered(origin);
+                let built = self.store.load_one(origin, Some(text), &registered)?;
                 Arc::new(current.zones.with_zone(origin, built))
             }
             None => current.zones.clone(),

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
+use crate::store::registry::{Change, Registration};
 use crate::store::{FileStore, Ticket};
 use crate::zone::Zone;
+use crate::zone::spec::Registered;
 
 /// A journaled folder whose appends or syncs fail on demand (a full or failing disk).
 #[derive(Debug)]
@@ -30,8 +32,19 @@ impl Store for Failing {
     fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
         self.inner.read(origin)
     }
-    fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError> {
-        self.inner.load_one(origin, text)
+    fn load_one(
+        &self,
+        origin: &Name,
+        text: Option<&str>,
+        registered: &[Registered],
+    ) -> Result<Option<Zone>, ZoneError> {
+        self.inner.load_one(origin, text, registered)
+    }
+    fn registrations(&self) -> Vec<Registration> {
+        self.inner.registrations()
+    }
+    fn append_registry(&self, change: Change) -> std::io::Result<Ticket> {
+        self.inner.append_registry(change)
     }
     fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket> {
         if self.switches.fail_append.load(Ordering::Relaxed) {

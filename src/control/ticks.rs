@@ -88,6 +88,7 @@ pub async fn run_ticks(control: Arc<Control>, shutdown: tokio_util::sync::Cancel
                 // The writer lock may be held by a long reload: not on a runtime thread.
                 let _ = tokio::task::spawn_blocking(move || {
                     control.refresh_feedback();
+                    control.expire_registrations();
                     control.compact(idle);
                 })
                 .await;

@@ -4,11 +4,9 @@
 //! compaction writes every changed zone's text to its file (atomically, as before) and empties
 //! the journal. At start-up the journal is replayed over the zone files.
 //!
-//! A record: payload length (u32, big-endian), the first 8 bytes of the payload's SHA-256,
-//! then the payload: 1 (a zone's new TOML text) or 0 (its TOML document removed), the origin's
-//! length (u16) and text, then the TOML text. A tail that is short or fails its checksum (a
-//! crash in the middle of an append) is ignored with a warning and cut off: it was never
-//! acknowledged.
+//! Records (see `record`) are zones' new texts and changes to the registry of endpoints
+//! registered through the API. A tail that is short or fails its checksum (a crash in the
+//! middle of an append) is ignored with a warning and cut off: it was never acknowledged.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,6 +16,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
+use super::record::{self, Record};
+use super::registry::{self, Registration, Registry};
 use crate::zone::Name;
 
 /// The journal's file name in the zones folder (hidden: the zone loader skips it).
@@ -38,6 +38,8 @@ pub struct Ticket {
 
 #[derive(Debug)]
 pub struct Journal {
+    /// The zones folder (the registry's file is there too).
+    dir: PathBuf,
     path: PathBuf,
     state: Mutex<State>,
     /// Signalled when a sync ends.
@@ -61,6 +63,10 @@ struct State {
     recoveries: u64,
     /// The latest text of each zone changed since the last compaction.
     latest: HashMap<Name, Entry>,
+    /// Every registration: the registry file with the journal's changes applied.
+    registry: Registry,
+    /// The registry changed since the last compaction.
+    registry_changed: bool,
 }
 
 /// A zone's journaled change.
@@ -91,8 +97,9 @@ impl Journal {
             .open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (texts, good) = replay(&bytes);
-        let latest = with_bases(texts, &base);
+        let replayed = record::replay(&bytes, Registry::load(dir)?);
+        let good = replayed.good;
+        let latest = with_bases(replayed.texts, &base);
         if good < bytes.len() {
             tracing::warn!(
                 "journal {}: ignoring {} bytes of a torn or corrupt last record (never acknowledged)",
@@ -103,6 +110,7 @@ impl Journal {
             file.sync_all()?;
         }
         Ok(Self {
+            dir: dir.to_owned(),
             path,
             state: Mutex::new(State {
                 file,
@@ -113,6 +121,8 @@ impl Journal {
                 epoch: 0,
                 recoveries: 0,
                 latest,
+                registry_changed: replayed.good > 0,
+                registry: replayed.registry,
             }),
             synced: Condvar::new(),
         })
@@ -152,20 +162,11 @@ impl Journal {
         text: Option<&str>,
         base: impl FnOnce() -> Option<[u8; 32]>,
     ) -> std::io::Result<Ticket> {
-        let record = encode(origin, text);
         let mut state = self.lock();
-        if state.failed {
-            return Err(std::io::Error::other(
-                "the journal failed to sync; waiting to be rebuilt",
-            ));
-        }
-        if let Err(e) = state.file.write_all(&record) {
-            // A partial write would be a torn record: cut it off again.
-            let appended = state.appended;
-            let _ = state.file.set_len(appended);
-            return Err(e);
-        }
-        state.appended += record.len() as u64;
+        let ticket = self.write(
+            &mut state,
+            &Record::Zone(origin.clone(), text.map(str::to_owned)),
+        )?;
         let text = text.map(str::to_owned);
         match state.latest.get_mut(origin) {
             Some(entry) => entry.text = text,
@@ -174,6 +175,43 @@ impl Journal {
                 state.latest.insert(origin.clone(), Entry { text, base });
             }
         }
+        Ok(ticket)
+    }
+
+    /// Appends a change to the registry (not yet durable: see [`Journal::sync`]).
+    pub fn append_registry(&self, change: registry::Change) -> std::io::Result<Ticket> {
+        let mut state = self.lock();
+        let ticket = self.write(&mut state, &Record::Registry(change.clone()))?;
+        state.registry.apply(change);
+        state.registry_changed = true;
+        Ok(ticket)
+    }
+
+    /// Every registration.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.lock().registry.all().cloned().collect()
+    }
+
+    /// The registration of `key`, if there is one.
+    pub fn registration(&self, key: &registry::Key) -> Option<Registration> {
+        self.lock().registry.get(key).cloned()
+    }
+
+    /// Writes one record at the end; an error (a full disk) leaves the file as it was.
+    fn write(&self, state: &mut State, record: &Record) -> std::io::Result<Ticket> {
+        if state.failed {
+            return Err(std::io::Error::other(
+                "the journal failed to sync; waiting to be rebuilt",
+            ));
+        }
+        let bytes = record::encode(record);
+        if let Err(e) = state.file.write_all(&bytes) {
+            // A partial write would be a torn record: cut it off again.
+            let appended = state.appended;
+            let _ = state.file.set_len(appended);
+            return Err(e);
+        }
+        state.appended += bytes.len() as u64;
         Ok(Ticket {
             epoch: state.epoch,
             end: state.appended,
@@ -228,7 +266,8 @@ impl Journal {
 
     /// Whether it holds any change the zone files do not.
     pub fn is_empty(&self) -> bool {
-        self.lock().latest.is_empty()
+        let state = self.lock();
+        state.latest.is_empty() && !state.registry_changed
     }
 
     /// Compaction: `write` puts each changed zone's latest text in its file (durably); then
@@ -245,12 +284,16 @@ impl Journal {
         for (origin, entry) in &state.latest {
             write(origin, entry.text.as_deref())?;
         }
+        if state.registry_changed {
+            state.registry.save(&self.dir)?;
+        }
         state.file.set_len(0)?;
         state.file.sync_all()?;
         state.appended = 0;
         state.durable = 0;
         state.epoch += 1;
         state.latest.clear();
+        state.registry_changed = false;
         // Waiters on tickets of the old file: their records are in the zone files now.
         self.synced.notify_all();
         Ok(())
@@ -265,8 +308,10 @@ impl Journal {
         state.file.sync_all()?;
         let mut bytes = Vec::new();
         File::open(&self.path)?.read_to_end(&mut bytes)?;
-        let (texts, good) = replay(&bytes);
-        state.latest = with_bases(texts, &base);
+        let replayed = record::replay(&bytes, Registry::load(&self.dir)?);
+        let good = replayed.good;
+        state.latest = with_bases(replayed.texts, &base);
+        state.registry = replayed.registry;
         state.appended = good as u64;
         state.durable = good as u64;
         state.failed = false;
@@ -288,52 +333,6 @@ fn with_bases(
             (origin, Entry { text, base })
         })
         .collect()
-}
-
-/// One record's bytes.
-fn encode(origin: &Name, text: Option<&str>) -> Vec<u8> {
-    let origin = origin.to_ascii();
-    let kind = u8::from(text.is_some());
-    let text = text.unwrap_or_default();
-    let mut payload = Vec::with_capacity(3 + origin.len() + text.len());
-    payload.push(kind);
-    payload.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-    payload.extend_from_slice(origin.as_bytes());
-    payload.extend_from_slice(text.as_bytes());
-    let mut record = Vec::with_capacity(12 + payload.len());
-    record.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    record.extend_from_slice(&Sha256::digest(&payload)[..8]);
-    record.extend_from_slice(&payload);
-    record
-}
-
-/// The latest text of each zone in `bytes`, and how many bytes of whole, sound records there
-/// are (the rest is a torn or corrupt tail).
-fn replay(bytes: &[u8]) -> (HashMap<Name, Option<String>>, usize) {
-    let mut latest = HashMap::new();
-    let mut at = 0;
-    while let Some((origin, text, len)) = decode(&bytes[at..]) {
-        latest.insert(origin, text);
-        at += len;
-    }
-    (latest, at)
-}
-
-/// The record at the start of `bytes`: (origin, text, its length), if it is whole and sound.
-fn decode(bytes: &[u8]) -> Option<(Name, Option<String>, usize)> {
-    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let sum = bytes.get(4..12)?;
-    let payload = bytes.get(12..12 + len)?;
-    if Sha256::digest(payload)[..8] != *sum {
-        return None;
-    }
-    let (&kind, rest) = payload.split_first()?;
-    let origin_len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
-    let origin = std::str::from_utf8(rest.get(2..2 + origin_len)?).ok()?;
-    let origin = Name::from_ascii(origin).ok()?;
-    let text = std::str::from_utf8(rest.get(2 + origin_len..)?).ok()?;
-    let text = (kind == 1).then(|| text.to_owned());
-    Some((origin, text, 12 + len))
 }
 
 #[cfg(test)]
@@ -379,7 +378,7 @@ mod tests {
         j.sync(t).unwrap();
         drop(j);
         let good = std::fs::metadata(dir.join(FILE)).unwrap().len();
-        let torn = encode(&name("a.test."), Some("lost"));
+        let torn = record::encode(&Record::Zone(name("a.test."), Some("lost".into())));
         for tail in [&torn[..torn.len() - 3], &[0xff; 5][..]] {
             let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
             bytes.truncate(good as usize);

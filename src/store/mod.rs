@@ -9,6 +9,8 @@
 
 pub mod edit;
 pub mod journal;
+mod record;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,9 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use sha2::{Digest, Sha256};
 
+use crate::zone::spec::Registered;
 use crate::zone::{self, Zone, ZoneError, ZoneSet};
+use registry::Registration;
 
 /// A change appended but perhaps not yet durable: what [`Store::sync`] waits for.
 pub type Ticket = Option<journal::Ticket>;
@@ -34,7 +38,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Zone `origin` as it would be with its document replaced by `text` (`None`: no document;
     /// `Ok(None)`: no zone left), built alone: the validation of a change, before it is
     /// appended.
-    fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError>;
+    fn load_one(
+        &self,
+        origin: &Name,
+        text: Option<&str>,
+        registered: &[Registered],
+    ) -> Result<Option<Zone>, ZoneError>;
+    /// The endpoints registered through the API in zone `origin` (see [`registry`]).
+    fn registered(&self, origin: &Name) -> Vec<Registered> {
+        let zone = origin.to_lowercase().to_ascii();
+        let all = self.registrations().into_iter();
+        all.filter(|r| r.zone == zone).map(|r| r.endpoint).collect()
+    }
+    /// Every registration.
+    fn registrations(&self) -> Vec<Registration>;
+    /// The registration of `key`, if there is one.
+    fn registration(&self, key: &registry::Key) -> Option<Registration> {
+        self.registrations().into_iter().find(|r| r.key() == *key)
+    }
+    /// Appends a registration, renewal or removal, like a zone change.
+    fn append_registry(&self, change: registry::Change) -> std::io::Result<Ticket>;
     /// Appends a change; an error (a full disk) leaves the store as it was.
     fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket>;
     /// Waits until the change of `ticket` survives a crash (changes waiting together share one
@@ -90,7 +113,13 @@ impl Store for FileStore {
             .into_iter()
             .map(|(origin, entry)| (origin, entry.text))
             .collect();
-        zone::load_dir_with(&self.dir, &pending)
+        let mut registered: HashMap<Name, Vec<Registered>> = HashMap::new();
+        for r in journal.registrations() {
+            if let Ok(zone) = Name::from_ascii(&r.zone) {
+                registered.entry(zone).or_default().push(r.endpoint);
+            }
+        }
+        zone::load_dir_with(&self.dir, &pending, &registered)
     }
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
@@ -100,8 +129,34 @@ impl Store for FileStore {
         }
     }
 
-    fn load_one(&self, origin: &Name, text: Option<&str>) -> Result<Option<Zone>, ZoneError> {
-        zone::load_one(&self.dir, origin, text)
+    fn load_one(
+        &self,
+        origin: &Name,
+        text: Option<&str>,
+        registered: &[Registered],
+    ) -> Result<Option<Zone>, ZoneError> {
+        zone::load_one(&self.dir, origin, text, registered)
+    }
+
+    fn registrations(&self) -> Vec<Registration> {
+        self.journal
+            .as_ref()
+            .map(journal::Journal::registrations)
+            .unwrap_or_default()
+    }
+
+    fn registration(&self, key: &registry::Key) -> Option<Registration> {
+        self.journal.as_ref()?.registration(key)
+    }
+
+    fn append_registry(&self, change: registry::Change) -> std::io::Result<Ticket> {
+        match &self.journal {
+            Some(journal) => journal.append_registry(change).map(Some),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "registrations need the journal",
+            )),
+        }
     }
 
     fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket> {

@@ -1,14 +1,15 @@
 //! Reads the zones folder: one zone per `<origin>.toml` and/or `<origin>.zone`, all or nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
 
 use super::build::{FieldPath, build_zone};
-use super::spec::ZoneSpec;
+use super::spec::{EndpointSpec, Registered, ZoneSpec};
 use super::{ZoneSet, master, source};
+use crate::policy::PolicyKind;
 
 /// Why the zone set was refused. Every variant names the file; parse and validation errors
 /// name the line and field too.
@@ -93,14 +94,16 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
 
 /// Loads and builds every zone in `dir`. The first error refuses the whole set.
 pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
-    load_dir_with(dir, &std::collections::HashMap::new())
+    load_dir_with(dir, &HashMap::new(), &HashMap::new())
 }
 
 /// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
-/// document): the folder as the journal's changes leave it.
+/// document) and endpoints registered through the API added: the folder as the journal's
+/// changes leave it.
 pub fn load_dir_with(
     dir: &Path,
-    texts: &std::collections::HashMap<Name, Option<String>>,
+    texts: &HashMap<Name, Option<String>>,
+    registered: &HashMap<Name, Vec<Registered>>,
 ) -> Result<ZoneSet, ZoneError> {
     let mut files = zone_files(dir)?;
     for (origin, text) in texts {
@@ -111,7 +114,8 @@ pub fn load_dir_with(
     for (origin, files) in files {
         if files.toml.is_some() || files.master.is_some() {
             let text = texts.get(&origin).cloned().flatten();
-            zones.push(load_zone(dir, &origin, &files, text)?);
+            let registered = registered.get(&origin).map_or(&[][..], Vec::as_slice);
+            zones.push(load_zone(dir, &origin, &files, text, registered)?);
         }
     }
     Ok(ZoneSet::new(zones))
@@ -125,18 +129,20 @@ fn toml_path(dir: &Path, origin: &Name) -> std::path::PathBuf {
 
 /// Zone `origin` of the folder as it would be with its TOML document replaced by `text`
 /// (`None`: no TOML document; a master file alone is then still a zone): how a change is
-/// built and validated before it is written. `Ok(None)`: no zone would be left.
+/// built and validated before it is written. `registered`: its endpoints registered through
+/// the API. `Ok(None)`: no zone would be left.
 pub fn load_one(
     dir: &Path,
     origin: &Name,
     text: Option<&str>,
+    registered: &[Registered],
 ) -> Result<Option<super::Zone>, ZoneError> {
     let mut files = zone_files(dir)?.remove(origin).unwrap_or_default();
     files.toml = text.map(|_| toml_path(dir, origin));
     if files.toml.is_none() && files.master.is_none() {
         return Ok(None);
     }
-    load_zone(dir, origin, &files, text.map(str::to_owned)).map(Some)
+    load_zone(dir, origin, &files, text.map(str::to_owned), registered).map(Some)
 }
 
 fn read(path: &Path) -> Result<String, ZoneError> {
@@ -151,6 +157,7 @@ fn load_zone(
     origin: &Name,
     files: &ZoneFiles,
     text: Option<String>,
+    registered: &[Registered],
 ) -> Result<super::Zone, ZoneError> {
     let Some(toml_path) = &files.toml else {
         // A master file alone is a whole zone, served as written.
@@ -172,7 +179,7 @@ fn load_zone(
         Some(t) => t,
         None => read(toml_path)?,
     };
-    let spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
+    let mut spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {
             at: Location {
@@ -192,6 +199,8 @@ fn load_zone(
         field: field.to_string(),
         message,
     };
+    add_registered(&mut spec, origin, registered)
+        .map_err(|message| invalid(FieldPath::default().key("registrations"), message))?;
 
     let master_path = match (&spec.master_file, &files.master) {
         (Some(named), _) => Some(dir.join(named)),
@@ -221,4 +230,48 @@ fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Reco
         field: String::new(),
         message: e.message,
     })
+}
+
+/// Adds the endpoints registered through the API to their pools (and datacenters).
+fn add_registered(
+    spec: &mut ZoneSpec,
+    origin: &Name,
+    registered: &[Registered],
+) -> Result<(), String> {
+    let same = |a: &str, b: &str| match (Name::parse(a, Some(origin)), Name::parse(b, Some(origin)))
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    for r in registered {
+        let (_, pool) = spec
+            .pools
+            .iter_mut()
+            .find(|(name, _)| same(name, &r.pool))
+            .ok_or_else(|| {
+                format!(
+                    "{} is registered in pool {}, which is gone",
+                    r.address, r.pool
+                )
+            })?;
+        let mut endpoint = EndpointSpec::at(r.address);
+        endpoint.weight = r.weight;
+        let endpoints = match (&r.datacenter, pool.policy) {
+            (Some(name), PolicyKind::Geo) => {
+                let dc = pool.datacenters.iter_mut().find(|d| d.name == *name);
+                let dc = dc.ok_or_else(|| format!("pool {} has no datacenter {name}", r.pool))?;
+                &mut dc.endpoints
+            }
+            (None, PolicyKind::Geo) => {
+                return Err(format!(
+                    "{}: a geo pool's endpoint needs its datacenter",
+                    r.address
+                ));
+            }
+            (Some(_), _) => return Err(format!("pool {} has no datacenters", r.pool)),
+            (None, _) => &mut pool.endpoints,
+        };
+        endpoints.push(endpoint);
+    }
+    Ok(())
 }

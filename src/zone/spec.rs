@@ -292,6 +292,22 @@ impl EndpointSpec {
     }
 }
 
+/// An endpoint registered through the API rather than written in the zone file (it renews
+/// itself with heartbeats): added to its pool, or to its pool's datacenter, when the zone is
+/// built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registered {
+    /// The pool's name as the zone file writes it (relative to the origin).
+    pub pool: String,
+    /// Geo pools: the datacenter it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    pub address: IpAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
 /// An endpoint's own check, or `false` for none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]

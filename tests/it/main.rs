@@ -14,6 +14,7 @@ mod journal;
 mod ops;
 mod policies;
 mod ratelimit;
+mod registrations;
 mod reload;
 mod robustness;
 mod simulate;

@@ -1,0 +1,147 @@
+//! Endpoints registered through the API with heartbeats: registering adds the endpoint to its
+//! pool (the zone is rebuilt with it), renewing only records the time (nothing served
+//! changes, so a fleet's heartbeats cost a journal record each), and an endpoint not renewed
+//! within its TTL leaves the answers and the registry. All of it durable, like a zone change.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{Control, UpdateError};
+use crate::store::registry::{Change, Key, Registration};
+use crate::zone::spec::Registered;
+use crate::zone::{Name, ZoneError};
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registering {
+    /// The endpoint is new in its pool (or its weight or datacenter changed).
+    Added,
+    /// Only its time was renewed.
+    Renewed,
+}
+
+/// Milliseconds since the Unix epoch now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The pool's name as a key: absolute, lower case.
+fn pool_key(origin: &Name, pool: &str) -> Result<String, UpdateError> {
+    let name = Name::parse(pool, Some(origin)).map_err(|e| invalid(format!("pool {pool}: {e}")))?;
+    Ok(name.to_lowercase().to_ascii())
+}
+
+fn invalid(message: String) -> UpdateError {
+    UpdateError::Invalid(ZoneError::Name {
+        path: std::path::PathBuf::from("registrations"),
+        message,
+    })
+}
+
+impl Control {
+    /// Registers `endpoint` in `origin` for `ttl`, or renews its registration.
+    pub fn register(
+        &self,
+        origin: &Name,
+        mut endpoint: Registered,
+        ttl: Duration,
+    ) -> Result<Registering, UpdateError> {
+        let origin = origin.to_lowercase();
+        endpoint.pool = pool_key(&origin, &endpoint.pool)?;
+        let registration = Registration {
+            zone: origin.to_ascii(),
+            endpoint,
+            ttl_ms: ttl.as_millis() as u64,
+            renewed_ms: unix_ms(),
+        };
+        let writer = self.writer();
+        let same = self
+            .store
+            .registration(&registration.key())
+            .is_some_and(|r| r.endpoint == registration.endpoint);
+        if same {
+            let ticket = self.store.append_registry(Change::Put(registration))?;
+            self.commit(writer, &origin, None, ticket)?;
+            return Ok(Registering::Renewed);
+        }
+        let mut registered = self.store.registered(&origin);
+        registered.retain(|r| {
+            !(r.pool == registration.endpoint.pool && r.address == registration.endpoint.address)
+        });
+        registered.push(registration.endpoint.clone());
+        let text = self.store.read(&origin)?;
+        let zone = self.store.load_one(&origin, text.as_deref(), &registered)?;
+        let ticket = self.store.append_registry(Change::Put(registration))?;
+        self.commit(writer, &origin, Some(zone), ticket)?;
+        Ok(Registering::Added)
+    }
+
+    /// Removes the registration of `address` in `origin`'s `pool`; `false` if there is none.
+    pub fn unregister(
+        &self,
+        origin: &Name,
+        pool: &str,
+        address: IpAddr,
+    ) -> Result<bool, UpdateError> {
+        self.remove(origin, pool, address, None)
+    }
+
+    /// [`Control::unregister`], only if the registration has expired at `expired_at` (ms since
+    /// the epoch), when given: a renewal that came in between keeps it.
+    fn remove(
+        &self,
+        origin: &Name,
+        pool: &str,
+        address: IpAddr,
+        expired_at: Option<u64>,
+    ) -> Result<bool, UpdateError> {
+        let origin = origin.to_lowercase();
+        let key = Key::new(&origin.to_ascii(), &pool_key(&origin, pool)?, address);
+        let writer = self.writer();
+        let Some(current) = self.store.registration(&key) else {
+            return Ok(false);
+        };
+        if expired_at.is_some_and(|at| current.expires_ms() > at) {
+            return Ok(false);
+        }
+        let mut registered = self.store.registered(&origin);
+        registered.retain(|r| !(r.pool == key.pool && r.address == address));
+        let text = self.store.read(&origin)?;
+        let zone = self.store.load_one(&origin, text.as_deref(), &registered)?;
+        let ticket = self.store.append_registry(Change::Remove(key))?;
+        self.commit(writer, &origin, Some(zone), ticket)?;
+        Ok(true)
+    }
+
+    /// Every registration, for views.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.store.registrations()
+    }
+
+    /// Removes the registrations whose TTL has run out since their last renewal (called every
+    /// second).
+    pub fn expire_registrations(&self) {
+        let now = unix_ms();
+        let expired: Vec<Registration> = self
+            .store
+            .registrations()
+            .into_iter()
+            .filter(|r| r.expires_ms() <= now)
+            .collect();
+        for r in expired {
+            let Ok(origin) = Name::from_ascii(&r.zone) else {
+                continue;
+            };
+            let (pool, address) = (&r.endpoint.pool, r.endpoint.address);
+            match self.remove(&origin, pool, address, Some(now)) {
+                Ok(true) => tracing::info!("registration of {address} in pool {pool} expired"),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, "cannot remove the expired registration of {address} in {pool}")
+                }
+            }
+        }
+    }
+}
