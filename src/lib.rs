@@ -17,19 +17,23 @@
 //!   `resolve::find` and policy decision as a query.
 //! - [`simulate`]: what a changed zone, pool or GeoIP database would do to the clients
 //!   (`meridian simulate`): the address space between datacenters, answers between endpoints.
-//! - [`control`]: the one writer path. Reload, API edits, probe results and GeoIP reloads build
-//!   a new snapshot and publish it, one writer at a time, reading and writing zones through
-//!   [`store::Store`].
+//! - [`control`]: the one writer path. Reload, API edits, registrations, probe results and
+//!   GeoIP reloads build a new snapshot (a changed zone rebuilt alone, the others shared) and
+//!   publish it, one writer at a time, reading and writing zones through [`store::Store`];
+//!   changes are synced outside the writer lock (group commit). `control::ticks`: feedback,
+//!   registration expiry and journal compaction once a second.
 //! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
-//!   folder, written atomically; a journal or etcd backend implements the same interface);
-//!   `store::edit` changes a zone's TOML keeping its layout.
+//!   folder with its write-ahead `journal` of `record`s, compacted into the zone files; the
+//!   `registry` of endpoints registered through the API; an etcd backend implements the same
+//!   interface); `store::edit` changes a zone's TOML keeping its layout.
 //! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
 //!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
 //!   `max_answers`); no I/O, no wire format.
 //! - [`snapshot`]: the immutable [`snapshot::Snapshot`] (zones, GeoIP, health view) and
 //!   [`snapshot::Current`], the cell the query path loads it from.
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
-//!   reads a large file in two halves at once), its one `build`, and the zone tree: immutable
+//!   reads a large file in two halves at once), its one `build` (numbering the zone's own
+//!   health slots, `zone::slots`), the `ZoneSet` of shared zones, and the zone tree: immutable
 //!   once built, but for each geo pool's steering table, a [`cell::Swappable`] that `control`
 //!   fills for the snapshot's GeoIP database when it publishes.
 //! - [`policy`]: how a pool orders its endpoints, one policy per file implementing
