@@ -78,7 +78,7 @@ async fn simulate(api: Api, headers: &HeaderMap, change: Change) -> Result<Json<
         }
         (Some(zone), None, Some(pool), Some(spec)) => {
             let origin = authorize(&api, zone, headers, TokenScope::Read)?;
-            let mut doc = edit::parse(&read_zone(&api, &origin)?)?;
+            let mut doc = edit::parse(&read_zone(&api, &origin)?.text)?;
             edit::set_pool(&mut doc, &origin, &pool, &spec)?;
             Some((origin, doc.to_string()))
         }

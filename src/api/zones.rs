@@ -2,7 +2,6 @@
 //! `Control::update_zone` (validate → write durably → swap), with ETag / If-Match on the zone.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -15,8 +14,9 @@ use serde_json::json;
 use super::auth::parse_zone;
 use super::{Api, ApiError};
 use crate::config::TokenScope;
+use crate::store::change::Edit;
 use crate::store::edit::{self, EndpointPatch, same_name};
-use crate::store::etag;
+use crate::store::{Doc, etag};
 use crate::zone::Name;
 use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
 
@@ -36,11 +36,12 @@ fn serial_of(text: &str) -> Option<u32> {
     edit::serial(&edit::parse(text).ok()?)
 }
 
-/// The zone's current TOML text, or 404 (409 for a zone served from a master file alone).
-pub(super) fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
+/// The zone's current TOML text and tag, or 404 (409 for a zone served from a master file
+/// alone).
+pub(super) fn read_zone(api: &Api, origin: &Name) -> Result<Doc, ApiError> {
     let store = api.control.store();
     match store.read(origin) {
-        Ok(Some(text)) => Ok(text),
+        Ok(Some(doc)) => Ok(doc),
         Ok(None) if store.read_only(origin) => Err(ApiError::conflict(format!(
             "{origin} is served from a master file alone; the API edits TOML zones"
         ))),
@@ -49,7 +50,8 @@ pub(super) fn read_zone(api: &Api, origin: &Name) -> Result<String, ApiError> {
     }
 }
 
-/// `If-Match` (RFC 9110 §13.1.1): `*` needs the zone to exist; tags must include the current.
+/// `If-Match` (RFC 9110 §13.1.1): `*` needs the zone to exist; tags must include the
+/// current one (`current`: the zone's tag, `None` if it has no document).
 fn check_if_match(headers: &HeaderMap, current: Option<&str>) -> Result<(), ApiError> {
     let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Ok(());
@@ -57,12 +59,9 @@ fn check_if_match(headers: &HeaderMap, current: Option<&str>) -> Result<(), ApiE
     let ok = match current {
         None => false,
         Some(_) if wanted.trim() == "*" => true,
-        Some(text) => {
-            let now = etag(text);
-            wanted
-                .split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == now)
-        }
+        Some(now) => wanted
+            .split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == now),
     };
     match ok {
         true => Ok(()),
@@ -85,9 +84,9 @@ async fn update(
     tokio::task::spawn_blocking(move || {
         let mut existed = false;
         let next = state.update_zone(&origin, |current| {
-            check_if_match(&headers, current.as_deref())?;
+            check_if_match(&headers, current.as_ref().map(|d| d.etag.as_str()))?;
             existed = current.is_some();
-            change(current)
+            change(current.map(|d| d.text))
         })?;
         Ok((existed, next))
     })
@@ -95,41 +94,26 @@ async fn update(
     .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
-/// Edits an existing zone's document and bumps its serial: the new text and serial.
-fn edit_doc(
-    current: Option<String>,
-    origin: &Name,
-    f: impl FnOnce(&mut edit::ZoneDocument) -> Result<(), edit::EditError>,
-) -> Result<(String, Option<u32>), ApiError> {
-    let text = current.ok_or_else(|| ApiError::not_found(format!("zone {origin} not found")))?;
-    let mut doc = edit::parse(&text)?;
-    let previous = edit::serial(&doc);
-    f(&mut doc)?;
-    edit::bump_serial(&mut doc, previous);
-    Ok((doc.to_string(), edit::serial(&doc)))
-}
-
 /// The answer to a successful change: the zone's new serial and ETag.
 fn changed(status: StatusCode, origin: &Name, text: Option<&str>) -> Response {
     let serial = text.and_then(serial_of);
-    changed_to(status, origin, text, serial)
+    changed_to(status, origin, text.map(etag), serial)
 }
 
-/// [`changed`], with the new serial known.
+/// [`changed`], with the new tag and serial known.
 fn changed_to(
     status: StatusCode,
     origin: &Name,
-    text: Option<&str>,
+    tag: Option<String>,
     serial: Option<u32>,
 ) -> Response {
-    let Some(text) = text else {
+    let Some(tag) = tag else {
         return (
             status,
             Json(json!({ "zone": origin.to_string(), "deleted": true })),
         )
             .into_response();
     };
-    let tag = etag(text);
     let body = json!({ "zone": origin.to_string(), "serial": serial, "etag": tag });
     (status, [(header::ETAG, tag)], Json(body)).into_response()
 }
@@ -150,39 +134,46 @@ pub(super) fn authorize(
     Ok(origin)
 }
 
-/// The zone in the path, read with a token that may read it: its origin, text and spec.
+/// The zone in the path, read with a token that may read it: its origin, its ETag and spec.
 fn read_authorized(
     api: &Api,
     zone: &str,
     headers: &HeaderMap,
 ) -> Result<(Name, String, ZoneSpec), ApiError> {
     let origin = authorize(api, zone, headers, TokenScope::Read)?;
-    let text = read_zone(api, &origin)?;
-    let spec = spec_of(&text)?;
-    Ok((origin, text, spec))
+    let doc = read_zone(api, &origin)?;
+    let spec = spec_of(&doc.text)?;
+    Ok((origin, doc.etag, spec))
 }
 
-/// One edit of the existing zone in the path by a token that may write it, answered with the
-/// zone's new serial and ETag.
+/// One edit of the existing zone in the path by a token that may write it (see
+/// `Control::edit_zone`), answered with the zone's new serial and ETag.
 async fn edit_zone(
     api: &Api,
     zone: &str,
     headers: &HeaderMap,
-    f: impl FnOnce(&mut edit::ZoneDocument, &Name) -> Result<(), edit::EditError> + Send + 'static,
+    edit: Edit,
 ) -> Result<Response, ApiError> {
     let origin = authorize(api, zone, headers, TokenScope::Write)?;
+    if api.control.store().read_only(&origin) {
+        return Err(ApiError::conflict(format!(
+            "{origin} is served from a master file alone; the API edits TOML zones"
+        )));
+    }
+    let control = api.control.clone();
+    let headers = headers.clone();
     let o = origin.clone();
-    // The new serial, as the edit wrote it (parsing the text again would double the cost).
-    let serial = Arc::new(std::sync::Mutex::new(None));
-    let written = serial.clone();
-    let (_, text) = update(api, origin.clone(), headers, move |current| {
-        let (text, serial) = edit_doc(current, &o, |doc| f(doc, &o))?;
-        *written.lock().unwrap_or_else(|e| e.into_inner()) = serial;
-        Ok(Some(text))
+    let edited = tokio::task::spawn_blocking(move || {
+        control.edit_zone(&o, edit, |tag| check_if_match(&headers, tag))
     })
-    .await?;
-    let serial = *serial.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(changed_to(StatusCode::OK, &origin, text.as_deref(), serial))
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(changed_to(
+        StatusCode::OK,
+        &origin,
+        Some(edited.etag),
+        edited.serial,
+    ))
 }
 
 /// `GET /zones`.
@@ -208,8 +199,8 @@ pub async fn get_zone(
     Path(zone): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, text, spec) = read_authorized(&api, &zone, &headers)?;
-    Ok(([(header::ETAG, etag(&text))], Json(spec)).into_response())
+    let (_, tag, spec) = read_authorized(&api, &zone, &headers)?;
+    Ok(([(header::ETAG, tag)], Json(spec)).into_response())
 }
 
 /// `PUT /zones/{zone}`: create or replace a whole zone (idempotent).
@@ -268,13 +259,13 @@ pub async fn get_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (origin, text, spec) = read_authorized(&api, &zone, &headers)?;
+    let (origin, tag, spec) = read_authorized(&api, &zone, &headers)?;
     let found = spec
         .records
         .into_iter()
         .find(|r| same_name(&origin, &r.name, &name) && r.rtype.eq_ignore_ascii_case(&rtype))
         .ok_or_else(|| ApiError::not_found(format!("record set {name} {rtype} not found")))?;
-    Ok(([(header::ETAG, etag(&text))], Json(found)).into_response())
+    Ok(([(header::ETAG, tag)], Json(found)).into_response())
 }
 
 /// The body of a record set PUT: its name and type come from the path.
@@ -300,10 +291,7 @@ pub async fn put_records(
         ttl: records.ttl,
         data: records.data,
     };
-    edit_zone(&api, &zone, &headers, move |doc, o| {
-        edit::set_records(doc, o, &spec)
-    })
-    .await
+    edit_zone(&api, &zone, &headers, Edit::SetRecords(spec)).await
 }
 
 /// `DELETE /zones/{zone}/records/{name}/{type}`.
@@ -312,10 +300,7 @@ pub async fn delete_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    edit_zone(&api, &zone, &headers, move |doc, o| {
-        edit::remove_records(doc, o, &name, &rtype)
-    })
-    .await
+    edit_zone(&api, &zone, &headers, Edit::RemoveRecords { name, rtype }).await
 }
 
 /// `GET /zones/{zone}/pools/{name}`.
@@ -324,9 +309,9 @@ pub async fn get_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (origin, text, spec) = read_authorized(&api, &zone, &headers)?;
+    let (origin, tag, spec) = read_authorized(&api, &zone, &headers)?;
     let found = pool_of(spec, &origin, &name)?;
-    Ok(([(header::ETAG, etag(&text))], Json(found)).into_response())
+    Ok(([(header::ETAG, tag)], Json(found)).into_response())
 }
 
 /// Pool `name` of the zone `spec` of `origin`, or 404.
@@ -346,9 +331,15 @@ pub async fn put_pool(
     pool: Result<Json<PoolSpec>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let pool = body(pool)?;
-    edit_zone(&api, &zone, &headers, move |doc, o| {
-        edit::set_pool(doc, o, &name, &pool)
-    })
+    edit_zone(
+        &api,
+        &zone,
+        &headers,
+        Edit::SetPool {
+            name,
+            pool: Box::new(pool),
+        },
+    )
     .await
 }
 
@@ -358,10 +349,7 @@ pub async fn delete_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    edit_zone(&api, &zone, &headers, move |doc, o| {
-        edit::remove_pool(doc, o, &name)
-    })
-    .await
+    edit_zone(&api, &zone, &headers, Edit::RemovePool { name }).await
 }
 
 /// `PATCH /zones/{zone}/pools/{name}/endpoints/{address}`: `weight`, `drain`, `force`
@@ -385,15 +373,16 @@ pub async fn patch_endpoint(
     let durable = patch.weight.is_some() || patch.drain.is_some() || patch.force.is_some();
     let response = match durable {
         true => {
-            let name = name.clone();
-            edit_zone(&api, &zone, &headers, move |doc, o| {
-                edit::patch_endpoint(doc, o, &name, address, &patch)
-            })
-            .await?
+            let edit = Edit::PatchEndpoint {
+                pool: name.clone(),
+                address,
+                patch,
+            };
+            edit_zone(&api, &zone, &headers, edit).await?
         }
         false => {
             let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-            let pool = pool_of(spec_of(&read_zone(&api, &origin)?)?, &origin, &name)?;
+            let pool = pool_of(spec_of(&read_zone(&api, &origin)?.text)?, &origin, &name)?;
             let mut endpoints = pool
                 .endpoints
                 .iter()

@@ -4,17 +4,20 @@
 //! the [`Current`] cell the query path reads. Writers are serialized by one lock; readers never
 //! wait. Zones are read and written through the [`Store`] interface.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+mod edits;
 mod registrations;
 #[cfg(test)]
 mod tests;
 mod ticks;
 
+pub use edits::Edited;
 pub use registrations::{Registering, unix_ms};
 pub use ticks::run_ticks;
 
@@ -66,6 +69,9 @@ pub struct Control {
     writer: Mutex<()>,
     /// Zone changes appended so far (to see when they pause).
     changes: AtomicU64,
+    /// The model of each zone's TOML document that has been edited, as the edits left it
+    /// (see `edits`): locked by the one writer.
+    specs: Mutex<HashMap<zone::Name, zone::spec::ZoneSpec>>,
 }
 
 impl Control {
@@ -106,6 +112,7 @@ impl Control {
             targets: watch::channel(Arc::from(zones.probes.as_slice())).0,
             writer: Mutex::new(()),
             changes: AtomicU64::new(0),
+            specs: Mutex::default(),
         };
         control.publish(&control.writer(), zones, geo);
         control
@@ -135,6 +142,7 @@ impl Control {
     pub fn reload(&self) -> Result<usize, LoadError> {
         let result = (|| {
             let writer = self.writer();
+            self.forget_specs(None);
             let zones = Arc::new(self.store.load()?);
             let geo = open_geo(self.geoip.as_deref())?;
             let count = zones.len();
@@ -156,11 +164,12 @@ impl Control {
     pub fn update_zone<E: From<UpdateError>>(
         &self,
         origin: &zone::Name,
-        change: impl FnOnce(Option<String>) -> Result<Option<String>, E>,
+        change: impl FnOnce(Option<crate::store::Doc>) -> Result<Option<String>, E>,
     ) -> Result<Option<String>, E> {
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
         let next = change(current)?;
+        self.forget_specs(Some(origin));
         let registered = self.store.registered(origin);
         let zone = self
             .store
@@ -211,6 +220,7 @@ impl Control {
     /// restart would load them are served.
     fn serve_durable(&self) {
         let writer = self.writer();
+        self.forget_specs(None);
         let loaded = self
             .store
             .recover()

@@ -1,5 +1,5 @@
 //! Endpoints registered through the API with heartbeats: registering adds the endpoint to its
-//! pool (the zone is rebuilt with it), renewing only records the time (nothing served
+//! pool (the pool is rebuilt with it, alone where it can be), renewing only records the time (nothing served
 //! changes, so a fleet's heartbeats cost a journal record each), and an endpoint not renewed
 //! within its TTL leaves the answers and the registry. All of it durable, like a zone change.
 
@@ -71,10 +71,10 @@ impl Control {
             !(r.pool == registration.endpoint.pool && r.address == registration.endpoint.address)
         });
         registered.push(registration.endpoint.clone());
-        let text = self.store.read(&origin)?;
-        let zone = self.store.load_one(&origin, text.as_deref(), &registered)?;
+        let pool = &registration.endpoint.pool;
+        let zone = self.build_registered(&origin, pool, &registered)?;
         let ticket = self.store.append_registry(Change::Put(registration))?;
-        self.commit(writer, &origin, Some(zone), ticket)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
         Ok(Registering::Added)
     }
 
@@ -108,10 +108,9 @@ impl Control {
         }
         let mut registered = self.store.registered(&origin);
         registered.retain(|r| !(r.pool == key.pool && r.address == address));
-        let text = self.store.read(&origin)?;
-        let zone = self.store.load_one(&origin, text.as_deref(), &registered)?;
+        let zone = self.build_registered(&origin, &key.pool, &registered)?;
         let ticket = self.store.append_registry(Change::Remove(key))?;
-        self.commit(writer, &origin, Some(zone), ticket)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
         Ok(true)
     }
 

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
+use crate::snapshot::Snapshot;
+use crate::store::change::{Edit, ZoneEdit};
+use crate::store::edit::EditError;
 use crate::store::registry::{Change, Registration};
-use crate::store::{FileStore, Ticket};
+use crate::store::{Doc, FileStore, Ticket};
 use crate::zone::Zone;
-use crate::zone::spec::Registered;
+use crate::zone::spec::{Registered, ZoneSpec};
 
 /// A journaled folder whose appends or syncs fail on demand (a full or failing disk).
 #[derive(Debug)]
@@ -29,8 +32,25 @@ impl Store for Failing {
     fn load(&self) -> Result<ZoneSet, ZoneError> {
         self.inner.load()
     }
-    fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
+    fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {
         self.inner.read(origin)
+    }
+    fn tag(&self, origin: &Name) -> std::io::Result<Option<String>> {
+        self.inner.tag(origin)
+    }
+    fn build(
+        &self,
+        origin: &Name,
+        spec: &ZoneSpec,
+        registered: &[Registered],
+    ) -> Result<Zone, ZoneError> {
+        self.inner.build(origin, spec, registered)
+    }
+    fn append_edit(&self, origin: &Name, edit: &ZoneEdit) -> std::io::Result<Ticket> {
+        if self.switches.fail_append.load(Ordering::Relaxed) {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.inner.append_edit(origin, edit)
     }
     fn load_one(
         &self,
@@ -103,14 +123,15 @@ fn stored_x(control: &Control) -> bool {
         .read(&origin)
         .unwrap()
         .unwrap()
+        .text
         .contains("192.0.2.7")
 }
 
 /// Adds `x.t. A 192.0.2.7` to the zone's text.
 fn add_x(control: &Control) -> Result<Option<String>, UpdateError> {
     let origin = Name::from_ascii("t.").unwrap();
-    control.update_zone(&origin, |text: Option<String>| {
-        let text = text.unwrap_or_default();
+    control.update_zone(&origin, |doc: Option<Doc>| {
+        let text = doc.map(|d| d.text).unwrap_or_default();
         Ok::<_, UpdateError>(Some(format!(
             "{text}\n[[records]]\nname = \"x\"\ntype = \"A\"\ndata = [\"192.0.2.7\"]\n"
         )))
@@ -160,5 +181,109 @@ fn a_change_that_cannot_be_made_durable_is_refused_and_unserved() {
     // And a restart (the journal replayed) has it.
     let origin = Name::from_ascii("t.").unwrap();
     let again = FileStore::open(dir).unwrap();
-    assert!(again.read(&origin).unwrap().unwrap().contains("192.0.2.7"));
+    let text = again.read(&origin).unwrap().unwrap().text;
+    assert!(text.contains("192.0.2.7"));
+}
+
+/// What an edit's error says.
+#[derive(Debug)]
+struct Refused(String);
+
+impl From<UpdateError> for Refused {
+    fn from(e: UpdateError) -> Self {
+        Refused(e.to_string())
+    }
+}
+
+impl From<EditError> for Refused {
+    fn from(e: EditError) -> Self {
+        Refused(e.to_string())
+    }
+}
+
+/// An edit of zone `t.` (pool `www` made of `count` endpoints, or an endpoint patched).
+fn edit(control: &Control, edit: Edit) -> Result<Edited, Refused> {
+    let origin = Name::from_ascii("t.").unwrap();
+    control.edit_zone(&origin, edit, |_| Ok::<_, Refused>(()))
+}
+
+fn set_www(count: u8) -> Edit {
+    let endpoints: Vec<String> = (1..=count).map(|i| format!("\"192.0.2.{i}\"")).collect();
+    let json = format!(r#"{{"endpoints": [{}]}}"#, endpoints.join(","));
+    Edit::SetPool {
+        name: "www".into(),
+        pool: serde_json::from_str(&json).unwrap(),
+    }
+}
+
+fn drain(address: &str) -> Edit {
+    Edit::PatchEndpoint {
+        pool: "www".into(),
+        address: address.parse().unwrap(),
+        patch: serde_json::from_str(r#"{"drain": true}"#).unwrap(),
+    }
+}
+
+/// The addresses `www.t.` answers, sorted.
+fn www(control: &Control) -> Vec<String> {
+    let snapshot = control.snapshot();
+    let name = Name::from_ascii("www.t.").unwrap();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let client = "192.0.2.1".parse().unwrap();
+    let answer = crate::resolve::resolve(&snapshot, &name, RecordType::A, client, &mut rng);
+    let mut seen: Vec<String> = answer.answers.iter().map(|r| r.data.to_string()).collect();
+    seen.sort();
+    seen
+}
+
+#[test]
+fn an_edited_pool_is_rebuilt_alone_and_served_as_a_whole_build_would() {
+    let (control, _, dir) = control();
+    edit(&control, set_www(3)).unwrap();
+    let before = control.snapshot();
+    let edited = edit(&control, drain("192.0.2.2")).unwrap();
+    assert_eq!(edited.serial, Some(3), "each edit bumps the serial");
+    let after = control.snapshot();
+    let zone = |s: &Snapshot| s.zones.shared()[0].clone();
+    assert!(
+        Arc::ptr_eq(&zone(&before).slots, &zone(&after).slots),
+        "the pool was rebuilt alone (the zone's slots are shared)"
+    );
+    assert_eq!(www(&control), ["192.0.2.1", "192.0.2.3"]);
+    assert_eq!(after.zones.shared()[0].serial(), 3);
+    // A restart (the journal's edits replayed over the file) serves the same.
+    drop((before, after));
+    let again = FileStore::open(dir).unwrap();
+    let restarted = Control::from_zones(again.load().unwrap());
+    assert_eq!(www(&restarted), ["192.0.2.1", "192.0.2.3"]);
+    assert_eq!(restarted.snapshot().zones.shared()[0].serial(), 3);
+}
+
+#[test]
+fn a_refused_edit_changes_nothing_and_the_next_one_starts_from_what_was() {
+    let (control, switches, _) = control();
+    edit(&control, set_www(2)).unwrap();
+    let tag = control
+        .store()
+        .tag(&Name::from_ascii("t.").unwrap())
+        .unwrap();
+    switches.fail_append.store(true, Ordering::Relaxed);
+    let error = edit(&control, drain("192.0.2.1")).unwrap_err();
+    assert!(error.0.contains("os error 28"), "{error:?}");
+    switches.fail_append.store(false, Ordering::Relaxed);
+    let invalid = edit(&control, set_www(0)).unwrap_err();
+    assert!(invalid.0.contains("pools.www"), "{invalid:?}");
+    let missing = edit(&control, drain("198.51.100.1")).unwrap_err();
+    assert!(missing.0.contains("not found"), "{missing:?}");
+    assert_eq!(www(&control), ["192.0.2.1", "192.0.2.2"]);
+    let origin = Name::from_ascii("t.").unwrap();
+    assert_eq!(control.store().tag(&origin).unwrap(), tag, "unchanged tag");
+    // The kept model was put back: the next edit is made on the zone as it is.
+    let edited = edit(&control, drain("192.0.2.2")).unwrap();
+    assert_eq!(edited.serial, Some(3));
+    assert_eq!(www(&control), ["192.0.2.1"]);
+    let text = control.store().read(&origin).unwrap().unwrap();
+    assert_eq!(text.etag, edited.etag, "the tag read whole is the edit's");
+    assert!(text.text.contains("drain = true"), "{}", text.text);
+    assert!(!text.text.contains("198.51.100.1"));
 }

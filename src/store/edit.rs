@@ -24,14 +24,21 @@ pub enum EditError {
 }
 
 /// Changes to one endpoint (PATCH). `force: Some(None)` clears an override.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
     /// A load report (`least_load`): served at once, not written to the zone.
+    #[serde(skip_serializing)]
     pub load: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub force: Option<Option<Force>>,
 }
 
@@ -127,10 +134,14 @@ pub fn remove_records(
     Ok(())
 }
 
-/// The key of pool `name` in the `pools` table, if it exists.
+/// The key of pool `name` in the `pools` table, if it exists: the same string first (a
+/// lookup), else the same name written another way.
 fn pool_key(doc: &DocumentMut, origin: &Name, name: &str) -> Option<String> {
-    doc.get("pools")?
-        .as_table_like()?
+    let pools = doc.get("pools")?.as_table_like()?;
+    if pools.contains_key(name) {
+        return Some(name.to_owned());
+    }
+    pools
         .iter()
         .map(|(k, _)| k.to_owned())
         .find(|k| same_name(origin, k, name))
@@ -301,6 +312,13 @@ pub fn serial(doc: &DocumentMut) -> Option<u32> {
         .get("serial")?
         .as_integer()?;
     u32::try_from(serial).ok()
+}
+
+/// Sets the SOA serial (if the document has an `[soa]`).
+pub fn set_serial(doc: &mut DocumentMut, serial: u32) {
+    if let Some(soa) = doc.get_mut("soa").and_then(Item::as_table_like_mut) {
+        soa.insert("serial", Item::Value(Value::from(i64::from(serial))));
+    }
 }
 
 /// Sets the SOA serial to at least `previous + 1` (RFC 1982 arithmetic is not needed for

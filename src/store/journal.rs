@@ -4,8 +4,8 @@
 //! compaction writes every changed zone's text to its file (atomically, as before) and empties
 //! the journal. At start-up the journal is replayed over the zone files.
 //!
-//! Records (see `record`) are zones' new texts and changes to the registry of endpoints
-//! registered through the API. A tail that is short or fails its checksum (a crash in the
+//! Records (see `record`) are zones' new texts, edits of zones (see `change`) and changes to
+//! the registry of endpoints registered through the API. A tail that is short or fails its checksum (a crash in the
 //! middle of an append) is ignored with a warning and cut off: it was never acknowledged.
 
 use std::collections::HashMap;
@@ -14,9 +14,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use sha2::{Digest, Sha256};
-
-use super::record::{self, Record};
+use super::change::ZoneEdit;
+pub use super::entry::{Entry, digest};
+use super::record::{self, Changes, Record};
 use super::registry::{self, Registration, Registry};
 use crate::zone::Name;
 
@@ -61,34 +61,22 @@ struct State {
     epoch: u64,
     /// Recoveries from failed syncs so far.
     recoveries: u64,
-    /// The latest text of each zone changed since the last compaction.
+    /// The changes of each zone changed since the last compaction.
     latest: HashMap<Name, Entry>,
+    /// The tags of the zones compacted since start-up, with the digest of the text written:
+    /// a zone's tag does not change when its changes move into its file.
+    compacted: HashMap<Name, ([u8; 32], [u8; 32])>,
     /// Every registration: the registry file with the journal's changes applied.
     registry: Registry,
     /// The registry changed since the last compaction.
     registry_changed: bool,
 }
 
-/// A zone's journaled change.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// Its latest text (`None`: its TOML document removed).
-    pub text: Option<String>,
-    /// A digest of its file as it was when the journal took its first change since the last
-    /// compaction (`None`: no file): a file that differs now was edited by hand meanwhile.
-    pub base: Option<[u8; 32]>,
-}
-
-/// A digest of a file's text, to tell whether it changed.
-pub fn digest(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
-}
-
 impl Journal {
-    /// Opens (or creates) the journal in `dir` and replays it: the latest text of each zone it
-    /// holds, in the order written; `base` gives each one's file digest now (the files have not
+    /// Opens (or creates) the journal in `dir` and replays it: the changes of each zone it
+    /// holds, in the order written; `file` gives each one's file text now (the files have not
     /// been compacted into since). A torn tail is cut off.
-    pub fn open(dir: &Path, base: impl Fn(&Name) -> Option<[u8; 32]>) -> std::io::Result<Self> {
+    pub fn open(dir: &Path, file_text: impl Fn(&Name) -> Option<String>) -> std::io::Result<Self> {
         let path = dir.join(FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -99,7 +87,7 @@ impl Journal {
         file.read_to_end(&mut bytes)?;
         let replayed = record::replay(&bytes, Registry::load(dir)?);
         let good = replayed.good;
-        let latest = with_bases(replayed.texts, &base);
+        let latest = with_files(replayed.zones, &file_text);
         if good < bytes.len() {
             tracing::warn!(
                 "journal {}: ignoring {} bytes of a torn or corrupt last record (never acknowledged)",
@@ -121,6 +109,7 @@ impl Journal {
                 epoch: 0,
                 recoveries: 0,
                 latest,
+                compacted: HashMap::new(),
                 registry_changed: replayed.good > 0,
                 registry: replayed.registry,
             }),
@@ -153,35 +142,82 @@ impl Journal {
         self.lock().latest.remove(origin);
     }
 
-    /// Appends a change (not yet durable: see [`Journal::sync`]); `base` is the zone file's
-    /// digest now, asked for the first change since a compaction. An error (a full disk)
+    /// Appends a zone's new text (not yet durable: see [`Journal::sync`]); `file` is the zone
+    /// file's text now, asked for the first change since a compaction. An error (a full disk)
     /// leaves the journal as it was.
     pub fn append(
         &self,
         origin: &Name,
         text: Option<&str>,
-        base: impl FnOnce() -> Option<[u8; 32]>,
+        file: impl FnOnce() -> Option<String>,
     ) -> std::io::Result<Ticket> {
         let mut state = self.lock();
-        let ticket = self.write(
-            &mut state,
-            &Record::Zone(origin.clone(), text.map(str::to_owned)),
-        )?;
-        let text = text.map(str::to_owned);
-        match state.latest.get_mut(origin) {
-            Some(entry) => entry.text = text,
-            None => {
-                let base = base();
-                state.latest.insert(origin.clone(), Entry { text, base });
-            }
-        }
+        let record = Record::Zone(origin.clone(), text.map(str::to_owned));
+        let (ticket, _) = self.write(&mut state, &record)?;
+        let base = match state.latest.get(origin) {
+            Some(entry) => entry.base,
+            None => file().as_deref().map(digest),
+        };
+        let entry = Entry {
+            text: text.map(str::to_owned),
+            edits: Vec::new(),
+            base,
+            tag: digest(text.unwrap_or_default()),
+        };
+        state.latest.insert(origin.clone(), entry);
         Ok(ticket)
+    }
+
+    /// Appends an edit of a zone, like [`Journal::append`]: a record the size of the edit.
+    pub fn append_edit(
+        &self,
+        origin: &Name,
+        edit: &ZoneEdit,
+        file: impl FnOnce() -> Option<String>,
+    ) -> std::io::Result<Ticket> {
+        let mut state = self.lock();
+        let (ticket, sum) = self.write(
+            &mut state,
+            &Record::Edit(origin.clone(), Box::new(edit.clone())),
+        )?;
+        let entry = state
+            .latest
+            .entry(origin.clone())
+            .or_insert_with(|| Entry::replayed(Changes::default(), file()));
+        entry.edits.push(edit.clone());
+        entry.tag = super::entry::chain(&entry.tag, &sum);
+        Ok(ticket)
+    }
+
+    /// Zone `origin`'s tag: its entry's, or else `file`'s digest (`None`: no TOML document)
+    /// unless that is the text a compaction wrote, whose tag it keeps.
+    pub fn tag(&self, origin: &Name, file: impl FnOnce() -> Option<String>) -> Option<[u8; 32]> {
+        if let Some(entry) = self.lock().latest.get(origin) {
+            return entry.text.as_ref().map(|_| entry.tag);
+        }
+        let now = digest(&file()?);
+        match self.lock().compacted.get(origin) {
+            Some((written, tag)) if *written == now => Some(*tag),
+            _ => Some(now),
+        }
+    }
+
+    /// Records that `origin`'s text with its first `applied` edits is `text` (worked out for a
+    /// read), so that the next read starts from there.
+    pub fn settle(&self, origin: &Name, text: Option<String>, applied: usize) {
+        let mut state = self.lock();
+        if let Some(entry) = state.latest.get_mut(origin)
+            && entry.edits.len() >= applied
+        {
+            entry.edits.drain(..applied);
+            entry.text = text;
+        }
     }
 
     /// Appends a change to the registry (not yet durable: see [`Journal::sync`]).
     pub fn append_registry(&self, change: registry::Change) -> std::io::Result<Ticket> {
         let mut state = self.lock();
-        let ticket = self.write(&mut state, &Record::Registry(change.clone()))?;
+        let (ticket, _) = self.write(&mut state, &Record::Registry(change.clone()))?;
         state.registry.apply(change);
         state.registry_changed = true;
         Ok(ticket)
@@ -198,7 +234,7 @@ impl Journal {
     }
 
     /// Writes one record at the end; an error (a full disk) leaves the file as it was.
-    fn write(&self, state: &mut State, record: &Record) -> std::io::Result<Ticket> {
+    fn write(&self, state: &mut State, record: &Record) -> std::io::Result<(Ticket, [u8; 8])> {
         if state.failed {
             return Err(std::io::Error::other(
                 "the journal failed to sync; waiting to be rebuilt",
@@ -212,11 +248,12 @@ impl Journal {
             return Err(e);
         }
         state.appended += bytes.len() as u64;
-        Ok(Ticket {
+        let ticket = Ticket {
             epoch: state.epoch,
             end: state.appended,
             recoveries: state.recoveries,
-        })
+        };
+        Ok((ticket, record::sum(&bytes)))
     }
 
     /// Waits until the record ending at `ticket` is durable. One caller syncs for every
@@ -271,7 +308,7 @@ impl Journal {
     }
 
     /// Compaction: `write` puts each changed zone's latest text in its file (durably); then
-    /// the journal is emptied. Appends wait meanwhile; a change appended but not yet synced
+    /// the journal is emptied (each zone keeps its tag). Appends wait meanwhile; a change appended but not yet synced
     /// is durable in its file afterwards.
     pub fn compact(
         &self,
@@ -281,9 +318,15 @@ impl Journal {
         if state.failed {
             return Err(std::io::Error::other("the journal failed to sync"));
         }
+        let mut written = Vec::new();
         for (origin, entry) in &state.latest {
-            write(origin, entry.text.as_deref())?;
+            let text = entry.latest(origin)?;
+            write(origin, text.as_deref())?;
+            if let Some(text) = text {
+                written.push((origin.clone(), (digest(&text), entry.tag)));
+            }
         }
+        state.compacted.extend(written);
         if state.registry_changed {
             state.registry.save(&self.dir)?;
         }
@@ -301,7 +344,7 @@ impl Journal {
 
     /// After a failed sync: the records that were not made durable are dropped from the file
     /// and from `latest` (re-read from what is durable), and the journal takes appends again.
-    pub fn recover(&self, base: impl Fn(&Name) -> Option<[u8; 32]>) -> std::io::Result<()> {
+    pub fn recover(&self, file: impl Fn(&Name) -> Option<String>) -> std::io::Result<()> {
         let mut state = self.lock();
         let durable = state.durable;
         state.file.set_len(durable)?;
@@ -310,7 +353,7 @@ impl Journal {
         File::open(&self.path)?.read_to_end(&mut bytes)?;
         let replayed = record::replay(&bytes, Registry::load(&self.dir)?);
         let good = replayed.good;
-        state.latest = with_bases(replayed.texts, &base);
+        state.latest = with_files(replayed.zones, &file);
         state.registry = replayed.registry;
         state.appended = good as u64;
         state.durable = good as u64;
@@ -321,138 +364,20 @@ impl Journal {
     }
 }
 
-/// Replayed texts with their files' digests.
-fn with_bases(
-    texts: HashMap<Name, Option<String>>,
-    base: &dyn Fn(&Name) -> Option<[u8; 32]>,
+/// Replayed changes over their files' texts.
+fn with_files(
+    zones: HashMap<Name, Changes>,
+    file: &dyn Fn(&Name) -> Option<String>,
 ) -> HashMap<Name, Entry> {
-    texts
+    zones
         .into_iter()
-        .map(|(origin, text)| {
-            let base = base(&origin);
-            (origin, Entry { text, base })
+        .map(|(origin, changes)| {
+            let file = file(&origin);
+            (origin, Entry::replayed(changes, file))
         })
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir() -> PathBuf {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("meridian-journal-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
-
-    #[test]
-    fn replay_keeps_the_latest_text_of_each_zone() {
-        let dir = dir();
-        let j = Journal::open(&dir, |_| None).unwrap();
-        let t = j.append(&name("a.test."), Some("one"), || None).unwrap();
-        j.append(&name("b.test."), Some("b"), || None).unwrap();
-        let t2 = j.append(&name("a.test."), Some("two"), || None).unwrap();
-        let t3 = j.append(&name("b.test."), None, || None).unwrap();
-        assert!(t2.end > t.end);
-        j.sync(t3).unwrap();
-        drop(j);
-        let j = Journal::open(&dir, |_| None).unwrap();
-        let text = |origin: &str| j.latest(&name(origin)).map(|e| e.text);
-        assert_eq!(text("a.test."), Some(Some("two".into())));
-        assert_eq!(text("b.test."), Some(None));
-        assert_eq!(text("c.test."), None);
-    }
-
-    #[test]
-    fn a_torn_or_corrupt_tail_is_cut_off() {
-        let dir = dir();
-        let j = Journal::open(&dir, |_| None).unwrap();
-        let t = j.append(&name("a.test."), Some("kept"), || None).unwrap();
-        j.sync(t).unwrap();
-        drop(j);
-        let good = std::fs::metadata(dir.join(FILE)).unwrap().len();
-        let torn = record::encode(&Record::Zone(name("a.test."), Some("lost".into())));
-        for tail in [&torn[..torn.len() - 3], &[0xff; 5][..]] {
-            let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
-            bytes.truncate(good as usize);
-            bytes.extend_from_slice(tail);
-            std::fs::write(dir.join(FILE), &bytes).unwrap();
-            let j = Journal::open(&dir, |_| None).unwrap();
-            assert_eq!(
-                j.latest(&name("a.test.")).unwrap().text,
-                Some("kept".into())
-            );
-            assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), good);
-        }
-        // A flipped bit in the last record: that record is dropped, the earlier ones kept.
-        let j = Journal::open(&dir, |_| None).unwrap();
-        j.sync(j.append(&name("a.test."), Some("newer"), || None).unwrap())
-            .unwrap();
-        drop(j);
-        let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        std::fs::write(dir.join(FILE), &bytes).unwrap();
-        let j = Journal::open(&dir, |_| None).unwrap();
-        assert_eq!(
-            j.latest(&name("a.test.")).unwrap().text,
-            Some("kept".into())
-        );
-    }
-
-    #[test]
-    fn concurrent_changes_share_syncs_and_all_become_durable() {
-        let dir = dir();
-        let j = std::sync::Arc::new(Journal::open(&dir, |_| None).unwrap());
-        let threads: Vec<_> = (0..8)
-            .map(|n| {
-                let j = j.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        let origin = name(&format!("z{n}.test."));
-                        let t = j.append(&origin, Some(&format!("{i}")), || None).unwrap();
-                        j.sync(t).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        drop(j);
-        let j = Journal::open(&dir, |_| None).unwrap();
-        for n in 0..8 {
-            let origin = name(&format!("z{n}.test."));
-            assert_eq!(j.latest(&origin).unwrap().text, Some("49".into()));
-        }
-    }
-
-    #[test]
-    fn compaction_writes_the_files_and_empties_the_journal() {
-        let dir = dir();
-        let j = Journal::open(&dir, |_| None).unwrap();
-        j.append(&name("a.test."), Some("text"), || None).unwrap();
-        let written = Mutex::new(Vec::new());
-        j.compact(|origin, text| {
-            written
-                .lock()
-                .unwrap()
-                .push((origin.to_ascii(), text.map(str::to_owned)));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(
-            *written.lock().unwrap(),
-            [("a.test.".to_owned(), Some("text".to_owned()))]
-        );
-        assert!(j.is_empty());
-        assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), 0);
-    }
-}
+#[path = "journal_tests.rs"]
+mod tests;

@@ -7,7 +7,9 @@
 //! leaves no half-written file. An etcd backend implements the same interface.
 //! `store::edit` changes a zone's TOML keeping its comments and layout.
 
+pub mod change;
 pub mod edit;
+mod entry;
 pub mod journal;
 mod record;
 pub mod registry;
@@ -18,12 +20,20 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use sha2::{Digest, Sha256};
 
-use crate::zone::spec::Registered;
+use crate::zone::spec::{Registered, ZoneSpec};
 use crate::zone::{self, Zone, ZoneError, ZoneSet};
+use change::ZoneEdit;
 use registry::Registration;
 
 /// A change appended but perhaps not yet durable: what [`Store::sync`] waits for.
 pub type Ticket = Option<journal::Ticket>;
+
+/// A zone's TOML document as read whole, with its entity tag.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub text: String,
+    pub etag: String,
+}
 
 /// Where the zones come from and where changes to them are made durable. A zone is changed as
 /// its whole TOML document: read it, compute the new text, build the zone with it (which
@@ -34,7 +44,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// nothing.
     fn load(&self) -> Result<ZoneSet, ZoneError>;
     /// Zone `origin`'s TOML document, if it has one, with every change appended so far.
-    fn read(&self, origin: &Name) -> std::io::Result<Option<String>>;
+    fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>>;
+    /// The entity tag of zone `origin`'s TOML document, if it has one: cheap after a change.
+    fn tag(&self, origin: &Name) -> std::io::Result<Option<String>>;
     /// Zone `origin` as it would be with its document replaced by `text` (`None`: no document;
     /// `Ok(None)`: no zone left), built alone: the validation of a change, before it is
     /// appended.
@@ -44,6 +56,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         text: Option<&str>,
         registered: &[Registered],
     ) -> Result<Option<Zone>, ZoneError>;
+    /// Zone `origin` built from the model `spec` of its TOML document (with its master file,
+    /// if it names one): the validation of an edit.
+    fn build(
+        &self,
+        origin: &Name,
+        spec: &ZoneSpec,
+        registered: &[Registered],
+    ) -> Result<Zone, ZoneError>;
     /// The endpoints registered through the API in zone `origin` (see [`registry`]).
     fn registered(&self, origin: &Name) -> Vec<Registered> {
         let zone = origin.to_lowercase().to_ascii();
@@ -60,6 +80,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn append_registry(&self, change: registry::Change) -> std::io::Result<Ticket>;
     /// Appends a change; an error (a full disk) leaves the store as it was.
     fn append(&self, origin: &Name, text: Option<&str>) -> std::io::Result<Ticket>;
+    /// Appends an edit of an existing zone's document, like [`Store::append`].
+    fn append_edit(&self, origin: &Name, edit: &ZoneEdit) -> std::io::Result<Ticket>;
     /// Waits until the change of `ticket` survives a crash (changes waiting together share one
     /// sync). An error: it and every change appended after it may be lost; see
     /// [`Store::recover`].
@@ -95,7 +117,7 @@ impl Store for FileStore {
         // A file that changed since the journal took its zone's first change was edited by
         // hand after it: the newer edit, the file's, wins.
         for (origin, entry) in journal.pending() {
-            if self.file_digest(&origin) != entry.base {
+            if self.file_text(&origin).as_deref().map(journal::digest) != entry.base {
                 tracing::warn!(
                     "{} was edited on disk after changes through the API that were not yet \
                      written to it: the file wins over them",
@@ -108,11 +130,14 @@ impl Store for FileStore {
         if let Err(error) = self.compact(true) {
             tracing::error!(%error, "cannot compact the journal into the zone files");
         }
-        let pending: HashMap<Name, Option<String>> = journal
-            .pending()
-            .into_iter()
-            .map(|(origin, entry)| (origin, entry.text))
-            .collect();
+        let mut pending: HashMap<Name, Option<String>> = HashMap::new();
+        for (origin, entry) in journal.pending() {
+            let text = entry.latest(&origin).map_err(|source| ZoneError::Read {
+                path: self.dir.join(journal::FILE),
+                source,
+            })?;
+            pending.insert(origin, text);
+        }
         let mut registered: HashMap<Name, Vec<Registered>> = HashMap::new();
         for r in journal.registrations() {
             if let Ok(zone) = Name::from_ascii(&r.zone) {
@@ -122,11 +147,36 @@ impl Store for FileStore {
         zone::load_dir_with(&self.dir, &pending, &registered)
     }
 
-    fn read(&self, origin: &Name) -> std::io::Result<Option<String>> {
-        match self.journal.as_ref().and_then(|j| j.latest(origin)) {
-            Some(latest) => Ok(latest.text),
-            None => FileStore::read_file(self, origin),
+    fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {
+        let Some(entry) = self.journal.as_ref().and_then(|j| j.latest(origin)) else {
+            let text = self.read_file(origin)?;
+            let tag = self.tag(origin)?;
+            return Ok(text.zip(tag).map(|(text, etag)| Doc { text, etag }));
+        };
+        let text = entry.latest(origin)?;
+        if let Some(journal) = &self.journal {
+            journal.settle(origin, text.clone(), entry.edits.len());
         }
+        let etag = etag_of(&entry.tag);
+        Ok(text.map(|text| Doc { text, etag }))
+    }
+
+    fn tag(&self, origin: &Name) -> std::io::Result<Option<String>> {
+        let origin = origin.to_lowercase();
+        let tag = match &self.journal {
+            Some(journal) => journal.tag(&origin, || self.file_text(&origin)),
+            None => self.read_file(&origin)?.as_deref().map(journal::digest),
+        };
+        Ok(tag.as_ref().map(etag_of))
+    }
+
+    fn build(
+        &self,
+        origin: &Name,
+        spec: &ZoneSpec,
+        registered: &[Registered],
+    ) -> Result<Zone, ZoneError> {
+        zone::load_spec(&self.dir, origin, spec, registered)
     }
 
     fn load_one(
@@ -163,10 +213,30 @@ impl Store for FileStore {
         match &self.journal {
             Some(journal) => {
                 let origin = origin.to_lowercase();
-                let base = || self.file_digest(&origin);
-                journal.append(&origin, text, base).map(Some)
+                let file = || self.file_text(&origin);
+                journal.append(&origin, text, file).map(Some)
             }
             None => self.write_file(origin, text).map(|()| None),
+        }
+    }
+
+    fn append_edit(&self, origin: &Name, edit: &ZoneEdit) -> std::io::Result<Ticket> {
+        let origin = origin.to_lowercase();
+        match &self.journal {
+            Some(journal) => {
+                let file = || self.file_text(&origin);
+                journal.append_edit(&origin, edit, file).map(Some)
+            }
+            None => {
+                let entry = journal::Entry {
+                    text: self.read_file(&origin)?,
+                    edits: vec![edit.clone()],
+                    base: None,
+                    tag: [0; 32],
+                };
+                let text = entry.latest(&origin)?;
+                self.write_file(&origin, text.as_deref()).map(|()| None)
+            }
         }
     }
 
@@ -179,7 +249,7 @@ impl Store for FileStore {
 
     fn recover(&self) -> std::io::Result<()> {
         match &self.journal {
-            Some(journal) => journal.recover(|origin| self.file_digest(origin)),
+            Some(journal) => journal.recover(|origin| self.file_text(origin)),
             None => Ok(()),
         }
     }
@@ -212,15 +282,14 @@ impl FileStore {
     /// The zones in `dir` with the journal `dir/.journal`, replayed.
     pub fn open(dir: PathBuf) -> std::io::Result<Self> {
         let mut store = Self::new(dir);
-        let journal = journal::Journal::open(&store.dir, |origin| store.file_digest(origin))?;
+        let journal = journal::Journal::open(&store.dir, |origin| store.file_text(origin))?;
         store.journal = Some(journal);
         Ok(store)
     }
 
-    /// The digest of the zone's TOML file now (`None`: none, or unreadable).
-    fn file_digest(&self, origin: &Name) -> Option<[u8; 32]> {
-        let text = self.read_file(origin).ok()??;
-        Some(journal::digest(&text))
+    /// The zone's TOML file's text now (`None`: none, or unreadable).
+    fn file_text(&self, origin: &Name) -> Option<String> {
+        self.read_file(origin).ok()?
     }
 
     pub fn dir(&self) -> &Path {
@@ -267,7 +336,11 @@ impl FileStore {
 
 /// The entity tag of a zone file's text (RFC 9110 §8.8.3), quoted.
 pub fn etag(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    etag_of(&Sha256::digest(text.as_bytes()).into())
+}
+
+/// The entity tag of a zone's tag (see `journal::Entry::tag`): for a whole text, its digest.
+fn etag_of(tag: &[u8; 32]) -> String {
+    let hex: String = tag[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
 }

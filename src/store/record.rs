@@ -1,12 +1,14 @@
 //! The journal's records: a payload length (u32, big-endian), the first 8 bytes of the
 //! payload's SHA-256, then the payload: a kind byte and its body. Kinds: 1, a zone's new TOML
 //! text (origin length as u16, origin, text); 0, its TOML document removed (origin length,
-//! origin); 2, a change to the registry of endpoints registered through the API (JSON).
+//! origin); 2, a change to the registry of endpoints registered through the API (JSON); 3, an
+//! edit of a zone's document (origin length, origin, the edit as JSON: see `change`).
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use super::change::ZoneEdit;
 use super::registry::{Change, Registry};
 use crate::zone::Name;
 
@@ -16,6 +18,22 @@ pub enum Record {
     /// A zone's new TOML text (`None`: its TOML document removed).
     Zone(Name, Option<String>),
     Registry(Change),
+    Edit(Name, Box<ZoneEdit>),
+}
+
+/// The zone and its body, after the kind byte.
+fn with_origin(payload: &mut Vec<u8>, origin: &Name, body: &[u8]) {
+    let origin = origin.to_ascii();
+    payload.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+    payload.extend_from_slice(origin.as_bytes());
+    payload.extend_from_slice(body);
+}
+
+/// [`with_origin`] read back.
+fn origin_and_body(rest: &[u8]) -> Option<(Name, &[u8])> {
+    let origin_len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+    let origin = std::str::from_utf8(rest.get(2..2 + origin_len)?).ok()?;
+    Some((Name::from_ascii(origin).ok()?, rest.get(2 + origin_len..)?))
 }
 
 /// A record's bytes.
@@ -23,11 +41,14 @@ pub fn encode(record: &Record) -> Vec<u8> {
     let mut payload = Vec::new();
     match record {
         Record::Zone(origin, text) => {
-            let origin = origin.to_ascii();
             payload.push(u8::from(text.is_some()));
-            payload.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-            payload.extend_from_slice(origin.as_bytes());
-            payload.extend_from_slice(text.as_deref().unwrap_or_default().as_bytes());
+            let text = text.as_deref().unwrap_or_default();
+            with_origin(&mut payload, origin, text.as_bytes());
+        }
+        Record::Edit(origin, edit) => {
+            payload.push(3);
+            let json = serde_json::to_vec(edit).expect("an edit serializes");
+            with_origin(&mut payload, origin, &json);
         }
         Record::Registry(change) => {
             payload.push(2);
@@ -52,41 +73,69 @@ pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
     let (&kind, rest) = payload.split_first()?;
     let record = match kind {
         0 | 1 => {
-            let origin_len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
-            let origin = std::str::from_utf8(rest.get(2..2 + origin_len)?).ok()?;
-            let origin = Name::from_ascii(origin).ok()?;
-            let text = std::str::from_utf8(rest.get(2 + origin_len..)?).ok()?;
+            let (origin, text) = origin_and_body(rest)?;
+            let text = std::str::from_utf8(text).ok()?;
             Record::Zone(origin, (kind == 1).then(|| text.to_owned()))
         }
         2 => Record::Registry(serde_json::from_slice(rest).ok()?),
+        3 => {
+            let (origin, json) = origin_and_body(rest)?;
+            Record::Edit(origin, serde_json::from_slice(json).ok()?)
+        }
         _ => return None,
     };
     Some((record, 12 + len))
 }
 
+/// The checksum a record's bytes carry (what a zone's tag is chained with).
+pub fn sum(bytes: &[u8]) -> [u8; 8] {
+    bytes[4..12].try_into().expect("a record has a checksum")
+}
+
+/// A zone's changes in the journal: its latest whole text, if one was written (`None` inside:
+/// its document removed; `None`: its file's), the edits since, and the checksums of the
+/// records since the whole text (or the file).
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub text: Option<Option<String>>,
+    pub edits: Vec<ZoneEdit>,
+    pub sums: Vec<[u8; 8]>,
+}
+
 /// What a journal's bytes hold, applied over a registry loaded from its file.
 pub struct Replayed {
-    /// The latest text of each zone.
-    pub texts: HashMap<Name, Option<String>>,
+    /// The changes of each zone.
+    pub zones: HashMap<Name, Changes>,
     pub registry: Registry,
     /// The length of the whole, sound records (the rest is a torn or corrupt tail).
     pub good: usize,
 }
 
 pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
-    let mut texts = HashMap::new();
+    let mut zones: HashMap<Name, Changes> = HashMap::new();
     let mut at = 0;
     while let Some((record, len)) = decode(&bytes[at..]) {
+        let sum = sum(&bytes[at..]);
         match record {
             Record::Zone(origin, text) => {
-                texts.insert(origin, text);
+                let changes = zones.entry(origin).or_default();
+                *changes = Changes {
+                    text: Some(text),
+                    edits: Vec::new(),
+                    sums: Vec::new(),
+                };
+            }
+            Record::Edit(origin, edit) => {
+                let changes = zones.entry(origin).or_default();
+                changes.edits.push(*edit);
+                changes.sums.push(sum);
             }
             Record::Registry(change) => registry.apply(change),
         }
         at += len;
     }
     Replayed {
-        texts,
+        zones,
         registry,
         good: at,
     }

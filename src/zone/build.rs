@@ -113,11 +113,11 @@ pub fn build_zone(
         origin,
         soa,
         negative_soa,
-        nodes,
+        nodes: super::nodes::NodeMap::new(nodes),
         counters: crate::metrics::global().zone(&origin_label),
         has_cuts,
         has_wildcards,
-        slots,
+        slots: std::sync::Arc::new(slots),
     })
 }
 

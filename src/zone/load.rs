@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 
 use super::build::{FieldPath, build_zone};
-use super::spec::{EndpointSpec, Registered, ZoneSpec};
+use super::spec::{EndpointSpec, PoolSpec, Registered, ZoneSpec};
 use super::{ZoneSet, master, source};
 use crate::policy::PolicyKind;
 
@@ -179,7 +179,7 @@ fn load_zone(
         Some(t) => t,
         None => read(toml_path)?,
     };
-    let mut spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
+    let spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {
             at: Location {
@@ -199,6 +199,18 @@ fn load_zone(
         field: field.to_string(),
         message,
     };
+    build_spec(dir, origin, files, spec, registered, &invalid)
+}
+
+/// Builds a zone from the model of its TOML document; `invalid` places an error in it.
+fn build_spec(
+    dir: &Path,
+    origin: &Name,
+    files: &ZoneFiles,
+    mut spec: ZoneSpec,
+    registered: &[Registered],
+    invalid: &dyn Fn(FieldPath, String) -> ZoneError,
+) -> Result<super::Zone, ZoneError> {
     add_registered(&mut spec, origin, registered)
         .map_err(|message| invalid(FieldPath::default().key("registrations"), message))?;
 
@@ -218,6 +230,67 @@ fn load_zone(
     };
     let master = master_path.map(|p| load_master(&p, origin)).transpose()?;
     build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))
+}
+
+/// Zone `origin` of the folder built from `spec`, the model of its TOML document (an edit's),
+/// with `registered` added. Errors name the field, not a line: there is no text.
+pub fn load_spec(
+    dir: &Path,
+    origin: &Name,
+    spec: &ZoneSpec,
+    registered: &[Registered],
+) -> Result<super::Zone, ZoneError> {
+    let mut files = zone_files(dir)
+        .unwrap_or_default()
+        .remove(origin)
+        .unwrap_or_default();
+    let path = toml_path(dir, origin);
+    files.toml = Some(path.clone());
+    let invalid = |field: FieldPath, message: String| ZoneError::Invalid {
+        at: Location {
+            file: path.clone(),
+            line: None,
+        },
+        field: field.to_string(),
+        message,
+    };
+    build_spec(dir, origin, &files, spec.clone(), registered, &invalid)
+}
+
+/// Pool `key` of zone `origin` built alone from `spec`, with the endpoints of `registered`
+/// that belong to it: its owner name and the pool.
+pub fn load_pool(
+    origin: &Name,
+    key: &str,
+    spec: &PoolSpec,
+    registered: &[Registered],
+) -> Result<(Name, super::Pool), ZoneError> {
+    let at = FieldPath::default().key("pools").key(key);
+    let invalid = |field: FieldPath, message: String| ZoneError::Invalid {
+        at: Location {
+            file: toml_path(Path::new(""), origin),
+            line: None,
+        },
+        field: field.to_string(),
+        message,
+    };
+    let owner = Name::parse(key, Some(origin))
+        .map_err(|e| invalid(at.clone(), format!("invalid name: {e}")))?
+        .to_lowercase();
+    let mut alone = ZoneSpec::default();
+    alone.pools.insert(key.to_owned(), spec.clone());
+    let mine: Vec<Registered> = registered
+        .iter()
+        .filter(|r| Name::parse(&r.pool, Some(origin)).is_ok_and(|p| p.to_lowercase() == owner))
+        .cloned()
+        .collect();
+    add_registered(&mut alone, origin, &mine)
+        .map_err(|message| invalid(FieldPath::default().key("registrations"), message))?;
+    let pool = alone.pools.remove(key).expect("inserted above");
+    let built = super::pool::build_pool(origin, &owner, &pool, &at);
+    built
+        .map(|p| (owner, p))
+        .map_err(|e| invalid(e.field, e.message))
 }
 
 fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Record>, ZoneError> {

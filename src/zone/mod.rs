@@ -6,17 +6,17 @@
 mod adaptive;
 mod build;
 mod geo;
+mod incremental;
 mod key;
 mod load;
 mod master;
+mod nodes;
 mod parse;
 mod pool;
 mod set;
 mod slots;
 mod source;
 pub mod spec;
-
-use rustc_hash::FxHashMap;
 
 pub use hickory_proto::rr::Name;
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -28,7 +28,8 @@ use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
 pub use key::NameKey;
-pub use load::{ZoneError, load_dir, load_dir_with, load_one, zone_files};
+pub use load::{ZoneError, load_dir, load_dir_with, load_one, load_pool, load_spec, zone_files};
+pub use parse::zone_spec;
 pub use set::ZoneSet;
 pub use slots::Slots;
 
@@ -64,7 +65,7 @@ pub struct Zone {
     /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     pub negative_soa: Record,
     /// By the key of the owner name.
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    nodes: nodes::NodeMap,
     /// Its query counters (kept across rebuilds by the metrics registry).
     pub counters: std::sync::Arc<crate::metrics::ZoneCounters>,
     /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
@@ -73,7 +74,7 @@ pub struct Zone {
     /// source of synthesis.
     has_wildcards: bool,
     /// Its probes, failover sets and adaptive groups: what its health view is indexed by.
-    pub slots: Slots,
+    pub slots: std::sync::Arc<Slots>,
 }
 
 /// Everything at one owner name.
@@ -99,7 +100,7 @@ impl Node {
 }
 
 /// One static record set.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RrSet {
     pub rtype: RecordType,
     pub records: Vec<Record>,
@@ -255,7 +256,7 @@ impl Zone {
         let encloser = (self.origin_labels..labels)
             .rev()
             .map(|n| key.suffix(n))
-            .find(|suffix| self.nodes.contains_key(*suffix))?;
+            .find(|suffix| self.nodes.contains_key(suffix))?;
         let mut wildcard = [0u8; 257];
         wildcard[..2].copy_from_slice(b"\x01*");
         let end = 2 + encloser.len();

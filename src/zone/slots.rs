@@ -3,11 +3,11 @@
 //! zone, not across all zones, lets a changed zone be rebuilt alone and the others be shared
 //! between snapshots as they are; each zone's health view is indexed by its own slots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rustc_hash::FxHashMap;
 
-use super::{Node, adaptive};
+use super::{Name, Node, Pool, adaptive};
 use crate::health::ProbeKey;
 use crate::health::feedback::Group;
 use crate::policy::Policy;
@@ -24,12 +24,14 @@ pub struct Slots {
     /// Every adaptive group of endpoints, and how many feedback slots they have.
     pub feedback_groups: Vec<Group>,
     pub feedback_slots: usize,
+    /// The probe slot of each probe.
+    by_probe: HashMap<ProbeKey, u32>,
 }
 
 /// Numbers the slots of the zone's `nodes` and records them in its endpoint sets.
 pub(super) fn number(nodes: &mut FxHashMap<Box<[u8]>, Node>) -> Slots {
     let mut slots = Slots::default();
-    let mut by_key: HashMap<ProbeKey, u32> = HashMap::new();
+    let mut by_key = std::mem::take(&mut slots.by_probe);
     // In the order of the pools' keys (their lower-case wire names): stable across runs and
     // reloads, and a byte comparison where a million-endpoint zone spent a tenth of its load
     // comparing names label by label.
@@ -77,5 +79,37 @@ pub(super) fn number(nodes: &mut FxHashMap<Box<[u8]>, Node>) -> Slots {
             }
         }
     }
+    slots.by_probe = by_key;
     slots
+}
+
+/// Gives `pool` (replacing `old`, pool `name` of the zone of `slots`) the zone's existing
+/// slots, if it can keep them: the same probes as `old`, each already serving it, and no
+/// failover set or adaptive group in either (those are numbered with the whole zone). `false`:
+/// the zone must be built again.
+pub(super) fn reuse(slots: &Slots, name: &Name, old: &Pool, pool: &mut Pool) -> bool {
+    let numbered_alone = |p: &Pool| {
+        [&p.v4, &p.v6]
+            .iter()
+            .all(|set| set.adaptive.is_empty() && !matches!(set.policy, Policy::Failover(_)))
+    };
+    if !numbered_alone(old) || !numbered_alone(pool) {
+        return false;
+    }
+    let probes = |p: &Pool| -> HashSet<ProbeKey> {
+        let health = p.v4.health.iter().chain(&p.v6.health);
+        health.filter_map(|h| h.probe.clone()).collect()
+    };
+    if probes(old) != probes(pool) {
+        return false;
+    }
+    let user = name.to_string();
+    for ep in pool.v4.health.iter_mut().chain(pool.v6.health.iter_mut()) {
+        let Some(key) = &ep.probe else { continue };
+        match slots.by_probe.get(key) {
+            Some(&slot) if slots.probe_users[slot as usize].contains(&user) => ep.slot = Some(slot),
+            _ => return false,
+        }
+    }
+    true
 }

@@ -1,0 +1,177 @@
+//! Edits of one zone through the API, in milliseconds whatever the zone's size: the edit is
+//! applied to the zone's model (parsed once, on the zone's first edit, and kept), the changed
+//! pool is built alone and put into a copy of the served zone that shares everything else,
+//! and the edit (not the zone) is appended to the journal. A zone whose slots the change would
+//! renumber, and a change of record sets, is built whole from the model instead (no text is
+//! parsed either way).
+
+use super::{Control, UpdateError};
+use crate::store::change::{self, Edit, ZoneEdit};
+use crate::store::edit::EditError;
+use crate::zone::spec::{Registered, ZoneSpec};
+use crate::zone::{self, Name, Zone, ZoneError};
+
+/// What an acknowledged edit left: the zone's SOA serial and entity tag.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub serial: Option<u32>,
+    pub etag: String,
+}
+
+impl Control {
+    /// Edits the existing TOML zone `origin`, all or nothing, like [`Control::update_zone`]:
+    /// `check` is given the zone's entity tag first (`None`: no TOML document) and may refuse
+    /// (If-Match). The SOA serial is bumped.
+    pub fn edit_zone<E>(
+        &self,
+        origin: &Name,
+        edit: Edit,
+        check: impl FnOnce(Option<&str>) -> Result<(), E>,
+    ) -> Result<Edited, E>
+    where
+        E: From<UpdateError> + From<EditError>,
+    {
+        let origin = origin.to_lowercase();
+        let writer = self.writer();
+        let tag = self.store.tag(&origin).map_err(UpdateError::from)?;
+        check(tag.as_deref())?;
+        if tag.is_none() {
+            return Err(EditError::NotFound(format!("zone {origin}")).into());
+        }
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        if !specs.contains_key(&origin) {
+            specs.insert(origin.clone(), self.read_spec(&origin)?);
+        }
+        let spec = specs.get_mut(&origin).expect("inserted above");
+        let undo = change::apply_to_spec(spec, &origin, &edit)?;
+        let serial = spec.soa.as_ref().map(|soa| soa.serial);
+        let bumped = serial.map(|s| s.saturating_add(1));
+        set_serial(spec, bumped);
+        let built = self
+            .build_edit(&origin, spec, &edit, bumped)
+            .map_err(UpdateError::from);
+        let appended = built.and_then(|zone| {
+            let edit = ZoneEdit {
+                edit,
+                serial: bumped,
+            };
+            let ticket = self.store.append_edit(&origin, &edit)?;
+            Ok((zone, ticket))
+        });
+        let (zone, ticket) = match appended {
+            Ok(done) => done,
+            Err(error) => {
+                undo.revert(spec);
+                set_serial(spec, serial);
+                return Err(error.into());
+            }
+        };
+        drop(specs);
+        let etag = self.store.tag(&origin).map_err(UpdateError::from)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
+        Ok(Edited {
+            serial: bumped,
+            etag: etag.unwrap_or_default(),
+        })
+    }
+
+    /// Zone `origin` rebuilt with `registered` as its registered endpoints, only `pool`'s node
+    /// where it can be (a registration changed in that pool).
+    pub(super) fn build_registered(
+        &self,
+        origin: &Name,
+        pool: &str,
+        registered: &[Registered],
+    ) -> Result<Zone, UpdateError> {
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        if !specs.contains_key(origin) {
+            specs.insert(origin.clone(), self.read_spec(origin)?);
+        }
+        let spec = &specs[origin];
+        if let Some(key) = change::pool_key(spec, origin, pool) {
+            let (owner, built) = zone::load_pool(origin, &key, &spec.pools[&key], registered)?;
+            if let Some(zone) = self.rebuilt_alone(origin, &owner, built, None) {
+                return Ok(zone);
+            }
+        }
+        Ok(self.store.build(origin, spec, registered)?)
+    }
+
+    /// The model of `origin`'s TOML document, parsed from the store.
+    fn read_spec(&self, origin: &Name) -> Result<ZoneSpec, UpdateError> {
+        let doc = self.store.read(origin)?;
+        let doc = doc.ok_or_else(|| UpdateError::from(missing(origin)))?;
+        zone::zone_spec(&doc.text).map_err(|e| {
+            let message = format!("the stored document does not parse: {e}");
+            UpdateError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                message,
+            ))
+        })
+    }
+
+    /// Zone `origin` as `spec` (already edited by `edit`) builds it: the edited pool alone
+    /// where it can be, else the whole zone.
+    pub(super) fn build_edit(
+        &self,
+        origin: &Name,
+        spec: &ZoneSpec,
+        edit: &Edit,
+        serial: Option<u32>,
+    ) -> Result<Zone, ZoneError> {
+        let registered = self.store.registered(origin);
+        if let Some(name) = change::pool_changed(edit)
+            && let Some(key) = change::pool_key(spec, origin, name)
+        {
+            let pool = &spec.pools[&key];
+            let (owner, pool) = zone::load_pool(origin, &key, pool, &registered)?;
+            if let Some(zone) = self.rebuilt_alone(origin, &owner, pool, serial) {
+                return Ok(zone);
+            }
+        }
+        self.store.build(origin, spec, &registered)
+    }
+
+    /// The served zone `origin` with the pool at `owner` replaced (and the serial set), if that
+    /// can be done without building it whole.
+    pub(super) fn rebuilt_alone(
+        &self,
+        origin: &Name,
+        owner: &Name,
+        pool: zone::Pool,
+        serial: Option<u32>,
+    ) -> Option<Zone> {
+        let served = self.current.load();
+        let at = served.zones.index_of(origin)?;
+        let zone = served.zones.shared()[at].with_pool(owner, pool)?;
+        match serial {
+            Some(serial) => zone.with_serial(serial),
+            None => Some(zone),
+        }
+    }
+
+    /// Forgets the kept models (the zones were read again, or a change went back).
+    pub(super) fn forget_specs(&self, origin: Option<&Name>) {
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        match origin {
+            Some(origin) => specs.remove(&origin.to_lowercase()),
+            None => {
+                specs.clear();
+                None
+            }
+        };
+    }
+}
+
+fn set_serial(spec: &mut ZoneSpec, serial: Option<u32>) {
+    if let (Some(soa), Some(serial)) = (spec.soa.as_mut(), serial) {
+        soa.serial = serial;
+    }
+}
+
+fn missing(origin: &Name) -> ZoneError {
+    ZoneError::Name {
+        path: std::path::PathBuf::from(origin.to_ascii()),
+        message: "the zone has no TOML document".into(),
+    }
+}

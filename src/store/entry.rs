@@ -1,0 +1,77 @@
+//! What the journal holds of one changed zone: a whole text and the edits made since, and the
+//! zone's entity tag. Its text is worked out from them only when it is read whole (an API
+//! read, a compaction), never on the path of a change.
+
+use sha2::{Digest, Sha256};
+
+use super::change::ZoneEdit;
+use super::record::Changes;
+use crate::zone::Name;
+
+/// A digest of a text, to tell whether it changed.
+pub fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// A zone's journaled changes.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its text as of its last whole-text change, or as its file was when the first edit since
+    /// the last compaction came (`None`: its TOML document removed).
+    pub text: Option<String>,
+    /// The edits since that text, in order.
+    pub edits: Vec<ZoneEdit>,
+    /// A digest of its file as it was when the journal took its first change since the last
+    /// compaction (`None`: no file): a file that differs now was edited by hand meanwhile.
+    pub base: Option<[u8; 32]>,
+    /// Its entity tag: the digest of `text` for a whole text, chained with each later edit's
+    /// record checksum, so that a change costs no digest of the whole zone.
+    pub tag: [u8; 32],
+}
+
+impl Entry {
+    /// The entry replayed `changes` leave, over the zone's file text `file`.
+    pub fn replayed(changes: Changes, file: Option<String>) -> Self {
+        let base = file.as_deref().map(digest);
+        let (text, tag) = match changes.text {
+            Some(text) => {
+                let tag = digest(text.as_deref().unwrap_or_default());
+                (text, tag)
+            }
+            None => (file, base.unwrap_or_default()),
+        };
+        let tag = changes.sums.iter().fold(tag, |tag, sum| chain(&tag, sum));
+        Self {
+            text,
+            edits: changes.edits,
+            base,
+            tag,
+        }
+    }
+
+    /// Its latest text: the edits applied to the text (each was checked when it was made).
+    pub fn latest(&self, origin: &Name) -> std::io::Result<Option<String>> {
+        if self.edits.is_empty() {
+            return Ok(self.text.clone());
+        }
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let text = self
+            .text
+            .as_deref()
+            .ok_or_else(|| invalid(format!("{origin}: an edit of a removed zone")))?;
+        let mut doc = super::edit::parse(text).map_err(|e| invalid(e.to_string()))?;
+        for edit in &self.edits {
+            edit.apply_to_document(&mut doc, origin)
+                .map_err(|e| invalid(format!("{origin}: replaying an edit: {e}")))?;
+        }
+        Ok(Some(doc.to_string()))
+    }
+}
+
+/// A tag chained with a record's checksum.
+pub fn chain(tag: &[u8; 32], sum: &[u8; 8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(tag);
+    hasher.update(sum);
+    hasher.finalize().into()
+}

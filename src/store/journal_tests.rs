@@ -1,0 +1,171 @@
+//! The journal's own tests.
+
+use super::*;
+use crate::store::change::ZoneEdit;
+
+fn dir() -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("meridian-journal-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+#[test]
+fn replay_keeps_the_latest_text_of_each_zone() {
+    let dir = dir();
+    let j = Journal::open(&dir, |_| None).unwrap();
+    let t = j.append(&name("a.test."), Some("one"), || None).unwrap();
+    j.append(&name("b.test."), Some("b"), || None).unwrap();
+    let t2 = j.append(&name("a.test."), Some("two"), || None).unwrap();
+    let t3 = j.append(&name("b.test."), None, || None).unwrap();
+    assert!(t2.end > t.end);
+    j.sync(t3).unwrap();
+    drop(j);
+    let j = Journal::open(&dir, |_| None).unwrap();
+    let text = |origin: &str| j.latest(&name(origin)).map(|e| e.text);
+    assert_eq!(text("a.test."), Some(Some("two".into())));
+    assert_eq!(text("b.test."), Some(None));
+    assert_eq!(text("c.test."), None);
+}
+
+#[test]
+fn a_torn_or_corrupt_tail_is_cut_off() {
+    let dir = dir();
+    let j = Journal::open(&dir, |_| None).unwrap();
+    let t = j.append(&name("a.test."), Some("kept"), || None).unwrap();
+    j.sync(t).unwrap();
+    drop(j);
+    let good = std::fs::metadata(dir.join(FILE)).unwrap().len();
+    let torn = record::encode(&Record::Zone(name("a.test."), Some("lost".into())));
+    for tail in [&torn[..torn.len() - 3], &[0xff; 5][..]] {
+        let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
+        bytes.truncate(good as usize);
+        bytes.extend_from_slice(tail);
+        std::fs::write(dir.join(FILE), &bytes).unwrap();
+        let j = Journal::open(&dir, |_| None).unwrap();
+        assert_eq!(
+            j.latest(&name("a.test.")).unwrap().text,
+            Some("kept".into())
+        );
+        assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), good);
+    }
+    // A flipped bit in the last record: that record is dropped, the earlier ones kept.
+    let j = Journal::open(&dir, |_| None).unwrap();
+    j.sync(j.append(&name("a.test."), Some("newer"), || None).unwrap())
+        .unwrap();
+    drop(j);
+    let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(dir.join(FILE), &bytes).unwrap();
+    let j = Journal::open(&dir, |_| None).unwrap();
+    assert_eq!(
+        j.latest(&name("a.test.")).unwrap().text,
+        Some("kept".into())
+    );
+}
+
+#[test]
+fn concurrent_changes_share_syncs_and_all_become_durable() {
+    let dir = dir();
+    let j = std::sync::Arc::new(Journal::open(&dir, |_| None).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let origin = name(&format!("z{n}.test."));
+                    let t = j.append(&origin, Some(&format!("{i}")), || None).unwrap();
+                    j.sync(t).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(j);
+    let j = Journal::open(&dir, |_| None).unwrap();
+    for n in 0..8 {
+        let origin = name(&format!("z{n}.test."));
+        assert_eq!(j.latest(&origin).unwrap().text, Some("49".into()));
+    }
+}
+
+#[test]
+fn compaction_writes_the_files_and_empties_the_journal() {
+    let dir = dir();
+    let j = Journal::open(&dir, |_| None).unwrap();
+    j.append(&name("a.test."), Some("text"), || None).unwrap();
+    let written = Mutex::new(Vec::new());
+    j.compact(|origin, text| {
+        written
+            .lock()
+            .unwrap()
+            .push((origin.to_ascii(), text.map(str::to_owned)));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        *written.lock().unwrap(),
+        [("a.test.".to_owned(), Some("text".to_owned()))]
+    );
+    assert!(j.is_empty());
+    assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), 0);
+}
+
+fn patch(weight: u32) -> ZoneEdit {
+    let json = format!(
+        r#"{{"edit": {{"op": "patch_endpoint", "with": {{"pool": "www", "address": "192.0.2.1", "patch": {{"weight": {weight}}}}}}}, "serial": {weight}}}"#
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+const ZONE: &str = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\n# the pool\n[pools.www]\nendpoints = [\"192.0.2.1\"]\n";
+
+#[test]
+fn edits_replay_over_the_file_and_keep_the_zone_tag() {
+    let dir = dir();
+    let origin = name("a.test.");
+    let file = |_: &Name| Some(ZONE.to_owned());
+    let j = Journal::open(&dir, file).unwrap();
+    j.append_edit(&origin, &patch(2), || Some(ZONE.to_owned()))
+        .unwrap();
+    let t = j
+        .append_edit(&origin, &patch(3), || Some(ZONE.to_owned()))
+        .unwrap();
+    j.sync(t).unwrap();
+    let tag = j.tag(&origin, || None).unwrap();
+    assert_ne!(tag, digest(ZONE), "an edit changes the tag");
+    let latest = j.latest(&origin).unwrap().latest(&origin).unwrap().unwrap();
+    assert!(latest.contains("weight = 3") && latest.contains("serial = 3"), "{latest}");
+    assert!(latest.contains("# the pool"), "comments kept: {latest}");
+    drop(j);
+    // A torn edit after them is cut off; the replay gives the same text and tag.
+    let torn = record::encode(&Record::Edit(origin.clone(), Box::new(patch(9))));
+    let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
+    bytes.extend_from_slice(&torn[..torn.len() - 1]);
+    std::fs::write(dir.join(FILE), &bytes).unwrap();
+    let j = Journal::open(&dir, file).unwrap();
+    assert_eq!(j.tag(&origin, || None), Some(tag));
+    let replayed = j.latest(&origin).unwrap().latest(&origin).unwrap();
+    assert_eq!(replayed.as_deref(), Some(latest.as_str()));
+    // Compacted into its file, the zone keeps its tag.
+    let written = Mutex::new(None);
+    j.compact(|_, text| {
+        *written.lock().unwrap() = text.map(str::to_owned);
+        Ok(())
+    })
+    .unwrap();
+    let written = written.lock().unwrap().clone().unwrap();
+    assert_eq!(written, latest);
+    assert_eq!(j.tag(&origin, || Some(written.clone())), Some(tag));
+    // A file edited by hand since has its own digest as its tag.
+    assert_eq!(j.tag(&origin, || Some("x".into())), Some(digest("x")));
+}

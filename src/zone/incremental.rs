@@ -1,0 +1,85 @@
+//! Changes to a built zone that rebuild only what they touch: one pool replaced, the SOA
+//! serial bumped. Every other node is shared with the zone it came from (see `nodes`), and so
+//! are its health slots, so that a change costs the same in a zone of ten pools or of a
+//! hundred thousand. Where a change would renumber the slots, the caller builds the whole
+//! zone instead.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use super::{Name, Node, Pool, RrSet, Zone, key, slots};
+
+impl Zone {
+    /// This zone with the existing pool at `owner` replaced by `pool` (built alone), if the
+    /// change keeps the zone's slots (see [`slots::reuse`]) and the pool's fallback is a pool
+    /// of the zone. `None`: build the whole zone, which also reports what is wrong.
+    pub fn with_pool(&self, owner: &Name, mut pool: Pool) -> Option<Zone> {
+        let key = key::owned(&owner.to_lowercase());
+        let old = self.nodes.get(&key)?;
+        if !slots::reuse(&self.slots, &old.name, old.pool.as_ref()?, &mut pool) {
+            return None;
+        }
+        if let Some(target) = &pool.fallback
+            && self.node(target).is_none_or(|n| n.pool.is_none())
+        {
+            return None;
+        }
+        let node = Node {
+            name: old.name.clone(),
+            rrsets: old.rrsets.clone(),
+            pool: Some(pool),
+            is_cut: old.is_cut,
+        };
+        Some(self.with_nodes(self.nodes.replacing(&key, node)))
+    }
+
+    /// This zone with its SOA serial set to `serial`, if its apex holds no pool. `None`: build
+    /// the whole zone.
+    pub fn with_serial(&self, serial: u32) -> Option<Zone> {
+        let set_serial = |record: &Record| {
+            let mut record = record.clone();
+            if let RData::SOA(soa) = &mut record.data {
+                soa.serial = serial;
+            }
+            record
+        };
+        let apex = self.nodes.get(&self.origin_key)?;
+        if apex.pool.is_some() {
+            return None;
+        }
+        let rrsets = apex.rrsets.iter().map(|set| match set.rtype {
+            RecordType::SOA => RrSet {
+                rtype: set.rtype,
+                records: set.records.iter().map(set_serial).collect(),
+            },
+            _ => set.clone(),
+        });
+        let node = Node {
+            name: apex.name.clone(),
+            rrsets: rrsets.collect(),
+            pool: None,
+            is_cut: apex.is_cut,
+        };
+        let mut zone = self.with_nodes(self.nodes.replacing(&self.origin_key, node));
+        zone.soa = set_serial(&self.soa);
+        zone.negative_soa = set_serial(&self.negative_soa);
+        Some(zone)
+    }
+
+    /// This zone with `nodes` instead of its own.
+    fn with_nodes(&self, nodes: super::nodes::NodeMap) -> Zone {
+        Zone {
+            origin: self.origin.clone(),
+            origin_key: self.origin_key.clone(),
+            origin_labels: self.origin_labels,
+            soa: self.soa.clone(),
+            negative_soa: self.negative_soa.clone(),
+            nodes,
+            counters: Arc::clone(&self.counters),
+            has_cuts: self.has_cuts,
+            has_wildcards: self.has_wildcards,
+            slots: Arc::clone(&self.slots),
+        }
+    }
+}
