@@ -129,6 +129,16 @@ impl Control {
                 return Ok(zone);
             }
         }
+        if let Some(name) = change::records_changed(edit)
+            && let Ok(owner) = Name::parse(name, Some(origin))
+            && let Some(zone) = self.served(origin, |zone| zone.with_records(spec, &owner))
+        {
+            return match serial {
+                Some(serial) => zone.with_serial(serial),
+                None => Some(zone),
+            }
+            .map_or_else(|| self.store.build(origin, spec, &registered), Ok);
+        }
         self.store.build(origin, spec, &registered)
     }
 
@@ -141,13 +151,18 @@ impl Control {
         pool: zone::Pool,
         serial: Option<u32>,
     ) -> Option<Zone> {
-        let served = self.current.load();
-        let at = served.zones.index_of(origin)?;
-        let zone = served.zones.shared()[at].with_pool(owner, pool)?;
+        let zone = self.served(origin, |zone| zone.with_pool(owner, pool))?;
         match serial {
             Some(serial) => zone.with_serial(serial),
             None => Some(zone),
         }
+    }
+
+    /// What `f` makes of the served zone `origin`, if it is served.
+    fn served(&self, origin: &Name, f: impl FnOnce(&Zone) -> Option<Zone>) -> Option<Zone> {
+        let served = self.current.load();
+        let at = served.zones.index_of(origin)?;
+        f(&served.zones.shared()[at])
     }
 
     /// Forgets the kept models (the zones were read again, or a change went back).

@@ -239,7 +239,7 @@ impl Control {
     /// so that the files are current for an operator and a reload. Called when changes have
     /// paused, when the journal is large, and at shutdown.
     pub fn compact(&self, force: bool) {
-        let _writer = self.writer();
+        // Not under the writer lock: changes go on meanwhile (see `store::journal`).
         if let Err(error) = self.store.compact(force) {
             tracing::error!(%error, "cannot compact the journal into the zone files");
         }

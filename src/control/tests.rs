@@ -251,12 +251,33 @@ fn an_edited_pool_is_rebuilt_alone_and_served_as_a_whole_build_would() {
     );
     assert_eq!(www(&control), ["192.0.2.1", "192.0.2.3"]);
     assert_eq!(after.zones.shared()[0].serial(), 3);
+    // A record set at a new name, then at a wildcard: built alone too.
+    for name in ["x", "*.x"] {
+        let set = format!(r#"{{"name": "{name}", "type": "A", "data": ["192.0.2.7"]}}"#);
+        edit(
+            &control,
+            Edit::SetRecords(serde_json::from_str(&set).unwrap()),
+        )
+        .unwrap();
+        let shared = Arc::ptr_eq(&zone(&before).slots, &zone(&control.snapshot()).slots);
+        assert!(shared, "{name} was added alone");
+    }
+    assert!(served_x(&control));
+    let snapshot = control.snapshot();
+    let below = Name::from_ascii("a.x.t.").unwrap();
+    let mut rng = fastrand::Rng::with_seed(1);
+    let client = "192.0.2.1".parse().unwrap();
+    let answer = crate::resolve::resolve(&snapshot, &below, RecordType::A, client, &mut rng);
+    assert_eq!(answer.answers.len(), 1, "the new wildcard answers");
+    drop(answer);
+    drop(snapshot);
     // A restart (the journal's edits replayed over the file) serves the same.
     drop((before, after));
     let again = FileStore::open(dir).unwrap();
     let restarted = Control::from_zones(again.load().unwrap());
     assert_eq!(www(&restarted), ["192.0.2.1", "192.0.2.3"]);
-    assert_eq!(restarted.snapshot().zones.shared()[0].serial(), 3);
+    assert_eq!(restarted.snapshot().zones.shared()[0].serial(), 5);
+    assert!(served_x(&restarted));
 }
 
 #[test]

@@ -185,6 +185,15 @@ fn patch_spec(endpoint: &mut EndpointSpec, patch: &EndpointPatch) {
     }
 }
 
+/// The owner name whose record sets an edit changes, if it is one.
+pub fn records_changed(edit: &Edit) -> Option<&str> {
+    match edit {
+        Edit::SetRecords(set) => Some(&set.name),
+        Edit::RemoveRecords { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
 /// The pool an edit changes and keeps (so that it can be rebuilt alone), if it is one.
 pub fn pool_changed(edit: &Edit) -> Option<&str> {
     match edit {

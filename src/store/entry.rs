@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::change::ZoneEdit;
-use super::record::Changes;
+use super::record::{Changes, Kept};
 use crate::zone::Name;
 
 /// A digest of a text, to tell whether it changed.
@@ -30,15 +30,22 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The entry replayed `changes` leave, over the zone's file text `file`.
-    pub fn replayed(changes: Changes, file: Option<String>) -> Self {
+    /// The entry replayed `changes` leave, over the zone's file text `file`; `kept`: the tag
+    /// the zone kept when it was last compacted (see `compaction`), if any.
+    pub fn replayed(changes: Changes, file: Option<String>, kept: Option<Kept>) -> Self {
         let base = file.as_deref().map(digest);
         let (text, tag) = match changes.text {
             Some(text) => {
                 let tag = digest(text.as_deref().unwrap_or_default());
                 (text, tag)
             }
-            None => (file, base.unwrap_or_default()),
+            None => {
+                let tag = match kept {
+                    Some((written, tag)) if Some(written) == base => tag,
+                    _ => base.unwrap_or_default(),
+                };
+                (file, tag)
+            }
         };
         let tag = changes.sums.iter().fold(tag, |tag, sum| chain(&tag, sum));
         Self {

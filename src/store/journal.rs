@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::change::ZoneEdit;
 pub use super::entry::{Entry, digest};
-use super::record::{self, Changes, Record};
+use super::record::{self, Changes, Kept, Record};
 use super::registry::{self, Registration, Registry};
 use crate::zone::Name;
 
@@ -44,6 +44,8 @@ pub struct Journal {
     state: Mutex<State>,
     /// Signalled when a sync ends.
     synced: Condvar,
+    /// Held through a compaction: one at a time.
+    compacting: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -63,9 +65,9 @@ struct State {
     recoveries: u64,
     /// The changes of each zone changed since the last compaction.
     latest: HashMap<Name, Entry>,
-    /// The tags of the zones compacted since start-up, with the digest of the text written:
-    /// a zone's tag does not change when its changes move into its file.
-    compacted: HashMap<Name, ([u8; 32], [u8; 32])>,
+    /// The tags of compacted zones, with the digest of the text written: a zone's tag does not
+    /// change when its changes move into its file (kept in the journal's first records).
+    compacted: HashMap<Name, Kept>,
     /// Every registration: the registry file with the journal's changes applied.
     registry: Registry,
     /// The registry changed since the last compaction.
@@ -87,7 +89,7 @@ impl Journal {
         file.read_to_end(&mut bytes)?;
         let replayed = record::replay(&bytes, Registry::load(dir)?);
         let good = replayed.good;
-        let latest = with_files(replayed.zones, &file_text);
+        let latest = with_files(replayed.zones, &file_text, &replayed.kept);
         if good < bytes.len() {
             tracing::warn!(
                 "journal {}: ignoring {} bytes of a torn or corrupt last record (never acknowledged)",
@@ -109,11 +111,12 @@ impl Journal {
                 epoch: 0,
                 recoveries: 0,
                 latest,
-                compacted: HashMap::new(),
-                registry_changed: replayed.good > 0,
+                compacted: replayed.kept,
+                registry_changed: replayed.registry_changed,
                 registry: replayed.registry,
             }),
             synced: Condvar::new(),
+            compacting: Mutex::new(()),
         })
     }
 
@@ -124,6 +127,11 @@ impl Journal {
     /// The latest change of `origin`, if the journal has one.
     pub fn latest(&self, origin: &Name) -> Option<Entry> {
         self.lock().latest.get(origin).cloned()
+    }
+
+    /// Whether `origin`'s latest change left it a TOML document (`None`: no change journaled).
+    pub fn has_text(&self, origin: &Name) -> Option<bool> {
+        self.lock().latest.get(origin).map(|e| e.text.is_some())
     }
 
     /// Every zone the journal holds a change for, with its latest change.
@@ -180,10 +188,11 @@ impl Journal {
             &mut state,
             &Record::Edit(origin.clone(), Box::new(edit.clone())),
         )?;
+        let kept = state.compacted.get(origin).copied();
         let entry = state
             .latest
             .entry(origin.clone())
-            .or_insert_with(|| Entry::replayed(Changes::default(), file()));
+            .or_insert_with(|| Entry::replayed(Changes::default(), file(), kept));
         entry.edits.push(edit.clone());
         entry.tag = super::entry::chain(&entry.tag, &sum);
         Ok(ticket)
@@ -307,41 +316,6 @@ impl Journal {
         state.latest.is_empty() && !state.registry_changed
     }
 
-    /// Compaction: `write` puts each changed zone's latest text in its file (durably); then
-    /// the journal is emptied (each zone keeps its tag). Appends wait meanwhile; a change appended but not yet synced
-    /// is durable in its file afterwards.
-    pub fn compact(
-        &self,
-        write: impl Fn(&Name, Option<&str>) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        let mut state = self.lock();
-        if state.failed {
-            return Err(std::io::Error::other("the journal failed to sync"));
-        }
-        let mut written = Vec::new();
-        for (origin, entry) in &state.latest {
-            let text = entry.latest(origin)?;
-            write(origin, text.as_deref())?;
-            if let Some(text) = text {
-                written.push((origin.clone(), (digest(&text), entry.tag)));
-            }
-        }
-        state.compacted.extend(written);
-        if state.registry_changed {
-            state.registry.save(&self.dir)?;
-        }
-        state.file.set_len(0)?;
-        state.file.sync_all()?;
-        state.appended = 0;
-        state.durable = 0;
-        state.epoch += 1;
-        state.latest.clear();
-        state.registry_changed = false;
-        // Waiters on tickets of the old file: their records are in the zone files now.
-        self.synced.notify_all();
-        Ok(())
-    }
-
     /// After a failed sync: the records that were not made durable are dropped from the file
     /// and from `latest` (re-read from what is durable), and the journal takes appends again.
     pub fn recover(&self, file: impl Fn(&Name) -> Option<String>) -> std::io::Result<()> {
@@ -353,7 +327,8 @@ impl Journal {
         File::open(&self.path)?.read_to_end(&mut bytes)?;
         let replayed = record::replay(&bytes, Registry::load(&self.dir)?);
         let good = replayed.good;
-        state.latest = with_files(replayed.zones, &file);
+        state.latest = with_files(replayed.zones, &file, &replayed.kept);
+        state.compacted = replayed.kept;
         state.registry = replayed.registry;
         state.appended = good as u64;
         state.durable = good as u64;
@@ -364,20 +339,24 @@ impl Journal {
     }
 }
 
-/// Replayed changes over their files' texts.
+/// Replayed changes over their files' texts, with the tags compacted zones kept.
 fn with_files(
     zones: HashMap<Name, Changes>,
     file: &dyn Fn(&Name) -> Option<String>,
+    kept: &HashMap<Name, Kept>,
 ) -> HashMap<Name, Entry> {
     zones
         .into_iter()
         .map(|(origin, changes)| {
             let file = file(&origin);
-            (origin, Entry::replayed(changes, file))
+            let kept = kept.get(&origin).copied();
+            (origin, Entry::replayed(changes, file, kept))
         })
         .collect()
 }
 
+#[path = "compaction.rs"]
+mod compaction;
 #[cfg(test)]
 #[path = "journal_tests.rs"]
 mod tests;

@@ -104,20 +104,30 @@ fn compaction_writes_the_files_and_empties_the_journal() {
     let j = Journal::open(&dir, |_| None).unwrap();
     j.append(&name("a.test."), Some("text"), || None).unwrap();
     let written = Mutex::new(Vec::new());
-    j.compact(|origin, text| {
-        written
-            .lock()
-            .unwrap()
-            .push((origin.to_ascii(), text.map(str::to_owned)));
-        Ok(())
-    })
+    j.compact(
+        |origin, text| {
+            written
+                .lock()
+                .unwrap()
+                .push((origin.to_ascii(), text.map(str::to_owned)));
+            Ok(())
+        },
+        |_| None,
+    )
     .unwrap();
     assert_eq!(
         *written.lock().unwrap(),
         [("a.test.".to_owned(), Some("text".to_owned()))]
     );
     assert!(j.is_empty());
-    assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), 0);
+    drop(j);
+    // What is left is the tag the zone keeps: no change to replay.
+    let j = Journal::open(&dir, |_| Some("text".into())).unwrap();
+    assert!(j.is_empty() && j.latest(&name("a.test.")).is_none());
+    assert_eq!(
+        j.tag(&name("a.test."), || Some("text".into())),
+        Some(digest("text"))
+    );
 }
 
 fn patch(weight: u32) -> ZoneEdit {
@@ -144,7 +154,10 @@ fn edits_replay_over_the_file_and_keep_the_zone_tag() {
     let tag = j.tag(&origin, || None).unwrap();
     assert_ne!(tag, digest(ZONE), "an edit changes the tag");
     let latest = j.latest(&origin).unwrap().latest(&origin).unwrap().unwrap();
-    assert!(latest.contains("weight = 3") && latest.contains("serial = 3"), "{latest}");
+    assert!(
+        latest.contains("weight = 3") && latest.contains("serial = 3"),
+        "{latest}"
+    );
     assert!(latest.contains("# the pool"), "comments kept: {latest}");
     drop(j);
     // A torn edit after them is cut off; the replay gives the same text and tag.
@@ -158,14 +171,51 @@ fn edits_replay_over_the_file_and_keep_the_zone_tag() {
     assert_eq!(replayed.as_deref(), Some(latest.as_str()));
     // Compacted into its file, the zone keeps its tag.
     let written = Mutex::new(None);
-    j.compact(|_, text| {
-        *written.lock().unwrap() = text.map(str::to_owned);
-        Ok(())
-    })
+    j.compact(
+        |_, text| {
+            *written.lock().unwrap() = text.map(str::to_owned);
+            Ok(())
+        },
+        |_| None,
+    )
     .unwrap();
     let written = written.lock().unwrap().clone().unwrap();
     assert_eq!(written, latest);
     assert_eq!(j.tag(&origin, || Some(written.clone())), Some(tag));
     // A file edited by hand since has its own digest as its tag.
     assert_eq!(j.tag(&origin, || Some("x".into())), Some(digest("x")));
+}
+
+#[test]
+fn changes_made_during_a_compaction_stay_in_the_journal() {
+    let dir = dir();
+    let origin = name("a.test.");
+    std::fs::write(dir.join("a.test.toml"), ZONE).unwrap();
+    let file = |_: &Name| std::fs::read_to_string(dir.join("a.test.toml")).ok();
+    let j = Journal::open(&dir, file).unwrap();
+    let first = j.append_edit(&origin, &patch(2), || file(&origin)).unwrap();
+    let during = Mutex::new(None);
+    j.compact(
+        |_, text| {
+            // A change arriving while the file is written.
+            let ticket = j.append_edit(&origin, &patch(3), || file(&origin)).unwrap();
+            *during.lock().unwrap() = Some(ticket);
+            std::fs::write(dir.join("a.test.toml"), text.unwrap())
+        },
+        file,
+    )
+    .unwrap();
+    j.sync(first).unwrap();
+    j.sync(during.lock().unwrap().unwrap()).unwrap();
+    let on_disk = file(&origin).unwrap();
+    assert!(on_disk.contains("weight = 2"), "{on_disk}");
+    let tag = j.tag(&origin, || None).unwrap();
+    let latest = j.latest(&origin).unwrap().latest(&origin).unwrap().unwrap();
+    assert!(latest.contains("weight = 3"), "{latest}");
+    drop(j);
+    // Restarted: the file, then the change made during the compaction, with the same tag.
+    let j = Journal::open(&dir, file).unwrap();
+    let replayed = j.latest(&origin).unwrap().latest(&origin).unwrap().unwrap();
+    assert_eq!(replayed, latest);
+    assert_eq!(j.tag(&origin, || None), Some(tag));
 }

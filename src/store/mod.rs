@@ -149,9 +149,15 @@ impl Store for FileStore {
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {
         let Some(entry) = self.journal.as_ref().and_then(|j| j.latest(origin)) else {
-            let text = self.read_file(origin)?;
-            let tag = self.tag(origin)?;
-            return Ok(text.zip(tag).map(|(text, etag)| Doc { text, etag }));
+            let Some(text) = self.read_file(origin)? else {
+                return Ok(None);
+            };
+            let tag = match &self.journal {
+                Some(journal) => journal.tag(&origin.to_lowercase(), || Some(text.clone())),
+                None => Some(journal::digest(&text)),
+            };
+            let etag = etag_of(&tag.unwrap_or_default());
+            return Ok(Some(Doc { text, etag }));
         };
         let text = entry.latest(origin)?;
         if let Some(journal) = &self.journal {
@@ -257,18 +263,16 @@ impl Store for FileStore {
     fn compact(&self, force: bool) -> std::io::Result<()> {
         match &self.journal {
             Some(j) if !j.is_empty() && (force || j.large()) => {
-                j.compact(|origin, text| self.write_file(origin, text))
+                let write = |origin: &Name, text: Option<&str>| self.write_file(origin, text);
+                j.compact(write, |origin| self.file_text(origin))
             }
             _ => Ok(()),
         }
     }
 
     fn read_only(&self, origin: &Name) -> bool {
-        let journaled = self.journal.as_ref().and_then(|j| j.latest(origin));
-        let has_toml = match journaled {
-            Some(entry) => entry.text.is_some(),
-            None => self.toml_path(origin).exists(),
-        };
+        let journaled = self.journal.as_ref().and_then(|j| j.has_text(origin));
+        let has_toml = journaled.unwrap_or_else(|| self.toml_path(origin).exists());
         !has_toml && self.master_path(origin).exists()
     }
 }

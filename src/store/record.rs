@@ -2,7 +2,8 @@
 //! payload's SHA-256, then the payload: a kind byte and its body. Kinds: 1, a zone's new TOML
 //! text (origin length as u16, origin, text); 0, its TOML document removed (origin length,
 //! origin); 2, a change to the registry of endpoints registered through the API (JSON); 3, an
-//! edit of a zone's document (origin length, origin, the edit as JSON: see `change`).
+//! edit of a zone's document (origin length, origin, the edit as JSON: see `change`); 4, the
+//! entity tag a compacted zone keeps (origin length, origin, its file's digest, its tag).
 
 use std::collections::HashMap;
 
@@ -19,7 +20,12 @@ pub enum Record {
     Zone(Name, Option<String>),
     Registry(Change),
     Edit(Name, Box<ZoneEdit>),
+    /// A compacted zone's tag, while its file's digest is the one given.
+    Tag(Name, Kept),
 }
+
+/// A compacted zone's file digest and the tag it keeps while its file has that digest.
+pub type Kept = ([u8; 32], [u8; 32]);
 
 /// The zone and its body, after the kind byte.
 fn with_origin(payload: &mut Vec<u8>, origin: &Name, body: &[u8]) {
@@ -44,6 +50,10 @@ pub fn encode(record: &Record) -> Vec<u8> {
             payload.push(u8::from(text.is_some()));
             let text = text.as_deref().unwrap_or_default();
             with_origin(&mut payload, origin, text.as_bytes());
+        }
+        Record::Tag(origin, (file, tag)) => {
+            payload.push(4);
+            with_origin(&mut payload, origin, &[&file[..], &tag[..]].concat());
         }
         Record::Edit(origin, edit) => {
             payload.push(3);
@@ -82,6 +92,12 @@ pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
             let (origin, json) = origin_and_body(rest)?;
             Record::Edit(origin, serde_json::from_slice(json).ok()?)
         }
+        4 => {
+            let (origin, body) = origin_and_body(rest)?;
+            let file = body.get(..32)?.try_into().ok()?;
+            let tag = body.get(32..64)?.try_into().ok()?;
+            Record::Tag(origin, (file, tag))
+        }
         _ => return None,
     };
     Some((record, 12 + len))
@@ -106,6 +122,10 @@ pub struct Changes {
 pub struct Replayed {
     /// The changes of each zone.
     pub zones: HashMap<Name, Changes>,
+    /// The tags compacted zones keep.
+    pub kept: HashMap<Name, Kept>,
+    /// Whether any record changed the registry.
+    pub registry_changed: bool,
     pub registry: Registry,
     /// The length of the whole, sound records (the rest is a torn or corrupt tail).
     pub good: usize,
@@ -113,6 +133,8 @@ pub struct Replayed {
 
 pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
     let mut zones: HashMap<Name, Changes> = HashMap::new();
+    let mut kept = HashMap::new();
+    let mut registry_changed = false;
     let mut at = 0;
     while let Some((record, len)) = decode(&bytes[at..]) {
         let sum = sum(&bytes[at..]);
@@ -130,12 +152,20 @@ pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
                 changes.edits.push(*edit);
                 changes.sums.push(sum);
             }
-            Record::Registry(change) => registry.apply(change),
+            Record::Registry(change) => {
+                registry.apply(change);
+                registry_changed = true;
+            }
+            Record::Tag(origin, tag) => {
+                kept.insert(origin, tag);
+            }
         }
         at += len;
     }
     Replayed {
         zones,
+        kept,
+        registry_changed,
         registry,
         good: at,
     }

@@ -121,8 +121,13 @@ pub fn build_zone(
     })
 }
 
+/// The nodes of the static record sets `spec` gives (no master file), checked alone.
+pub(super) fn static_only(origin: &Name, spec: &ZoneSpec) -> Result<Nodes, BuildError> {
+    static_nodes(origin, collect_sets(origin, spec, None)?)
+}
+
 /// Whether `name` is a wildcard, `*.<name>` (RFC 4592 §2.1.1).
-fn is_wildcard(name: &Name) -> bool {
+pub(super) fn is_wildcard(name: &Name) -> bool {
     name.iter().next() == Some(b"*".as_slice())
 }
 

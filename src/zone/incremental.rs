@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use super::{Name, Node, Pool, RrSet, Zone, key, slots};
+use super::spec::ZoneSpec;
+use super::{Name, Node, Pool, RrSet, Zone, build, key, slots};
 
 impl Zone {
     /// This zone with the existing pool at `owner` replaced by `pool` (built alone), if the
@@ -32,6 +33,54 @@ impl Zone {
             is_cut: old.is_cut,
         };
         Some(self.with_nodes(self.nodes.replacing(&key, node)))
+    }
+
+    /// This zone with the static record sets at `owner` as `spec` (the zone's edited model)
+    /// gives them, built alone, if that leaves the zone's shape as it was: no master file, not
+    /// the apex, no pool at the name, no delegation there before or after, and a name that
+    /// keeps some record (an emptied name may have to go) or a new name under an existing one.
+    /// `None`: build the whole zone, which also reports what is wrong.
+    pub fn with_records(&self, spec: &ZoneSpec, owner: &Name) -> Option<Zone> {
+        let owner = owner.to_lowercase();
+        if spec.master_file.is_some() || owner == self.origin || !self.origin.zone_of(&owner) {
+            return None;
+        }
+        let at_owner = |name: &str| {
+            Name::parse(name, Some(&self.origin)).is_ok_and(|n| n.to_lowercase() == owner)
+        };
+        let alone = ZoneSpec {
+            ttl: spec.ttl,
+            records: spec
+                .records
+                .iter()
+                .filter(|r| at_owner(&r.name))
+                .cloned()
+                .collect(),
+            ..ZoneSpec::default()
+        };
+        let mut nodes = build::static_only(&self.origin, &alone).ok()?;
+        let rrsets = nodes.remove(&owner).map(|n| n.rrsets).unwrap_or_default();
+        if rrsets.is_empty() || rrsets.iter().any(|s| s.rtype == RecordType::NS) {
+            return None;
+        }
+        let key = key::owned(&owner);
+        let node = Node {
+            name: owner.clone(),
+            rrsets,
+            pool: None,
+            is_cut: false,
+        };
+        let nodes = match self.nodes.get(&key) {
+            Some(old) if old.pool.is_some() || old.is_cut => return None,
+            Some(_) => self.nodes.replacing(&key, node),
+            None if self.nodes.contains_key(&key::owned(&owner.base_name())) => {
+                self.nodes.inserting(key, node)
+            }
+            None => return None,
+        };
+        let mut zone = self.with_nodes(nodes);
+        zone.has_wildcards |= build::is_wildcard(&owner);
+        Some(zone)
     }
 
     /// This zone with its SOA serial set to `serial`, if its apex holds no pool. `None`: build

@@ -67,6 +67,21 @@ impl NodeMap {
         self.len == 0
     }
 
+    /// The same nodes with `node` added at `key` (which must be new): only its shard is
+    /// copied.
+    pub fn inserting(&self, key: Box<[u8]>, node: Node) -> Self {
+        let at = shard_of(&key, self.mask);
+        let mut shards = self.shards.clone();
+        let mut shard = Shard::clone(&shards[at]);
+        shard.insert(key, Arc::new(node));
+        shards[at] = Arc::new(shard);
+        Self {
+            shards,
+            mask: self.mask,
+            len: self.len + 1,
+        }
+    }
+
     /// The same nodes with the one at `key` replaced by `node` (which must exist): only its
     /// shard is copied.
     pub fn replacing(&self, key: &[u8], node: Node) -> Self {
