@@ -58,7 +58,7 @@ impl Control {
             let ticket = self.store.append_edit(&origin, &edit)?;
             Ok((zone, ticket))
         });
-        let (zone, ticket) = match appended {
+        let ((zone, whole), ticket) = match appended {
             Ok(done) => done,
             Err(error) => {
                 undo.revert(spec);
@@ -68,7 +68,7 @@ impl Control {
         };
         drop(specs);
         let etag = self.store.tag(&origin).map_err(UpdateError::from)?;
-        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket, whole)?;
         Ok(Edited {
             serial: bumped,
             etag: etag.unwrap_or_default(),
@@ -76,13 +76,13 @@ impl Control {
     }
 
     /// Zone `origin` rebuilt with `registered` as its registered endpoints, only `pool`'s node
-    /// where it can be (a registration changed in that pool).
+    /// where it can be (a registration changed in that pool); whether it was built whole.
     pub(super) fn build_registered(
         &self,
         origin: &Name,
         pool: &str,
         registered: &[Registered],
-    ) -> Result<Zone, UpdateError> {
+    ) -> Result<(Zone, bool), UpdateError> {
         let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
         if !specs.contains_key(origin) {
             specs.insert(origin.clone(), self.read_spec(origin)?);
@@ -91,10 +91,10 @@ impl Control {
         if let Some(key) = change::pool_key(spec, origin, pool) {
             let (owner, built) = zone::load_pool(origin, &key, &spec.pools[&key], registered)?;
             if let Some(zone) = self.rebuilt_alone(origin, &owner, built, None) {
-                return Ok(zone);
+                return Ok((zone, false));
             }
         }
-        Ok(self.store.build(origin, spec, registered)?)
+        Ok((self.store.build(origin, spec, registered)?, true))
     }
 
     /// The model of `origin`'s TOML document, parsed from the store.
@@ -110,15 +110,15 @@ impl Control {
         })
     }
 
-    /// Zone `origin` as `spec` (already edited by `edit`) builds it: the edited pool alone
-    /// where it can be, else the whole zone.
+    /// Zone `origin` as `spec` (already edited by `edit`) builds it: the edited pool or name
+    /// alone where it can be, else the whole zone; whether it was built whole.
     pub(super) fn build_edit(
         &self,
         origin: &Name,
         spec: &ZoneSpec,
         edit: &Edit,
         serial: Option<u32>,
-    ) -> Result<Zone, ZoneError> {
+    ) -> Result<(Zone, bool), ZoneError> {
         let registered = self.store.registered(origin);
         if let Some(name) = change::pool_changed(edit)
             && let Some(key) = change::pool_key(spec, origin, name)
@@ -126,20 +126,20 @@ impl Control {
             let pool = &spec.pools[&key];
             let (owner, pool) = zone::load_pool(origin, &key, pool, &registered)?;
             if let Some(zone) = self.rebuilt_alone(origin, &owner, pool, serial) {
-                return Ok(zone);
+                return Ok((zone, false));
             }
         }
         if let Some(name) = change::records_changed(edit)
             && let Ok(owner) = Name::parse(name, Some(origin))
             && let Some(zone) = self.served(origin, |zone| zone.with_records(spec, &owner))
-        {
-            return match serial {
+            && let Some(zone) = match serial {
                 Some(serial) => zone.with_serial(serial),
                 None => Some(zone),
             }
-            .map_or_else(|| self.store.build(origin, spec, &registered), Ok);
+        {
+            return Ok((zone, false));
         }
-        self.store.build(origin, spec, &registered)
+        Ok((self.store.build(origin, spec, &registered)?, true))
     }
 
     /// The served zone `origin` with the pool at `owner` replaced (and the serial set), if that

@@ -83,7 +83,7 @@ impl Control {
                 path: sources.zones_dir.join(crate::store::journal::FILE),
                 source,
             })?;
-        let zones = store.load()?;
+        let zones = store.load(None)?;
         let geo = open_geo(sources.geoip.as_deref())?;
         let control = Self::new(Box::new(store), sources, zones, geo);
         crate::sys::release_freed_memory();
@@ -137,13 +137,15 @@ impl Control {
         &*self.store
     }
 
-    /// Re-reads every zone and the GeoIP database (SIGHUP). All or nothing: on any error the
-    /// old zones and database keep serving.
+    /// Re-reads the zones and the GeoIP database (SIGHUP): the zones whose files changed are
+    /// built again, the others kept. All or nothing: on any error the old zones and database
+    /// keep serving.
     pub fn reload(&self) -> Result<usize, LoadError> {
         let result = (|| {
             let writer = self.writer();
             self.forget_specs(None);
-            let zones = Arc::new(self.store.load()?);
+            let served = self.current.load().zones.clone();
+            let zones = Arc::new(self.store.load(Some(&served))?);
             let geo = open_geo(self.geoip.as_deref())?;
             let count = zones.len();
             self.publish(&writer, zones, geo);
@@ -179,24 +181,27 @@ impl Control {
             .store
             .append(origin, next.as_deref())
             .map_err(UpdateError::from)?;
-        self.commit(writer, origin, Some(zone), ticket)?;
+        self.commit(writer, origin, Some(zone), ticket, true)?;
         Ok(next)
     }
 
     /// Serves a change appended to the store (`zone`: `origin` rebuilt with it, `None`: nothing
     /// served changes) and releases the writer lock; then waits until the change is durable.
-    /// A failed sync: the change is refused and what is durable is served again.
+    /// A failed sync: the change is refused and what is durable is served again. `whole`: the
+    /// zone was built whole (a large one frees enough memory to give back).
     fn commit(
         &self,
         writer: MutexGuard<'_, ()>,
         origin: &zone::Name,
         zone: Option<Option<zone::Zone>>,
         ticket: crate::store::Ticket,
+        whole: bool,
     ) -> Result<(), UpdateError> {
         self.changes.fetch_add(1, Ordering::Relaxed);
-        let large = zone
-            .as_ref()
-            .is_some_and(|z| z.as_ref().is_some_and(|z| z.len() > LARGE_ZONE));
+        let large = whole
+            && zone
+                .as_ref()
+                .is_some_and(|z| z.as_ref().is_some_and(|z| z.len() > LARGE_ZONE));
         if let Some(zone) = zone {
             let served = self.current.load();
             let zones = Arc::new(served.zones.with_zone(origin, zone));
@@ -225,7 +230,7 @@ impl Control {
             .store
             .recover()
             .map_err(|e| e.to_string())
-            .and_then(|()| self.store.load().map_err(|e| e.to_string()));
+            .and_then(|()| self.store.load(None).map_err(|e| e.to_string()));
         match loaded {
             Ok(zones) => {
                 let geo = self.current.load().geo.clone();

@@ -63,7 +63,7 @@ impl Control {
             .is_some_and(|r| r.endpoint == registration.endpoint);
         if same {
             let ticket = self.store.append_registry(Change::Put(registration))?;
-            self.commit(writer, &origin, None, ticket)?;
+            self.commit(writer, &origin, None, ticket, false)?;
             return Ok(Registering::Renewed);
         }
         let mut registered = self.store.registered(&origin);
@@ -72,9 +72,9 @@ impl Control {
         });
         registered.push(registration.endpoint.clone());
         let pool = &registration.endpoint.pool;
-        let zone = self.build_registered(&origin, pool, &registered)?;
+        let (zone, whole) = self.build_registered(&origin, pool, &registered)?;
         let ticket = self.store.append_registry(Change::Put(registration))?;
-        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket, whole)?;
         Ok(Registering::Added)
     }
 
@@ -108,9 +108,9 @@ impl Control {
         }
         let mut registered = self.store.registered(&origin);
         registered.retain(|r| !(r.pool == key.pool && r.address == address));
-        let zone = self.build_registered(&origin, &key.pool, &registered)?;
+        let (zone, whole) = self.build_registered(&origin, &key.pool, &registered)?;
         let ticket = self.store.append_registry(Change::Remove(key))?;
-        self.commit(writer, &origin, Some(Some(zone)), ticket)?;
+        self.commit(writer, &origin, Some(Some(zone)), ticket, whole)?;
         Ok(true)
     }
 

@@ -29,8 +29,8 @@ struct Switches {
 }
 
 impl Store for Failing {
-    fn load(&self) -> Result<ZoneSet, ZoneError> {
-        self.inner.load()
+    fn load(&self, served: Option<&ZoneSet>) -> Result<ZoneSet, ZoneError> {
+        self.inner.load(served)
     }
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {
         self.inner.read(origin)
@@ -103,7 +103,7 @@ fn control() -> (Control, Arc<Switches>, PathBuf) {
         inner: FileStore::open(dir.clone()).unwrap(),
         switches: switches.clone(),
     };
-    let zones = store.load().unwrap();
+    let zones = store.load(None).unwrap();
     let sources = Sources {
         zones_dir: dir.clone(),
         ..Sources::default()
@@ -274,7 +274,7 @@ fn an_edited_pool_is_rebuilt_alone_and_served_as_a_whole_build_would() {
     // A restart (the journal's edits replayed over the file) serves the same.
     drop((before, after));
     let again = FileStore::open(dir).unwrap();
-    let restarted = Control::from_zones(again.load().unwrap());
+    let restarted = Control::from_zones(again.load(None).unwrap());
     assert_eq!(www(&restarted), ["192.0.2.1", "192.0.2.3"]);
     assert_eq!(restarted.snapshot().zones.shared()[0].serial(), 5);
     assert!(served_x(&restarted));
@@ -307,4 +307,34 @@ fn a_refused_edit_changes_nothing_and_the_next_one_starts_from_what_was() {
     assert_eq!(text.etag, edited.etag, "the tag read whole is the edit's");
     assert!(text.text.contains("drain = true"), "{}", text.text);
     assert!(!text.text.contains("198.51.100.1"));
+}
+
+#[test]
+fn a_reload_builds_again_only_the_zones_whose_files_changed() {
+    let (control, _, dir) = control();
+    std::fs::write(dir.join("u.toml"), crate::fixture::ZONE_HEAD).unwrap();
+    control.reload().unwrap();
+    let zone = |origin: &str| {
+        let snapshot = control.snapshot();
+        snapshot
+            .zones
+            .get(&Name::from_ascii(origin).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let (t, u) = (zone("t."), zone("u."));
+    control.reload().unwrap();
+    assert!(Arc::ptr_eq(&t, &zone("t.")) && Arc::ptr_eq(&u, &zone("u.")));
+    std::fs::write(
+        dir.join("u.toml"),
+        crate::fixture::ZONE_HEAD.replace("serial = 1", "serial = 2"),
+    )
+    .unwrap();
+    control.reload().unwrap();
+    assert!(Arc::ptr_eq(&t, &zone("t.")), "t. kept");
+    assert_eq!(zone("u.").serial(), 2, "u. read again");
+    // A master file that appears beside a zone is read (and here refused), not overlooked.
+    std::fs::write(dir.join("t.zone"), "").unwrap();
+    let refused = control.reload().unwrap_err().to_string();
+    assert!(refused.contains("beside"), "{refused}");
 }

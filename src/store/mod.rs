@@ -41,8 +41,9 @@ pub struct Doc {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every zone, built (start-up and reload), with every change appended so far, except
     /// where a zone's file was edited by hand since its last change: the file wins. All or
-    /// nothing.
-    fn load(&self) -> Result<ZoneSet, ZoneError>;
+    /// nothing. The zones of `served` whose files have not changed since they were read are
+    /// kept as they are (a reload rebuilds only what changed on disk).
+    fn load(&self, served: Option<&ZoneSet>) -> Result<ZoneSet, ZoneError>;
     /// Zone `origin`'s TOML document, if it has one, with every change appended so far.
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>>;
     /// The entity tag of zone `origin`'s TOML document, if it has one: cheap after a change.
@@ -110,7 +111,7 @@ pub struct FileStore {
 }
 
 impl Store for FileStore {
-    fn load(&self) -> Result<ZoneSet, ZoneError> {
+    fn load(&self, served: Option<&ZoneSet>) -> Result<ZoneSet, ZoneError> {
         let Some(journal) = &self.journal else {
             return zone::load_dir(&self.dir);
         };
@@ -144,7 +145,7 @@ impl Store for FileStore {
                 registered.entry(zone).or_default().push(r.endpoint);
             }
         }
-        zone::load_dir_with(&self.dir, &pending, &registered)
+        zone::load_dir_with(&self.dir, &pending, &registered, served)
     }
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {

@@ -118,6 +118,8 @@ pub fn build_zone(
         has_cuts,
         has_wildcards,
         slots: std::sync::Arc::new(slots),
+        master_file: None,
+        read_from: None,
     })
 }
 

@@ -129,6 +129,8 @@ impl Zone {
             has_cuts: self.has_cuts,
             has_wildcards: self.has_wildcards,
             slots: Arc::clone(&self.slots),
+            master_file: self.master_file.clone(),
+            read_from: self.read_from.clone(),
         }
     }
 }

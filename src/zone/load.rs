@@ -8,7 +8,7 @@ use hickory_proto::rr::Name;
 
 use super::build::{FieldPath, build_zone};
 use super::spec::{EndpointSpec, PoolSpec, Registered, ZoneSpec};
-use super::{ZoneSet, master, source};
+use super::{Stamp, ZoneSet, master, source};
 use crate::policy::PolicyKind;
 
 /// Why the zone set was refused. Every variant names the file; parse and validation errors
@@ -94,16 +94,18 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
 
 /// Loads and builds every zone in `dir`. The first error refuses the whole set.
 pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
-    load_dir_with(dir, &HashMap::new(), &HashMap::new())
+    load_dir_with(dir, &HashMap::new(), &HashMap::new(), None)
 }
 
 /// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
 /// document) and endpoints registered through the API added: the folder as the journal's
-/// changes leave it.
+/// changes leave it. The zones of `served` whose files did not change since they were read
+/// (and that have no text given) are kept as they are, not built again (a reload).
 pub fn load_dir_with(
     dir: &Path,
     texts: &HashMap<Name, Option<String>>,
     registered: &HashMap<Name, Vec<Registered>>,
+    served: Option<&ZoneSet>,
 ) -> Result<ZoneSet, ZoneError> {
     let mut files = zone_files(dir)?;
     for (origin, text) in texts {
@@ -112,13 +114,48 @@ pub fn load_dir_with(
     }
     let mut zones = Vec::new();
     for (origin, files) in files {
-        if files.toml.is_some() || files.master.is_some() {
-            let text = texts.get(&origin).cloned().flatten();
-            let registered = registered.get(&origin).map_or(&[][..], Vec::as_slice);
-            zones.push(load_zone(dir, &origin, &files, text, registered)?);
+        if files.toml.is_none() && files.master.is_none() {
+            continue;
         }
+        let unchanged = served
+            .filter(|_| !texts.contains_key(&origin))
+            .and_then(|set| set.get(&origin))
+            .filter(|zone| unchanged_since(zone, &files));
+        if let Some(zone) = unchanged {
+            zones.push(zone.clone());
+            continue;
+        }
+        let text = texts.get(&origin).cloned().flatten();
+        let registered = registered.get(&origin).map_or(&[][..], Vec::as_slice);
+        let from_files = text.is_none();
+        let mut stamps = stamp_of(files.toml.iter().chain(&files.master));
+        let mut zone = load_zone(dir, &origin, &files, text, registered)?;
+        if let Some(named) = &zone.master_file {
+            stamps.extend(stamp_of([named]));
+        }
+        zone.read_from = from_files.then(|| stamps.into());
+        zones.push(std::sync::Arc::new(zone));
     }
-    Ok(ZoneSet::new(zones))
+    Ok(ZoneSet::of(zones))
+}
+
+/// Each file's digest (`None`: it is not there). A digest, not a modification time: a file
+/// rewritten within the clock's tick at the same size would keep its time.
+fn stamp_of<'p>(paths: impl IntoIterator<Item = &'p PathBuf>) -> Vec<(PathBuf, Stamp)> {
+    use sha2::{Digest, Sha256};
+    let stamp = |p: &PathBuf| Some(Sha256::digest(std::fs::read(p).ok()?).into());
+    paths.into_iter().map(|p| (p.clone(), stamp(p))).collect()
+}
+
+/// Whether `zone` was read from exactly `files` (and its master file), unchanged since.
+fn unchanged_since(zone: &super::Zone, files: &ZoneFiles) -> bool {
+    let Some(read_from) = &zone.read_from else {
+        return false;
+    };
+    let paths: Vec<&PathBuf> = read_from.iter().map(|(p, _)| p).collect();
+    let now = stamp_of(paths.iter().copied());
+    let listed = files.toml.iter().chain(&files.master);
+    now[..] == read_from[..] && listed.into_iter().all(|p| paths.contains(&p))
 }
 
 /// `dir/<origin>.toml`.
@@ -228,8 +265,13 @@ fn build_spec(
         }
         (None, None) => None,
     };
-    let master = master_path.map(|p| load_master(&p, origin)).transpose()?;
-    build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))
+    let master = master_path
+        .as_ref()
+        .map(|p| load_master(p, origin))
+        .transpose()?;
+    let mut zone = build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))?;
+    zone.master_file = master_path;
+    Ok(zone)
 }
 
 /// Zone `origin` of the folder built from `spec`, the model of its TOML document (an edit's),

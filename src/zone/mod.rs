@@ -75,7 +75,15 @@ pub struct Zone {
     has_wildcards: bool,
     /// Its probes, failover sets and adaptive groups: what its health view is indexed by.
     pub slots: std::sync::Arc<Slots>,
+    /// The master file it serves, if any.
+    pub master_file: Option<std::path::PathBuf>,
+    /// The files it was read from and their stamps then, so that a reload keeps it while they
+    /// are unchanged (`None`: built from a change, or text not on disk).
+    pub read_from: Option<std::sync::Arc<[(std::path::PathBuf, Stamp)]>>,
 }
+
+/// A digest of a file's content (`None`: not there).
+pub type Stamp = Option<[u8; 32]>;
 
 /// Everything at one owner name.
 #[derive(Debug, Default)]

@@ -70,6 +70,11 @@ impl ZoneSet {
         Self::of(zones)
     }
 
+    /// The zone of this exact origin, if the set has one.
+    pub fn get(&self, origin: &Name) -> Option<&Arc<Zone>> {
+        self.index_of(origin).map(|i| &self.zones[i])
+    }
+
     /// The place of the zone of this exact origin, if the set has one.
     pub fn index_of(&self, origin: &Name) -> Option<usize> {
         let key = super::key::owned(&origin.to_lowercase());
