@@ -117,6 +117,7 @@ impl Store for FileStore {
         };
         // A file that changed since the journal took its zone's first change was edited by
         // hand after it: the newer edit, the file's, wins.
+        let mut forgot = false;
         for (origin, entry) in journal.pending() {
             if self.file_text(&origin).as_deref().map(journal::digest) != entry.base {
                 tracing::warn!(
@@ -125,27 +126,41 @@ impl Store for FileStore {
                     self.toml_path(&origin).display()
                 );
                 journal.forget(&origin);
+                forgot = true;
             }
         }
-        // Bring the files up to date (a failure is logged: the journal still has it all).
-        if let Err(error) = self.compact(true) {
+        // The forgotten changes must leave the journal before a restart replays them.
+        if forgot && let Err(error) = self.compact(true) {
             tracing::error!(%error, "cannot compact the journal into the zone files");
         }
-        let mut pending: HashMap<Name, Option<String>> = HashMap::new();
-        for (origin, entry) in journal.pending() {
-            let text = entry.latest(&origin).map_err(|source| ZoneError::Read {
-                path: self.dir.join(journal::FILE),
-                source,
-            })?;
-            pending.insert(origin, text);
-        }
+        // The journaled zones: their latest whole text, then their edits since, applied to the
+        // model as it is read (a compaction writes their files later, in the background).
+        let pending: HashMap<Name, journal::Entry> = journal.pending().into_iter().collect();
+        let texts = pending
+            .iter()
+            .map(|(origin, entry)| (origin.clone(), entry.text.clone()))
+            .collect();
+        let edit = |origin: &Name, spec: &mut ZoneSpec| -> Result<(), String> {
+            for change in pending.get(origin).map_or(&[][..], |e| &e.edits) {
+                change::apply_to_spec(spec, origin, &change.edit).map_err(|e| e.to_string())?;
+                if let (Some(soa), Some(serial)) = (spec.soa.as_mut(), change.serial) {
+                    soa.serial = serial;
+                }
+            }
+            Ok(())
+        };
         let mut registered: HashMap<Name, Vec<Registered>> = HashMap::new();
         for r in journal.registrations() {
             if let Ok(zone) = Name::from_ascii(&r.zone) {
                 registered.entry(zone).or_default().push(r.endpoint);
             }
         }
-        zone::load_dir_with(&self.dir, &pending, &registered, served)
+        let journaled = zone::Journaled {
+            texts,
+            registered,
+            edit: Some(&edit),
+        };
+        zone::load_dir_with(&self.dir, &journaled, served)
     }
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {

@@ -92,21 +92,34 @@ pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
     Ok(zones)
 }
 
-/// Loads and builds every zone in `dir`. The first error refuses the whole set.
-pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
-    load_dir_with(dir, &HashMap::new(), &HashMap::new(), None)
+/// Changes the model of a zone's document once it is read.
+pub type EditSpec<'e> = &'e dyn Fn(&Name, &mut ZoneSpec) -> Result<(), String>;
+
+/// What the journal adds to the zones folder.
+#[derive(Default)]
+pub struct Journaled<'e> {
+    /// Zones' TOML text to use instead of their files' (`None`: no TOML document).
+    pub texts: HashMap<Name, Option<String>>,
+    /// Endpoints registered through the API, by zone.
+    pub registered: HashMap<Name, Vec<Registered>>,
+    /// Changes the model of a zone in `texts` once it is read (its edits since that text).
+    pub edit: Option<EditSpec<'e>>,
 }
 
-/// Like [`load_dir`], with some zones' TOML text given instead of read (`None`: no TOML
-/// document) and endpoints registered through the API added: the folder as the journal's
-/// changes leave it. The zones of `served` whose files did not change since they were read
-/// (and that have no text given) are kept as they are, not built again (a reload).
+/// Loads and builds every zone in `dir`. The first error refuses the whole set.
+pub fn load_dir(dir: &Path) -> Result<ZoneSet, ZoneError> {
+    load_dir_with(dir, &Journaled::default(), None)
+}
+
+/// Like [`load_dir`], with what the journal adds: the folder as the journal's changes leave
+/// it. The zones of `served` whose files did not change since they were read (and that the
+/// journal does not change) are kept as they are, not built again (a reload).
 pub fn load_dir_with(
     dir: &Path,
-    texts: &HashMap<Name, Option<String>>,
-    registered: &HashMap<Name, Vec<Registered>>,
+    journaled: &Journaled<'_>,
     served: Option<&ZoneSet>,
 ) -> Result<ZoneSet, ZoneError> {
+    let (texts, registered) = (&journaled.texts, &journaled.registered);
     let mut files = zone_files(dir)?;
     for (origin, text) in texts {
         let entry = files.entry(origin.to_lowercase()).or_default();
@@ -127,9 +140,10 @@ pub fn load_dir_with(
         }
         let text = texts.get(&origin).cloned().flatten();
         let registered = registered.get(&origin).map_or(&[][..], Vec::as_slice);
-        let from_files = text.is_none();
+        let from_files = !texts.contains_key(&origin);
         let mut stamps = stamp_of(files.toml.iter().chain(&files.master));
-        let mut zone = load_zone(dir, &origin, &files, text, registered)?;
+        let edit = journaled.edit.filter(|_| !from_files);
+        let mut zone = load_zone(dir, &origin, &files, text, registered, edit)?;
         if let Some(named) = &zone.master_file {
             stamps.extend(stamp_of([named]));
         }
@@ -179,7 +193,15 @@ pub fn load_one(
     if files.toml.is_none() && files.master.is_none() {
         return Ok(None);
     }
-    load_zone(dir, origin, &files, text.map(str::to_owned), registered).map(Some)
+    load_zone(
+        dir,
+        origin,
+        &files,
+        text.map(str::to_owned),
+        registered,
+        None,
+    )
+    .map(Some)
 }
 
 fn read(path: &Path) -> Result<String, ZoneError> {
@@ -195,6 +217,7 @@ fn load_zone(
     files: &ZoneFiles,
     text: Option<String>,
     registered: &[Registered],
+    edit: Option<EditSpec<'_>>,
 ) -> Result<super::Zone, ZoneError> {
     let Some(toml_path) = &files.toml else {
         // A master file alone is a whole zone, served as written.
@@ -216,7 +239,7 @@ fn load_zone(
         Some(t) => t,
         None => read(toml_path)?,
     };
-    let spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
+    let mut spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {
             at: Location {
@@ -236,6 +259,9 @@ fn load_zone(
         field: field.to_string(),
         message,
     };
+    if let Some(edit) = edit {
+        edit(origin, &mut spec).map_err(|m| invalid(FieldPath::default(), m))?;
+    }
     build_spec(dir, origin, files, spec, registered, &invalid)
 }
 

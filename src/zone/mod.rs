@@ -28,7 +28,9 @@ use spec::AllDown;
 
 pub use build::{BuildError, FieldPath, build_zone};
 pub use key::NameKey;
-pub use load::{ZoneError, load_dir, load_dir_with, load_one, load_pool, load_spec, zone_files};
+pub use load::{
+    Journaled, ZoneError, load_dir, load_dir_with, load_one, load_pool, load_spec, zone_files,
+};
 pub use parse::zone_spec;
 pub use set::ZoneSet;
 pub use slots::Slots;
