@@ -220,7 +220,27 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
         "window_seconds": WINDOW.as_secs(),
         "pools": pools,
         "endpoints": endpoints,
+        "registrations": registrations(&api),
     }))
+}
+
+/// Every endpoint registered through the API, with the time its registration has left.
+pub(super) fn registrations(api: &Api) -> Vec<Value> {
+    let now = crate::control::unix_ms();
+    let mut all = api.control.registrations();
+    all.sort_by_key(|r| r.key());
+    all.into_iter()
+        .map(|r| {
+            json!({
+                "zone": r.zone,
+                "pool": r.endpoint.pool,
+                "address": r.endpoint.address,
+                "datacenter": r.endpoint.datacenter,
+                "weight": r.endpoint.weight,
+                "expires_in_ms": r.expires_ms().saturating_sub(now),
+            })
+        })
+        .collect()
 }
 
 /// Every probed endpoint with its record, for the status page.

@@ -51,20 +51,7 @@ pub async fn health(
         .iter()
         .filter(|e| e["state"] == json!(Status::Down))
         .count();
-    let now = crate::control::unix_ms();
-    let registrations: Vec<Value> = api
-        .control
-        .registrations()
-        .into_iter()
-        .map(|r| {
-            json!({
-                "zone": r.zone,
-                "pool": r.endpoint.pool,
-                "address": r.endpoint.address,
-                "expires_in_ms": r.expires_ms().saturating_sub(now),
-            })
-        })
-        .collect();
+    let registrations = super::ops::registrations(&api);
     Ok(Json(
         json!({ "endpoints": out, "down": down, "registrations": registrations }),
     ))

@@ -64,6 +64,13 @@ fn registered_endpoints_join_renew_and_expire() {
     assert!(e["pool"]["endpoints"][0]["registered_expires_in_ms"].is_null());
     let (_, _, health) = s.http("GET", "/health", W, None, &[]);
     assert!(health.contains("\"address\":\"192.0.2.50\""), "{health}");
+    // So does the status page's data.
+    let (status, page) = s.get("/status.json");
+    assert_eq!(status, 200, "{page}");
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let shown = &page["registrations"][0];
+    assert_eq!(shown["address"], "192.0.2.50", "{page}");
+    assert!(shown["expires_in_ms"].as_u64().is_some_and(|l| l <= 3000));
     // Heartbeats stop: it leaves the answers once its TTL runs out.
     eventually(Duration::from_secs(7), "the registration expires", || {
         answer(&s, "p.t.test") == ["192.0.2.1"]

@@ -82,6 +82,22 @@ function drawEndpoints(now, endpoints) {
   if (!endpoints.length) cell(body.insertRow(), "no probed endpoints");
 }
 
+function drawRegistrations(registrations) {
+  const body = document.querySelector("#registrations tbody");
+  body.replaceChildren();
+  for (const r of registrations) {
+    const row = body.insertRow();
+    row.dataset.address = r.address;
+    cell(row, r.zone);
+    cell(row, r.pool);
+    cell(row, r.address);
+    cell(row, r.datacenter ?? "–");
+    cell(row, r.weight ?? "–");
+    cell(row, `${Math.round(r.expires_in_ms / 1000)} s`);
+  }
+  if (!registrations.length) cell(body.insertRow(), "no registered endpoints");
+}
+
 async function refresh() {
   try {
     const response = await fetch("/status.json", { cache: "no-store" });
@@ -89,6 +105,7 @@ async function refresh() {
     drawMap(status.pools);
     drawDatacenters(status.pools);
     drawEndpoints(status.now, status.endpoints);
+    drawRegistrations(status.registrations);
     const ready = document.getElementById("ready");
     ready.textContent = status.ready ? "ready" : "not ready";
     ready.className = `badge ${status.ready ? "ready" : "notready"}`;
