@@ -231,7 +231,13 @@ fn pick(
         rng,
         feedback: set.feedback(cx.health),
     };
-    set.policy.order_for(&mut asking, usize::MAX, order);
+    // Where every endpoint is live, the first `max_answers` are the answer: a pool of
+    // thousands is not ordered whole for each query.
+    let limit = match set.always_live {
+        true => pool.max_answers,
+        false => usize::MAX,
+    };
+    set.policy.order_for(&mut asking, limit, order);
     *scope = (*scope).max(decision.scope);
     let outcome = match (order.is_empty(), order.iter().any(|&i| live(i))) {
         (true, _) => Picked::NoEndpoints,
