@@ -347,9 +347,10 @@ pub fn load_pool(
         .to_lowercase();
     let mut alone = ZoneSpec::default();
     alone.pools.insert(key.to_owned(), spec.clone());
+    let owner_key = owner.to_ascii();
     let mine: Vec<Registered> = registered
         .iter()
-        .filter(|r| Name::parse(&r.pool, Some(origin)).is_ok_and(|p| p.to_lowercase() == owner))
+        .filter(|r| absolute(origin, &r.pool).as_deref() == Some(owner_key.as_str()))
         .cloned()
         .collect();
     add_registered(&mut alone, origin, &mine)
@@ -373,28 +374,39 @@ fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Reco
     })
 }
 
+/// `name` made absolute against `origin`, in lower case (registrations name pools so already).
+fn absolute(origin: &Name, name: &str) -> Option<String> {
+    if name.ends_with('.') && !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(name.to_owned());
+    }
+    let name = Name::parse(name, Some(origin)).ok()?;
+    Some(name.to_lowercase().to_ascii())
+}
+
 /// Adds the endpoints registered through the API to their pools (and datacenters).
 fn add_registered(
     spec: &mut ZoneSpec,
     origin: &Name,
     registered: &[Registered],
 ) -> Result<(), String> {
-    let same = |a: &str, b: &str| match (Name::parse(a, Some(origin)), Name::parse(b, Some(origin)))
-    {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
+    if registered.is_empty() {
+        return Ok(());
+    }
+    // Each pool's name made absolute once: a zone of many pools and registrations would
+    // otherwise compare every pair.
+    let keys: HashMap<String, String> = spec
+        .pools
+        .keys()
+        .filter_map(|k| Some((absolute(origin, k)?, k.clone())))
+        .collect();
     for r in registered {
-        let (_, pool) = spec
-            .pools
-            .iter_mut()
-            .find(|(name, _)| same(name, &r.pool))
-            .ok_or_else(|| {
-                format!(
-                    "{} is registered in pool {}, which is gone",
-                    r.address, r.pool
-                )
-            })?;
+        let key = absolute(origin, &r.pool).and_then(|name| keys.get(&name));
+        let pool = key.and_then(|k| spec.pools.get_mut(k)).ok_or_else(|| {
+            format!(
+                "{} is registered in pool {}, which is gone",
+                r.address, r.pool
+            )
+        })?;
         let mut endpoint = EndpointSpec::at(r.address);
         endpoint.weight = r.weight;
         let endpoints = match (&r.datacenter, pool.policy) {
