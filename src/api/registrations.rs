@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::zones::{authorize, read_zone};
+use super::zones::authorize;
 use super::{Api, ApiError};
 use crate::config::TokenScope;
 use crate::control::Registering;
@@ -66,13 +66,26 @@ pub async fn put(
         )));
     }
     let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-    read_zone(&api, &origin)?;
+    // The zone must be served (a lookup, not a read: heartbeats come a thousand a second).
+    if api.control.snapshot().zones.get(&origin).is_none() {
+        return Err(ApiError::not_found(format!("zone {origin} not found")));
+    }
     let endpoint = Registered {
         pool: pool.clone(),
         datacenter: r.datacenter,
         address,
         weight: r.weight,
     };
+    // A heartbeat renewing its registration is appended here and awaited without a thread.
+    if let Some(renewed) = api.control.try_renew(&origin, &endpoint, ttl) {
+        if let Err(error) = api.control.store().wait(renewed?).await {
+            let control = api.control.clone();
+            let _ = tokio::task::spawn_blocking(move || control.after_failed_sync()).await;
+            return Err(crate::control::UpdateError::Io(error).into());
+        }
+        let body = json!({ "pool": pool, "address": address, "ttl_ms": ttl.as_millis() as u64 });
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
     let control = api.control.clone();
     let done = tokio::task::spawn_blocking(move || control.register(&origin, endpoint, ttl))
         .await

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{Control, UpdateError};
+use crate::store::Ticket;
 use crate::store::registry::{Change, Key, Registration};
 use crate::zone::spec::Registered;
 use crate::zone::{Name, ZoneError};
@@ -33,6 +34,21 @@ fn pool_key(origin: &Name, pool: &str) -> Result<String, UpdateError> {
     Ok(name.to_lowercase().to_ascii())
 }
 
+/// The registration of `endpoint` in `origin` for `ttl`, renewed now.
+fn registration(
+    origin: &Name,
+    mut endpoint: Registered,
+    ttl: Duration,
+) -> Result<Registration, UpdateError> {
+    endpoint.pool = pool_key(origin, &endpoint.pool)?;
+    Ok(Registration {
+        zone: origin.to_ascii(),
+        endpoint,
+        ttl_ms: ttl.as_millis() as u64,
+        renewed_ms: unix_ms(),
+    })
+}
+
 fn invalid(message: String) -> UpdateError {
     UpdateError::Invalid(ZoneError::Name {
         path: std::path::PathBuf::from("registrations"),
@@ -45,23 +61,13 @@ impl Control {
     pub fn register(
         &self,
         origin: &Name,
-        mut endpoint: Registered,
+        endpoint: Registered,
         ttl: Duration,
     ) -> Result<Registering, UpdateError> {
         let origin = origin.to_lowercase();
-        endpoint.pool = pool_key(&origin, &endpoint.pool)?;
-        let registration = Registration {
-            zone: origin.to_ascii(),
-            endpoint,
-            ttl_ms: ttl.as_millis() as u64,
-            renewed_ms: unix_ms(),
-        };
+        let registration = registration(&origin, endpoint, ttl)?;
         let writer = self.writer();
-        let same = self
-            .store
-            .registration(&registration.key())
-            .is_some_and(|r| r.endpoint == registration.endpoint);
-        if same {
+        if self.renews(&registration) {
             let ticket = self.store.append_registry(Change::Put(registration))?;
             self.commit(writer, &origin, None, ticket, false)?;
             return Ok(Registering::Renewed);
@@ -76,6 +82,43 @@ impl Control {
         let ticket = self.store.append_registry(Change::Put(registration))?;
         self.commit(writer, &origin, Some(Some(zone)), ticket, whole)?;
         Ok(Registering::Added)
+    }
+
+    /// A renewal made on the caller's own thread, if `endpoint`'s registration is one and the
+    /// writer is free: its record is appended and the ticket given, for the caller to await
+    /// with `Store::wait` (a heartbeat then blocks no thread). `None`: go the whole way with
+    /// [`Control::register`].
+    pub fn try_renew(
+        &self,
+        origin: &Name,
+        endpoint: &Registered,
+        ttl: Duration,
+    ) -> Option<Result<Ticket, UpdateError>> {
+        let origin = origin.to_lowercase();
+        let registration = match registration(&origin, endpoint.clone(), ttl) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        let writer = self.writer.try_lock().ok()?;
+        if !self.renews(&registration) {
+            return None;
+        }
+        let ticket = self.store.append_registry(Change::Put(registration));
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        drop(writer);
+        Some(ticket.map_err(UpdateError::from))
+    }
+
+    /// After an awaited renewal could not be made durable: what is durable is served again.
+    pub fn after_failed_sync(&self) {
+        self.serve_durable();
+    }
+
+    /// Whether `registration` renews one as it is (only its time changes).
+    fn renews(&self, registration: &Registration) -> bool {
+        let known = self.store.registration(&registration.key());
+        known.is_some_and(|r| r.endpoint == registration.endpoint)
     }
 
     /// Removes the registration of `address` in `origin`'s `pool`; `false` if there is none.

@@ -338,3 +338,40 @@ fn a_reload_builds_again_only_the_zones_whose_files_changed() {
     let refused = control.reload().unwrap_err().to_string();
     assert!(refused.contains("beside"), "{refused}");
 }
+
+#[test]
+fn a_heartbeat_renews_without_a_blocking_task_and_fails_like_any_change() {
+    let (control, switches, _) = control();
+    edit(&control, set_www(1)).unwrap();
+    let origin = Name::from_ascii("t.").unwrap();
+    let endpoint = Registered {
+        pool: "www".into(),
+        datacenter: None,
+        address: "192.0.2.50".parse().unwrap(),
+        weight: 1,
+    };
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(
+        control.try_renew(&origin, &endpoint, ttl).is_none(),
+        "not registered yet"
+    );
+    control.register(&origin, endpoint.clone(), ttl).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ticket = control.try_renew(&origin, &endpoint, ttl).unwrap().unwrap();
+    runtime.block_on(control.store().wait(ticket)).unwrap();
+    switches.fail_sync.store(true, Ordering::Relaxed);
+    let ticket = control.try_renew(&origin, &endpoint, ttl).unwrap().unwrap();
+    let error = runtime.block_on(control.store().wait(ticket)).unwrap_err();
+    assert!(error.to_string().contains("os error 5"), "{error}");
+    control.after_failed_sync();
+    switches.fail_sync.store(false, Ordering::Relaxed);
+    assert_eq!(
+        www(&control),
+        ["192.0.2.1", "192.0.2.50"],
+        "still registered"
+    );
+    let ticket = control.try_renew(&origin, &endpoint, ttl).unwrap().unwrap();
+    runtime.block_on(control.store().wait(ticket)).unwrap();
+}

@@ -97,7 +97,7 @@ impl Journal {
         state.registry_changed = replayed.registry_changed;
         // Waiters on tickets of the old file: their records are durable now, in the zone
         // files or in the new journal.
-        self.synced.notify_all();
+        self.announce();
         Ok(())
     }
 }

@@ -44,6 +44,10 @@ pub struct Journal {
     state: Mutex<State>,
     /// Signalled when a sync ends.
     synced: Condvar,
+    /// The same, for async waiters (see `syncer`).
+    sync_ended: tokio::sync::watch::Sender<u64>,
+    /// Signalled when an async waiter wants a sync.
+    kick: Condvar,
     /// Held through a compaction: one at a time.
     compacting: Mutex<()>,
 }
@@ -116,6 +120,8 @@ impl Journal {
                 registry: replayed.registry,
             }),
             synced: Condvar::new(),
+            sync_ended: tokio::sync::watch::Sender::new(0),
+            kick: Condvar::new(),
             compacting: Mutex::new(()),
         })
     }
@@ -300,7 +306,7 @@ impl Journal {
                 Ok(()) => {}
                 Err(_) => state.failed = true,
             }
-            self.synced.notify_all();
+            self.announce();
             result?;
         }
     }
@@ -334,7 +340,7 @@ impl Journal {
         state.durable = good as u64;
         state.failed = false;
         state.recoveries += 1;
-        self.synced.notify_all();
+        self.announce();
         Ok(())
     }
 }
@@ -357,6 +363,8 @@ fn with_files(
 
 #[path = "compaction.rs"]
 mod compaction;
+#[path = "syncer.rs"]
+pub mod syncer;
 #[cfg(test)]
 #[path = "journal_tests.rs"]
 mod tests;

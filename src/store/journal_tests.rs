@@ -219,3 +219,29 @@ fn changes_made_during_a_compaction_stay_in_the_journal() {
     assert_eq!(replayed, latest);
     assert_eq!(j.tag(&origin, || None), Some(tag));
 }
+
+#[test]
+fn async_waiters_are_synced_by_the_syncer_thread() {
+    let dir = dir();
+    let j = std::sync::Arc::new(Journal::open(&dir, |_| None).unwrap());
+    syncer::spawn(&j).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let waits: Vec<_> = (0..64)
+            .map(|i| {
+                let t = j
+                    .append(&name("a.test."), Some(&format!("{i}")), || None)
+                    .unwrap();
+                tokio::spawn(j.clone().wait(t))
+            })
+            .collect();
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+    });
+    let state = j.lock();
+    assert_eq!(state.durable, state.appended, "every record synced");
+}

@@ -28,6 +28,9 @@ use registry::Registration;
 /// A change appended but perhaps not yet durable: what [`Store::sync`] waits for.
 pub type Ticket = Option<journal::Ticket>;
 
+/// A wait for durability (see [`Store::wait`]).
+pub type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+
 /// A zone's TOML document as read whole, with its entity tag.
 #[derive(Debug, Clone)]
 pub struct Doc {
@@ -93,6 +96,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes the appended changes into their zone files and empties the journal, if there is
     /// anything to write and `force` or the journal is large.
     fn compact(&self, force: bool) -> std::io::Result<()>;
+    /// Waits until the change of `ticket` is durable, like [`Store::sync`], without blocking a
+    /// thread where the store can (the journal's syncer syncs it).
+    fn wait(&self, ticket: Ticket) -> Waiting {
+        let result = self.sync(ticket);
+        Box::pin(std::future::ready(result))
+    }
     /// Appends and syncs a change.
     fn write(&self, origin: &Name, text: Option<&str>) -> std::io::Result<()> {
         let ticket = self.append(origin, text)?;
@@ -107,7 +116,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub struct FileStore {
     dir: PathBuf,
     /// `None`: every change is written to its file at once (tools and tests without a folder).
-    journal: Option<journal::Journal>,
+    journal: Option<std::sync::Arc<journal::Journal>>,
 }
 
 impl Store for FileStore {
@@ -213,7 +222,7 @@ impl Store for FileStore {
     fn registrations(&self) -> Vec<Registration> {
         self.journal
             .as_ref()
-            .map(journal::Journal::registrations)
+            .map(|j| j.registrations())
             .unwrap_or_default()
     }
 
@@ -269,6 +278,13 @@ impl Store for FileStore {
         }
     }
 
+    fn wait(&self, ticket: Ticket) -> Waiting {
+        match (&self.journal, ticket) {
+            (Some(journal), Some(ticket)) => Box::pin(journal.clone().wait(ticket)),
+            _ => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
     fn recover(&self) -> std::io::Result<()> {
         match &self.journal {
             Some(journal) => journal.recover(|origin| self.file_text(origin)),
@@ -303,6 +319,8 @@ impl FileStore {
     pub fn open(dir: PathBuf) -> std::io::Result<Self> {
         let mut store = Self::new(dir);
         let journal = journal::Journal::open(&store.dir, |origin| store.file_text(origin))?;
+        let journal = std::sync::Arc::new(journal);
+        journal::syncer::spawn(&journal)?;
         store.journal = Some(journal);
         Ok(store)
     }
