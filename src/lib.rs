@@ -20,12 +20,16 @@
 //! - [`control`]: the one writer path. Reload, API edits, registrations, probe results and
 //!   GeoIP reloads build a new snapshot (a changed zone rebuilt alone, the others shared) and
 //!   publish it, one writer at a time, reading and writing zones through [`store::Store`];
-//!   changes are synced outside the writer lock (group commit). `control::ticks`: feedback,
-//!   registration expiry and journal compaction once a second.
+//!   changes are synced outside the writer lock (group commit). `control::edits`: an API edit
+//!   applied to the zone's kept model and only the changed pool or name rebuilt
+//!   (`zone::incremental`). `control::ticks`: feedback, registration expiry and journal
+//!   compaction once a second.
 //! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
-//!   folder with its write-ahead `journal` of `record`s, compacted into the zone files; the
-//!   `registry` of endpoints registered through the API; an etcd backend implements the same
-//!   interface); `store::edit` changes a zone's TOML keeping its layout.
+//!   folder with its write-ahead `journal` of `record`s — whole zone texts, `change` edits,
+//!   registry changes — compacted into the zone files in the background (`compaction`), synced
+//!   for async waiters by its `syncer` thread; the `registry` of endpoints registered through
+//!   the API; an etcd backend implements the same interface); `store::edit` changes a zone's
+//!   TOML keeping its layout, `store::change` is one edit as the API makes it.
 //! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
 //!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
 //!   `max_answers`); no I/O, no wire format.
@@ -33,7 +37,8 @@
 //!   [`snapshot::Current`], the cell the query path loads it from.
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
 //!   reads a large file in two halves at once), its one `build` (numbering the zone's own
-//!   health slots, `zone::slots`), the `ZoneSet` of shared zones, and the zone tree: immutable
+//!   health slots, `zone::slots`), the `ZoneSet` of shared zones, and the zone tree (its nodes
+//!   in shards shared between snapshots, `zone::nodes`): immutable
 //!   once built, but for each geo pool's steering table, a [`cell::Swappable`] that `control`
 //!   fills for the snapshot's GeoIP database when it publishes.
 //! - [`policy`]: how a pool orders its endpoints, one policy per file implementing

@@ -1,10 +1,12 @@
 //! The API's JSON bodies (a pool, a record set, an endpoint patch, a whole zone), applied to a
 //! zone document as the API applies them and the result built as a change is validated: any
-//! error is a refusal, never a panic.
+//! error is a refusal, never a panic. An edit applied both to the zone model (what is served)
+//! and to the document (what a compaction writes) must give the same zone.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use meridian::fixture::ZONE_HEAD;
+use meridian::store::change::{self, Edit, ZoneEdit};
 use meridian::store::edit::{self, EndpointPatch};
 use meridian::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
 use meridian::zone::{Name, build_zone};
@@ -42,4 +44,43 @@ fuzz_target!(|data: &[u8]| {
             let _ = build_zone(&origin, &spec, None);
         }
     }
+    let address = "192.0.2.10".parse().unwrap();
+    let edit = match kind % 4 {
+        0 => serde_json::from_slice(body).ok().map(|pool| Edit::SetPool {
+            name: "www".into(),
+            pool,
+        }),
+        1 => serde_json::from_slice(body).ok().map(Edit::SetRecords),
+        2 => serde_json::from_slice(body).ok().map(|patch| Edit::PatchEndpoint {
+            pool: "www".into(),
+            address,
+            patch,
+        }),
+        _ => None,
+    };
+    if let Some(edit) = edit {
+        same_both_ways(&origin, &base, edit);
+    }
 });
+
+/// The edit applied to the model and to the document: where both take it, the same zone.
+fn same_both_ways(origin: &Name, base: &str, edit: Edit) {
+    let (Ok(mut doc), Ok(mut spec)) = (edit::parse(base), toml::from_str::<ZoneSpec>(base)) else {
+        return;
+    };
+    let change = ZoneEdit { edit, serial: Some(2) };
+    if change.apply_to_document(&mut doc, origin).is_err()
+        || change::apply_to_spec(&mut spec, origin, &change.edit).is_err()
+    {
+        return;
+    }
+    spec.soa.as_mut().unwrap().serial = 2;
+    let Ok(written) = toml::from_str::<ZoneSpec>(&doc.to_string()) else {
+        return;
+    };
+    assert_eq!(
+        serde_json::to_value(&written).unwrap(),
+        serde_json::to_value(&spec).unwrap(),
+        "the model and the written document differ"
+    );
+}

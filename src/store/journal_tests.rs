@@ -245,3 +245,20 @@ fn async_waiters_are_synced_by_the_syncer_thread() {
     let state = j.lock();
     assert_eq!(state.durable, state.appended, "every record synced");
 }
+
+#[test]
+fn an_edit_replayed_onto_a_file_that_has_it_gives_the_same_zone() {
+    // A crash after a compaction wrote the file, before it replaced the journal.
+    let origin = name("a.test.");
+    let remove: ZoneEdit = serde_json::from_str(
+        r#"{"edit": {"op": "remove_pool", "with": {"name": "www"}}, "serial": 2}"#,
+    )
+    .unwrap();
+    let mut entry = Entry::replayed(Changes::default(), Some(ZONE.to_owned()), None);
+    entry.edits = vec![patch(5), remove.clone()];
+    let once = entry.latest(&origin).unwrap().unwrap();
+    assert!(!once.contains("[pools.www]"), "{once}");
+    let mut again = Entry::replayed(Changes::default(), Some(once.clone()), None);
+    again.edits = vec![patch(5), remove];
+    assert_eq!(again.latest(&origin).unwrap().unwrap(), once);
+}

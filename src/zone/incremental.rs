@@ -13,7 +13,7 @@ use super::{Name, Node, Pool, RrSet, Zone, build, key, slots};
 
 impl Zone {
     /// This zone with the existing pool at `owner` replaced by `pool` (built alone), if the
-    /// change keeps the zone's slots (see [`slots::reuse`]) and the pool's fallback is a pool
+    /// change keeps the zone's slots (see `slots::reuse`) and the pool's fallback is a pool
     /// of the zone. `None`: build the whole zone, which also reports what is wrong.
     pub fn with_pool(&self, owner: &Name, mut pool: Pool) -> Option<Zone> {
         let key = key::owned(&owner.to_lowercase());
