@@ -13,9 +13,9 @@ use crate::zone::ZoneSet;
 /// Everything one answer needs, frozen.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Unique for the process's life (0 only for snapshots built by hand in tests): what a
-    /// worker's reply memo (`dns::memo`) is valid for. A number, not the snapshot's address,
-    /// which a later snapshot may reuse.
+    /// Unique for the process's life (0 only for snapshots built by hand in tests). (A
+    /// worker's reply memo, `dns::memo`, is valid per zone and health view, not per
+    /// snapshot: a change to one zone keeps the others' answers.)
     pub generation: u64,
     pub zones: Arc<ZoneSet>,
     /// The GeoIP database, where one is configured.

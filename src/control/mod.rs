@@ -352,6 +352,7 @@ impl Control {
                     status,
                     active_tier: Vec::new(),
                     feedback,
+                    version: 0,
                 };
                 // The active tiers the same zone's failover sets had, kept where they still
                 // apply.
@@ -366,7 +367,7 @@ impl Control {
                 let sets = zone.slots.failovers.iter();
                 let sets = sets.map(|f| (f.id.as_str(), f.preempt, f.live_tiers(&view)));
                 view.active_tier = health::active_tiers(previous.into_iter(), sets);
-                Arc::new(view)
+                kept_view(&old, zone, view)
             })
             .collect();
         let health = Health { zones: views };
@@ -423,6 +424,18 @@ impl ProbeSink for Control {
         drop(snapshot);
         self.publish(&writer, zones, geo);
     }
+}
+
+/// The served view of `zone` where it says the same as `view` (so that the answers memoized
+/// for the zone stay valid), else `view` with a version of its own.
+fn kept_view(old: &Snapshot, zone: &zone::Zone, view: HealthView) -> Arc<HealthView> {
+    if let Some(i) = old.zones.index_of(&zone.origin)
+        && let Some(before) = old.health.zones.get(i)
+        && before.same_as(&view)
+    {
+        return before.clone();
+    }
+    Arc::new(view.stamped())
 }
 
 fn open_geo(path: Option<&Path>) -> Result<Option<Arc<GeoDb>>, GeoError> {

@@ -1,4 +1,5 @@
-//! A UDP worker's memo of encoded replies. Within one snapshot, an answer whose policy order is
+//! A UDP worker's memo of encoded replies. While a zone and its health stay the same (across
+//! snapshots: a change to another zone keeps them), an answer whose policy order is
 //! fixed (see `resolve::Found::memo_key` and `policy::Decision`: static records, `all` and `failover` pools,
 //! `geo` pools whose datacenters order their endpoints the same way every time) is a pure
 //! function of (node, type, decision): the reply is encoded once and later replies copy it,
@@ -18,8 +19,6 @@ const CAPACITY: usize = 4096;
 
 #[derive(Debug, Default)]
 pub struct Memo {
-    /// The snapshot the entries were encoded from; another empties the memo.
-    generation: u64,
     entries: FxHashMap<Key, Entry>,
     /// Replies answered from the memo so far.
     pub hits: u64,
@@ -37,6 +36,9 @@ struct Key {
 /// question and the OPT record.
 #[derive(Debug)]
 pub struct Entry {
+    /// The zone's version and health view's version it was encoded from: a change elsewhere
+    /// keeps it, a change to the zone or its health does not.
+    stamp: Stamp,
     header: [u8; 12],
     body: Box<[u8]>,
     pub rcode: ResponseCode,
@@ -44,26 +46,25 @@ pub struct Entry {
     pub datacenter: Option<usize>,
 }
 
+/// A zone's version and its health view's version (see [`Entry::stamp`]).
+pub type Stamp = (u64, u64);
+
 impl Memo {
-    /// The reply memoized for (`node`, `qtype`, `decided`) in snapshot `generation`.
+    /// The reply memoized for (`node`, `qtype`, `decided`) of the zone and health `stamp`.
     pub fn get(
         &mut self,
-        generation: u64,
+        stamp: Stamp,
         node: &Node,
         qtype: u16,
         decided: &Decided,
     ) -> Option<&Entry> {
-        if self.generation != generation {
-            self.entries.clear();
-            self.generation = generation;
-            return None;
-        }
         let key = Key {
             node: std::ptr::from_ref(node) as usize,
             qtype,
             decided: decided.clone(),
         };
-        let found = self.entries.get(&key);
+        // A node's address may be reused by a later zone's: the stamp tells them apart.
+        let found = self.entries.get(&key).filter(|e| e.stamp == stamp);
         self.hits += u64::from(found.is_some());
         found
     }
@@ -71,7 +72,7 @@ impl Memo {
     /// Keeps `encoded` for (`node`, `qtype`, `decided`).
     pub fn put(
         &mut self,
-        generation: u64,
+        stamp: Stamp,
         node: &Node,
         qtype: u16,
         decided: Decided,
@@ -84,10 +85,6 @@ impl Memo {
             rcode,
             datacenter,
         } = encoded;
-        if self.generation != generation {
-            self.entries.clear();
-            self.generation = generation;
-        }
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
@@ -103,6 +100,7 @@ impl Memo {
             decided,
         };
         let entry = Entry {
+            stamp,
             header,
             body: reply[question_end..opt_at].into(),
             rcode,

@@ -210,15 +210,19 @@ fn answer_into<'s>(
     // 3. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
     let key = question.key();
     let found = resolve::find(snapshot, &key, question.qtype, question.client);
-    // 4. A reply memoized for this node, type and decision in this snapshot: copied, patched.
+    // 4. A reply memoized for this node, type and decision of this zone and health: copied,
+    // patched.
     let memo_key = match (&with.memo, &found) {
         (Some(_), Some(found)) if !with.reference && question.labels.is_some() => {
             found.memo_key(question.qtype)
         }
         _ => None,
     };
+    let stamp = found
+        .as_ref()
+        .map_or((0, 0), |f| (f.zone.version, f.health.version));
     if let (Some(memo), Some((node, decided, scope))) = (with.memo.as_deref_mut(), &memo_key)
-        && let Some(entry) = memo.get(snapshot.generation, node, question.qtype.into(), decided)
+        && let Some(entry) = memo.get(stamp, node, question.qtype.into(), decided)
     {
         let end = question.labels.map_or(0, |l| l.0);
         entry.write(question.query, end, reply.opt(*scope).as_ref(), out);
@@ -260,13 +264,7 @@ fn answer_into<'s>(
             rcode: answer.rcode,
             datacenter: answer.served.map(|s| s.datacenter),
         };
-        memo.put(
-            snapshot.generation,
-            node,
-            question.qtype.into(),
-            decided,
-            encoded,
-        );
+        memo.put(stamp, node, question.qtype.into(), decided, encoded);
     }
     true
 }

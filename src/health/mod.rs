@@ -203,6 +203,7 @@ impl Health {
             status: Vec::new(),
             active_tier: Vec::new(),
             feedback: Vec::new(),
+            version: 0,
         };
         self.zones.get(i).map_or(&EMPTY, |v| v)
     }
@@ -217,6 +218,25 @@ pub struct HealthView {
     /// What is measured of the endpoints of adaptive sets (latency weights, slow start, least
     /// load), by feedback slot.
     pub feedback: Vec<Feedback>,
+    /// Unique to this view's content (see [`HealthView::stamped`]): the memo keeps a zone's
+    /// answers while its zone and view are the same.
+    pub version: u64,
+}
+
+impl HealthView {
+    /// The view with a version of its own.
+    pub fn stamped(mut self) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.version = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Whether it says the same as `other`.
+    pub fn same_as(&self, other: &HealthView) -> bool {
+        self.status == other.status
+            && self.active_tier == other.active_tier
+            && self.feedback == other.feedback
+    }
 }
 
 /// What the policies of an adaptive set read of one endpoint, besides whether it is live.

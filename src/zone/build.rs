@@ -119,6 +119,7 @@ pub fn build_zone(
         has_wildcards,
         slots: std::sync::Arc::new(slots),
         master_file: None,
+        version: super::next_version(),
         read_from: None,
     })
 }

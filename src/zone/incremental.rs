@@ -130,6 +130,7 @@ impl Zone {
             has_wildcards: self.has_wildcards,
             slots: Arc::clone(&self.slots),
             master_file: self.master_file.clone(),
+            version: super::next_version(),
             read_from: self.read_from.clone(),
         }
     }

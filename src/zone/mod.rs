@@ -79,9 +79,18 @@ pub struct Zone {
     pub slots: std::sync::Arc<Slots>,
     /// The master file it serves, if any.
     pub master_file: Option<std::path::PathBuf>,
+    /// Unique to this build of the zone (a change makes another): the memo keeps a zone's
+    /// answers while its version and health view are the same.
+    pub version: u64,
     /// The files it was read from and their stamps then, so that a reload keeps it while they
     /// are unchanged (`None`: built from a change, or text not on disk).
     pub read_from: Option<std::sync::Arc<[(std::path::PathBuf, Stamp)]>>,
+}
+
+/// A version no zone built before has.
+pub fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A digest of a file's content (`None`: not there).
