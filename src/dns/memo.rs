@@ -151,3 +151,66 @@ impl Entry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::respond::{Incoming, Outcome, Responder, Settings, Transport, respond_into};
+    use crate::fixture;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn a_change_to_one_zone_keeps_the_answers_memoized_for_the_others() {
+        let zone = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\
+                    [[records]]\nname = \"www\"\ntype = \"A\"\ndata = [\"192.0.2.1\"]\n";
+        let before = fixture::snapshot(&[("a.test.", zone), ("b.test.", zone)], fixture::Geo::None);
+        // b.test. rebuilt (a new version), a.test. shared as it was.
+        let b = crate::zone::Name::from_ascii("b.test.").unwrap();
+        let rebuilt = fixture::zone_set(&[("b.test.", zone)]).shared()[0].clone();
+        let after = Snapshot {
+            generation: before.generation + 1,
+            zones: std::sync::Arc::new(
+                before
+                    .zones
+                    .with_zone(&b, std::sync::Arc::into_inner(rebuilt)),
+            ),
+            geo: None,
+            health: before.health.clone(),
+        };
+        let mut memo = Memo::default();
+        let mut ask = |snapshot: &Snapshot, zone: &[u8]| {
+            let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(b"\x03www");
+            q.extend_from_slice(zone);
+            q.extend_from_slice(b"\x00\x01\x00\x01");
+            let mut with = Responder {
+                rng: &mut fastrand::Rng::with_seed(1),
+                memo: Some(&mut memo),
+                settings: &Settings::new(1232),
+                now: 1_800_000_000,
+                reference: false,
+            };
+            let incoming = Incoming {
+                query: &q,
+                source: "127.0.0.1".parse().unwrap(),
+                transport: Transport::Udp,
+            };
+            let mut out = Vec::new();
+            respond_into(
+                snapshot,
+                incoming,
+                &mut with,
+                &mut Outcome::default(),
+                &mut out,
+            );
+            memo.hits
+        };
+        let (a, b) = (b"\x01a\x04test\x00", b"\x01b\x04test\x00");
+        ask(&before, a);
+        ask(&before, b);
+        assert_eq!(ask(&before, a), 1);
+        assert_eq!(ask(&after, a), 2, "a.test. did not change: still memoized");
+        assert_eq!(ask(&after, b), 2, "b.test. changed: encoded again");
+        assert_eq!(ask(&after, b), 3);
+    }
+}
