@@ -34,18 +34,19 @@ fn pool_key(origin: &Name, pool: &str) -> Result<String, UpdateError> {
     Ok(name.to_lowercase().to_ascii())
 }
 
-/// The registration of `endpoint` in `origin` for `ttl`, renewed now.
+/// The registration of `endpoint` in `origin` for `ttl`, renewed at `now`.
 fn registration(
     origin: &Name,
     mut endpoint: Registered,
     ttl: Duration,
+    now: u64,
 ) -> Result<Registration, UpdateError> {
     endpoint.pool = pool_key(origin, &endpoint.pool)?;
     Ok(Registration {
         zone: origin.to_ascii(),
         endpoint,
         ttl_ms: ttl.as_millis() as u64,
-        renewed_ms: unix_ms(),
+        renewed_ms: now,
     })
 }
 
@@ -64,8 +65,19 @@ impl Control {
         endpoint: Registered,
         ttl: Duration,
     ) -> Result<Registering, UpdateError> {
+        self.register_at(origin, endpoint, ttl, unix_ms())
+    }
+
+    /// [`Control::register`] at `now` (ms since the epoch).
+    fn register_at(
+        &self,
+        origin: &Name,
+        endpoint: Registered,
+        ttl: Duration,
+        now: u64,
+    ) -> Result<Registering, UpdateError> {
         let origin = origin.to_lowercase();
-        let registration = registration(&origin, endpoint, ttl)?;
+        let registration = registration(&origin, endpoint, ttl, now)?;
         let writer = self.writer();
         if self.renews(&registration) {
             let ticket = self.store.append_registry(Change::Put(registration))?;
@@ -95,7 +107,7 @@ impl Control {
         ttl: Duration,
     ) -> Option<Result<Ticket, UpdateError>> {
         let origin = origin.to_lowercase();
-        let registration = match registration(&origin, endpoint.clone(), ttl) {
+        let registration = match registration(&origin, endpoint.clone(), ttl, unix_ms()) {
             Ok(r) => r,
             Err(e) => return Some(Err(e)),
         };
@@ -165,7 +177,11 @@ impl Control {
     /// Removes the registrations whose TTL has run out since their last renewal (called every
     /// second).
     pub fn expire_registrations(&self) {
-        let now = unix_ms();
+        self.expire_registrations_at(unix_ms());
+    }
+
+    /// [`Control::expire_registrations`] at `now` (ms since the epoch).
+    fn expire_registrations_at(&self, now: u64) {
         let expired: Vec<Registration> = self
             .store
             .registrations()
@@ -185,5 +201,66 @@ impl Control {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Registration, renewal and expiry on explicit times (no waiting for a clock).
+    #[test]
+    fn an_endpoint_leaves_only_once_its_ttl_has_run_out_since_its_last_renewal() {
+        let zone = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\
+                    [pools.www]\nendpoints = [\"192.0.2.1\"]\n";
+        let dir = std::env::temp_dir().join(format!("meridian-reg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.toml"), zone).unwrap();
+        let sources = crate::config::Sources {
+            zones_dir: dir,
+            ..Default::default()
+        };
+        let control = Control::load(sources).unwrap();
+        let origin = Name::from_ascii("t.").unwrap();
+        let endpoint = Registered {
+            pool: "www".into(),
+            datacenter: None,
+            address: "192.0.2.50".parse().unwrap(),
+            weight: 1,
+        };
+        let ttl = Duration::from_secs(10);
+        // In the registry and in the pool's answers alike.
+        let served = |control: &Control| {
+            let registered = control.registrations();
+            let listed = registered
+                .iter()
+                .any(|r| r.endpoint.address == endpoint.address);
+            let snapshot = control.snapshot();
+            let www = Name::from_ascii("www.t.").unwrap();
+            let zone = snapshot.zones.get(&origin).unwrap();
+            let pool = zone.node(&www).and_then(|n| n.pool.as_ref()).unwrap();
+            let answered = pool
+                .v4
+                .records
+                .iter()
+                .any(|r| r.data.to_string() == "192.0.2.50");
+            assert_eq!(listed, answered);
+            answered
+        };
+        let added = control
+            .register_at(&origin, endpoint.clone(), ttl, 1_000)
+            .unwrap();
+        assert_eq!(added, Registering::Added);
+        control.expire_registrations_at(10_999);
+        assert!(served(&control), "1 ms left");
+        let renewed = control
+            .register_at(&origin, endpoint.clone(), ttl, 9_000)
+            .unwrap();
+        assert_eq!(renewed, Registering::Renewed);
+        control.expire_registrations_at(11_000);
+        assert!(served(&control), "renewed at 9 s: until 19 s");
+        control.expire_registrations_at(19_000);
+        assert!(!served(&control), "expired");
     }
 }
