@@ -57,8 +57,9 @@
 //!   (`metrics::Transport`, `metrics::PolicyLabel`), and the text exposition; a leaf.
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
-//!   lock-free swappable value), [`civil`] (UTC dates), [`sys`] (the C library: heap trim,
-//!   page dropping, durable file writes, `recvmmsg`/`sendmmsg`).
+//!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
+//!   there), [`sys`] (the C library: heap trim, page dropping, durable file writes,
+//!   `recvmmsg`/`sendmmsg`).
 //!
 //! # One UDP query, top to bottom (six files)
 //! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) and loads one snapshot for it.
@@ -99,6 +100,7 @@ pub mod cell;
 pub mod civil;
 pub mod config;
 pub mod control;
+pub mod digest;
 pub mod dns;
 pub mod explain;
 pub mod fixture;

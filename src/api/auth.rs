@@ -2,7 +2,6 @@
 //! Only SHA-256 digests are kept in memory and in the config.
 
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
 
 use super::ApiError;
 use crate::config::{TokenConfig, TokenScope};
@@ -22,7 +21,7 @@ pub struct Tokens(Vec<Token>);
 
 /// The hex SHA-256 of a token, as the config stores it (`meridian hash-token`).
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
+    crate::digest::sha256(&[token.as_bytes()])
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -96,7 +95,7 @@ impl Tokens {
             .ok_or_else(|| {
                 ApiError::unauthorized("an Authorization: Bearer <token> header is needed")
             })?;
-        let digest = Sha256::digest(presented.trim().as_bytes());
+        let digest = crate::digest::sha256(&[presented.trim().as_bytes()]);
         // Compare every token in full: the time taken does not tell which one matched.
         let mut found = None;
         for t in &self.0 {

@@ -132,10 +132,7 @@ impl Control {
         if let Some(name) = change::records_changed(edit)
             && let Ok(owner) = Name::parse(name, Some(origin))
             && let Some(zone) = self.served(origin, |zone| zone.with_records(spec, &owner))
-            && let Some(zone) = match serial {
-                Some(serial) => zone.with_serial(serial),
-                None => Some(zone),
-            }
+            && let Some(zone) = with_serial(zone, serial)
         {
             return Ok((zone, false));
         }
@@ -152,10 +149,7 @@ impl Control {
         serial: Option<u32>,
     ) -> Option<Zone> {
         let zone = self.served(origin, |zone| zone.with_pool(owner, pool))?;
-        match serial {
-            Some(serial) => zone.with_serial(serial),
-            None => Some(zone),
-        }
+        with_serial(zone, serial)
     }
 
     /// What `f` makes of the served zone `origin`, if it is served.
@@ -175,6 +169,14 @@ impl Control {
                 None
             }
         };
+    }
+}
+
+/// `zone` with its SOA serial set to `serial`, if one is given (see `Zone::with_serial`).
+fn with_serial(zone: Zone, serial: Option<u32>) -> Option<Zone> {
+    match serial {
+        Some(serial) => zone.with_serial(serial),
+        None => Some(zone),
     }
 }
 

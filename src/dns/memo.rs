@@ -46,7 +46,7 @@ pub struct Entry {
     pub datacenter: Option<usize>,
 }
 
-/// A zone's version and its health view's version (see [`Entry::stamp`]).
+/// A zone's version and its health view's version (see `Entry::stamp`).
 pub type Stamp = (u64, u64);
 
 impl Memo {

@@ -2,8 +2,6 @@
 //! zone's entity tag. Its text is worked out from them only when it is read whole (an API
 //! read, a compaction), never on the path of a change.
 
-use sha2::{Digest, Sha256};
-
 use super::change::ZoneEdit;
 use super::edit::EditError;
 use super::record::{Changes, Kept};
@@ -11,7 +9,7 @@ use crate::zone::Name;
 
 /// A digest of a text, to tell whether it changed.
 pub fn digest(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
+    crate::digest::sha256(&[text.as_bytes()])
 }
 
 /// A zone's journaled changes.
@@ -82,8 +80,5 @@ impl Entry {
 
 /// A tag chained with a record's checksum.
 pub fn chain(tag: &[u8; 32], sum: &[u8; 8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(tag);
-    hasher.update(sum);
-    hasher.finalize().into()
+    crate::digest::sha256(&[tag, sum])
 }

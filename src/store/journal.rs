@@ -276,18 +276,8 @@ impl Journal {
     pub fn sync(&self, ticket: Ticket) -> std::io::Result<()> {
         let mut state = self.lock();
         loop {
-            if ticket.recoveries < state.recoveries {
-                return Err(std::io::Error::other(
-                    "the journal could not be made durable",
-                ));
-            }
-            if ticket.epoch < state.epoch || state.durable >= ticket.end {
-                return Ok(());
-            }
-            if state.failed {
-                return Err(std::io::Error::other(
-                    "the journal could not be made durable",
-                ));
+            if let Some(done) = settled(&state, ticket) {
+                return done;
             }
             if state.syncing {
                 state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -343,6 +333,26 @@ impl Journal {
         self.announce();
         Ok(())
     }
+}
+
+/// The record ending at `ticket`: durable (`Some(Ok)`), lost to a failed sync (`Some(Err)`),
+/// or not yet durable (`None`).
+fn settled(state: &State, ticket: Ticket) -> Option<std::io::Result<()>> {
+    let lost = || {
+        Some(Err(std::io::Error::other(
+            "the journal could not be made durable",
+        )))
+    };
+    if ticket.recoveries < state.recoveries {
+        return lost();
+    }
+    if ticket.epoch < state.epoch || state.durable >= ticket.end {
+        return Some(Ok(()));
+    }
+    if state.failed {
+        return lost();
+    }
+    None
 }
 
 /// Replayed changes over their files' texts, with the tags compacted zones kept.

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
-use sha2::{Digest, Sha256};
 
 use crate::zone::spec::{Registered, ZoneSpec};
 use crate::zone::{self, Zone, ZoneError, ZoneSet};
@@ -378,7 +377,7 @@ impl FileStore {
 
 /// The entity tag of a zone file's text (RFC 9110 §8.8.3), quoted.
 pub fn etag(text: &str) -> String {
-    etag_of(&Sha256::digest(text.as_bytes()).into())
+    etag_of(&crate::digest::sha256(&[text.as_bytes()]))
 }
 
 /// The entity tag of a zone's tag (see `journal::Entry::tag`): for a whole text, its digest.

@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
 use super::change::ZoneEdit;
 use super::registry::{Change, Registry};
 use crate::zone::Name;
@@ -67,7 +65,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(12 + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&Sha256::digest(&payload)[..8]);
+    out.extend_from_slice(&crate::digest::sha256(&[&payload])[..8]);
     out.extend_from_slice(&payload);
     out
 }
@@ -77,7 +75,7 @@ pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
     let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let sum = bytes.get(4..12)?;
     let payload = bytes.get(12..12 + len)?;
-    if Sha256::digest(payload)[..8] != *sum {
+    if crate::digest::sha256(&[payload])[..8] != *sum {
         return None;
     }
     let (&kind, rest) = payload.split_first()?;

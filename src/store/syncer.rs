@@ -13,33 +13,12 @@ use super::{Journal, Ticket};
 const GATHER: Duration = Duration::from_millis(1);
 
 impl Journal {
-    /// The record ending at `ticket`: durable (`Some(Ok)`), lost to a failed sync
-    /// (`Some(Err)`), or not yet durable (`None`).
-    fn settled(&self, ticket: Ticket) -> Option<std::io::Result<()>> {
-        let state = self.lock();
-        let lost = || {
-            Some(Err(std::io::Error::other(
-                "the journal could not be made durable",
-            )))
-        };
-        if ticket.recoveries < state.recoveries {
-            return lost();
-        }
-        if ticket.epoch < state.epoch || state.durable >= ticket.end {
-            return Some(Ok(()));
-        }
-        if state.failed {
-            return lost();
-        }
-        None
-    }
-
     /// Waits until the record ending at `ticket` is durable, like [`Journal::sync`], without
     /// blocking a thread: the syncer thread syncs it.
     pub async fn wait(self: Arc<Self>, ticket: Ticket) -> std::io::Result<()> {
         loop {
             let mut ended = self.sync_ended.subscribe();
-            if let Some(done) = self.settled(ticket) {
+            if let Some(done) = super::settled(&self.lock(), ticket) {
                 return done;
             }
             self.kick.notify_one();

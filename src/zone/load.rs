@@ -156,8 +156,7 @@ pub fn load_dir_with(
 /// Each file's digest (`None`: it is not there). A digest, not a modification time: a file
 /// rewritten within the clock's tick at the same size would keep its time.
 fn stamp_of<'p>(paths: impl IntoIterator<Item = &'p PathBuf>) -> Vec<(PathBuf, Stamp)> {
-    use sha2::{Digest, Sha256};
-    let stamp = |p: &PathBuf| Some(Sha256::digest(std::fs::read(p).ok()?).into());
+    let stamp = |p: &PathBuf| Some(crate::digest::sha256(&[&std::fs::read(p).ok()?]));
     paths.into_iter().map(|p| (p.clone(), stamp(p))).collect()
 }
 
@@ -314,14 +313,7 @@ pub fn load_spec(
         .unwrap_or_default();
     let path = toml_path(dir, origin);
     files.toml = Some(path.clone());
-    let invalid = |field: FieldPath, message: String| ZoneError::Invalid {
-        at: Location {
-            file: path.clone(),
-            line: None,
-        },
-        field: field.to_string(),
-        message,
-    };
+    let invalid = |field: FieldPath, message: String| field_error(&path, field, message);
     build_spec(dir, origin, &files, spec.clone(), registered, &invalid)
 }
 
@@ -334,14 +326,8 @@ pub fn load_pool(
     registered: &[Registered],
 ) -> Result<(Name, super::Pool), ZoneError> {
     let at = FieldPath::default().key("pools").key(key);
-    let invalid = |field: FieldPath, message: String| ZoneError::Invalid {
-        at: Location {
-            file: toml_path(Path::new(""), origin),
-            line: None,
-        },
-        field: field.to_string(),
-        message,
-    };
+    let file = toml_path(Path::new(""), origin);
+    let invalid = |field: FieldPath, message: String| field_error(&file, field, message);
     let owner = Name::parse(key, Some(origin))
         .map_err(|e| invalid(at.clone(), format!("invalid name: {e}")))?
         .to_lowercase();
@@ -360,6 +346,18 @@ pub fn load_pool(
     built
         .map(|p| (owner, p))
         .map_err(|e| invalid(e.field, e.message))
+}
+
+/// A field's error in a zone built from its model, where there is no text to give a line of.
+fn field_error(file: &Path, field: FieldPath, message: String) -> ZoneError {
+    ZoneError::Invalid {
+        at: Location {
+            file: file.to_owned(),
+            line: None,
+        },
+        field: field.to_string(),
+        message,
+    }
 }
 
 fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Record>, ZoneError> {

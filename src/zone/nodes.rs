@@ -70,26 +70,29 @@ impl NodeMap {
     /// The same nodes with `node` added at `key` (which must be new): only its shard is
     /// copied.
     pub fn inserting(&self, key: Box<[u8]>, node: Node) -> Self {
-        let at = shard_of(&key, self.mask);
-        let mut shards = self.shards.clone();
-        let mut shard = Shard::clone(&shards[at]);
-        shard.insert(key, Arc::new(node));
-        shards[at] = Arc::new(shard);
-        Self {
-            shards,
-            mask: self.mask,
-            len: self.len + 1,
-        }
+        let mut copy = self.with_shard_copied(&key, |shard| {
+            shard.insert(key.clone(), Arc::new(node));
+        });
+        copy.len += 1;
+        copy
     }
 
     /// The same nodes with the one at `key` replaced by `node` (which must exist): only its
     /// shard is copied.
     pub fn replacing(&self, key: &[u8], node: Node) -> Self {
+        self.with_shard_copied(key, |shard| {
+            let slot = shard.get_mut(key).expect("the node being replaced exists");
+            *slot = Arc::new(node);
+        })
+    }
+
+    /// The same nodes with the shard of `key` copied and changed by `change`; the others
+    /// shared.
+    fn with_shard_copied(&self, key: &[u8], change: impl FnOnce(&mut Shard)) -> Self {
         let at = shard_of(key, self.mask);
         let mut shards = self.shards.clone();
         let mut shard = Shard::clone(&shards[at]);
-        let slot = shard.get_mut(key).expect("the node being replaced exists");
-        *slot = Arc::new(node);
+        change(&mut shard);
         shards[at] = Arc::new(shard);
         Self {
             shards,
