@@ -167,9 +167,11 @@ pub async fn run(
         });
     }
     tasks.spawn(control::run_ticks(control.clone(), shutdown.clone()));
+    tasks.spawn(control::run_replica(control.clone(), shutdown.clone()));
     tasks.spawn(health::run_prober(
         control.clone(),
         config.max_concurrent_probes,
+        config.probe_source,
         shutdown.clone(),
     ));
     listeners

@@ -87,6 +87,7 @@ impl From<UpdateError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string())
             }
             UpdateError::Io(e) => Self::internal(format!("not written: {e}")),
+            UpdateError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
         }
     }
 }

@@ -213,8 +213,9 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
             }));
         }
     }
-    let endpoints = endpoints(&snapshot.zones, &records);
+    let endpoints = endpoints(&api, &snapshot.zones, &records);
     Json(json!({
+        "set": set(&api),
         "now": epoch(SystemTime::now()),
         "ready": api.control.ready(),
         "window_seconds": WINDOW.as_secs(),
@@ -243,8 +244,42 @@ pub(super) fn registrations(api: &Api) -> Vec<Value> {
         .collect()
 }
 
+/// The nameserver set this instance is in (`null` alone): its name, whether etcd is
+/// reachable, the revision served, the live instances.
+pub(super) fn set(api: &Api) -> Value {
+    let Some(cluster) = api.control.cluster() else {
+        return Value::Null;
+    };
+    json!({
+        "instance": cluster.instance(),
+        "connected": cluster.connected(),
+        "revision": cluster.applied(),
+        "instances": cluster.instances(),
+    })
+}
+
+/// An endpoint's decided state and, in a set, each instance's opinion of it.
+pub(super) fn decision(
+    api: &Api,
+    key: &crate::health::ProbeKey,
+    own: crate::health::Status,
+) -> (Value, Value) {
+    let decided = api.control.decided(key);
+    let opinions = match api.control.cluster() {
+        Some(cluster) => {
+            let all = cluster.opinions_of(&key.to_string(), own);
+            let all: serde_json::Map<String, Value> =
+                all.into_iter().map(|(i, s)| (i, json!(s))).collect();
+            Value::Object(all)
+        }
+        None => Value::Null,
+    };
+    (json!(decided), opinions)
+}
+
 /// Every probed endpoint with its record, for the status page.
 fn endpoints(
+    api: &Api,
     zones: &crate::zone::ZoneSet,
     records: &std::collections::HashMap<crate::health::ProbeKey, crate::health::ProbeRecord>,
 ) -> Vec<Value> {
@@ -254,10 +289,13 @@ fn endpoints(
         .enumerate()
         .map(|(slot, key)| {
             let record = records.get(key).cloned().unwrap_or_default();
+            let (decided, opinions) = decision(api, key, record.status);
             json!({
                 "address": key.addr,
                 "check": key.to_string(),
-                "state": record.status,
+                "state": decided,
+                "own": record.status,
+                "opinions": opinions,
                 "since": epoch(record.since),
                 "last_checked": record.last_checked.map(epoch),
                 "last_result": record.last_result.as_ref().map(|r| match r {

@@ -36,10 +36,13 @@ pub async fn health(
             .since
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let (decided, opinions) = super::ops::decision(&api, key, record.status);
         out.push(json!({
             "address": key.addr,
             "check": key.to_string(),
-            "state": record.status,
+            "state": decided,
+            "own": record.status,
+            "opinions": opinions,
             "since": since,
             "last_ok": ok,
             "last_result": result,
@@ -53,7 +56,7 @@ pub async fn health(
         .count();
     let registrations = super::ops::registrations(&api);
     Ok(Json(
-        json!({ "endpoints": out, "down": down, "registrations": registrations }),
+        json!({ "endpoints": out, "down": down, "registrations": registrations, "set": super::ops::set(&api) }),
     ))
 }
 

@@ -77,7 +77,7 @@ async fn update(
     api: &Api,
     origin: Name,
     headers: &HeaderMap,
-    change: impl FnOnce(Option<String>) -> Result<Option<String>, ApiError> + Send + 'static,
+    mut change: impl FnMut(Option<String>) -> Result<Option<String>, ApiError> + Send + 'static,
 ) -> Result<(bool, Option<String>), ApiError> {
     let state = api.control.clone();
     let headers = headers.clone();

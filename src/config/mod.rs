@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod cluster;
 mod security;
 
+pub use cluster::{ClusterConfig, EtcdConfig, Quorum};
 pub use security::{CookieSecrets, RateLimitConfig};
 use security::{RawCookies, RawRateLimit};
 
@@ -44,6 +46,8 @@ struct RawConfig {
     cookies: RawCookies,
     #[serde(default)]
     rate_limit: RawRateLimit,
+    #[serde(default)]
+    store: cluster::RawStore,
 }
 
 /// `[query_log]`: JSON lines about sampled queries; off unless enabled.
@@ -127,6 +131,15 @@ struct RawHealth {
     state_file: Option<PathBuf>,
     #[serde(default = "default_max_probes")]
     max_concurrent_probes: usize,
+    /// The address probes are sent from (default: the system's choice).
+    #[serde(default)]
+    source_address: Option<std::net::IpAddr>,
+    /// With the etcd store: how many instances' failures take an endpoint out.
+    #[serde(default)]
+    quorum: Quorum,
+    /// With the etcd store: each endpoint probed by only this many instances (0: by all).
+    #[serde(default)]
+    probes_per_endpoint: usize,
 }
 
 impl Default for RawHealth {
@@ -134,6 +147,9 @@ impl Default for RawHealth {
         Self {
             state_file: None,
             max_concurrent_probes: default_max_probes(),
+            source_address: None,
+            quorum: Quorum::default(),
+            probes_per_endpoint: 0,
         }
     }
 }
@@ -248,6 +264,10 @@ pub struct Config {
     pub health_state_file: Option<PathBuf>,
     /// Probes in flight at most.
     pub max_concurrent_probes: usize,
+    /// The address probes are sent from, if set.
+    pub probe_source: Option<std::net::IpAddr>,
+    /// The nameserver set this instance belongs to (`[store] backend = "etcd"`), if any.
+    pub cluster: Option<ClusterConfig>,
     /// The HTTP API, if configured.
     pub api: Option<ApiConfig>,
     pub query_log: QueryLogConfig,
@@ -260,6 +280,8 @@ pub struct Sources {
     pub geoip: Option<PathBuf>,
     /// Last-known endpoint states, read at start and rewritten on every change.
     pub health_file: Option<PathBuf>,
+    /// The etcd the zones, changes and health are shared through, if any.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -269,6 +291,7 @@ impl Config {
             zones_dir: self.zones_dir.clone(),
             geoip: self.geoip.clone(),
             health_file: self.health_state_file.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -312,6 +335,13 @@ impl Config {
         let nsid = raw.server.nsid.as_deref().map(nsid).transpose()?;
         let cookies = raw.cookies.secrets(base)?;
         let rate_limit = raw.rate_limit.validate()?;
+        let cluster = raw.store.validate(&raw.server.listen, base)?;
+        let health = &raw.health;
+        let cluster = cluster.map(|c| ClusterConfig {
+            quorum: health.quorum,
+            probes_per_endpoint: health.probes_per_endpoint,
+            ..c
+        });
         Ok(Self {
             listen: raw.server.listen,
             udp_payload: raw.server.udp_payload,
@@ -326,6 +356,8 @@ impl Config {
             geoip_watch: Duration::from_secs(raw.geoip.watch_interval_secs),
             health_state_file: raw.health.state_file.map(|p| base.join(p)),
             max_concurrent_probes: raw.health.max_concurrent_probes.max(1),
+            probe_source: raw.health.source_address,
+            cluster,
             api: raw.api,
             query_log: QueryLogConfig {
                 path: match raw.query_log.path.as_os_str() == "stdout" {

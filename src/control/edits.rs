@@ -26,11 +26,14 @@ impl Control {
         &self,
         origin: &Name,
         edit: Edit,
-        check: impl FnOnce(Option<&str>) -> Result<(), E>,
+        mut check: impl FnMut(Option<&str>) -> Result<(), E>,
     ) -> Result<Edited, E>
     where
         E: From<UpdateError> + From<EditError>,
     {
+        if let Some(cluster) = &self.cluster {
+            return self.edit_shared(cluster, origin, edit, &mut check);
+        }
         let origin = origin.to_lowercase();
         let writer = self.writer();
         let tag = self.store.tag(&origin).map_err(UpdateError::from)?;

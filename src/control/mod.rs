@@ -11,14 +11,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+pub mod cluster;
 mod edits;
 mod registrations;
+mod replica;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod ticks;
 
+pub use cluster::Cluster;
 pub use edits::Edited;
 pub use registrations::{Registering, unix_ms};
+pub use replica::run_replica;
 pub use ticks::run_ticks;
 
 use crate::config::Sources;
@@ -52,6 +57,9 @@ pub enum UpdateError {
     /// It could not be made durable: nothing changed in what is served.
     #[error("cannot write the zone file: {0}")]
     Io(#[from] std::io::Error),
+    /// The nameserver set's store (etcd) cannot take changes now: nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The served snapshot and everything that rebuilds it.
@@ -72,6 +80,8 @@ pub struct Control {
     /// The model of each zone's TOML document that has been edited, as the edits left it
     /// (see `edits`): locked by the one writer.
     specs: Mutex<HashMap<zone::Name, zone::spec::ZoneSpec>>,
+    /// The nameserver set this instance shares its zones and health with, if any.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Control {
@@ -85,7 +95,19 @@ impl Control {
             })?;
         let zones = store.load(None)?;
         let geo = open_geo(sources.geoip.as_deref())?;
-        let control = Self::new(Box::new(store), sources, zones, geo);
+        let cluster = match &sources.cluster {
+            Some(config) => {
+                let cluster = Cluster::new(config.clone(), &sources.zones_dir);
+                let cluster = cluster.map_err(|message| ZoneError::Name {
+                    path: PathBuf::from("[store]"),
+                    message,
+                })?;
+                Some(Arc::new(cluster))
+            }
+            None => None,
+        };
+        let mut control = Self::new(Box::new(store), sources, zones, geo);
+        control.cluster = cluster;
         crate::sys::release_freed_memory();
         Ok(control)
     }
@@ -109,13 +131,46 @@ impl Control {
             geoip: sources.geoip,
             probes: ProbeRecords::load(sources.health_file),
             feedback: FeedbackState::default(),
-            targets: watch::channel(Arc::from(zones.probes.as_slice())).0,
+            targets: watch::channel(Arc::from(&[][..])).0,
             writer: Mutex::new(()),
             changes: AtomicU64::new(0),
             specs: Mutex::default(),
+            cluster: None,
         };
+        control.send_targets(&zones.probes);
         control.publish(&control.writer(), zones, geo);
         control
+    }
+
+    /// Gives the prober the probes this instance runs: all of `probes`, or in a set that
+    /// shares the probing, this instance's share.
+    fn send_targets(&self, probes: &[ProbeKey]) {
+        let mine: Arc<[ProbeKey]> = match &self.cluster {
+            Some(cluster) => probes
+                .iter()
+                .filter(|k| cluster.assigned(&k.to_string()))
+                .cloned()
+                .collect(),
+            None => Arc::from(probes),
+        };
+        if **self.targets.borrow() != *mine {
+            self.targets.send_replace(mine);
+        }
+    }
+
+    /// The state of `probe` as decided now (in a set, from the live instances' opinions).
+    pub fn decided(&self, probe: &ProbeKey) -> Status {
+        self.statuses(std::slice::from_ref(probe))[0]
+    }
+
+    /// The state of each of `probes`: this instance's own probe results, or in a set, the
+    /// decision of the live instances' opinions.
+    fn statuses(&self, probes: &[ProbeKey]) -> Vec<Status> {
+        let own = self.probes.statuses(probes);
+        match &self.cluster {
+            Some(cluster) => cluster.decide(probes, own),
+            None => own,
+        }
     }
 
     fn writer(&self) -> MutexGuard<'_, ()> {
@@ -137,10 +192,19 @@ impl Control {
         &*self.store
     }
 
+    /// The nameserver set, if this instance is in one.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
     /// Re-reads the zones and the GeoIP database (SIGHUP): the zones whose files changed are
     /// built again, the others kept. All or nothing: on any error the old zones and database
-    /// keep serving.
+    /// keep serving. In a set, the zones come from etcd: only the database is re-read.
     pub fn reload(&self) -> Result<usize, LoadError> {
+        if self.cluster.is_some() {
+            self.reload_geo()?;
+            return Ok(self.current.load().zones.len());
+        }
         let result = (|| {
             let writer = self.writer();
             self.forget_specs(None);
@@ -166,8 +230,11 @@ impl Control {
     pub fn update_zone<E: From<UpdateError>>(
         &self,
         origin: &zone::Name,
-        change: impl FnOnce(Option<crate::store::Doc>) -> Result<Option<String>, E>,
+        mut change: impl FnMut(Option<crate::store::Doc>) -> Result<Option<String>, E>,
     ) -> Result<Option<String>, E> {
+        if let Some(cluster) = &self.cluster {
+            return self.update_shared(cluster, origin, &mut change);
+        }
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
         let next = change(current)?;
@@ -308,7 +375,7 @@ impl Control {
     /// Ready to take traffic: zones are loaded (they are, once a `Control` exists) and every
     /// probed endpoint has been probed once by this process (see [`ProbeRecords::ready`]).
     pub fn ready(&self) -> bool {
-        self.probes.ready(&self.current.load().zones.probes)
+        self.probes.ready(&self.targets.borrow())
     }
 
     /// Writes the health state file now (also done on every change; this is for shutdown).
@@ -339,7 +406,7 @@ impl Control {
         }
         let statuses: Vec<Vec<Status>> = zones
             .iter()
-            .map(|z| self.probes.statuses(&z.slots.probes))
+            .map(|z| self.statuses(&z.slots.probes))
             .collect();
         let borrowed: Vec<&[Status]> = statuses.iter().map(Vec::as_slice).collect();
         let feedback = self.feedback_for(&zones, &borrowed);
@@ -373,8 +440,7 @@ impl Control {
         let health = Health { zones: views };
         // The prober follows the probes; a change that keeps them does not wake it.
         if !same_zones && old.zones.probes != zones.probes {
-            self.targets
-                .send_replace(Arc::from(zones.probes.as_slice()));
+            self.send_targets(&zones.probes);
         }
         drop(old);
         self.current.publish(zones, geo, Arc::new(health));
@@ -402,6 +468,9 @@ impl ProbeSink for Control {
         }
         if report.old == Status::Down && report.changed == Some(Status::Up) {
             self.feedback.recovered(key.addr, now);
+        }
+        if let (Some(cluster), Some(status)) = (&self.cluster, report.changed) {
+            cluster.queue_opinion(key.to_string(), status);
         }
         let writer = self.writer();
         let snapshot = self.current.load();

@@ -78,6 +78,19 @@ impl Control {
     ) -> Result<Registering, UpdateError> {
         let origin = origin.to_lowercase();
         let registration = registration(&origin, endpoint, ttl, now)?;
+        if let Some(cluster) = &self.cluster {
+            return self.register_shared(cluster, registration, ttl);
+        }
+        self.register_here(&origin, registration)
+    }
+
+    /// Adds or renews `registration` in this instance's store and answers.
+    pub(super) fn register_here(
+        &self,
+        origin: &Name,
+        registration: Registration,
+    ) -> Result<Registering, UpdateError> {
+        let origin = origin.to_lowercase();
         let writer = self.writer();
         if self.renews(&registration) {
             let ticket = self.store.append_registry(Change::Put(registration))?;
@@ -106,6 +119,9 @@ impl Control {
         endpoint: &Registered,
         ttl: Duration,
     ) -> Option<Result<Ticket, UpdateError>> {
+        if self.cluster.is_some() {
+            return None;
+        }
         let origin = origin.to_lowercase();
         let registration = match registration(&origin, endpoint.clone(), ttl, unix_ms()) {
             Ok(r) => r,
@@ -128,7 +144,7 @@ impl Control {
     }
 
     /// Whether `registration` renews one as it is (only its time changes).
-    fn renews(&self, registration: &Registration) -> bool {
+    pub(super) fn renews(&self, registration: &Registration) -> bool {
         let known = self.store.registration(&registration.key());
         known.is_some_and(|r| r.endpoint == registration.endpoint)
     }
@@ -140,12 +156,17 @@ impl Control {
         pool: &str,
         address: IpAddr,
     ) -> Result<bool, UpdateError> {
+        if let Some(cluster) = &self.cluster {
+            let origin = origin.to_lowercase();
+            let key = Key::new(&origin.to_ascii(), &pool_key(&origin, pool)?, address);
+            return self.unregister_shared(cluster, &key);
+        }
         self.remove(origin, pool, address, None)
     }
 
     /// [`Control::unregister`], only if the registration has expired at `expired_at` (ms since
     /// the epoch), when given: a renewal that came in between keeps it.
-    fn remove(
+    pub(super) fn remove(
         &self,
         origin: &Name,
         pool: &str,
@@ -177,6 +198,10 @@ impl Control {
     /// Removes the registrations whose TTL has run out since their last renewal (called every
     /// second).
     pub fn expire_registrations(&self) {
+        // In a set, etcd ends the registrations' leases, everywhere at once.
+        if self.cluster.is_some() {
+            return;
+        }
         self.expire_registrations_at(unix_ms());
     }
 

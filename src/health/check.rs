@@ -1,6 +1,6 @@
 //! Running one probe: a TCP connect, or an HTTP(S) request checked for status and body.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::ProbeKey;
@@ -9,8 +9,9 @@ use super::spec::CheckKind;
 /// `User-Agent` of every HTTP probe.
 const USER_AGENT: &str = concat!("meridian-health/", env!("CARGO_PKG_VERSION"));
 
-/// The HTTP client for one check: TLS verification, SNI and timeouts are per check.
-pub fn client(key: &ProbeKey) -> Result<reqwest::Client, String> {
+/// The HTTP client for one check: TLS verification, SNI and timeouts are per check; `source`:
+/// the address it connects from.
+pub fn client(key: &ProbeKey, source: Option<IpAddr>) -> Result<reqwest::Client, String> {
     let check = &key.check;
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
@@ -18,7 +19,8 @@ pub fn client(key: &ProbeKey) -> Result<reqwest::Client, String> {
         .no_proxy()
         .timeout(check.timeout())
         .pool_max_idle_per_host(0)
-        .danger_accept_invalid_certs(!check.verify_tls);
+        .danger_accept_invalid_certs(!check.verify_tls)
+        .local_address(source.filter(|s| s.is_ipv4() == key.addr.is_ipv4()));
     // HTTPS to a name (SNI, certificate name) while connecting to the endpoint's address.
     if check.kind == CheckKind::Https
         && let Some(name) = tls_name(key)
@@ -28,6 +30,18 @@ pub fn client(key: &ProbeKey) -> Result<reqwest::Client, String> {
     builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// A TCP connection to `addr`, from `source` where it is of the same family.
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<()> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if let Some(source) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    socket.connect(addr).await.map(drop)
 }
 
 fn tls_name(key: &ProbeKey) -> Option<&str> {
@@ -51,14 +65,19 @@ impl Passed {
     }
 }
 
-/// Runs the check once. `Ok` carries what was seen, `Err` why it failed.
-pub async fn run(key: &ProbeKey, client: Option<&reqwest::Client>) -> Result<Passed, String> {
+/// Runs the check once (a TCP check from `source`, if given). `Ok` carries what was seen,
+/// `Err` why it failed.
+pub async fn run(
+    key: &ProbeKey,
+    client: Option<&reqwest::Client>,
+    source: Option<IpAddr>,
+) -> Result<Passed, String> {
     let check = &key.check;
     let port = check.port().unwrap_or(0);
     let addr = SocketAddr::new(key.addr, port);
     let timeout = check.timeout();
     if check.kind == CheckKind::Tcp {
-        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        return match tokio::time::timeout(timeout, connect(addr, source)).await {
             Ok(Ok(_)) => Ok(Passed::seen("connected")),
             Ok(Err(e)) => Err(io_reason(&e)),
             Err(_) => Err(timed_out(timeout)),

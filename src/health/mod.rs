@@ -6,6 +6,7 @@
 mod check;
 pub mod feedback;
 mod prober;
+pub mod quorum;
 mod records;
 pub mod spec;
 mod statefile;

@@ -30,6 +30,7 @@ pub trait ProbeSink: Send + Sync + 'static {
 pub async fn run_prober(
     sink: Arc<dyn ProbeSink>,
     max_concurrent: usize,
+    source: Option<std::net::IpAddr>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
@@ -51,7 +52,7 @@ pub async fn run_prober(
         for key in wanted.iter() {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key.clone()) {
                 let key = slot.key().clone();
-                let handle = tasks.spawn(probe(key.clone(), sink.clone(), permits.clone()));
+                let handle = tasks.spawn(probe(key.clone(), source, sink.clone(), permits.clone()));
                 by_id.insert(handle.id(), key);
                 slot.insert(handle);
             }
@@ -84,10 +85,15 @@ pub async fn run_prober(
 }
 
 /// Probes one (address, check) forever with the real check.
-async fn probe(key: ProbeKey, sink: Arc<dyn ProbeSink>, permits: Arc<Semaphore>) {
+async fn probe(
+    key: ProbeKey,
+    source: Option<std::net::IpAddr>,
+    sink: Arc<dyn ProbeSink>,
+    permits: Arc<Semaphore>,
+) {
     let client = match key.check.kind {
         super::spec::CheckKind::Tcp => None,
-        _ => match check::client(&key) {
+        _ => match check::client(&key, source) {
             Ok(c) => Some(c),
             Err(error) => {
                 tracing::error!("health: {key}: {error}");
@@ -95,7 +101,7 @@ async fn probe(key: ProbeKey, sink: Arc<dyn ProbeSink>, permits: Arc<Semaphore>)
             }
         },
     };
-    let run = || check::run(&key, client.as_ref());
+    let run = || check::run(&key, client.as_ref(), source);
     probe_loop(&key, &*sink, &permits, run).await;
 }
 

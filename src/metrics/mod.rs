@@ -111,6 +111,19 @@ pub struct Registry {
     query_log: [AtomicU64; 2],
     /// Replies over the rate limit, by what was done with them.
     rate_limited: [AtomicU64; Limited::COUNT],
+    /// The shared store of a nameserver set (etcd), if this instance is in one.
+    store: StoreGauges,
+}
+
+/// The etcd store's state, shown once an instance is in a set.
+#[derive(Debug, Default)]
+struct StoreGauges {
+    in_set: std::sync::atomic::AtomicBool,
+    connected: std::sync::atomic::AtomicBool,
+    revision: std::sync::atomic::AtomicI64,
+    /// From a change's arrival on the watch to its being served, of the last batch.
+    apply_lag_us: AtomicU64,
+    writes_refused: AtomicU64,
 }
 
 static GLOBAL: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -148,7 +161,27 @@ impl Registry {
             api_requests: Mutex::default(),
             query_log: Default::default(),
             rate_limited: Default::default(),
+            store: StoreGauges::default(),
         }
+    }
+
+    pub fn set_store_connected(&self, connected: bool) {
+        self.store.in_set.store(true, Relaxed);
+        self.store.connected.store(connected, Relaxed);
+    }
+
+    pub fn set_store_revision(&self, revision: i64) {
+        self.store.revision.store(revision, Relaxed);
+    }
+
+    pub fn record_store_apply(&self, lag: Duration) {
+        self.store
+            .apply_lag_us
+            .store(lag.as_micros() as u64, Relaxed);
+    }
+
+    pub fn record_store_write_refused(&self) {
+        self.store.writes_refused.fetch_add(1, Relaxed);
     }
 
     /// The counters of zone `origin` (created on first use, kept for the process's life).

@@ -171,8 +171,47 @@ fn probes(out: &mut Exposition, registry: &Registry, gauges: &Gauges) {
     }
 }
 
+/// The shared store of a nameserver set, if this instance is in one.
+fn store(out: &mut Exposition, registry: &Registry) {
+    let store = &registry.store;
+    if !store.in_set.load(Relaxed) {
+        return;
+    }
+    let gauges: [(&str, &str, &str, String); 4] = [
+        (
+            "meridian_store_connected",
+            "gauge",
+            "1 while the etcd store is reachable (changes are taken), else 0.",
+            u8::from(store.connected.load(Relaxed)).to_string(),
+        ),
+        (
+            "meridian_store_revision_applied",
+            "gauge",
+            "The etcd revision this instance serves.",
+            store.revision.load(Relaxed).to_string(),
+        ),
+        (
+            "meridian_store_apply_lag_seconds",
+            "gauge",
+            "From a change's arrival on the etcd watch to its being served, last batch.",
+            format!("{:.6}", store.apply_lag_us.load(Relaxed) as f64 / 1e6),
+        ),
+        (
+            "meridian_store_writes_refused_total",
+            "counter",
+            "API changes refused because the etcd store could not take them.",
+            store.writes_refused.load(Relaxed).to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        out.family(name, kind, help);
+        out.sample(name, &[], value);
+    }
+}
+
 /// Reloads, API requests, the query log and rate limiting.
 fn control_plane(out: &mut Exposition, registry: &Registry) {
+    store(out, registry);
     out.family(
         "meridian_rate_limited_total",
         "counter",

@@ -10,9 +10,11 @@
 pub mod change;
 pub mod edit;
 mod entry;
+pub mod etcd;
 pub mod journal;
 mod record;
 pub mod registry;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

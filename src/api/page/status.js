@@ -78,8 +78,21 @@ function drawEndpoints(now, endpoints) {
     cell(row, e.latency_ms === null ? "–" : `${e.latency_ms.toFixed(1)} ms`);
     cell(row, e.last_result ?? "–");
     cell(row, e.pools.join(", "));
+    // In a nameserver set: each instance's opinion (the state above is their decision).
+    const opinions = Object.entries(e.opinions ?? {}).map(([i, s]) => `${i}: ${s}`);
+    cell(row, opinions.length ? opinions.join(", ") : "–");
   }
   if (!endpoints.length) cell(body.insertRow(), "no probed endpoints");
+}
+
+function drawSet(set) {
+  const section = document.getElementById("set");
+  section.hidden = !set;
+  if (!set) return;
+  const state = set.connected ? "connected" : "etcd unreachable: serving the local copy";
+  document.getElementById("set-summary").textContent =
+    `${set.instance} · ${state} · revision ${set.revision} · live: ${set.instances.join(", ")}`;
+  section.dataset.connected = set.connected;
 }
 
 function drawRegistrations(registrations) {
@@ -106,6 +119,7 @@ async function refresh() {
     drawDatacenters(status.pools);
     drawEndpoints(status.now, status.endpoints);
     drawRegistrations(status.registrations);
+    drawSet(status.set);
     const ready = document.getElementById("ready");
     ready.textContent = status.ready ? "ready" : "not ready";
     ready.className = `badge ${status.ready ? "ready" : "notready"}`;

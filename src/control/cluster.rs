@@ -1,0 +1,308 @@
+//! A nameserver set sharing its zones, registrations and health through etcd. etcd is the
+//! authority: a change made through any instance's API is a conditional write in etcd (the
+//! zone's key must still be at the revision this instance served it at: `If-Match` holds across
+//! the set, and two racing writes give one success and one conflict); every instance, the
+//! writer included, applies what etcd committed from its watch (`replica`), into its own
+//! zones folder and journal, which are its local copy: it starts and serves from them when
+//! etcd is away. The writer acknowledges once etcd has committed the change and it serves it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClusterConfig;
+use crate::health::{ProbeKey, Status, quorum};
+use crate::store::etcd::{Etcd, EtcdError};
+use crate::store::registry;
+use crate::store::shared::Keys;
+use crate::zone::Name;
+
+/// A committed change is served by its writer within this, or acknowledged anyway (it is
+/// durable in etcd; the watch brings it).
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// The local file that remembers which etcd revision the zones folder holds.
+pub const STATE_FILE: &str = ".etcd-state";
+
+/// This instance's view of the set.
+#[derive(Debug)]
+pub struct Cluster {
+    pub(super) etcd: Etcd,
+    pub(super) keys: Keys,
+    pub(super) config: ClusterConfig,
+    state_file: PathBuf,
+    connected: AtomicBool,
+    /// The etcd revision this instance serves, and its waiters.
+    applied: Mutex<i64>,
+    applied_moved: Condvar,
+    /// The revision last written to the state file.
+    saved: AtomicI64,
+    /// Each shared zone's key revision as served here (locked under the writer).
+    zone_revisions: Mutex<HashMap<Name, i64>>,
+    /// Each registration's lease.
+    pub(super) leases: Mutex<HashMap<registry::Key, i64>>,
+    opinions: Mutex<Opinions>,
+    /// Own opinions not yet written to etcd.
+    outbox: Mutex<HashMap<String, Status>>,
+    pub(super) outbox_ready: tokio::sync::Notify,
+    /// This instance's lease (its presence and its opinions).
+    pub(super) lease: AtomicI64,
+}
+
+/// The other instances' opinions.
+#[derive(Debug, Default)]
+struct Opinions {
+    /// The live instances, this one included.
+    instances: BTreeSet<String>,
+    /// Probe → instance → its opinion.
+    by_probe: HashMap<String, HashMap<String, Status>>,
+}
+
+/// What `.etcd-state` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Saved {
+    pub cluster_id: String,
+    pub revision: i64,
+}
+
+/// Why a change to the set could not be made.
+pub(super) fn unavailable(error: impl std::fmt::Display) -> super::UpdateError {
+    crate::metrics::global().record_store_write_refused();
+    super::UpdateError::Unavailable(error.to_string())
+}
+
+impl Cluster {
+    pub fn new(config: ClusterConfig, zones_dir: &Path) -> Result<Self, String> {
+        let etcd = Etcd::new(&config.etcd)?;
+        let keys = Keys::new(&config.etcd.prefix);
+        let mut instances = BTreeSet::new();
+        instances.insert(config.instance.clone());
+        Ok(Self {
+            etcd,
+            keys,
+            config,
+            state_file: zones_dir.join(STATE_FILE),
+            connected: AtomicBool::new(false),
+            applied: Mutex::new(0),
+            applied_moved: Condvar::new(),
+            saved: AtomicI64::new(0),
+            zone_revisions: Mutex::default(),
+            leases: Mutex::default(),
+            opinions: Mutex::new(Opinions {
+                instances,
+                by_probe: HashMap::new(),
+            }),
+            outbox: Mutex::default(),
+            outbox_ready: tokio::sync::Notify::new(),
+            lease: AtomicI64::new(0),
+        })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.config.instance
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection changed.
+    pub(super) fn set_connected(&self, connected: bool) -> bool {
+        crate::metrics::global().set_store_connected(connected);
+        self.connected.swap(connected, Ordering::Relaxed) != connected
+    }
+
+    /// The etcd revision served here.
+    pub fn applied(&self) -> i64 {
+        *lock(&self.applied)
+    }
+
+    pub(super) fn set_applied(&self, revision: i64) {
+        let mut applied = lock(&self.applied);
+        if revision > *applied {
+            *applied = revision;
+            crate::metrics::global().set_store_revision(revision);
+            self.applied_moved.notify_all();
+        }
+    }
+
+    /// Waits (a blocking thread) until revision `revision` is served here; whether it is.
+    pub(super) fn wait_applied(&self, revision: i64) -> bool {
+        let applied = lock(&self.applied);
+        let (applied, _) = self
+            .applied_moved
+            .wait_timeout_while(applied, APPLY_WAIT, |a| *a < revision)
+            .unwrap_or_else(|e| e.into_inner());
+        *applied >= revision
+    }
+
+    /// The revision of `origin`'s key as served here (0: not in etcd).
+    pub(super) fn zone_revision(&self, origin: &Name) -> i64 {
+        lock(&self.zone_revisions).get(origin).copied().unwrap_or(0)
+    }
+
+    pub(super) fn set_zone_revision(&self, origin: &Name, revision: Option<i64>) {
+        let mut revisions = lock(&self.zone_revisions);
+        match revision {
+            Some(r) => revisions.insert(origin.clone(), r),
+            None => revisions.remove(origin),
+        };
+    }
+
+    /// Runs `future` from a blocking thread of the runtime (the writer path's callers).
+    pub(super) fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, EtcdError>>,
+    ) -> Result<T, super::UpdateError> {
+        if !self.connected() {
+            return Err(unavailable(
+                "etcd is unreachable: changes are refused until it is back (answers go on)",
+            ));
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(unavailable)?;
+        handle.block_on(future).map_err(unavailable)
+    }
+
+    /// The revision the zones folder held when this instance last ran, and whose etcd.
+    pub(super) fn saved(&self) -> Saved {
+        let text = std::fs::read_to_string(&self.state_file).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
+    /// Remembers the served revision in the state file, if it moved (once a second: a restart
+    /// that finds an older one re-reads a little more, nothing is lost).
+    pub fn save(&self, cluster_id: &str) {
+        let revision = self.applied();
+        if self.saved.swap(revision, Ordering::Relaxed) == revision {
+            return;
+        }
+        let saved = Saved {
+            cluster_id: cluster_id.to_owned(),
+            revision,
+        };
+        let text = serde_json::to_string(&saved).unwrap_or_default();
+        if let Err(error) = crate::sys::write_atomic(&self.state_file, text.as_bytes()) {
+            tracing::warn!(%error, "cannot write {}", self.state_file.display());
+            self.saved.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues this instance's opinion of `probe` for etcd.
+    pub(super) fn queue_opinion(&self, probe: String, status: Status) {
+        lock(&self.outbox).insert(probe, status);
+        self.outbox_ready.notify_one();
+    }
+
+    /// The opinions queued so far.
+    pub(super) fn take_outbox(&self) -> HashMap<String, Status> {
+        std::mem::take(&mut *lock(&self.outbox))
+    }
+
+    /// Records another instance's opinion (`None`: withdrawn); whether anything changed.
+    pub(super) fn set_opinion(&self, instance: &str, probe: &str, status: Option<Status>) -> bool {
+        if instance == self.instance() {
+            return false;
+        }
+        let mut opinions = lock(&self.opinions);
+        let of_probe = opinions.by_probe.entry(probe.to_owned()).or_default();
+        let before = match status {
+            Some(s) => of_probe.insert(instance.to_owned(), s),
+            None => of_probe.remove(instance),
+        };
+        if of_probe.is_empty() {
+            opinions.by_probe.remove(probe);
+        }
+        before != status
+    }
+
+    /// Records an instance joining or leaving; whether the set changed.
+    pub(super) fn set_instance(&self, instance: &str, live: bool) -> bool {
+        let mut opinions = lock(&self.opinions);
+        if instance == self.instance() {
+            return false;
+        }
+        match live {
+            true => opinions.instances.insert(instance.to_owned()),
+            false => opinions.instances.remove(instance),
+        }
+    }
+
+    /// Forgets every other instance and opinion (before a fresh listing).
+    pub(super) fn clear_others(&self) {
+        let mut opinions = lock(&self.opinions);
+        opinions.by_probe.clear();
+        opinions.instances.retain(|i| i == &self.config.instance);
+    }
+
+    /// The live instances, this one included.
+    pub fn instances(&self) -> Vec<String> {
+        lock(&self.opinions).instances.iter().cloned().collect()
+    }
+
+    /// Whether this instance probes `probe` (all do unless `probes_per_endpoint` is set, and
+    /// all do while etcd is away: each then decides alone).
+    pub fn assigned(&self, probe: &str) -> bool {
+        let per_endpoint = self.config.probes_per_endpoint;
+        if per_endpoint == 0 || !self.connected() {
+            return true;
+        }
+        let instances = self.instances();
+        quorum::assigned(self.instance(), &instances, probe, per_endpoint)
+    }
+
+    /// The state of each of `probes` decided from `own` (this instance's statuses, in order)
+    /// and the other live instances' opinions. Alone (etcd away, or no one else): `own`.
+    pub(super) fn decide(&self, probes: &[ProbeKey], own: Vec<Status>) -> Vec<Status> {
+        if !self.connected() {
+            return own;
+        }
+        let opinions = lock(&self.opinions);
+        if opinions.by_probe.is_empty() && self.config.probes_per_endpoint == 0 {
+            return own;
+        }
+        let instances: Vec<String> = opinions.instances.iter().cloned().collect();
+        let per_endpoint = self.config.probes_per_endpoint;
+        probes
+            .iter()
+            .zip(own)
+            .map(|(key, mine)| {
+                let probe = key.to_string();
+                let others = opinions.by_probe.get(&probe);
+                let probes_it = quorum::assigned(self.instance(), &instances, &probe, per_endpoint);
+                let mine = probes_it.then_some(mine);
+                let theirs = others.into_iter().flat_map(|o| o.values().copied());
+                match quorum::decide(self.config.quorum, mine.into_iter().chain(theirs)) {
+                    // Nobody has an opinion yet: what this instance last knew.
+                    Status::Unknown => mine.unwrap_or(Status::Unknown),
+                    decided => decided,
+                }
+            })
+            .collect()
+    }
+
+    /// Every instance's opinion of `probe` (this one's is `own`), for views.
+    pub fn opinions_of(&self, probe: &str, own: Status) -> Vec<(String, Status)> {
+        let mine = self.assigned(probe);
+        let opinions = lock(&self.opinions);
+        let mut all: Vec<(String, Status)> = opinions
+            .by_probe
+            .get(probe)
+            .into_iter()
+            .flatten()
+            .map(|(i, s)| (i.clone(), *s))
+            .collect();
+        if mine {
+            all.push((self.instance().to_owned(), own));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
