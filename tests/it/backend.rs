@@ -35,6 +35,8 @@ struct Tuning {
     delay_us: AtomicU64,
     /// The `X-Load` header's value + 1 (0: no header).
     load: AtomicU64,
+    /// Requests from these addresses get 500 (a backend one vantage point cannot use).
+    refused: std::sync::Mutex<Vec<std::net::IpAddr>>,
 }
 
 impl Backend {
@@ -69,6 +71,12 @@ impl Backend {
         self.tuning
             .load
             .store(load.map_or(0, |l| l + 1), Ordering::SeqCst);
+    }
+
+    /// Answers 500 to requests from `peers` only.
+    pub fn refuse_from(&self, peers: &[&str]) {
+        let peers = peers.iter().map(|p| p.parse().unwrap()).collect();
+        *self.tuning.refused.lock().unwrap() = peers;
     }
 
     pub fn set(&self, mode: Mode) {
@@ -115,7 +123,7 @@ fn serve(
             },
         };
         l.set_nonblocking(true).unwrap();
-        let Ok((mut stream, _)) = l.accept() else {
+        let Ok((mut stream, peer)) = l.accept() else {
             std::thread::sleep(Duration::from_millis(2));
             continue;
         };
@@ -139,6 +147,10 @@ fn serve(
                 }
             }
             _ => "200 OK",
+        };
+        let status = match tuning.refused.lock().unwrap().contains(&peer.ip()) {
+            true => "500 Internal Server Error",
+            false => status,
         };
         let delay = tuning.delay_us.load(Ordering::SeqCst) as f64;
         if delay > 0.0 {

@@ -1,0 +1,247 @@
+//! A nameserver set on a real etcd: three instances of the real binary share their zones,
+//! changes, registrations and health; an instance killed catches up; with etcd away they answer
+//! on from their local copies and refuse changes; health is decided by quorum.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::etcd::{Etcd, member};
+use crate::harness::{Server, ZONE_HEAD, eventually};
+
+const W: Option<&str> = Some("write-token");
+
+fn zone() -> String {
+    format!("{ZONE_HEAD}[pools.p]\npolicy = \"all\"\nendpoints = [\"192.0.2.1\"]\n")
+}
+
+fn txt(s: &Server) -> Vec<String> {
+    s.dig(&["v.t.test", "TXT"]).answer_data()
+}
+
+fn set_txt(s: &Server, value: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let body = format!(r#"{{"data": ["\"{value}\""]}}"#);
+    let (status, _, text) = s.http(
+        "PUT",
+        "/zones/t.test/records/v/TXT",
+        W,
+        Some(&body),
+        headers,
+    );
+    (status, text)
+}
+
+fn etag(s: &Server) -> String {
+    let (status, headers, _) = s.http("GET", "/zones/t.test", W, None, &[]);
+    assert_eq!(status, 200);
+    let tag = headers.into_iter().find(|(k, _)| k == "etag");
+    tag.expect("an ETag").1
+}
+
+fn three(etcd: &Etcd, extra: &[&str; 3]) -> Vec<Server> {
+    let zone = zone();
+    let names = ["a", "b", "c"];
+    (0..3)
+        .map(|i| member(etcd, names[i], &[("t.test.toml", &zone)], extra[i]))
+        .collect()
+}
+
+#[test]
+fn a_change_through_one_instance_is_answered_by_all_and_racing_if_match_writes_have_one_winner() {
+    let etcd = Etcd::start();
+    let set = three(&etcd, &["", "", ""]);
+    assert_eq!(set_txt(&set[0], "one", &[]).0, 200);
+    let started = Instant::now();
+    for s in &set {
+        eventually(Duration::from_secs(1), "the change everywhere", || {
+            txt(s) == ["\"one\""]
+        });
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Every instance serves the same document: the same ETag and serial.
+    let tag = etag(&set[1]);
+    assert_eq!(tag, etag(&set[2]));
+    let serials: Vec<Vec<String>> = set
+        .iter()
+        .map(|s| s.dig(&["t.test", "SOA"]).answer_data())
+        .collect();
+    assert!(serials.iter().all(|s| *s == serials[0]), "{serials:?}");
+    // Two writes on that tag through two instances at once: one wins, one gets 412.
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let racers: Vec<_> = [(&set[1], "b"), (&set[2], "c")]
+            .into_iter()
+            .map(|(s, v)| {
+                let tag = tag.clone();
+                scope.spawn(move || set_txt(s, v, &[("If-Match", &tag)]).0)
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut sorted = results.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 412], "{results:?}");
+    let winner = if results[0] == 200 { "\"b\"" } else { "\"c\"" };
+    for s in &set {
+        eventually(Duration::from_secs(1), "the winner everywhere", || {
+            txt(s) == [winner]
+        });
+    }
+}
+
+#[test]
+fn a_killed_instance_catches_up_and_with_etcd_away_answers_go_on_and_changes_are_refused() {
+    let mut etcd = Etcd::start();
+    let mut set = three(&etcd, &["", "", ""]);
+    // kill -9 of c while changes go on through a.
+    for i in 0..10 {
+        if i == 4 {
+            set[2].signal("KILL");
+        }
+        assert_eq!(set_txt(&set[0], &format!("n{i}"), &[]).0, 200);
+    }
+    for s in &set[..2] {
+        eventually(Duration::from_secs(1), "a and b unaffected", || {
+            txt(s) == ["\"n9\""]
+        });
+    }
+    let c = set.pop().unwrap().restart();
+    c.wait_log("etcd: in the set as", 1);
+    eventually(Duration::from_secs(2), "c caught up", || {
+        txt(&c) == ["\"n9\""]
+    });
+    set.push(c);
+
+    // etcd stopped: the same answers everywhere; changes refused, nothing changed.
+    etcd.stop();
+    for s in &set {
+        eventually(Duration::from_secs(3), "etcd seen gone", || {
+            s.log().contains("etcd: lost")
+        });
+    }
+    let (status, body) = set_txt(&set[1], "refused", &[]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("etcd"), "{body}");
+    assert!(set.iter().all(|s| txt(s) == ["\"n9\""]));
+    // An instance started meanwhile serves its local copy.
+    let b = set.remove(1).restart();
+    assert_eq!(txt(&b), ["\"n9\""]);
+    set.insert(1, b);
+
+    // etcd back: a change made after it reaches all three.
+    etcd.restart();
+    eventually(Duration::from_secs(5), "a change taken again", || {
+        set_txt(&set[1], "after", &[]).0 == 200
+    });
+    for s in &set {
+        eventually(Duration::from_secs(2), "the change everywhere", || {
+            txt(s) == ["\"after\""]
+        });
+    }
+}
+
+/// Three instances probing from 127.0.0.2, .3 and .4 an endpoint whose backend refuses some
+/// of them.
+#[test]
+fn health_is_decided_by_a_majority_of_the_instances() {
+    let etcd = Etcd::start();
+    let healthy = Backend::start("127.0.0.10".parse().unwrap(), 0);
+    let port = healthy.addr.port();
+    let flaky = Backend::start("127.0.0.11".parse().unwrap(), port);
+    flaky.refuse_from(&["127.0.0.3"]);
+    let check = format!(
+        r#"{{ type = "http", port = {port}, path = "/health", interval = "200ms", timeout = "150ms", fall = 2, rise = 2 }}"#
+    );
+    let zone = format!(
+        "{ZONE_HEAD}[pools.p]\npolicy = \"all\"\ncheck = {check}\n\
+         endpoints = [\"127.0.0.10\", \"127.0.0.11\"]\n"
+    );
+    let health = |source: &str| format!("[health]\nsource_address = \"{source}\"\n");
+    let set: Vec<Server> = [("a", "127.0.0.2"), ("b", "127.0.0.3"), ("c", "127.0.0.4")]
+        .iter()
+        .map(|(name, source)| member(&etcd, name, &[("t.test.toml", &zone)], &health(source)))
+        .collect();
+    let answers = |s: &Server| {
+        let mut a = s.dig(&["p.t.test", "A"]).answer_data();
+        a.sort();
+        a
+    };
+    // b sees it fail; a and c do not: it stays everywhere.
+    eventually(Duration::from_secs(5), "b's opinion published", || {
+        let (_, _, body) = set[0].http("GET", "/health", W, None, &[]);
+        body.contains(r#""b":"down""#)
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        for s in &set {
+            assert_eq!(
+                answers(s),
+                ["127.0.0.10", "127.0.0.11"],
+                "majority keeps it"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Now c cannot reach it either: it leaves every instance's answers within
+    // fall × interval + 1 s.
+    flaky.refuse_from(&["127.0.0.3", "127.0.0.4"]);
+    let started = Instant::now();
+    for s in &set {
+        eventually(Duration::from_secs(3), "out everywhere", || {
+            answers(s) == ["127.0.0.10"]
+        });
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2 * 200 + 1000 + 300),
+        "{took:?}"
+    );
+    // And each instance shows the opinions and the decision.
+    let (_, _, body) = set[1].http("GET", "/health", W, None, &[]);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let flaky_entry = health["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == "127.0.0.11")
+        .unwrap()
+        .clone();
+    assert_eq!(flaky_entry["state"], "down", "{flaky_entry}");
+    assert_eq!(flaky_entry["opinions"]["a"], "up", "{flaky_entry}");
+    assert_eq!(health["set"]["instances"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_registration_expires_on_all_instances_at_once() {
+    let etcd = Etcd::start();
+    let set = three(&etcd, &["", "", ""]);
+    let path = "/zones/t.test/pools/p/registrations/192.0.2.50";
+    let (status, _, body) = set[0].http("PUT", path, W, Some(r#"{"ttl": "3s"}"#), &[]);
+    assert_eq!(status, 201, "{body}");
+    let has = |s: &Server| {
+        s.dig(&["p.t.test", "A"])
+            .answer_data()
+            .contains(&"192.0.2.50".to_owned())
+    };
+    for s in &set {
+        eventually(Duration::from_secs(1), "registered everywhere", || has(s));
+    }
+    // Renewed through another instance: kept past its TTL.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_secs(1));
+        let (status, _, body) = set[1].http("PUT", path, W, Some(r#"{"ttl": "3s"}"#), &[]);
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(set.iter().all(has), "renewed");
+    // Not renewed: it leaves all three at once.
+    let started = Instant::now();
+    let gone: Vec<Duration> = set
+        .iter()
+        .map(|s| eventually(Duration::from_secs(6), "expired", || !has(s)) + Duration::ZERO)
+        .collect();
+    let last = started.elapsed();
+    assert!(last > Duration::from_secs(1), "{gone:?}");
+    // Polled in turn: the later ones had already gone when the first went.
+    assert!(
+        gone[1] < Duration::from_millis(300) && gone[2] < Duration::from_millis(300),
+        "{gone:?}"
+    );
+}

@@ -1,0 +1,128 @@
+//! A real one-member etcd (Debian's `etcd-server`) on free loopback ports, with its own data
+//! folder; stopped by PID when dropped. And the members of a Meridian nameserver set on it.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Server, TempDir, binary};
+
+pub struct Etcd {
+    child: Option<Child>,
+    pub client: u16,
+    peer: u16,
+    dir: TempDir,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Etcd {
+    pub fn start() -> Self {
+        let mut etcd = Self {
+            child: None,
+            client: free_port(),
+            peer: free_port(),
+            dir: TempDir::new(),
+        };
+        etcd.spawn();
+        etcd
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client)
+    }
+
+    fn spawn(&mut self) {
+        let client = self.url();
+        let peer = format!("http://127.0.0.1:{}", self.peer);
+        let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(self.dir.0.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd is installed (apt-get install etcd-server; .ci/run does it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.call("/v3/kv/range", r#"{"key":"AA=="}"#).is_none() {
+            assert!(Instant::now() < deadline, "etcd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One JSON request to etcd's gateway: the body of a 200 answer.
+    pub fn call(&self, path: &str, body: &str) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.client)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let ok = answer.starts_with("HTTP/1.1 200");
+        ok.then(|| answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()))?
+    }
+
+    /// Kills etcd (SIGKILL, by PID) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same data and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The SHA-256 of an API token, as `meridian hash-token` prints it.
+fn hash(token: &str) -> String {
+    let out = Command::new(binary())
+        .args(["hash-token", token])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A member of a set on `etcd` named `instance`, serving `zones` (its local copy to start
+/// with), with the API (token `write-token`) and `extra` config; started once it has joined.
+pub fn member(etcd: &Etcd, instance: &str, zones: &[(&str, &str)], extra: &str) -> Server {
+    let config = format!(
+        "{extra}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[api.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nscope = \"write\"\n\
+         [store]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/test\"\ninstance = \"{instance}\"\n",
+        hash("write-token"),
+        etcd.url()
+    );
+    let server = Server::start_config(zones, &config);
+    server.wait_log("etcd: in the set as", 1);
+    server
+}
