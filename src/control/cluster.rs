@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,17 @@ pub struct Cluster {
     pub(super) outbox_ready: tokio::sync::Notify,
     /// This instance's lease (its presence and its opinions).
     pub(super) lease: AtomicI64,
+    /// Per zone, this instance's last write not yet served (see `shared`): held by one writer
+    /// of the zone at a time, so that this instance's writes follow each other without waiting
+    /// for the watch and never race each other.
+    writing: Mutex<HashMap<Name, Arc<Mutex<Option<Pending>>>>>,
+}
+
+/// A zone's text as this instance last wrote it to etcd, at the revision etcd gave it.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub text: Option<String>,
+    pub revision: i64,
 }
 
 /// The other instances' opinions.
@@ -99,6 +110,7 @@ impl Cluster {
             outbox: Mutex::default(),
             outbox_ready: tokio::sync::Notify::new(),
             lease: AtomicI64::new(0),
+            writing: Mutex::default(),
         })
     }
 
@@ -151,6 +163,12 @@ impl Cluster {
             Some(r) => revisions.insert(origin.clone(), r),
             None => revisions.remove(origin),
         };
+    }
+
+    /// The lock of this instance's writes to `origin`, with their last one not yet served.
+    pub(super) fn writing(&self, origin: &Name) -> Arc<Mutex<Option<Pending>>> {
+        let mut writing = lock(&self.writing);
+        writing.entry(origin.clone()).or_default().clone()
     }
 
     /// Runs `future` from a blocking thread of the runtime (the writer path's callers).
@@ -274,7 +292,13 @@ impl Cluster {
                 let others = opinions.by_probe.get(&probe);
                 let probes_it = quorum::assigned(self.instance(), &instances, &probe, per_endpoint);
                 let mine = probes_it.then_some(mine);
-                let theirs = others.into_iter().flat_map(|o| o.values().copied());
+                // Only the instances that probe it now (an opinion left from before the set
+                // changed does not count).
+                let theirs = others
+                    .into_iter()
+                    .flatten()
+                    .filter(|(i, _)| quorum::assigned(i, &instances, &probe, per_endpoint));
+                let theirs = theirs.map(|(_, s)| *s);
                 match quorum::decide(self.config.quorum, mine.into_iter().chain(theirs)) {
                     // Nobody has an opinion yet: what this instance last knew.
                     Status::Unknown => mine.unwrap_or(Status::Unknown),
@@ -288,11 +312,14 @@ impl Cluster {
     pub fn opinions_of(&self, probe: &str, own: Status) -> Vec<(String, Status)> {
         let mine = self.assigned(probe);
         let opinions = lock(&self.opinions);
+        let instances: Vec<String> = opinions.instances.iter().cloned().collect();
+        let per_endpoint = self.config.probes_per_endpoint;
         let mut all: Vec<(String, Status)> = opinions
             .by_probe
             .get(probe)
             .into_iter()
             .flatten()
+            .filter(|(i, _)| quorum::assigned(i, &instances, probe, per_endpoint))
             .map(|(i, s)| (i.clone(), *s))
             .collect();
         if mine {

@@ -264,19 +264,11 @@ impl Control {
         ticket: crate::store::Ticket,
         whole: bool,
     ) -> Result<(), UpdateError> {
-        self.changes.fetch_add(1, Ordering::Relaxed);
         let large = whole
             && zone
                 .as_ref()
                 .is_some_and(|z| z.as_ref().is_some_and(|z| z.len() > LARGE_ZONE));
-        if let Some(zone) = zone {
-            let served = self.current.load();
-            let zones = Arc::new(served.zones.with_zone(origin, zone));
-            let geo = served.geo.clone();
-            drop(served);
-            self.publish(&writer, zones, geo);
-        }
-        drop(writer);
+        self.serve_appended(writer, origin, zone);
         if let Err(error) = self.store.sync(ticket) {
             tracing::error!(%error, "a change to {origin} could not be made durable; serving what is");
             self.serve_durable();
@@ -286,6 +278,24 @@ impl Control {
             crate::sys::release_freed_memory();
         }
         Ok(())
+    }
+
+    /// Serves a change appended to the store (`zone`: `origin` rebuilt with it, `None`: nothing
+    /// served changes) and releases the writer lock; its sync is the caller's.
+    fn serve_appended(
+        &self,
+        writer: MutexGuard<'_, ()>,
+        origin: &zone::Name,
+        zone: Option<Option<zone::Zone>>,
+    ) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        if let Some(zone) = zone {
+            let served = self.current.load();
+            let zones = Arc::new(served.zones.with_zone(origin, zone));
+            let geo = served.geo.clone();
+            drop(served);
+            self.publish(&writer, zones, geo);
+        }
     }
 
     /// After a failed sync: the store forgets what was not made durable, and the zones as a

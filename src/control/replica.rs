@@ -27,6 +27,8 @@ const LEASE_TTL: u64 = 3;
 const KEEPALIVE: Duration = Duration::from_millis(500);
 /// A lost connection is tried again this often.
 const RETRY: Duration = Duration::from_millis(200);
+/// The most watched changes applied together.
+const MAX_BATCH: usize = 1024;
 /// etcd's limit of operations in one transaction.
 const MAX_TXN_OPS: usize = 128;
 
@@ -95,8 +97,17 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
     loop {
         tokio::select! {
             batch = watch.next() => {
-                let (revision, events) = batch?;
+                let (mut revision, mut events) = batch?;
                 let arrived = Instant::now();
+                // What else has arrived goes in the same batch (one sync of the local copy).
+                while events.len() < MAX_BATCH {
+                    let Ok(more) = tokio::time::timeout(Duration::ZERO, watch.next()).await else {
+                        break;
+                    };
+                    let (at, more) = more?;
+                    revision = at;
+                    events.extend(more);
+                }
                 let (control, cluster) = (control.clone(), cluster.clone());
                 let _ = tokio::task::spawn_blocking(move || {
                     control.apply_events(&cluster, events, revision);
@@ -259,8 +270,11 @@ impl Control {
             .map(|z| z.origin.clone())
             .collect();
         for origin in served {
-            if !zones.contains(&origin) && matches!(self.store.read(&origin), Ok(Some(_))) {
-                self.apply_zone(cluster, &origin, None, keys.revision);
+            if !zones.contains(&origin)
+                && matches!(self.store.read(&origin), Ok(Some(_)))
+                && let Some(ticket) = self.apply_zone(cluster, &origin, None, keys.revision)
+            {
+                let _ = self.store.sync(ticket);
             }
         }
         for r in self.store.registrations() {
@@ -275,6 +289,8 @@ impl Control {
     /// Applies committed changes, then serves `revision` (0: the caller does).
     fn apply_events(&self, cluster: &Cluster, events: Vec<Event>, revision: i64) {
         let mut health = false;
+        // The local copy is synced once for the batch (etcd has it durably already).
+        let mut ticket = None;
         for event in events {
             let (key, value, at, lease) = match event {
                 Event::Put(kv) => (kv.key, Some(kv.value), kv.mod_revision, kv.lease),
@@ -284,7 +300,9 @@ impl Control {
                 Some(Key::Zone(origin)) => {
                     let text = value.map(String::from_utf8);
                     match text.transpose() {
-                        Ok(text) => self.apply_zone(cluster, &origin, text, at),
+                        Ok(text) => {
+                            ticket = self.apply_zone(cluster, &origin, text, at).or(ticket);
+                        }
                         Err(_) => tracing::error!("etcd: {key} is not UTF-8 text; ignored"),
                     }
                 }
@@ -303,6 +321,12 @@ impl Control {
                 None => {}
             }
         }
+        if let Some(ticket) = ticket
+            && let Err(error) = self.store.sync(ticket)
+        {
+            // The next start catches up from the revision saved before this batch.
+            tracing::error!(%error, "cannot sync the local copy of the set's zones");
+        }
         if health {
             self.set_changed();
         }
@@ -311,9 +335,16 @@ impl Control {
         }
     }
 
-    /// Serves zone `origin` as etcd holds it at `revision` (`None`: removed), through the
-    /// local store; a zone that does not build here is logged and the old one kept.
-    fn apply_zone(&self, cluster: &Cluster, origin: &Name, text: Option<String>, revision: i64) {
+    /// Serves zone `origin` as etcd holds it at `revision` (`None`: removed), appended to the
+    /// local copy (the ticket to sync, if anything was); a zone that does not build here is
+    /// logged and the old one kept.
+    fn apply_zone(
+        &self,
+        cluster: &Cluster,
+        origin: &Name,
+        text: Option<String>,
+        revision: i64,
+    ) -> Option<crate::store::Ticket> {
         let writer = self.writer();
         cluster.set_zone_revision(origin, text.is_some().then_some(revision));
         let current = match self.store.read(origin) {
@@ -324,7 +355,7 @@ impl Control {
             }
         };
         if current == text {
-            return;
+            return None;
         }
         self.forget_specs(Some(origin));
         let registered = self.store.registered(origin);
@@ -335,14 +366,16 @@ impl Control {
         });
         match appended {
             Ok((zone, ticket)) => {
-                if let Err(error) = self.commit(writer, origin, Some(zone), ticket, true) {
-                    tracing::error!(%error, "{origin} at revision {revision}");
-                }
+                self.serve_appended(writer, origin, Some(zone));
+                Some(ticket)
             }
-            Err(error) => tracing::error!(
-                "{origin} as etcd holds it at revision {revision} cannot be served here; the \
-                 old one is: {error}"
-            ),
+            Err(error) => {
+                tracing::error!(
+                    "{origin} as etcd holds it at revision {revision} cannot be served here; \
+                     the old one is: {error}"
+                );
+                None
+            }
         }
     }
 

@@ -245,3 +245,100 @@ fn a_registration_expires_on_all_instances_at_once() {
         "{gone:?}"
     );
 }
+
+/// With `probes_per_endpoint = 1`, each endpoint is probed by one instance of the three, and
+/// its result decides for all.
+#[test]
+fn each_endpoint_probed_by_its_share_of_instances_decides_for_all() {
+    let etcd = Etcd::start();
+    let backends: Vec<Backend> = (0..4)
+        .map(|i| Backend::start(format!("127.0.0.{}", 20 + i).parse().unwrap(), 0))
+        .collect();
+    let port = backends[0].addr.port();
+    let backends: Vec<Backend> = std::iter::once(backends.into_iter().next().unwrap())
+        .chain((1..4).map(|i| Backend::start(format!("127.0.0.{}", 20 + i).parse().unwrap(), port)))
+        .collect();
+    let check = format!(
+        r#"{{ type = "http", port = {port}, path = "/health", interval = "200ms", timeout = "150ms", fall = 2, rise = 2 }}"#
+    );
+    let zone = format!(
+        "{ZONE_HEAD}[pools.p]\npolicy = \"all\"\ncheck = {check}\n\
+         endpoints = [\"127.0.0.20\", \"127.0.0.21\", \"127.0.0.22\", \"127.0.0.23\"]\n"
+    );
+    let extra = "[health]\nprobes_per_endpoint = 1\n";
+    let set: Vec<Server> = ["a", "b", "c"]
+        .iter()
+        .map(|name| member(&etcd, name, &[("t.test.toml", &zone)], extra))
+        .collect();
+    let opinions = |s: &Server| -> Vec<usize> {
+        let (_, _, body) = s.http("GET", "/health", W, None, &[]);
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let endpoints = health["endpoints"].as_array().unwrap().clone();
+        endpoints
+            .iter()
+            .map(|e| e["opinions"].as_object().map_or(0, |o| o.len()))
+            .collect()
+    };
+    for s in &set {
+        eventually(Duration::from_secs(5), "one opinion an endpoint", || {
+            opinions(s) == [1, 1, 1, 1]
+        });
+    }
+    // The probe load: about a third of what three instances probing everything would send.
+    let before: usize = backends.iter().map(Backend::requests).sum();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = backends.iter().map(Backend::requests).sum::<usize>() - before;
+    // 4 endpoints × 5 probes a second × 2 s = 40 from one prober each (120 if all probed).
+    assert!((25..=60).contains(&sent), "{sent} probes in 2 s");
+    // One backend fails: its one prober's result takes it out of every instance's answers.
+    backends[2].set(crate::backend::Mode::Error);
+    for s in &set {
+        eventually(Duration::from_secs(3), "out everywhere", || {
+            !s.dig(&["p.t.test", "A"])
+                .answer_data()
+                .contains(&"127.0.0.22".to_owned())
+        });
+    }
+    let (_, metrics) = set[0].get("/metrics");
+    assert!(metrics.contains("meridian_store_connected 1"), "{metrics}");
+    assert!(
+        !metrics.contains("meridian_store_revision_applied 0\n"),
+        "{metrics}"
+    );
+}
+
+/// etcd with authentication on: a member with the right password joins; one with a wrong
+/// password serves its local copy and refuses changes.
+#[test]
+fn members_authenticate_to_etcd() {
+    let etcd = Etcd::start();
+    for (path, body) in [
+        (
+            "/v3/auth/user/add",
+            r#"{"name": "root", "password": "s3cret"}"#,
+        ),
+        ("/v3/auth/user/grant", r#"{"user": "root", "role": "root"}"#),
+        ("/v3/auth/enable", "{}"),
+    ] {
+        assert!(etcd.call(path, body).is_some(), "{path}");
+    }
+    let zone = zone();
+    let zones = [("t.test.toml", zone.as_str())];
+    let good = "username = \"root\"\npassword = \"s3cret\"\n";
+    let a = crate::etcd::start_member(&etcd, "a", &zones, "", good);
+    a.wait_log("etcd: in the set as", 1);
+    let bad = "username = \"root\"\npassword = \"wrong\"\n";
+    let b = crate::etcd::start_member(&etcd, "b", &zones, "", bad);
+    b.wait_log("etcd: ", 1);
+    assert_eq!(set_txt(&a, "authenticated", &[]).0, 200);
+    eventually(Duration::from_secs(1), "served by a", || {
+        txt(&a) == ["\"authenticated\""]
+    });
+    let (status, body) = set_txt(&b, "refused", &[]);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        txt(&b).is_empty(),
+        "b serves its local copy, without the record"
+    );
+    assert!(!b.log().contains("in the set as"), "{}", b.log());
+}

@@ -115,14 +115,25 @@ fn hash(token: &str) -> String {
 /// A member of a set on `etcd` named `instance`, serving `zones` (its local copy to start
 /// with), with the API (token `write-token`) and `extra` config; started once it has joined.
 pub fn member(etcd: &Etcd, instance: &str, zones: &[(&str, &str)], extra: &str) -> Server {
+    let server = start_member(etcd, instance, zones, extra, "");
+    server.wait_log("etcd: in the set as", 1);
+    server
+}
+
+/// A member as [`member`] with `store` added to its `[store]`, not waited for.
+pub fn start_member(
+    etcd: &Etcd,
+    instance: &str,
+    zones: &[(&str, &str)],
+    extra: &str,
+    store: &str,
+) -> Server {
     let config = format!(
         "{extra}\n[api]\nlisten = \"127.0.0.1:0\"\n\
          [[api.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nscope = \"write\"\n\
-         [store]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/test\"\ninstance = \"{instance}\"\n",
+         [store]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/test\"\ninstance = \"{instance}\"\n{store}",
         hash("write-token"),
         etcd.url()
     );
-    let server = Server::start_config(zones, &config);
-    server.wait_log("etcd: in the set as", 1);
-    server
+    Server::start_config(zones, &config)
 }
