@@ -39,7 +39,9 @@ pub struct Cluster {
     /// The etcd revision this instance serves, and its waiters.
     applied: Mutex<i64>,
     applied_moved: Condvar,
-    /// The revision last written to the state file.
+    /// The revision the local copy holds durably (synced), and the one last written to the
+    /// state file.
+    durable: AtomicI64,
     saved: AtomicI64,
     /// Each shared zone's key revision as served here (locked under the writer).
     zone_revisions: Mutex<HashMap<Name, i64>>,
@@ -51,17 +53,8 @@ pub struct Cluster {
     pub(super) outbox_ready: tokio::sync::Notify,
     /// This instance's lease (its presence and its opinions).
     pub(super) lease: AtomicI64,
-    /// Per zone, this instance's last write not yet served (see `shared`): held by one writer
-    /// of the zone at a time, so that this instance's writes follow each other without waiting
-    /// for the watch and never race each other.
-    writing: Mutex<HashMap<Name, Arc<Mutex<Option<Pending>>>>>,
-}
-
-/// A zone's text as this instance last wrote it to etcd, at the revision etcd gave it.
-#[derive(Debug, Clone)]
-pub(super) struct Pending {
-    pub text: Option<String>,
-    pub revision: i64,
+    /// Per zone, this instance's writes (see `batch`).
+    writes: Mutex<HashMap<Name, Arc<super::batch::ZoneWrites>>>,
 }
 
 /// The other instances' opinions.
@@ -100,6 +93,7 @@ impl Cluster {
             connected: AtomicBool::new(false),
             applied: Mutex::new(0),
             applied_moved: Condvar::new(),
+            durable: AtomicI64::new(0),
             saved: AtomicI64::new(0),
             zone_revisions: Mutex::default(),
             leases: Mutex::default(),
@@ -110,7 +104,7 @@ impl Cluster {
             outbox: Mutex::default(),
             outbox_ready: tokio::sync::Notify::new(),
             lease: AtomicI64::new(0),
-            writing: Mutex::default(),
+            writes: Mutex::default(),
         })
     }
 
@@ -142,6 +136,11 @@ impl Cluster {
         }
     }
 
+    /// The local copy holds `revision` durably.
+    pub(super) fn set_durable(&self, revision: i64) {
+        self.durable.fetch_max(revision, Ordering::Relaxed);
+    }
+
     /// Waits (a blocking thread) until revision `revision` is served here; whether it is.
     pub(super) fn wait_applied(&self, revision: i64) -> bool {
         let applied = lock(&self.applied);
@@ -165,10 +164,12 @@ impl Cluster {
         };
     }
 
-    /// The lock of this instance's writes to `origin`, with their last one not yet served.
-    pub(super) fn writing(&self, origin: &Name) -> Arc<Mutex<Option<Pending>>> {
-        let mut writing = lock(&self.writing);
-        writing.entry(origin.clone()).or_default().clone()
+    /// This instance's writes to `origin`.
+    pub(super) fn writes(&self, origin: &Name) -> Arc<super::batch::ZoneWrites> {
+        lock(&self.writes)
+            .entry(origin.clone())
+            .or_default()
+            .clone()
     }
 
     /// Runs `future` from a blocking thread of the runtime (the writer path's callers).
@@ -191,10 +192,10 @@ impl Cluster {
         serde_json::from_str(&text).unwrap_or_default()
     }
 
-    /// Remembers the served revision in the state file, if it moved (once a second: a restart
+    /// Remembers the revision the local copy holds in the state file, if it moved (once a second: a restart
     /// that finds an older one re-reads a little more, nothing is lost).
     pub fn save(&self, cluster_id: &str) {
-        let revision = self.applied();
+        let revision = self.durable.load(Ordering::Relaxed);
         if self.saved.swap(revision, Ordering::Relaxed) == revision {
             return;
         }

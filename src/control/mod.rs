@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+mod batch;
 pub mod cluster;
 mod edits;
 mod registrations;

@@ -284,6 +284,7 @@ impl Control {
         }
         self.set_changed();
         cluster.set_applied(keys.revision);
+        cluster.set_durable(keys.revision);
     }
 
     /// Applies committed changes, then serves `revision` (0: the caller does).
@@ -321,17 +322,18 @@ impl Control {
                 None => {}
             }
         }
-        if let Some(ticket) = ticket
-            && let Err(error) = self.store.sync(ticket)
-        {
-            // The next start catches up from the revision saved before this batch.
-            tracing::error!(%error, "cannot sync the local copy of the set's zones");
-        }
         if health {
             self.set_changed();
         }
         if revision > 0 {
+            // Served: the writers waiting for it are answered (etcd has it durably).
             cluster.set_applied(revision);
+        }
+        match ticket.map_or(Ok(()), |t| self.store.sync(t)) {
+            Ok(()) if revision > 0 => cluster.set_durable(revision),
+            Ok(()) => {}
+            // The next start catches up from the revision the local copy last had.
+            Err(error) => tracing::error!(%error, "cannot sync the local copy of the set's zones"),
         }
     }
 

@@ -1,103 +1,20 @@
 //! Changes made through a nameserver set (see `cluster`): validated here by the same build as
-//! start-up, written to etcd conditionally on the revision this instance serves, and
-//! acknowledged once etcd committed them and this instance serves them (its watch applies them,
-//! as every other instance's does). A write that lost a race with another instance catches up
-//! and is made again on the new state (where `If-Match` then refuses it, it is refused).
+//! start-up, written to etcd conditionally on the revision this instance serves (zones: in
+//! batches, see `batch`), and acknowledged once etcd committed them and this instance serves
+//! them (its watch applies them, as every other instance's does).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::cluster::{Cluster, Pending, unavailable};
+use super::cluster::{Cluster, unavailable};
 use super::registrations::Registering;
 use super::{Control, Edited, UpdateError};
 use crate::store::Doc;
 use crate::store::change::{Edit, ZoneEdit};
 use crate::store::edit::{self, EditError};
-use crate::store::etcd::Written;
 use crate::store::registry::{Key, Registration};
 use crate::zone::Name;
 
-/// A write that keeps losing races is given up after this long.
-const GIVE_UP: Duration = Duration::from_secs(10);
-
 impl Control {
-    /// [`Control::update_zone`] in a set. One writer of the zone at a time on this instance,
-    /// each working on the text the previous one wrote (served or not yet): its changes follow
-    /// each other at the pace of etcd's commits, and wait for the watch only to answer.
-    pub(super) fn update_shared<E: From<UpdateError>>(
-        &self,
-        cluster: &Cluster,
-        origin: &Name,
-        change: &mut dyn FnMut(Option<Doc>) -> Result<Option<String>, E>,
-    ) -> Result<Option<String>, E> {
-        let origin = origin.to_lowercase();
-        let writing = cluster.writing(&origin);
-        let deadline = Instant::now() + GIVE_UP;
-        loop {
-            let mut pending = writing.lock().unwrap_or_else(|e| e.into_inner());
-            let (current, revision) = self.latest(cluster, &origin, &mut pending)?;
-            let before = current.as_ref().map(|d| d.text.clone());
-            let next = change(current)?;
-            if next == before {
-                return Ok(next);
-            }
-            let registered = self.store.registered(&origin);
-            self.store
-                .load_one(&origin, next.as_deref(), &registered)
-                .map_err(UpdateError::from)?;
-            let key = cluster.keys.zone(&origin);
-            let value = next.as_deref().map(str::as_bytes);
-            let write = cluster.etcd.write_if(&key, value, revision, 0);
-            match cluster.block_on(write)? {
-                Written::At(revision) => {
-                    *pending = Some(Pending {
-                        text: next.clone(),
-                        revision,
-                    });
-                    drop(pending);
-                    if !cluster.wait_applied(revision) {
-                        tracing::warn!(
-                            "{origin}: committed at revision {revision}, not yet served here"
-                        );
-                    }
-                    return Ok(next);
-                }
-                // Another instance changed the zone first: serve what it did, then try again.
-                Written::Conflict(now) => {
-                    *pending = None;
-                    drop(pending);
-                    if Instant::now() > deadline {
-                        let message =
-                            format!("{origin} kept changing under this change; try again");
-                        return Err(unavailable(message).into());
-                    }
-                    cluster.wait_applied(now);
-                    std::thread::sleep(Duration::from_micros(fastrand::u64(0..2000)));
-                }
-            }
-        }
-    }
-
-    /// Zone `origin`'s latest document as this instance knows it — its own last write if the
-    /// watch has not served it yet, else what it serves — and the key's revision there.
-    fn latest(
-        &self,
-        cluster: &Cluster,
-        origin: &Name,
-        pending: &mut Option<Pending>,
-    ) -> Result<(Option<Doc>, i64), UpdateError> {
-        let _writer = self.writer();
-        let served = cluster.zone_revision(origin);
-        if let Some(p) = pending.as_ref().filter(|p| p.revision > served) {
-            let doc = p.text.as_ref().map(|text| Doc {
-                etag: crate::store::etag(text),
-                text: text.clone(),
-            });
-            return Ok((doc, p.revision));
-        }
-        *pending = None;
-        Ok((self.store.read(origin)?, served))
-    }
-
     /// [`Control::edit_zone`] in a set: the edit applied to the zone's document, its serial
     /// bumped, written whole.
     pub(super) fn edit_shared<E>(
