@@ -23,13 +23,19 @@
 //!   changes are synced outside the writer lock (group commit). `control::edits`: an API edit
 //!   applied to the zone's kept model and only the changed pool or name rebuilt
 //!   (`zone::incremental`). `control::ticks`: feedback, registration expiry and journal
-//!   compaction once a second.
+//!   compaction once a second. In a nameserver set (`[store] backend = "etcd"`):
+//!   `control::cluster` (this instance's view of the set: revisions, leases, the other
+//!   instances' health opinions and their quorum decision), `control::shared` and
+//!   `control::batch` (changes written to etcd conditionally, a zone's changes batched),
+//!   `control::replica` (the session with etcd: catch-up, the watch applied through the writer
+//!   path into the local copy, this instance's opinions published).
 //! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
 //!   folder with its write-ahead `journal` of `record`s — whole zone texts, `change` edits,
 //!   registry changes — compacted into the zone files in the background (`compaction`), synced
 //!   for async waiters by its `syncer` thread; the `registry` of endpoints registered through
-//!   the API; an etcd backend implements the same interface); `store::edit` changes a zone's
-//!   TOML keeping its layout, `store::change` is one edit as the API makes it.
+//!   the API); `store::edit` changes a zone's TOML keeping its layout, `store::change` is one
+//!   edit as the API makes it; `store::etcd` is the etcd client (its JSON gateway, over
+//!   reqwest) and `store::shared` the key space of a nameserver set in it.
 //! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
 //!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
 //!   `max_answers`); no I/O, no wire format.
@@ -51,7 +57,8 @@
 //! - [`health`]: checks (TCP, HTTP, HTTPS; reqwest named only here), rise/fall hysteresis, the
 //!   prober (reporting through `health::ProbeSink`), probe records with readiness and the state
 //!   file, failover tiers, `feedback` (latency shares, slow-start ramps, reported loads,
-//!   recomputed by `control` on every publish and each second), and the
+//!   recomputed by `control` on every publish and each second), `quorum` (a set's decision
+//!   from its instances' opinions, rendezvous choice of the probing instances), and the
 //!   [`health::HealthView`] the query path reads.
 //! - [`metrics`]: counters the query path bumps as relaxed atomics, label sets declared once
 //!   (`metrics::Transport`, `metrics::PolicyLabel`), and the text exposition; a leaf.

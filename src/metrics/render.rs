@@ -181,7 +181,7 @@ fn store(out: &mut Exposition, registry: &Registry) {
         (
             "meridian_store_connected",
             "gauge",
-            "1 while the etcd store is reachable (changes are taken), else 0.",
+            "Whether the etcd store is reachable (changes are taken): 1 or 0.",
             u8::from(store.connected.load(Relaxed)).to_string(),
         ),
         (

@@ -4,8 +4,11 @@
 //! `zones/.journal` and synced (changes arriving together share the sync), and compactions
 //! write the changed zones' files — each atomically: temp file, fsync, rename, fsync of the
 //! folder — and empty the journal. A crash at any moment loses no acknowledged change and
-//! leaves no half-written file. An etcd backend implements the same interface.
-//! `store::edit` changes a zone's TOML keeping its comments and layout.
+//! leaves no half-written file. In a nameserver set (`[store] backend = "etcd"`) etcd is the
+//! authority and this store is the instance's local copy: `control` writes changes to etcd
+//! through [`etcd`] (keys laid out by [`shared`]) and applies what etcd commits here, through
+//! the same interface as a local change. `store::edit` changes a zone's TOML keeping its
+//! comments and layout.
 
 pub mod change;
 pub mod edit;

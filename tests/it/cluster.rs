@@ -126,11 +126,22 @@ fn a_killed_instance_catches_up_and_with_etcd_away_answers_go_on_and_changes_are
     assert_eq!(txt(&b), ["\"n9\""]);
     set.insert(1, b);
 
-    // etcd back: a change made after it reaches all three.
+    // etcd back (answering): within a second every instance is in the set again, and a
+    // change made after it reaches all three.
     etcd.restart();
-    eventually(Duration::from_secs(5), "a change taken again", || {
-        set_txt(&set[1], "after", &[]).0 == 200
-    });
+    for s in &set {
+        eventually(Duration::from_secs(1), "connected again", || {
+            s.get("/metrics").1.contains("\nmeridian_store_connected 1")
+        });
+    }
+    let (status, body) = set_txt(&set[1], "after", &[]);
+    assert_eq!(
+        status,
+        200,
+        "{body} {} {}",
+        set[1].log(),
+        set[1].get("/metrics").1
+    );
     for s in &set {
         eventually(Duration::from_secs(2), "the change everywhere", || {
             txt(s) == ["\"after\""]
@@ -300,7 +311,10 @@ fn each_endpoint_probed_by_its_share_of_instances_decides_for_all() {
         });
     }
     let (_, metrics) = set[0].get("/metrics");
-    assert!(metrics.contains("meridian_store_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("\nmeridian_store_connected 1"),
+        "{metrics}"
+    );
     assert!(
         !metrics.contains("meridian_store_revision_applied 0\n"),
         "{metrics}"
