@@ -201,10 +201,7 @@ fn health_is_decided_by_a_majority_of_the_instances() {
         });
     }
     let took = started.elapsed();
-    assert!(
-        took < Duration::from_millis(2 * 200 + 1000 + 300),
-        "{took:?}"
-    );
+    assert!(took < Duration::from_millis(2 * 200 + 1000), "{took:?}");
     // And each instance shows the opinions and the decision.
     let (_, _, body) = set[1].http("GET", "/health", W, None, &[]);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
