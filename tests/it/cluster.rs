@@ -383,3 +383,38 @@ fn concurrent_changes_through_every_instance_are_all_kept() {
         }
     }
 }
+
+/// etcd serving clients over TLS and requiring client certificates: a member with the CA and
+/// its certificate joins and shares changes.
+#[test]
+fn members_reach_etcd_over_tls_with_client_certificates() {
+    let etcd = Etcd::start_tls();
+    let certs = etcd.tls.clone().unwrap();
+    let zone = zone();
+    let zones = [("t.test.toml", zone.as_str())];
+    let store = format!(
+        "ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        certs.join("ca.pem").display(),
+        certs.join("client.pem").display(),
+        certs.join("client.key").display()
+    );
+    let a = crate::etcd::start_member(&etcd, "a", &zones, "", &store);
+    let b = crate::etcd::start_member(&etcd, "b", &zones, "", &store);
+    a.wait_log("etcd: in the set as", 1);
+    b.wait_log("etcd: in the set as", 1);
+    assert_eq!(set_txt(&a, "over tls", &[]).0, 200);
+    eventually(Duration::from_secs(1), "served by b", || {
+        txt(&b) == ["\"over tls\""]
+    });
+    // Without a client certificate etcd refuses the connection: the local copy serves on.
+    let c = crate::etcd::start_member(
+        &etcd,
+        "c",
+        &zones,
+        "",
+        &format!("ca_file = \"{}\"\n", certs.join("ca.pem").display()),
+    );
+    c.wait_log("etcd: ", 1);
+    assert_eq!(set_txt(&c, "refused", &[]).0, 503);
+    assert!(!c.log().contains("in the set as"), "{}", c.log());
+}

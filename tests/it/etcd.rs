@@ -12,6 +12,9 @@ pub struct Etcd {
     pub client: u16,
     peer: u16,
     dir: TempDir,
+    /// Serving clients over TLS, requiring client certificates: the folder of the certificates
+    /// (`ca.pem`, `server.pem`/`server.key`, `client.pem`/`client.key`).
+    pub tls: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -26,43 +29,71 @@ impl Etcd {
             client: free_port(),
             peer: free_port(),
             dir: TempDir::new(),
+            tls: None,
         };
         etcd.spawn();
         etcd
     }
 
+    /// Serving clients over TLS with client certificates (made here with `openssl`).
+    pub fn start_tls() -> Self {
+        let mut etcd = Self {
+            child: None,
+            client: free_port(),
+            peer: free_port(),
+            dir: TempDir::new(),
+            tls: None,
+        };
+        let certs = etcd.dir.0.join("certs");
+        make_certificates(&certs);
+        etcd.tls = Some(certs);
+        etcd.spawn();
+        etcd
+    }
+
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client)
     }
 
     fn spawn(&mut self) {
         let client = self.url();
         let peer = format!("http://127.0.0.1:{}", self.peer);
-        let log = std::fs::File::create(self.dir.0.join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
+        let log_path = self.dir.0.join("etcd.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new("etcd");
+        command
             .args(["--name", "t", "--data-dir"])
             .arg(self.dir.0.join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("t={peer}")])
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("t={peer}")]);
+        if let Some(certs) = &self.tls {
+            command
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(certs.join("ca.pem"))
+                .arg("--cert-file")
+                .arg(certs.join("server.pem"))
+                .arg("--key-file")
+                .arg(certs.join("server.key"));
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("etcd is installed (apt-get install etcd-server; .ci/run does it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while self.call("/v3/kv/range", r#"{"key":"AA=="}"#).is_none() {
-            assert!(Instant::now() < deadline, "etcd did not start");
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let ready = || match self.tls {
+            Some(_) => log().contains("ready to serve client requests"),
+            None => self.call("/v3/kv/range", r#"{"key":"AA=="}"#).is_some(),
+        };
+        while !ready() {
+            assert!(Instant::now() < deadline, "etcd did not start: {}", log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -100,6 +131,94 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    for (name, extension) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth",
+        ),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), extension).unwrap();
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN={name}"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
     }
 }
 
