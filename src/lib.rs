@@ -182,7 +182,17 @@ pub async fn run(
         shutdown.clone(),
     ));
     listeners
-        .serve(control.current().clone(), &config, query_log, shutdown)
+        .serve(
+            control.current().clone(),
+            &config,
+            query_log,
+            Some(Arc::new(dns::manage::Manager::new(
+                control.clone(),
+                &config.tsig,
+                config.transfer.clone(),
+            ))),
+            shutdown,
+        )
         .await;
     while tasks.join_next().await.is_some() {}
     control.save_health_now();

@@ -9,10 +9,12 @@ use serde::Deserialize;
 
 mod cluster;
 mod security;
+mod tsig;
 
 pub use cluster::{ClusterConfig, EtcdConfig, Quorum};
 pub use security::{CookieSecrets, RateLimitConfig};
 use security::{RawCookies, RawRateLimit};
+pub use tsig::{TransferConfig, TsigAlgorithm, TsigConfig, TsigOperation};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,10 @@ struct RawConfig {
     rate_limit: RawRateLimit,
     #[serde(default)]
     store: cluster::RawStore,
+    #[serde(default)]
+    tsig: Vec<tsig::RawTsig>,
+    #[serde(default)]
+    transfer: tsig::RawTransfer,
 }
 
 /// `[query_log]`: JSON lines about sampled queries; off unless enabled.
@@ -268,6 +274,10 @@ pub struct Config {
     pub probe_source: Option<std::net::IpAddr>,
     /// The nameserver set this instance belongs to (`[store] backend = "etcd"`), if any.
     pub cluster: Option<ClusterConfig>,
+    /// TSIG keys (`[[tsig]]`).
+    pub tsig: Vec<TsigConfig>,
+    /// Zone transfers out and NOTIFY (`[transfer]`).
+    pub transfer: TransferConfig,
     /// The HTTP API, if configured.
     pub api: Option<ApiConfig>,
     pub query_log: QueryLogConfig,
@@ -336,6 +346,12 @@ impl Config {
         let cookies = raw.cookies.secrets(base)?;
         let rate_limit = raw.rate_limit.validate()?;
         let cluster = raw.store.validate(&raw.server.listen, base)?;
+        let tsig = raw
+            .tsig
+            .into_iter()
+            .map(|k| k.validate(base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let transfer = raw.transfer.validate(&tsig)?;
         let health = &raw.health;
         let cluster = cluster.map(|c| ClusterConfig {
             quorum: health.quorum,
@@ -358,6 +374,8 @@ impl Config {
             max_concurrent_probes: raw.health.max_concurrent_probes.max(1),
             probe_source: raw.health.source_address,
             cluster,
+            tsig,
+            transfer,
             api: raw.api,
             query_log: QueryLogConfig {
                 path: match raw.query_log.path.as_os_str() == "stdout" {

@@ -12,6 +12,7 @@
 mod batch;
 pub mod cookies;
 pub mod ecs;
+pub mod manage;
 pub mod memo;
 pub mod options;
 pub mod querylog;
@@ -22,7 +23,10 @@ pub mod respond;
 mod tcp;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
+pub mod tsig;
 mod udp;
+mod update;
 pub mod wire;
 
 use std::io;
@@ -67,12 +71,13 @@ impl Listeners {
             .collect()
     }
 
-    /// Serves until `shutdown` is cancelled.
+    /// Serves until `shutdown` is cancelled; UPDATE, NOTIFY and transfers go to `manager`.
     pub async fn serve(
         self,
         state: Arc<Current>,
         config: &Config,
         query_log: Option<Arc<QueryLog>>,
+        manager: Option<Arc<manage::Manager>>,
         shutdown: CancellationToken,
     ) {
         let mut tasks = JoinSet::new();
@@ -93,6 +98,15 @@ impl Listeners {
                     continue;
                 }
             };
+            // UPDATE and NOTIFY datagrams, handed over by the workers, answered one by one.
+            let managed = match (&manager, socket.try_clone()) {
+                (Some(manager), Ok(reply_socket)) => {
+                    let (sender, receiver) = tokio::sync::mpsc::channel(MANAGED_QUEUE);
+                    tasks.spawn(udp::manage(reply_socket, receiver, manager.clone()));
+                    Some(sender)
+                }
+                _ => None,
+            };
             for _ in 0..config.udp_workers {
                 let socket = match socket.try_clone() {
                     Ok(s) => s,
@@ -103,13 +117,17 @@ impl Listeners {
                 };
                 let (state, shutdown) = (state.clone(), shutdown.clone());
                 let (settings, log) = (settings.clone(), query_log.clone());
-                tasks.spawn_blocking(move || udp::serve(socket, state, settings, log, shutdown));
+                let managed = managed.clone();
+                tasks.spawn_blocking(move || {
+                    udp::serve(socket, state, settings, log, managed, shutdown)
+                });
             }
         }
         let limits = TcpLimits {
             idle_timeout: config.tcp_idle_timeout,
             max_connections: config.tcp_max_connections,
             settings,
+            manager,
         };
         for listener in self.tcp {
             tasks.spawn(tcp::serve(
@@ -128,6 +146,10 @@ impl Listeners {
         }
     }
 }
+
+/// UPDATE and NOTIFY datagrams waiting at most (more are dropped, as a busy server drops
+/// queries).
+const MANAGED_QUEUE: usize = 256;
 
 /// After a reply is sent: count it, and offer it to the query log. (Its latency is recorded
 /// by the listener: per batch for UDP.)

@@ -20,6 +20,8 @@ pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub settings: Arc<Settings>,
+    /// Where UPDATE, NOTIFY and zone transfers go.
+    pub manager: Option<Arc<super::manage::Manager>>,
 }
 
 pub async fn serve(
@@ -104,6 +106,18 @@ async fn connection(
         tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::other("timed out reading a message"))??;
+        if let Some(manager) = &limits.manager
+            && super::manage::wants(&buf, true)
+        {
+            let (manager, query) = (manager.clone(), buf.clone());
+            let replies = tokio::task::spawn_blocking(move || manager.handle(&query, peer, true))
+                .await
+                .unwrap_or_default();
+            for reply in replies {
+                write_framed(&mut stream, &reply, limits.idle_timeout).await?;
+            }
+            continue;
+        }
         let snapshot = state.load();
         let mut outcome = Outcome::default();
         let mut reply = Vec::with_capacity(512);
@@ -122,14 +136,23 @@ async fn connection(
         if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {
             continue;
         }
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&reply);
         observe(&outcome, peer, Transport::Tcp, &reply, query_log);
         crate::metrics::global().record_latency(Transport::Tcp, started.elapsed(), 1);
         drop(snapshot);
-        tokio::time::timeout(limits.idle_timeout, stream.write_all(&framed))
-            .await
-            .map_err(|_| std::io::Error::other("timed out writing a reply"))??;
+        write_framed(&mut stream, &reply, limits.idle_timeout).await?;
     }
+}
+
+/// Writes one message with its length before it (RFC 1035 §4.2.2).
+async fn write_framed<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    framed.extend_from_slice(message);
+    tokio::time::timeout(timeout, stream.write_all(&framed))
+        .await
+        .map_err(|_| std::io::Error::other("timed out writing a reply"))?
 }

@@ -21,12 +21,17 @@ use crate::snapshot::Current;
 /// How often an idle worker looks at the shutdown token.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
-/// Answers datagrams on `socket` until `shutdown` is cancelled. Blocks the calling thread.
+/// A datagram for the manager (UPDATE, NOTIFY) and where it came from.
+pub type Managed = tokio::sync::mpsc::Sender<(Vec<u8>, SocketAddr)>;
+
+/// Answers datagrams on `socket` until `shutdown` is cancelled; UPDATE and NOTIFY go to
+/// `managed`. Blocks the calling thread.
 pub fn serve(
     socket: UdpSocket,
     state: Arc<Current>,
     settings: Arc<Settings>,
     query_log: Option<Arc<QueryLog>>,
+    managed: Option<Managed>,
     shutdown: CancellationToken,
 ) {
     if let Err(error) = socket
@@ -57,6 +62,12 @@ pub fn serve(
         let now = super::respond::unix_now();
         let mut answered: Vec<(Outcome<'_>, SocketAddr)> = Vec::with_capacity(BATCH);
         for (query, peer) in batch.datagrams() {
+            if let Some(managed) = &managed
+                && super::manage::wants(query, false)
+            {
+                let _ = managed.try_send((query.to_vec(), peer));
+                continue;
+            }
             let mut outcome = Outcome::default();
             let out = &mut replies[answered.len()];
             let incoming = Incoming {
@@ -92,5 +103,26 @@ pub fn serve(
                 query_log.as_deref(),
             );
         }
+    }
+}
+
+/// Answers the UPDATE and NOTIFY datagrams the workers hand over, one at a time (an UPDATE
+/// waits for its write to be durable), until the workers are gone.
+pub async fn manage(
+    socket: UdpSocket,
+    mut managed: tokio::sync::mpsc::Receiver<(Vec<u8>, SocketAddr)>,
+    manager: Arc<super::manage::Manager>,
+) {
+    let socket = Arc::new(socket);
+    while let Some((query, peer)) = managed.recv().await {
+        let (socket, manager) = (socket.clone(), manager.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for reply in manager.handle(&query, peer.ip(), false) {
+                if let Err(error) = socket.send_to(&reply, peer) {
+                    tracing::debug!(%error, "cannot answer {peer}");
+                }
+            }
+        })
+        .await;
     }
 }

@@ -137,6 +137,8 @@ pub struct Pool {
     pub fallback: Option<Name>,
     pub v4: EndpointSet,
     pub v6: EndpointSet,
+    /// What a zone transfer sends for it.
+    pub transfer: spec::PoolTransfer,
     /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
     pub answers: crate::metrics::PoolCounters,
 }
@@ -298,6 +300,11 @@ impl Zone {
             RData::SOA(soa) => soa.serial,
             _ => 0,
         }
+    }
+
+    /// Every name of the zone, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
     }
 
     /// Every pool of the zone with its owner name.

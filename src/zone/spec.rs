@@ -125,6 +125,10 @@ pub struct PoolSpec {
     /// What to answer when no endpoint is up.
     #[serde(default)]
     pub all_down: AllDown,
+    /// What a zone transfer (AXFR/IXFR) sends for this pool: its whole endpoint set as plain
+    /// A/AAAA records (`all`, the default), or nothing (`omit`). Secondaries cannot steer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<PoolTransfer>,
     /// When no endpoint is up, answer from this pool (same zone) instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
@@ -318,6 +322,17 @@ pub enum EndpointCheck {
 
 fn is_one(w: &u32) -> bool {
     *w == 1
+}
+
+/// What a zone transfer sends for a pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolTransfer {
+    /// Every endpoint, as plain A/AAAA records at the pool's name.
+    #[default]
+    All,
+    /// Nothing: the name is not in the transferred zone.
+    Omit,
 }
 
 /// What a pool answers when none of its endpoints (of the asked family) is up.

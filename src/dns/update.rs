@@ -1,0 +1,284 @@
+//! RFC 2136 UPDATE, signed with a TSIG key allowed to update the zone: the prerequisites are
+//! checked against the zone as served, then the updates are made to the zone's document —
+//! static record sets changed in place, an A/AAAA added at (or deleted from) a pool's name
+//! becoming an endpoint of that pool — and the whole message goes through the same validation
+//! and durable write as an API change (`Control::update_zone`): all or nothing, answered once
+//! it is on disk and in the answers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordData, RecordType};
+
+use crate::control::{Control, UpdateError};
+use crate::store::change;
+use crate::store::edit::{self, EditError};
+use crate::zone::Zone;
+use crate::zone::spec::{EndpointSpec, RecordSpec};
+
+/// Why an UPDATE was refused: its response code.
+#[derive(Debug)]
+pub struct Refused(pub ResponseCode);
+
+impl From<UpdateError> for Refused {
+    fn from(error: UpdateError) -> Self {
+        tracing::info!(%error, "UPDATE refused");
+        Self(match error {
+            UpdateError::Invalid(_) => ResponseCode::Refused,
+            UpdateError::Io(_) | UpdateError::Unavailable(_) => ResponseCode::ServFail,
+        })
+    }
+}
+
+impl From<EditError> for Refused {
+    fn from(error: EditError) -> Self {
+        tracing::info!(%error, "UPDATE refused");
+        Self(ResponseCode::Refused)
+    }
+}
+
+/// The zone an UPDATE is for (its zone section), if it names one well.
+pub fn zone_of(request: &Message) -> Result<Name, ResponseCode> {
+    match request.queries.as_slice() {
+        [zone] if zone.query_type() == RecordType::SOA && zone.query_class() == DNSClass::IN => {
+            Ok(zone.name().to_lowercase())
+        }
+        _ => Err(ResponseCode::FormErr),
+    }
+}
+
+/// Applies `request` (already authorized for `origin`) through `control`.
+pub fn apply(control: &Control, origin: &Name, request: &Message) -> Result<(), ResponseCode> {
+    let snapshot = control.snapshot();
+    let Some(zone) = snapshot.zones.get(origin) else {
+        return Err(ResponseCode::NotAuth);
+    };
+    prescan(origin, &request.authorities)?;
+    let prerequisites = &request.answers;
+    check_prerequisites(zone, origin, prerequisites)?;
+    let mut sets = Sets::default();
+    for update in &request.authorities {
+        sets.apply(zone, origin, update);
+    }
+    drop(snapshot);
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let result = control.update_zone(origin, |doc| -> Result<Option<String>, Refused> {
+        let doc = doc.ok_or(Refused(ResponseCode::NotAuth))?;
+        sets.write(origin, &doc.text).map(Some)
+    });
+    result.map(drop).map_err(|Refused(rcode)| rcode)
+}
+
+/// RFC 2136 §3.4.1: every update's class, type and name are checked before anything is done.
+fn prescan(origin: &Name, updates: &[Record]) -> Result<(), ResponseCode> {
+    for update in updates {
+        if !origin.zone_of(&update.name) {
+            return Err(ResponseCode::NotZone);
+        }
+        let rtype = update.record_type();
+        let meta = matches!(rtype, RecordType::AXFR | RecordType::IXFR | RecordType::OPT);
+        let ok = match update.dns_class {
+            DNSClass::IN => !meta && rtype != RecordType::ANY,
+            DNSClass::ANY => update.ttl == 0 && update.data.is_update(),
+            DNSClass::NONE => update.ttl == 0 && !meta && rtype != RecordType::ANY,
+            _ => false,
+        };
+        if !ok {
+            return Err(ResponseCode::FormErr);
+        }
+    }
+    Ok(())
+}
+
+/// RFC 2136 §3.2: the prerequisites, against the zone as served.
+fn check_prerequisites(
+    zone: &Zone,
+    origin: &Name,
+    prerequisites: &[Record],
+) -> Result<(), ResponseCode> {
+    let mut value_dependent: BTreeMap<(Name, RecordType), Vec<RData>> = BTreeMap::new();
+    for p in prerequisites {
+        if p.ttl != 0 {
+            return Err(ResponseCode::FormErr);
+        }
+        if !origin.zone_of(&p.name) {
+            return Err(ResponseCode::NotZone);
+        }
+        let name = p.name.to_lowercase();
+        let rtype = p.record_type();
+        match (p.dns_class, rtype) {
+            (DNSClass::ANY, RecordType::ANY) if !in_use(zone, &name) => {
+                return Err(ResponseCode::NXDomain);
+            }
+            (DNSClass::ANY, _)
+                if rtype != RecordType::ANY && current(zone, &name, rtype).is_empty() =>
+            {
+                return Err(ResponseCode::NXRRSet);
+            }
+            (DNSClass::NONE, RecordType::ANY) if in_use(zone, &name) => {
+                return Err(ResponseCode::YXDomain);
+            }
+            (DNSClass::NONE, _)
+                if rtype != RecordType::ANY && !current(zone, &name, rtype).is_empty() =>
+            {
+                return Err(ResponseCode::YXRRSet);
+            }
+            (DNSClass::IN, _) => value_dependent
+                .entry((name, rtype))
+                .or_default()
+                .push(p.data.clone()),
+            (DNSClass::ANY | DNSClass::NONE, _) => {}
+            _ => return Err(ResponseCode::FormErr),
+        }
+    }
+    for ((name, rtype), mut wanted) in value_dependent {
+        let mut have = current(zone, &name, rtype);
+        wanted.sort_by_key(|r| r.to_string());
+        wanted.dedup();
+        have.sort_by_key(|r| r.to_string());
+        if wanted != have {
+            return Err(ResponseCode::NXRRSet);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` has any record (static or a pool).
+fn in_use(zone: &Zone, name: &Name) -> bool {
+    zone.node(name).is_some_and(|n| !n.is_empty())
+}
+
+/// The records `zone` answers at `name` of `rtype`: its static set, or its pool's endpoints.
+fn current(zone: &Zone, name: &Name, rtype: RecordType) -> Vec<RData> {
+    let Some(node) = zone.node(name) else {
+        return Vec::new();
+    };
+    if let Some(set) = node.pool.as_ref().and_then(|p| p.endpoints(rtype)) {
+        return set.records.iter().map(|r| r.data.clone()).collect();
+    }
+    let set = node.rrset(rtype);
+    set.map(|s| s.records.iter().map(|r| r.data.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The record sets and pools an UPDATE changes, as they end up.
+#[derive(Debug, Default)]
+struct Sets {
+    /// (owner, type) → (TTL, records); empty: removed.
+    records: BTreeMap<(Name, RecordType), (u32, Vec<RData>)>,
+    /// Pool owner → its endpoints' addresses of each family as they end up.
+    pools: BTreeMap<Name, Vec<IpAddr>>,
+}
+
+impl Sets {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.pools.is_empty()
+    }
+
+    /// One update (RFC 2136 §3.4.2), on what earlier ones left.
+    fn apply(&mut self, zone: &Zone, origin: &Name, update: &Record) {
+        let name = update.name.to_lowercase();
+        let rtype = update.record_type();
+        // The apex's SOA and NS come from the zone's own settings: left alone.
+        if name == *origin && matches!(rtype, RecordType::SOA | RecordType::NS | RecordType::ANY) {
+            return;
+        }
+        if let Some(pool) = zone.node(&name).and_then(|n| n.pool.as_ref()) {
+            if !matches!(rtype, RecordType::A | RecordType::AAAA) {
+                return;
+            }
+            let addresses = self.pools.entry(name).or_insert_with(|| {
+                let all = pool.v4.records.iter().chain(&pool.v6.records);
+                all.filter_map(|r| r.data.ip_addr()).collect()
+            });
+            let family = |a: &IpAddr| a.is_ipv4() == (rtype == RecordType::A);
+            match (update.dns_class, update.data.ip_addr()) {
+                (DNSClass::IN, Some(address)) if !addresses.contains(&address) => {
+                    addresses.push(address)
+                }
+                (DNSClass::ANY, _) => addresses.retain(|a| !family(a)),
+                (DNSClass::NONE, Some(address)) => addresses.retain(|a| *a != address),
+                _ => {}
+            }
+            return;
+        }
+        let types: Vec<RecordType> = match rtype {
+            RecordType::ANY => zone
+                .node(&name)
+                .map(|n| n.rrsets.iter().map(|s| s.rtype).collect())
+                .unwrap_or_default(),
+            t => vec![t],
+        };
+        for rtype in types {
+            let entry = self
+                .records
+                .entry((name.clone(), rtype))
+                .or_insert_with(|| {
+                    let set = zone.node(&name).and_then(|n| n.rrset(rtype));
+                    let ttl = set
+                        .and_then(|s| s.records.first())
+                        .map_or(update.ttl, |r| r.ttl);
+                    (ttl, current(zone, &name, rtype))
+                });
+            match update.dns_class {
+                DNSClass::IN => {
+                    entry.0 = update.ttl;
+                    if !entry.1.contains(&update.data) {
+                        entry.1.push(update.data.clone());
+                    }
+                }
+                DNSClass::ANY => entry.1.clear(),
+                DNSClass::NONE => entry.1.retain(|r| *r != update.data),
+                _ => {}
+            }
+        }
+    }
+
+    /// The zone document `text` with the changes made and its serial bumped.
+    fn write(&self, origin: &Name, text: &str) -> Result<String, Refused> {
+        let mut doc = edit::parse(text)?;
+        for ((name, rtype), (ttl, records)) in &self.records {
+            let (owner, rtype) = (name.to_ascii(), rtype.to_string());
+            if records.is_empty() {
+                match edit::remove_records(&mut doc, origin, &owner, &rtype) {
+                    Ok(()) | Err(EditError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            let spec = RecordSpec {
+                name: owner,
+                rtype,
+                ttl: Some(*ttl),
+                data: records.iter().map(ToString::to_string).collect(),
+            };
+            edit::set_records(&mut doc, origin, &spec)?;
+        }
+        if !self.pools.is_empty() {
+            let spec = crate::zone::zone_spec(text).map_err(|_| Refused(ResponseCode::ServFail))?;
+            for (owner, addresses) in &self.pools {
+                let owner = owner.to_ascii();
+                let key = change::pool_key(&spec, origin, &owner)
+                    .ok_or(Refused(ResponseCode::Refused))?;
+                let mut pool = spec.pools[&key].clone();
+                // Endpoints of a geo pool live in its datacenters: not changed by UPDATE.
+                if !pool.datacenters.is_empty() {
+                    return Err(Refused(ResponseCode::Refused));
+                }
+                pool.endpoints.retain(|e| addresses.contains(&e.address));
+                for address in addresses {
+                    if !pool.endpoints.iter().any(|e| e.address == *address) {
+                        pool.endpoints.push(EndpointSpec::at(*address));
+                    }
+                }
+                edit::set_pool(&mut doc, origin, &key, &pool)?;
+            }
+        }
+        let serial = edit::serial(&doc);
+        edit::bump_serial(&mut doc, serial);
+        Ok(doc.to_string())
+    }
+}
