@@ -174,6 +174,12 @@ pub async fn run(
         });
     }
     tasks.spawn(control::run_ticks(control.clone(), shutdown.clone()));
+    tasks.spawn(dns::notify::run_notifier(
+        control.current().clone(),
+        config.transfer.clone(),
+        config.tsig.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(control::run_replica(control.clone(), shutdown.clone()));
     tasks.spawn(health::run_prober(
         control.clone(),

@@ -14,6 +14,7 @@ pub mod cookies;
 pub mod ecs;
 pub mod manage;
 pub mod memo;
+pub mod notify;
 pub mod options;
 pub mod querylog;
 pub mod ratelimit;

@@ -185,8 +185,11 @@ impl Signer<'_> {
     /// transfer the previous MAC and the timers only (RFC 8945 §5.3.1).
     pub fn sign(&mut self, reply: &mut Vec<u8>, now: u64, error: u16) {
         let mut covered = Vec::with_capacity(reply.len() + 128);
-        covered.extend_from_slice(&(self.prior.len() as u16).to_be_bytes());
-        covered.extend_from_slice(&self.prior);
+        // A request of ours (NOTIFY) covers no prior MAC.
+        if !self.prior.is_empty() {
+            covered.extend_from_slice(&(self.prior.len() as u16).to_be_bytes());
+            covered.extend_from_slice(&self.prior);
+        }
         covered.extend_from_slice(reply);
         let time = if error == BADTIME {
             self.request_time
@@ -209,6 +212,18 @@ impl Signer<'_> {
         append(reply, self.key, time, &mac, id, error, &other);
         self.prior = mac;
         self.count += 1;
+    }
+}
+
+impl<'k> Signer<'k> {
+    /// Signs a request of ours (a NOTIFY) with `key`.
+    pub fn request(key: &'k Key) -> Self {
+        Self {
+            key,
+            prior: Vec::new(),
+            request_time: 0,
+            count: 0,
+        }
     }
 }
 
