@@ -15,6 +15,7 @@ mod health;
 mod journal;
 mod ops;
 mod policies;
+mod protocols;
 mod ratelimit;
 mod registrations;
 mod reload;
