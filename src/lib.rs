@@ -136,7 +136,10 @@ pub async fn run(
     control: Arc<Control>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listeners = Listeners::bind(&config.listen).await?;
+    let mut listeners = Listeners::bind(&config.listen).await?;
+    if let Some(tls) = &config.tls {
+        listeners.bind_tls(tls).await?;
+    }
     let query_log = match config.query_log.enabled {
         true => Some(Arc::new(dns::querylog::QueryLog::start(&config.query_log)?)),
         false => None,

@@ -54,6 +54,30 @@ struct RawConfig {
     tsig: Vec<tsig::RawTsig>,
     #[serde(default)]
     transfer: tsig::RawTransfer,
+    #[serde(default)]
+    tls: Option<RawTls>,
+}
+
+/// `[tls]`: DNS over TLS (RFC 7858).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default = "default_tls_listen")]
+    listen: Vec<SocketAddr>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+fn default_tls_listen() -> Vec<SocketAddr> {
+    vec!["127.0.0.1:853".parse().expect("literal")]
+}
+
+/// DNS over TLS: where, and the certificate chain and key (PEM), re-read on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: Vec<SocketAddr>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// `[query_log]`: JSON lines about sampled queries; off unless enabled.
@@ -278,6 +302,8 @@ pub struct Config {
     pub tsig: Vec<TsigConfig>,
     /// Zone transfers out and NOTIFY (`[transfer]`).
     pub transfer: TransferConfig,
+    /// DNS over TLS, if on (`[tls]`).
+    pub tls: Option<TlsConfig>,
     /// The HTTP API, if configured.
     pub api: Option<ApiConfig>,
     pub query_log: QueryLogConfig,
@@ -376,6 +402,11 @@ impl Config {
             cluster,
             tsig,
             transfer,
+            tls: raw.tls.map(|t| TlsConfig {
+                listen: t.listen,
+                cert_file: base.join(t.cert_file),
+                key_file: base.join(t.key_file),
+            }),
             api: raw.api,
             query_log: QueryLogConfig {
                 path: match raw.query_log.path.as_os_str() == "stdout" {

@@ -24,6 +24,7 @@ pub mod respond;
 mod tcp;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 pub mod transfer;
 pub mod tsig;
 mod udp;
@@ -46,10 +47,24 @@ use respond::{Outcome, Settings, Transport};
 pub use tcp::TcpLimits;
 
 /// Sockets bound for every listen address: UDP and TCP on the same port.
-#[derive(Debug)]
 pub struct Listeners {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    /// DNS over TLS, with its certificate.
+    tls: Option<(
+        Vec<TcpListener>,
+        Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>,
+    )>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.as_ref().map(|(l, _)| l))
+            .finish()
+    }
 }
 
 impl Listeners {
@@ -62,7 +77,27 @@ impl Listeners {
             udp.push(u);
             tcp.push(t);
         }
-        Ok(Self { udp, tcp })
+        Ok(Self {
+            udp,
+            tcp,
+            tls: None,
+        })
+    }
+
+    /// Binds DNS over TLS as `config` says, with its certificate loaded.
+    pub async fn bind_tls(&mut self, config: &crate::config::TlsConfig) -> io::Result<()> {
+        let acceptor = tls::acceptor_for(config).map_err(io::Error::other)?;
+        let mut listeners = Vec::new();
+        for &addr in &config.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
+            tracing::info!("DNS over TLS on {}", listener.local_addr()?);
+            listeners.push(listener);
+        }
+        let acceptor = Arc::new(arc_swap::ArcSwap::from_pointee(acceptor));
+        self.tls = Some((listeners, acceptor));
+        Ok(())
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -138,6 +173,23 @@ impl Listeners {
                 query_log.clone(),
                 shutdown.clone(),
             ));
+        }
+        if let (Some((listeners, acceptor)), Some(tls)) = (self.tls, &config.tls) {
+            tasks.spawn(tls::reload_on_hangup(
+                tls.clone(),
+                acceptor.clone(),
+                shutdown.clone(),
+            ));
+            for listener in listeners {
+                tasks.spawn(tls::serve(
+                    listener,
+                    acceptor.clone(),
+                    state.clone(),
+                    limits.clone(),
+                    query_log.clone(),
+                    shutdown.clone(),
+                ));
+            }
         }
         while let Some(done) = tasks.join_next().await {
             if let Err(error) = done {

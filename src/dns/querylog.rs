@@ -127,7 +127,7 @@ fn format_line(
         "time": crate::civil::rfc3339(now),
         "client": source,
         "ecs": outcome.subnet.map(|(addr, prefix)| format!("{addr}/{prefix}")),
-        "protocol": match transport { Transport::Udp => "udp", Transport::Tcp => "tcp" },
+        "protocol": transport.name(),
         "name": question.map(|q| q.name().to_ascii()),
         "type": question.map(|q| q.query_type().to_string()),
         "rcode": metrics::rcode_name(outcome.rcode),

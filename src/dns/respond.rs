@@ -353,7 +353,7 @@ impl<'a> Reply<'a> {
     fn new(question: &Question<'_>, incoming: Incoming<'_>, with: &Responder<'a>) -> Self {
         let settings = with.settings;
         let limit = match (incoming.transport, &question.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Tcp | Transport::Tls, _) => usize::from(u16::MAX),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
             (Transport::Udp, Some(theirs)) => {
                 usize::from(theirs.max_payload.clamp(512, settings.udp_payload.max(512)))

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -52,9 +52,11 @@ pub async fn serve(
         let limits = limits.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let mut stream = stream;
             if let Err(error) = connection(
-                stream,
+                &mut stream,
                 peer.ip(),
+                Transport::Tcp,
                 &state,
                 &limits,
                 log.as_deref(),
@@ -78,13 +80,15 @@ pub async fn serve(
 }
 
 /// How long in-flight TCP answers may take to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Serves one connection: messages one after another until the client closes, it idles out,
-/// or shutdown comes between two messages (a message that has started is always answered).
-async fn connection(
-    mut stream: TcpStream,
+/// Serves one connection (TCP, or TLS once its handshake is done): messages one after another
+/// until the client closes, it idles out, or shutdown comes between two messages (a message
+/// that has started is always answered).
+pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     peer: std::net::IpAddr,
+    transport: Transport,
     state: &Current,
     limits: &TcpLimits,
     query_log: Option<&QueryLog>,
@@ -114,7 +118,7 @@ async fn connection(
                 .await
                 .unwrap_or_default();
             for reply in replies {
-                write_framed(&mut stream, &reply, limits.idle_timeout).await?;
+                write_framed(stream, &reply, limits.idle_timeout).await?;
             }
             continue;
         }
@@ -124,7 +128,7 @@ async fn connection(
         let incoming = Incoming {
             query: &buf,
             source: peer,
-            transport: Transport::Tcp,
+            transport,
         };
         let mut with = Responder {
             rng: &mut rng,
@@ -136,10 +140,10 @@ async fn connection(
         if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {
             continue;
         }
-        observe(&outcome, peer, Transport::Tcp, &reply, query_log);
-        crate::metrics::global().record_latency(Transport::Tcp, started.elapsed(), 1);
+        observe(&outcome, peer, transport, &reply, query_log);
+        crate::metrics::global().record_latency(transport, started.elapsed(), 1);
         drop(snapshot);
-        write_framed(&mut stream, &reply, limits.idle_timeout).await?;
+        write_framed(stream, &reply, limits.idle_timeout).await?;
     }
 }
 

@@ -35,6 +35,7 @@ label_set! {
     Transport {
         Udp => "udp",
         Tcp => "tcp",
+        Tls => "tls",
     }
 }
 

@@ -110,6 +110,19 @@ impl Server {
         Self::start_in(dir, None)
     }
 
+    /// Like [`Server::start`], with `server` added to `[server]` and `extra` appended.
+    pub fn start_full(zones: &[(&str, &str)], server: &str, extra: &str) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        std::fs::write(dir.0.join("server.toml"), server).unwrap();
+        std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
+        Self::start_in(dir, None)
+    }
+
     /// Like [`Server::start`], with `extra` appended to the config (`[cookies]`…).
     pub fn start_config(zones: &[(&str, &str)], extra: &str) -> Self {
         let dir = TempDir::new();
