@@ -177,8 +177,14 @@ pub async fn run(
         });
     }
     tasks.spawn(control::run_ticks(control.clone(), shutdown.clone()));
-    tasks.spawn(dns::notify::run_notifier(
+    let manager = Arc::new(dns::manage::Manager::new(
+        control.clone(),
+        &config.tsig,
+        config.transfer.clone(),
+    ));
+    tasks.spawn(dns::notify::run_watch(
         control.current().clone(),
+        manager.history.clone(),
         config.transfer.clone(),
         config.tsig.clone(),
         shutdown.clone(),
@@ -195,11 +201,7 @@ pub async fn run(
             control.current().clone(),
             &config,
             query_log,
-            Some(Arc::new(dns::manage::Manager::new(
-                control.clone(),
-                &config.tsig,
-                config.transfer.clone(),
-            ))),
+            Some(manager),
             shutdown,
         )
         .await;

@@ -21,6 +21,8 @@ pub struct Manager {
     control: Arc<Control>,
     keys: Vec<tsig::Key>,
     transfer: TransferConfig,
+    /// The zones' recent changes, for IXFR (kept up by `notify::run_watch`).
+    pub history: Arc<super::history::History>,
 }
 
 /// Whether `message` is for the [`Manager`]: an UPDATE or NOTIFY request, or over TCP a
@@ -70,6 +72,7 @@ impl Manager {
             control,
             keys: keys.iter().map(tsig::Key::new).collect(),
             transfer,
+            history: Arc::default(),
         }
     }
 
@@ -184,7 +187,7 @@ impl Manager {
             query.query_type(),
             RecordType::AXFR | RecordType::IXFR
         ));
-        transfer::answer(request, zone)
+        transfer::answer(request, zone, &self.history)
     }
 }
 

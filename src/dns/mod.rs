@@ -12,6 +12,7 @@
 mod batch;
 pub mod cookies;
 pub mod ecs;
+pub mod history;
 pub mod manage;
 pub mod memo;
 pub mod notify;

@@ -1,6 +1,6 @@
-//! NOTIFY out (RFC 1996): when a zone's serial changes, each configured secondary is told, over
-//! UDP, signed with `[transfer] notify_key` if one is set, and told again (1, 2, 4, 8 s apart)
-//! until it answers.
+//! NOTIFY out (RFC 1996): when a zone's serial changes, its change goes into the IXFR history,
+//! and each configured secondary is told, over UDP, signed with `[transfer] notify_key` if one
+//! is set, and told again (1, 2, 4, 8 s apart) until it answers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,6 +11,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use tokio_util::sync::CancellationToken;
 
+use super::history::History;
 use super::tsig;
 use crate::config::{TransferConfig, TsigConfig};
 use crate::snapshot::Current;
@@ -20,14 +21,22 @@ const WATCH: Duration = Duration::from_millis(200);
 /// Tries per secondary and change (RFC 1996 §3.6: a few, spaced out).
 const TRIES: u32 = 5;
 
-/// Sends NOTIFY for every serial change until `shutdown`.
-pub async fn run_notifier(
+/// Follows the zones' serials until `shutdown`: each change goes into `history` (for IXFR),
+/// then NOTIFY is sent for it.
+pub async fn run_watch(
     current: Arc<Current>,
+    history: Arc<History>,
     transfer: TransferConfig,
     keys: Vec<TsigConfig>,
     shutdown: CancellationToken,
 ) {
-    if transfer.notify.is_empty() {
+    // Only a server that transfers zones keeps their history.
+    let keep_history = !transfer.allow.is_empty()
+        || keys.iter().any(|k| {
+            k.operations
+                .contains(&crate::config::TsigOperation::Transfer)
+        });
+    if !keep_history && transfer.notify.is_empty() {
         return;
     }
     let key = transfer.notify_key.as_ref().and_then(|name| {
@@ -40,6 +49,9 @@ pub async fn run_notifier(
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
+        }
+        if keep_history {
+            history.observe(&current.load());
         }
         let now = served_serials(&current);
         for (origin, serial) in &now {

@@ -7,6 +7,7 @@
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 
+use super::history::{Delta, History};
 use crate::zone::Zone;
 use crate::zone::spec::PoolTransfer;
 
@@ -37,9 +38,10 @@ pub fn records(zone: &Zone) -> Vec<Record> {
     out
 }
 
-/// The reply messages to a transfer `request` of `zone`: the whole zone, or for an IXFR from
-/// the current serial (or a later one) its SOA alone.
-pub fn answer(request: &Message, zone: &Zone) -> Vec<Message> {
+/// The reply messages to a transfer `request` of `zone`: the whole zone; or for an IXFR from
+/// the current serial (or a later one) its SOA alone, and from an older one the differences
+/// `history` has (RFC 1995 §4), else the whole zone.
+pub fn answer(request: &Message, zone: &Zone, history: &History) -> Vec<Message> {
     let ixfr_serial = match request.queries.first().map(|q| q.query_type()) {
         Some(RecordType::IXFR) => request.authorities.iter().find_map(|r| match &r.data {
             hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
@@ -48,9 +50,11 @@ pub fn answer(request: &Message, zone: &Zone) -> Vec<Message> {
         _ => None,
     };
     let up_to_date = ixfr_serial.is_some_and(|s| !serial_lt(s, zone.serial()));
-    let all = match up_to_date {
-        true => vec![zone.soa.clone()],
-        false => records(zone),
+    let deltas = ixfr_serial.and_then(|s| history.since(&zone.origin, s, zone.serial()));
+    let all = match (up_to_date, deltas) {
+        (true, _) => vec![zone.soa.clone()],
+        (false, Some(deltas)) => incremental(zone, &deltas),
+        (false, None) => records(zone),
     };
     let mut messages = Vec::new();
     for (i, chunk) in all.chunks(RECORDS_PER_MESSAGE).enumerate() {
@@ -63,6 +67,20 @@ pub fn answer(request: &Message, zone: &Zone) -> Vec<Message> {
         messages.push(message);
     }
     messages
+}
+
+/// An incremental transfer: the current SOA, then each change as its old SOA, the records it
+/// removed, its new SOA and the records it added, then the current SOA again.
+fn incremental(zone: &Zone, deltas: &[Delta]) -> Vec<Record> {
+    let mut out = vec![zone.soa.clone()];
+    for delta in deltas {
+        out.push(delta.from.clone());
+        out.extend(delta.removed.iter().cloned());
+        out.push(delta.to.clone());
+        out.extend(delta.added.iter().cloned());
+    }
+    out.push(zone.soa.clone());
+    out
 }
 
 /// An empty reply to `request` with `rcode`, its question echoed.

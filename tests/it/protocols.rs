@@ -21,7 +21,7 @@ fn zone() -> String {
 fn config(extra: &str) -> String {
     format!(
         "[[tsig]]\nname = \"acme\"\nsecret = \"{SECRET}\"\nzones = [\"t.test\"]\n\
-         operations = [\"update\", \"transfer\"]\n\
+         operations = [\"update\", \"transfer\", \"notify\"]\n\
          [[tsig]]\nname = \"elsewhere\"\nsecret = \"{OTHER_SECRET}\"\nzones = [\"other.test\"]\n\
          operations = [\"update\"]\n{extra}"
     )
@@ -205,7 +205,22 @@ fn transfers_need_a_key_or_an_allowed_address() {
     assert_eq!(ixfr("1"), 1);
     let (ok, err) = nsupdate(&s, KEY, "update add y.t.test. 60 TXT \"y\"");
     assert!(ok, "{err}");
-    assert_eq!(ixfr("1"), records.len() + 1, "the new record too");
+    // From serial 1: only the difference (SOA 2, SOA 1, nothing removed, SOA 2, the TXT
+    // added, SOA 2), once the history has it; from a serial it never had, the whole zone.
+    eventually(Duration::from_secs(2), "an incremental transfer", || {
+        ixfr("1") == 5
+    });
+    let out = s.dig_raw(
+        "127.0.0.1",
+        s.port,
+        &["t.test", "IXFR=1", "-b", "127.0.0.2"],
+    );
+    assert!(out.contains("y.t.test.") && out.contains("\"y\""), "{out}");
+    assert_eq!(
+        ixfr("0"),
+        records.len() + 1,
+        "the whole zone, the new record too"
+    );
 }
 
 /// NSD (Debian `nsd`) as a TSIG secondary on loopback: it transfers the zone, answers its
@@ -283,4 +298,20 @@ fn nsd_secondary_transfers_the_zone_and_follows_notify() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// An incoming NOTIFY (we are the primary): acknowledged for a key that may notify the zone,
+/// refused otherwise.
+#[test]
+fn incoming_notify_is_refused_unless_a_key_allows_it() {
+    let s = Server::start_config(&[("t.test.toml", &zone())], &config(""));
+    let status = |args: &[&str]| {
+        let mut all = vec!["+opcode=notify", "t.test", "SOA"];
+        all.extend_from_slice(args);
+        crate::harness::Reply::parse(&s.dig_raw("127.0.0.1", s.port, &all)).status
+    };
+    assert_eq!(status(&[]), "REFUSED");
+    let elsewhere = format!("hmac-sha256:elsewhere:{OTHER_SECRET}");
+    assert_eq!(status(&["-y", &elsewhere]), "REFUSED");
+    assert_eq!(status(&["-y", KEY.unwrap()]), "NOERROR");
 }
