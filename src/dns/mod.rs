@@ -1,7 +1,10 @@
-//! DNS over the network: the sockets (`udp`, `tcp`, `batch`), reading a request (`request`,
-//! `ecs`), [`respond`] (the stages of one answer, a page), the fast reply encoder (`wire`),
-//! hickory's reference encoder for errors (`reference`), a UDP worker's reply memo (`memo`),
-//! and the query log (`querylog`).
+//! DNS over the network: the sockets (`udp`, `tcp`, `batch`, and `tls`: DNS over TLS around
+//! the TCP message loop), reading a request (`request`, `ecs`), [`respond`] (the stages of one
+//! answer, a page), the fast reply encoder (`wire`), hickory's reference encoder for errors
+//! (`reference`), a UDP worker's reply memo (`memo`), and the query log (`querylog`). Off the
+//! query path, [`manage`] answers the messages that manage zones: `update` (RFC 2136),
+//! `transfer` (AXFR/IXFR, from `history`), NOTIFY in; `notify` sends NOTIFY out; `tsig` signs
+//! and checks them all.
 //!
 //! We own the UDP and TCP loops rather than use hickory-server's `Server`: its response path
 //! accepts only its own `MessageResponse` and spawns a task per datagram, while one encoder of
