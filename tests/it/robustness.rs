@@ -104,8 +104,12 @@ fn malformed_and_unsupported_messages_get_the_right_rcode() {
 #[test]
 fn opcodes_classes_and_transfers() {
     let s = Server::start_default();
+    // NOTIFY to a primary without a key that may send it: REFUSED (see tests/it/protocols.rs);
+    // an opcode we do not implement: NOTIMP.
     let notify = s.dig(&["+opcode=notify", "example.test", "SOA"]);
-    assert_eq!(notify.status, "NOTIMP", "{}", notify.raw);
+    assert_eq!(notify.status, "REFUSED", "{}", notify.raw);
+    let status = s.dig(&["+opcode=status", "example.test", "SOA"]);
+    assert_eq!(status.status, "NOTIMP", "{}", status.raw);
     let chaos = s.dig(&["-c", "CH", "version.bind", "TXT"]);
     assert_eq!(chaos.status, "REFUSED", "{}", chaos.raw);
     let axfr = s.dig_raw("127.0.0.1", s.port, &["example.test", "AXFR"]);
