@@ -1,6 +1,7 @@
 //! Zone transfers out over TCP: AXFR (RFC 5936) and IXFR (RFC 1995). A transfer is the zone as
 //! served: its SOA, every static record, each pool as the plain A/AAAA records of its whole
-//! endpoint set (or nothing, for a pool with `transfer = "omit"`: a secondary cannot steer),
+//! endpoint set (or nothing, for a pool with `transfer = "omit"`, its own or its zone's: a
+//! secondary cannot steer),
 //! and the SOA again. IXFR answers with the same whole zone (RFC 1995 §4 allows it where the
 //! history is not kept), or with the SOA alone to a client already at the current serial.
 
@@ -25,11 +26,9 @@ pub fn records(zone: &Zone) -> Vec<Record> {
                 out.extend(set.records.iter().cloned());
             }
         }
-        if let Some(pool) = node
-            .pool
-            .as_ref()
-            .filter(|p| p.transfer == PoolTransfer::All)
-        {
+        let sent =
+            |p: &&crate::zone::Pool| p.transfer.unwrap_or(zone.pool_transfer) == PoolTransfer::All;
+        if let Some(pool) = node.pool.as_ref().filter(sent) {
             out.extend(pool.v4.records.iter().cloned());
             out.extend(pool.v6.records.iter().cloned());
         }
@@ -119,8 +118,9 @@ mod tests {
     #[test]
     fn a_transfer_is_the_soa_the_records_and_the_pools_then_the_soa() {
         let text = format!(
-            "{}[pools.www]\nendpoints = [\"192.0.2.1\", \"2001:db8::1\"]\n\
-             [pools.hidden]\ntransfer = \"omit\"\nendpoints = [\"192.0.2.9\"]\n",
+            "transfer = \"omit\"\n{}[pools.www]\ntransfer = \"all\"\n\
+             endpoints = [\"192.0.2.1\", \"2001:db8::1\"]\n\
+             [pools.hidden]\nendpoints = [\"192.0.2.9\"]\n",
             crate::fixture::ZONE_HEAD
         );
         let zones = crate::fixture::zone_set(&[("t.", &text)]);

@@ -121,6 +121,7 @@ pub fn build_zone(
         master_file: None,
         version: super::next_version(),
         read_from: None,
+        pool_transfer: spec.transfer.unwrap_or_default(),
     })
 }
 

@@ -132,6 +132,7 @@ impl Zone {
             master_file: self.master_file.clone(),
             version: super::next_version(),
             read_from: self.read_from.clone(),
+            pool_transfer: self.pool_transfer,
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct Zone {
     /// The files it was read from and their stamps then, so that a reload keeps it while they
     /// are unchanged (`None`: built from a change, or text not on disk).
     pub read_from: Option<std::sync::Arc<[(std::path::PathBuf, Stamp)]>>,
+    /// What a zone transfer sends for the pools that do not say.
+    pub pool_transfer: spec::PoolTransfer,
 }
 
 /// A version no zone built before has.
@@ -137,8 +139,8 @@ pub struct Pool {
     pub fallback: Option<Name>,
     pub v4: EndpointSet,
     pub v6: EndpointSet,
-    /// What a zone transfer sends for it.
-    pub transfer: spec::PoolTransfer,
+    /// What a zone transfer sends for it, if it says (else the zone's `transfer`).
+    pub transfer: Option<spec::PoolTransfer>,
     /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
     pub answers: crate::metrics::PoolCounters,
 }

@@ -74,7 +74,7 @@ pub(super) fn build_pool(
         fallback,
         v4,
         v6,
-        transfer: spec.transfer.unwrap_or_default(),
+        transfer: spec.transfer,
     })
 }
 

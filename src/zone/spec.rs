@@ -33,6 +33,9 @@ pub struct ZoneSpec {
     /// Owner names whose A/AAAA answers are decided per query.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pools: BTreeMap<String, PoolSpec>,
+    /// What a zone transfer sends for the pools that do not say (default `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<PoolTransfer>,
 }
 
 pub fn default_zone_ttl() -> u32 {
