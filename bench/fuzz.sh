@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request zone api_json)
+[ ${#targets[@]} -gt 0 ] || targets=(request zone api_json manage)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo-fuzz passes -Z flags to rustc; on the stable toolchain this variable allows them. It is
 # set for these commands only, never for the server's own build.
