@@ -67,7 +67,7 @@
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
 //!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
-//!   there), [`sys`] (the C library: heap trim, page dropping, durable file writes,
+//!   there), [`dnssec`] (signing keys: PKCS#8 files, DNSKEY, key tag, DS), [`sys`] (the C library: heap trim, page dropping, durable file writes,
 //!   `recvmmsg`/`sendmmsg`).
 //!
 //! # One UDP query, top to bottom (six files)
@@ -111,6 +111,7 @@ pub mod config;
 pub mod control;
 pub mod digest;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod fixture;
 pub mod geo;

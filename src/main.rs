@@ -40,6 +40,26 @@ enum Command {
         /// The token (read from standard input when absent).
         token: Option<String>,
     },
+    /// Make a DNSSEC signing key for a zone: writes it (PKCS#8 PEM, mode 600) and prints its
+    /// DNSKEY and the DS record to give the parent zone.
+    Keygen {
+        /// The zone the key signs.
+        #[arg(long)]
+        zone: String,
+        /// ecdsap256sha256 (13) or ed25519 (15).
+        #[arg(long, default_value = "ecdsap256sha256")]
+        algorithm: String,
+        /// The folder the key file is written to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Print the DNSKEY and DS records of a zone's key file again.
+    Ds {
+        #[arg(long)]
+        zone: String,
+        /// The key file `keygen` wrote.
+        key: PathBuf,
+    },
     /// Show why a client gets the answer it gets for a name.
     Explain {
         #[arg(long, default_value = "meridian.toml")]
@@ -84,6 +104,12 @@ fn main() -> std::process::ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
         Command::HashToken { token } => hash_token(token),
+        Command::Keygen {
+            zone,
+            algorithm,
+            out,
+        } => keygen(&zone, &algorithm, &out),
+        Command::Ds { zone, key } => ds(&zone, &key),
         Command::Explain {
             config,
             client,
@@ -151,6 +177,54 @@ fn hash_token(token: Option<String>) -> anyhow::Result<()> {
     };
     anyhow::ensure!(!token.is_empty(), "an empty token");
     println!("{}", meridian::api::hash_token(&token));
+    Ok(())
+}
+
+fn zone_name(zone: &str) -> anyhow::Result<hickory_proto::rr::Name> {
+    let mut name = hickory_proto::rr::Name::from_ascii(zone)
+        .with_context(|| format!("{zone} is not a domain name"))?;
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
+}
+
+fn keygen(zone: &str, algorithm: &str, out: &Path) -> anyhow::Result<()> {
+    use meridian::dnssec::{self, Algorithm, FLAGS_CSK, SigningKey};
+    let origin = zone_name(zone)?;
+    let algorithm = Algorithm::parse(algorithm).map_err(anyhow::Error::msg)?;
+    let der = SigningKey::generate(algorithm).map_err(anyhow::Error::msg)?;
+    let key = SigningKey::from_pkcs8(&der, FLAGS_CSK).map_err(anyhow::Error::msg)?;
+    let dnskey = key.dnskey();
+    let file = out.join(format!(
+        "K{}+{:03}+{:05}.pem",
+        origin.to_ascii(),
+        algorithm.number(),
+        dnssec::key_tag(&dnskey)
+    ));
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    f.write_all(dnssec::to_pem(&der).as_bytes())?;
+    f.sync_all()?;
+    eprintln!(
+        "wrote {} (keep it secret: readable by the server only)",
+        file.display()
+    );
+    println!("{}", dnssec::dnskey_line(&origin, &dnskey));
+    println!("{}", dnssec::ds_line(&origin, &dnskey));
+    Ok(())
+}
+
+fn ds(zone: &str, key: &Path) -> anyhow::Result<()> {
+    use meridian::dnssec::{self, FLAGS_CSK, SigningKey};
+    let origin = zone_name(zone)?;
+    let key = SigningKey::load(key, FLAGS_CSK).map_err(anyhow::Error::msg)?;
+    println!("{}", dnssec::dnskey_line(&origin, &key.dnskey()));
+    println!("{}", dnssec::ds_line(&origin, &key.dnskey()));
     Ok(())
 }
 

@@ -290,10 +290,15 @@ fn build_spec(
         }
         (None, None) => None,
     };
-    let master = master_path
+    let mut master = master_path
         .as_ref()
         .map(|p| load_master(p, origin))
         .transpose()?;
+    if let Some(dnssec) = &spec.dnssec {
+        let keys = super::keys::records(dir, origin, spec.ttl, dnssec)
+            .map_err(|message| invalid(FieldPath::default().key("dnssec").key("keys"), message))?;
+        master.get_or_insert_with(Vec::new).extend(keys);
+    }
     let mut zone = build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))?;
     zone.master_file = master_path;
     Ok(zone)

@@ -8,6 +8,7 @@ mod build;
 mod geo;
 mod incremental;
 mod key;
+mod keys;
 mod load;
 mod master;
 mod nodes;

@@ -36,6 +36,17 @@ pub struct ZoneSpec {
     /// What a zone transfer sends for the pools that do not say (default `all`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<PoolTransfer>,
+    /// DNSSEC: the zone's signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecSpec>,
+}
+
+/// `[dnssec]` of a zone file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecSpec {
+    /// Key files (`meridian keygen`), relative to the zones folder: one combined signing key.
+    pub keys: Vec<String>,
 }
 
 pub fn default_zone_ttl() -> u32 {

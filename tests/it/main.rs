@@ -7,6 +7,7 @@ mod backend;
 mod cli;
 mod cluster;
 mod cookies;
+mod dnssec;
 mod dot;
 mod edns;
 mod etcd;

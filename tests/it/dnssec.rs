@@ -1,0 +1,107 @@
+//! DNSSEC keys (the first part of online signing): `meridian keygen` writes a key readable by
+//! its owner only and prints the DNSKEY and a DS that ldns computes the same; a zone naming it
+//! serves DNSKEY, CDS and CDNSKEY at its apex; a key file readable by others, or not a key,
+//! refuses the zone at start and in `meridian check`.
+
+use std::process::Command;
+
+use crate::harness::{Server, TempDir, ZONE_HEAD, binary};
+
+/// Runs `meridian` with `args` in `dir`: (success, stdout, stderr).
+fn meridian(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn keygen_makes_a_key_whose_dnskey_and_ds_the_zone_serves() {
+    let dir = TempDir::new();
+    let (ok, printed, err) = meridian(
+        &dir.0,
+        &[
+            "keygen",
+            "--zone",
+            "t.test",
+            "--algorithm",
+            "ecdsap256sha256",
+        ],
+    );
+    assert!(ok, "{err}");
+    let file = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let dnskey = printed
+        .lines()
+        .find(|l| l.contains(" DNSKEY "))
+        .unwrap()
+        .to_owned();
+    let ds = printed
+        .lines()
+        .find(|l| l.contains(" DS "))
+        .unwrap()
+        .to_owned();
+    // `meridian ds` prints the same again.
+    let (ok, again, err) = meridian(&dir.0, &["ds", "--zone", "t.test", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(again, printed);
+    // ldns computes the same DS from the DNSKEY.
+    let key_file = dir.0.join("k.key");
+    std::fs::write(
+        &key_file,
+        format!("{}\n", dnskey.split(" ;").next().unwrap()),
+    )
+    .unwrap();
+    let ldns = Command::new("ldns-key2ds")
+        .args(["-n", "-2"])
+        .arg(&key_file)
+        .output()
+        .expect("ldns-key2ds is installed (ldnsutils)");
+    let theirs = String::from_utf8_lossy(&ldns.stdout).to_lowercase();
+    let digest = ds.split_whitespace().last().unwrap().to_lowercase();
+    assert!(theirs.contains(&digest), "{theirs} vs {ds}");
+
+    // The zone serves the key at its apex (a key file named by its absolute path here).
+    let with_key = |path: &str| format!("{ZONE_HEAD}[dnssec]\nkeys = [\"{path}\"]\n");
+    let s = Server::start(&[("t.test.toml", &with_key(file.to_str().unwrap()))]);
+    let key = dnskey.split_whitespace().nth(6).unwrap();
+    let served = s.dig(&["t.test", "DNSKEY"]).answer_data().join(" ");
+    assert!(served.replace(' ', "").contains(key), "{served} vs {key}");
+    let cds = s
+        .dig(&["t.test", "CDS"])
+        .answer_data()
+        .join(" ")
+        .replace(' ', "")
+        .to_lowercase();
+    assert!(cds.contains(&digest), "{cds}");
+    assert_eq!(s.dig(&["t.test", "CDNSKEY"]).answer.len(), 1);
+    // A key others can read, or a file that is not a key, refuses the zone.
+    drop(s);
+    let home = TempDir::new();
+    let zones = home.0.join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    let zone = with_key(file.file_name().unwrap().to_str().unwrap());
+    std::fs::write(zones.join("t.test.toml"), zone).unwrap();
+    let copy = zones.join(file.file_name().unwrap());
+    std::fs::copy(&file, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(home.0.join("m.toml"), "").unwrap();
+    let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
+    assert!(!ok && err.contains("readable by others"), "{err}");
+    std::fs::write(&copy, "not a key").unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
+    assert!(!ok && err.contains("not a PEM private key"), "{err}");
+}
