@@ -25,6 +25,7 @@ pub mod ratelimit;
 mod reference;
 pub mod request;
 pub mod respond;
+mod sign;
 mod tcp;
 #[cfg(test)]
 mod tests;

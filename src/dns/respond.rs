@@ -212,12 +212,14 @@ fn answer_into<'s>(
     let found = resolve::find(snapshot, &key, question.qtype, question.client);
     // 4. A reply memoized for this node, type and decision of this zone and health: copied,
     // patched.
-    let memo_key = match (&with.memo, &found) {
-        (Some(_), Some(found)) if !with.reference && question.labels.is_some() => {
-            found.memo_key(question.qtype)
-        }
-        _ => None,
-    };
+    // Signed answers (DO to a signed zone) are made afresh: never from or into the memo.
+    let signing = question.edns.as_ref().is_some_and(|e| e.dnssec_ok)
+        && found.as_ref().is_some_and(|f| f.zone.signer.is_some());
+    let memoized = with.memo.is_some() && !with.reference && !signing && question.labels.is_some();
+    let memo_key = found
+        .as_ref()
+        .filter(|_| memoized)
+        .and_then(|f| f.memo_key(question.qtype));
     let stamp = found
         .as_ref()
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
@@ -245,6 +247,11 @@ fn answer_into<'s>(
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;
+    // 6. DNSSEC: with DO, a signed zone's answer gets its signatures and denial proofs.
+    if let Some(zone) = answer.zone.filter(|_| signing) {
+        sign_into(&question, &answer, &reply, zone, with.now, out);
+        return true;
+    }
     // 6. Encode; a reply too large for UDP goes out empty with TC set.
     let Some(opt_at) = encode_fitting(&question, &answer, &reply, with.reference, out) else {
         return true;
@@ -290,6 +297,42 @@ fn encode_fitting(
     metadata.truncation = true;
     encode(question, &metadata, &Answer::default(), opt, reference, out);
     None
+}
+
+/// The signed reply (see [`super::sign`]) into `out`; one too large for UDP goes out empty
+/// with TC set.
+fn sign_into(
+    question: &Question<'_>,
+    answer: &Answer<'_>,
+    reply: &Reply<'_>,
+    zone: &Zone,
+    now: u32,
+    out: &mut Vec<u8>,
+) {
+    let mut metadata = Metadata::response_from_request(&question.metadata);
+    metadata.authoritative = answer.authoritative;
+    metadata.response_code = answer.rcode;
+    let edns = reference::edns(reply.opt(answer.ecs_scope));
+    let asked = question.hickory();
+    let qname = question.name();
+    *out = super::sign::signed_reply(
+        &metadata,
+        asked.as_deref(),
+        &qname,
+        answer,
+        edns.as_ref(),
+        zone,
+        now,
+    );
+    if out.len() > reply.limit {
+        metadata.truncation = true;
+        *out = reference::encode(
+            &metadata,
+            asked.as_deref(),
+            &Answer::default(),
+            edns.as_ref(),
+        );
+    }
 }
 
 /// The pool `find` chose, serving from `datacenter` (a memoized reply's).

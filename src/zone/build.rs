@@ -122,6 +122,7 @@ pub fn build_zone(
         version: super::next_version(),
         read_from: None,
         pool_transfer: spec.transfer.unwrap_or_default(),
+        signer: None,
     })
 }
 

@@ -133,6 +133,7 @@ impl Zone {
             version: super::next_version(),
             read_from: self.read_from.clone(),
             pool_transfer: self.pool_transfer,
+            signer: self.signer.clone(),
         }
     }
 }

@@ -10,17 +10,18 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::spec::DnssecSpec;
 use crate::dnssec::{self, FLAGS_CSK, SigningKey};
 
-/// The apex records of the keys `spec` names, files relative to `dir`.
+/// The keys `spec` names (files relative to `dir`) and their apex records.
 pub fn records(
     dir: &Path,
     origin: &Name,
     ttl: u32,
     spec: &DnssecSpec,
-) -> Result<Vec<Record>, String> {
+) -> Result<(Vec<SigningKey>, Vec<Record>), String> {
     if spec.keys.is_empty() {
         return Err("name at least one key file (meridian keygen makes one)".into());
     }
     let mut out = Vec::new();
+    let mut keys = Vec::new();
     for file in &spec.keys {
         let key = SigningKey::load(&dir.join(file), FLAGS_CSK)?;
         let dnskey = key.dnskey();
@@ -36,6 +37,7 @@ pub fn records(
             };
             out.push(Record::from_rdata(origin.clone(), ttl, data));
         }
+        keys.push(key);
     }
-    Ok(out)
+    Ok((keys, out))
 }

@@ -294,12 +294,15 @@ fn build_spec(
         .as_ref()
         .map(|p| load_master(p, origin))
         .transpose()?;
+    let mut signer = None;
     if let Some(dnssec) = &spec.dnssec {
-        let keys = super::keys::records(dir, origin, spec.ttl, dnssec)
+        let (keys, records) = super::keys::records(dir, origin, spec.ttl, dnssec)
             .map_err(|message| invalid(FieldPath::default().key("dnssec").key("keys"), message))?;
-        master.get_or_insert_with(Vec::new).extend(keys);
+        master.get_or_insert_with(Vec::new).extend(records);
+        signer = Some(std::sync::Arc::new(crate::dnssec::ZoneSigner::new(keys)));
     }
     let mut zone = build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))?;
+    zone.signer = signer;
     zone.master_file = master_path;
     Ok(zone)
 }

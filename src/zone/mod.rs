@@ -88,6 +88,8 @@ pub struct Zone {
     pub read_from: Option<std::sync::Arc<[(std::path::PathBuf, Stamp)]>>,
     /// What a zone transfer sends for the pools that do not say.
     pub pool_transfer: spec::PoolTransfer,
+    /// Its DNSSEC keys, if it is signed: answers with DO get signatures.
+    pub signer: Option<std::sync::Arc<crate::dnssec::ZoneSigner>>,
 }
 
 /// A version no zone built before has.

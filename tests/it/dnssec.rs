@@ -105,3 +105,94 @@ fn keygen_makes_a_key_whose_dnskey_and_ds_the_zone_serves() {
     let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
     assert!(!ok && err.contains("not a PEM private key"), "{err}");
 }
+
+/// Online signing validated by `delv` with the zone's DS as trust anchor: static records, a
+/// round-robin pool (several orders), a geo pool, a CNAME chain, NODATA, NXDOMAIN, a wildcard
+/// answer and its NODATA; with a wrong anchor validation fails; without DO nothing changes.
+#[test]
+fn signed_answers_validate_with_delv() {
+    let keys = TempDir::new();
+    let (ok, printed, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
+    assert!(ok, "{err}");
+    let key = std::fs::read_dir(&keys.0)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let zone = format!(
+        "{ZONE_HEAD}[[records]]\nname = \"@\"\ntype = \"MX\"\ndata = [\"10 mail\"]\n\
+         [[records]]\nname = \"mail\"\ntype = \"A\"\ndata = [\"192.0.2.25\"]\n\
+         [[records]]\nname = \"@\"\ntype = \"TXT\"\ndata = [\"\\\"signed\\\"\"]\n\
+         [[records]]\nname = \"alias\"\ntype = \"CNAME\"\ndata = [\"rr\"]\n\
+         [[records]]\nname = \"*.wild\"\ntype = \"A\"\ndata = [\"192.0.2.200\"]\n\
+         [pools.rr]\nendpoints = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n\
+         [pools.geo]\npolicy = \"geo\"\n\
+         [[pools.geo.datacenters]]\nname = \"eu\"\nlatitude = 50.1\nlongitude = 8.7\nendpoints = [\"198.51.100.1\"]\n\
+         [[pools.geo.datacenters]]\nname = \"us\"\nlatitude = 40.7\nlongitude = -74.0\nendpoints = [\"203.0.113.1\"]\n\
+         [dnssec]\nkeys = [\"{}\"]\n",
+        key.display()
+    );
+    let s = Server::start(&[("t.test.toml", &zone)]);
+    let anchor = |ds_line: &str| {
+        let f: Vec<&str> = ds_line.split_whitespace().collect();
+        let path = keys.0.join(format!("anchor-{}.conf", f[3]));
+        let text = format!(
+            "trust-anchors {{ \"t.test.\" static-ds {} {} {} \"{}\"; }};\n",
+            f[3], f[4], f[5], f[6]
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = anchor(printed.lines().find(|l| l.contains(" DS ")).unwrap());
+    let delv = |anchor: &std::path::Path, name: &str, rtype: &str| {
+        let out = Command::new("delv")
+            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
+            .arg(anchor)
+            .args(["+root=t.test", name, rtype])
+            .output()
+            .expect("delv is installed (bind9-dnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let positive = [
+        ("t.test", "SOA"),
+        ("t.test", "MX"),
+        ("t.test", "TXT"),
+        ("t.test", "DNSKEY"),
+        ("mail.t.test", "A"),
+        ("rr.t.test", "A"),
+        ("rr.t.test", "A"),
+        ("rr.t.test", "A"),
+        ("geo.t.test", "A"),
+        ("alias.t.test", "A"),
+        ("x.wild.t.test", "A"),
+    ];
+    for (name, rtype) in positive {
+        let out = delv(&good, name, rtype);
+        assert!(out.contains("; fully validated"), "{name} {rtype}: {out}");
+        assert!(out.contains("RRSIG"), "{name} {rtype}: {out}");
+    }
+    for (name, rtype) in [
+        ("mail.t.test", "AAAA"),
+        ("nothing.t.test", "A"),
+        ("x.wild.t.test", "TXT"),
+    ] {
+        let out = delv(&good, name, rtype);
+        assert!(
+            out.contains("negative response, fully validated"),
+            "{name} {rtype}: {out}"
+        );
+    }
+    // Another key's DS as the anchor: nothing validates.
+    let (ok, other, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
+    assert!(ok, "{err}");
+    let wrong = anchor(other.lines().find(|l| l.contains(" DS ")).unwrap());
+    let out = delv(&wrong, "mail.t.test", "A");
+    assert!(!out.contains("fully validated"), "{out}");
+    // Without DO, answers carry no signature (and no NSEC).
+    let plain = s.dig(&["mail.t.test", "A"]);
+    assert!(!plain.raw.contains("RRSIG"), "{}", plain.raw);
+    let nx = s.dig(&["nothing.t.test", "A"]);
+    assert_eq!(nx.status, "NXDOMAIN");
+    assert!(!nx.raw.contains("NSEC"), "{}", nx.raw);
+}
