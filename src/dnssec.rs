@@ -36,9 +36,36 @@ impl Algorithm {
     }
 }
 
-/// DNSKEY flags of a key that signs the zone and is its secure entry point (KSK and ZSK in
-/// one: "combined signing key").
+/// DNSKEY flags of a secure entry point (a KSK, or a combined signing key).
 pub const FLAGS_CSK: u16 = 257;
+/// DNSKEY flags of a zone-signing key.
+pub const FLAGS_ZSK: u16 = 256;
+
+/// What a zone's key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Signs every RRset.
+    Combined,
+    /// Signs the DNSKEY, CDS and CDNSKEY sets.
+    KeySigning,
+    /// Signs every other RRset.
+    ZoneSigning,
+    /// In the DNSKEY set, signing nothing (pre-published).
+    Published,
+}
+
+impl Role {
+    /// Whether a key of this role signs RRsets of `rtype`.
+    fn signs(self, rtype: u16) -> bool {
+        let key_set = matches!(rtype, 48 | 59 | 60);
+        match self {
+            Self::Combined => true,
+            Self::KeySigning => key_set,
+            Self::ZoneSigning => !key_set,
+            Self::Published => false,
+        }
+    }
+}
 
 /// A signing key.
 #[derive(Debug)]
@@ -275,7 +302,7 @@ mod tests {
 /// order of the same addresses is the same canonical RRset) is not signed again.
 #[derive(Debug)]
 pub struct ZoneSigner {
-    keys: Vec<SigningKey>,
+    keys: Vec<(SigningKey, Role)>,
     /// sha256(signed data) → signature; cleared when it grows past `CACHE`.
     cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
 }
@@ -294,7 +321,7 @@ pub const NSEC: u16 = 47;
 pub const NXNAME: u16 = 128;
 
 impl ZoneSigner {
-    pub fn new(keys: Vec<SigningKey>) -> Self {
+    pub fn new(keys: Vec<(SigningKey, Role)>) -> Self {
         Self {
             keys,
             cache: std::sync::Mutex::default(),
@@ -319,7 +346,7 @@ impl ZoneSigner {
         let labels = owner.iter().filter(|l| *l != b"*").count() as u8;
         let owner_wire = canonical_name(owner);
         let mut out = Vec::new();
-        for key in &self.keys {
+        for (key, _) in self.keys.iter().filter(|(_, role)| role.signs(rtype)) {
             let mut rdata = rtype.to_be_bytes().to_vec();
             rdata.push(key.algorithm.number());
             rdata.push(labels);

@@ -1,5 +1,6 @@
 //! A signed zone's keys as records at its apex: DNSKEY, and CDS and CDNSKEY (RFC 7344) for a
-//! parent that follows them. A key that cannot be read — missing, readable by others, not a
+//! parent that follows them. Keys are combined (sign everything), KSKs (the DNSKEY set), ZSKs
+//! (the rest), or published only (a rollover's next key). A key that cannot be read — missing, readable by others, not a
 //! key — refuses the zone, so a server never starts signing without its keys.
 
 use std::path::Path;
@@ -8,36 +9,55 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::spec::DnssecSpec;
-use crate::dnssec::{self, FLAGS_CSK, SigningKey};
+use crate::dnssec::{self, FLAGS_CSK, FLAGS_ZSK, Role, SigningKey};
 
-/// The keys `spec` names (files relative to `dir`) and their apex records.
+/// The keys `spec` names (files relative to `dir`), each with its role, and their apex
+/// records: every key's DNSKEY, and CDS and CDNSKEY of the entry points (combined keys, KSKs).
 pub fn records(
     dir: &Path,
     origin: &Name,
     ttl: u32,
     spec: &DnssecSpec,
-) -> Result<(Vec<SigningKey>, Vec<Record>), String> {
-    if spec.keys.is_empty() {
-        return Err("name at least one key file (meridian keygen makes one)".into());
+) -> Result<(Vec<(SigningKey, Role)>, Vec<Record>), String> {
+    let signs_data = !spec.keys.is_empty() || !spec.zsk.is_empty();
+    let signs_keys = !spec.keys.is_empty() || !spec.ksk.is_empty();
+    if !(signs_data && signs_keys) {
+        return Err(
+            "name a combined key (keys), or a KSK (ksk) and a ZSK (zsk); \
+                    meridian keygen makes them"
+                .into(),
+        );
     }
+    let roles = [
+        (&spec.keys, Role::Combined),
+        (&spec.ksk, Role::KeySigning),
+        (&spec.zsk, Role::ZoneSigning),
+        (&spec.publish, Role::Published),
+    ];
     let mut out = Vec::new();
     let mut keys = Vec::new();
-    for file in &spec.keys {
-        let key = SigningKey::load(&dir.join(file), FLAGS_CSK)?;
-        let dnskey = key.dnskey();
-        let ds = dnssec::ds(origin, &dnskey);
-        for (rtype, rdata) in [
-            (RecordType::DNSKEY, dnskey.clone()),
-            (RecordType::CDNSKEY, dnskey),
-            (RecordType::CDS, ds),
-        ] {
-            let data = RData::Unknown {
-                code: rtype,
-                rdata: NULL::with(rdata),
+    for (files, role) in roles {
+        for file in files {
+            let flags = match role {
+                Role::Combined | Role::KeySigning => FLAGS_CSK,
+                Role::ZoneSigning | Role::Published => FLAGS_ZSK,
             };
-            out.push(Record::from_rdata(origin.clone(), ttl, data));
+            let key = SigningKey::load(&dir.join(file), flags)?;
+            let dnskey = key.dnskey();
+            let mut records = vec![(RecordType::DNSKEY, dnskey.clone())];
+            if flags == FLAGS_CSK {
+                records.push((RecordType::CDS, dnssec::ds(origin, &dnskey)));
+                records.push((RecordType::CDNSKEY, dnskey));
+            }
+            for (rtype, rdata) in records {
+                let data = RData::Unknown {
+                    code: rtype,
+                    rdata: NULL::with(rdata),
+                };
+                out.push(Record::from_rdata(origin.clone(), ttl, data));
+            }
+            keys.push((key, role));
         }
-        keys.push(key);
     }
     Ok((keys, out))
 }

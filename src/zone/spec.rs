@@ -45,8 +45,19 @@ pub struct ZoneSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnssecSpec {
-    /// Key files (`meridian keygen`), relative to the zones folder: one combined signing key.
+    /// Combined signing keys (`meridian keygen` files, relative to the zones folder): each
+    /// signs everything and is the secure entry point (its DS goes to the parent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+    /// Key-signing keys: sign the DNSKEY set only; their DS goes to the parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ksk: Vec<String>,
+    /// Zone-signing keys: sign everything but the DNSKEY set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zsk: Vec<String>,
+    /// Keys published in the DNSKEY set without signing (a rollover's next key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
 }
 
 pub fn default_zone_ttl() -> u32 {

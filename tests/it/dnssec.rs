@@ -196,3 +196,78 @@ fn signed_answers_validate_with_delv() {
     assert_eq!(nx.status, "NXDOMAIN");
     assert!(!nx.raw.contains("NSEC"), "{}", nx.raw);
 }
+
+/// A KSK and a ZSK (and a pre-published next ZSK): the DNSKEY set is signed by the KSK, the
+/// rest by the ZSK, and delv validates both from the KSK's DS.
+#[test]
+fn a_ksk_and_a_zsk_split_the_signing() {
+    let keys = TempDir::new();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (ok, printed, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
+        assert!(ok, "{err}");
+        let tag = printed
+            .lines()
+            .find(|l| l.contains(" DS "))
+            .unwrap()
+            .to_owned();
+        made.push(tag);
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&keys.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    // The KSK is the file whose tag the first DS names.
+    let ksk_tag = made[0].split_whitespace().nth(3).unwrap().to_owned();
+    let ksk = files
+        .iter()
+        .position(|f| f.to_string_lossy().contains(&format!("+{:0>5}.", ksk_tag)))
+        .unwrap();
+    let ksk = files.remove(ksk);
+    let zone = format!(
+        "{ZONE_HEAD}[dnssec]\nksk = [\"{}\"]\nzsk = [\"{}\"]\npublish = [\"{}\"]\n",
+        ksk.display(),
+        files[0].display(),
+        files[1].display()
+    );
+    let s = Server::start(&[("t.test.toml", &zone)]);
+    let f: Vec<&str> = made[0].split_whitespace().collect();
+    let anchor = keys.0.join("anchor.conf");
+    let text = format!(
+        "trust-anchors {{ \"t.test.\" static-ds {} {} {} \"{}\"; }};\n",
+        f[3], f[4], f[5], f[6]
+    );
+    std::fs::write(&anchor, text).unwrap();
+    for (name, rtype) in [("t.test", "DNSKEY"), ("ns1.t.test", "A"), ("t.test", "SOA")] {
+        let out = Command::new("delv")
+            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
+            .arg(&anchor)
+            .args(["+root=t.test", name, rtype])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.contains("; fully validated"), "{name} {rtype}: {out}");
+    }
+    // Three keys published; the DNSKEY set signed by the KSK alone, the SOA by the ZSK alone.
+    let dnskeys = s.dig(&["t.test", "DNSKEY", "+dnssec"]);
+    let count = |rtype: &str| {
+        dnskeys
+            .answer
+            .iter()
+            .filter(|l| l.split(' ').nth(3) == Some(rtype))
+            .count()
+    };
+    assert_eq!(count("DNSKEY"), 3, "{}", dnskeys.raw);
+    assert_eq!(count("RRSIG"), 1, "{}", dnskeys.raw);
+    let soa = s.dig(&["t.test", "SOA", "+dnssec"]);
+    assert_eq!(
+        soa.answer
+            .iter()
+            .filter(|l| l.split(' ').nth(3) == Some("RRSIG"))
+            .count(),
+        1,
+        "{}",
+        soa.raw
+    );
+}
