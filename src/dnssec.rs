@@ -41,6 +41,9 @@ pub const FLAGS_CSK: u16 = 257;
 /// DNSKEY flags of a zone-signing key.
 pub const FLAGS_ZSK: u16 = 256;
 
+/// A zone's keys, each with its role.
+pub type ZoneKeys = Vec<(SigningKey, Role)>;
+
 /// What a zone's key does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -302,7 +305,7 @@ mod tests {
 /// order of the same addresses is the same canonical RRset) is not signed again.
 #[derive(Debug)]
 pub struct ZoneSigner {
-    keys: Vec<(SigningKey, Role)>,
+    keys: ZoneKeys,
     /// sha256(signed data) → signature; cleared when it grows past `CACHE`.
     cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
 }
@@ -321,7 +324,7 @@ pub const NSEC: u16 = 47;
 pub const NXNAME: u16 = 128;
 
 impl ZoneSigner {
-    pub fn new(keys: Vec<(SigningKey, Role)>) -> Self {
+    pub fn new(keys: ZoneKeys) -> Self {
         Self {
             keys,
             cache: std::sync::Mutex::default(),

@@ -9,7 +9,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::spec::DnssecSpec;
-use crate::dnssec::{self, FLAGS_CSK, FLAGS_ZSK, Role, SigningKey};
+use crate::dnssec::{self, FLAGS_CSK, FLAGS_ZSK, Role, SigningKey, ZoneKeys};
 
 /// The keys `spec` names (files relative to `dir`), each with its role, and their apex
 /// records: every key's DNSKEY, and CDS and CDNSKEY of the entry points (combined keys, KSKs).
@@ -18,7 +18,7 @@ pub fn records(
     origin: &Name,
     ttl: u32,
     spec: &DnssecSpec,
-) -> Result<(Vec<(SigningKey, Role)>, Vec<Record>), String> {
+) -> Result<(ZoneKeys, Vec<Record>), String> {
     let signs_data = !spec.keys.is_empty() || !spec.zsk.is_empty();
     let signs_keys = !spec.keys.is_empty() || !spec.ksk.is_empty();
     if !(signs_data && signs_keys) {
