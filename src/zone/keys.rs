@@ -59,5 +59,35 @@ pub fn records(
             keys.push((key, role));
         }
     }
+    warn_unmatched_ds(origin, &keys, &spec.parent_ds);
     Ok((keys, out))
+}
+
+/// Warns when `parent_ds` is given and none of its DS records matches an entry point of `keys`:
+/// the chain of trust from the parent would be broken.
+fn warn_unmatched_ds(origin: &Name, keys: &ZoneKeys, parent_ds: &[String]) {
+    if parent_ds.is_empty() {
+        return;
+    }
+    let normal = |ds: &str| {
+        ds.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase()
+    };
+    let ours: Vec<String> = keys
+        .iter()
+        .filter(|(k, _)| k.flags == FLAGS_CSK)
+        .map(|(k, _)| {
+            let line = dnssec::ds_line(origin, &k.dnskey());
+            normal(line.split(" DS ").nth(1).unwrap_or_default())
+        })
+        .collect();
+    if !parent_ds.iter().any(|ds| ours.contains(&normal(ds))) {
+        tracing::warn!(
+            "{origin}: no DS in dnssec.parent_ds matches a KSK or combined key ({}): validating \
+             resolvers will fail this zone",
+            ours.join("; ")
+        );
+    }
 }

@@ -58,6 +58,10 @@ pub struct DnssecSpec {
     /// Keys published in the DNSKEY set without signing (a rollover's next key).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
+    /// The DS records the parent serves (`tag algorithm 2 digest`), to be warned at start and
+    /// by `check` when none matches a key (a rollover step missed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_ds: Vec<String>,
 }
 
 pub fn default_zone_ttl() -> u32 {

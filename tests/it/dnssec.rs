@@ -96,6 +96,26 @@ fn keygen_makes_a_key_whose_dnskey_and_ds_the_zone_serves() {
     std::fs::write(zones.join("t.test.toml"), zone).unwrap();
     let copy = zones.join(file.file_name().unwrap());
     std::fs::copy(&file, &copy).unwrap();
+    // `check` warns when the parent's DS (as the operator says it is) matches no key.
+    std::fs::write(home.0.join("m.toml"), "").unwrap();
+    let stale = format!(
+        "{}parent_ds = [\"1 13 2 AB\"]\n",
+        with_key(file.file_name().unwrap().to_str().unwrap())
+    );
+    std::fs::write(zones.join("t.test.toml"), stale).unwrap();
+    let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
+    assert!(
+        ok && err.contains("no DS in dnssec.parent_ds matches"),
+        "{err}"
+    );
+    let current = ds.split(" DS ").nth(1).unwrap();
+    let matching = format!(
+        "{}parent_ds = [\"{current}\"]\n",
+        with_key(file.file_name().unwrap().to_str().unwrap())
+    );
+    std::fs::write(zones.join("t.test.toml"), matching).unwrap();
+    let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
+    assert!(ok && !err.contains("parent_ds"), "{err}");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(home.0.join("m.toml"), "").unwrap();
     let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
