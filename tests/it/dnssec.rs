@@ -146,6 +146,8 @@ fn signed_answers_validate_with_delv() {
          [[records]]\nname = \"@\"\ntype = \"TXT\"\ndata = [\"\\\"signed\\\"\"]\n\
          [[records]]\nname = \"alias\"\ntype = \"CNAME\"\ndata = [\"rr\"]\n\
          [[records]]\nname = \"*.wild\"\ntype = \"A\"\ndata = [\"192.0.2.200\"]\n\
+         [[records]]\nname = \"sub\"\ntype = \"NS\"\ndata = [\"ns.sub\"]\n\
+         [[records]]\nname = \"ns.sub\"\ntype = \"A\"\ndata = [\"192.0.2.99\"]\n\
          [pools.rr]\nendpoints = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\"]\n\
          [pools.geo]\npolicy = \"geo\"\n\
          [[pools.geo.datacenters]]\nname = \"eu\"\nlatitude = 50.1\nlongitude = 8.7\nendpoints = [\"198.51.100.1\"]\n\
@@ -196,6 +198,7 @@ fn signed_answers_validate_with_delv() {
         ("mail.t.test", "AAAA"),
         ("nothing.t.test", "A"),
         ("x.wild.t.test", "TXT"),
+        ("sub.t.test", "DS"),
     ] {
         let out = delv(&good, name, rtype);
         assert!(
