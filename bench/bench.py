@@ -7,7 +7,9 @@ Run it through bench/run.sh (which installs what it needs and isolates the netwo
 Query sets: `plain` and `ecs` (the mix above, without and with a Client Subnet from many
 networks); `rr` and `sticky` (Meridian only: one flat pool of eight endpoints per family,
 round-robin or sticky, asked with a Client Subnet from many networks), whose ratio is the cost
-of sticky hashing: bench/run.sh --servers meridian --qsets rr,sticky
+of sticky hashing: bench/run.sh --servers meridian --qsets rr,sticky; `ecs-do` (the ecs mix with
+DO on every query) against `meridian-signed` (the same zone signed), the cost of DNSSEC online
+signing: bench/run.sh --servers meridian,meridian-signed --qsets ecs-do
 """
 import argparse
 import os
@@ -29,7 +31,7 @@ DCS = {  # name: (lat, lon, v4 prefix, v6 prefix)
     "ap": (1.35, 103.82, "203.0.113.", "2001:db8:3::"),
 }
 STATIC_HOSTS = 1000
-PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394}
+PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394, "meridian-signed": 5395}
 
 
 # ---------------------------------------------------------------- data
@@ -68,6 +70,15 @@ def gen_data(data, geoip):
     write(f"{data}/meridian/meridian.toml",
           f"[server]\nlisten = [\"127.0.0.1:{PORTS['meridian']}\"]\nudp_workers = 1\n"
           f"[zones]\ndirectory = \"zones\"\n[geoip]\ndatabase = \"{geoip}\"\nwatch_interval_secs = 0\n")
+    # The same zone signed (DNSSEC, one ECDSA P-256 key), on its own port.
+    signed = f"{data}/meridian-signed"
+    shutil.copytree(f"{data}/meridian", signed)
+    subprocess.run([os.path.join(REPO, "target/release/meridian"), "keygen", "--zone", "example.test",
+                    "--out", f"{signed}/zones"], check=True, capture_output=True)
+    key = next(f for f in os.listdir(f"{signed}/zones") if f.endswith(".pem"))
+    write(f"{signed}/zones/example.test.toml", f'\n[dnssec]\nkeys = ["{key}"]\n', "a")
+    write(f"{signed}/meridian.toml", open(f"{signed}/meridian.toml").read()
+          .replace(str(PORTS["meridian"]), str(PORTS["meridian-signed"])))
 
     # gdnsd: the same zone with `www` as a DYNA geoip resource (city auto mode: nearest DC).
     write(f"{data}/gdnsd/zones/example.test", soa_ns() + "www 30 DYNA geoip!www\n")
@@ -156,6 +167,12 @@ zone:
         out[-2:] = struct.pack("!H", len(msg))
         out += msg
     write(f"{data}/queries-ecs.bin", bytes(out), "wb")
+    # The same with DO (RFC 3225) on every query: the signed zone signs each answer.
+    out = bytearray()
+    for i, (name, rtype) in enumerate(queries):
+        msg = wire_query(i & 0xFFFF, name, rtype, ecs(rng), dnssec_ok=True)
+        out += struct.pack("!H", len(msg)) + msg
+    write(f"{data}/queries-ecs-do.bin", bytes(out), "wb")
     # The policy sets: one pool's name, A and AAAA, with a Client Subnet from many networks.
     for qset, name in (("rr", "roundrobin.example.test"), ("sticky", "sticky.example.test")):
         out = bytearray()
@@ -184,22 +201,23 @@ def ecs(rng):
     return struct.pack("!HBB", family, prefix, 0) + addr
 
 
-def wire_query(qid, name, rtype, ecs_option):
+def wire_query(qid, name, rtype, ecs_option, dnssec_ok=False):
     types = {"A": 1, "NS": 2, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
     header = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1)
     qname = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
     question = qname + struct.pack("!HH", types[rtype], 1)
     option = struct.pack("!HH", 8, len(ecs_option)) + ecs_option
-    opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, len(option)) + option
+    flags = 0x8000 if dnssec_ok else 0
+    opt = b"\0" + struct.pack("!HHIH", 41, 1232, flags, len(option)) + option
     return header + question + opt
 
 
 # ---------------------------------------------------------------- servers
 
 def command(server, data):
-    if server == "meridian":
+    if server in ("meridian", "meridian-signed"):
         return [os.path.join(REPO, "target/release/meridian"), "serve", "--config",
-                f"{data}/meridian/meridian.toml"]
+                f"{data}/{server}/meridian.toml"]
     if server == "gdnsd":
         for d in ("run", "state"):
             os.makedirs(f"{data}/gdnsd/{d}", exist_ok=True)
@@ -336,6 +354,9 @@ def main():
     for (server, qset), m in sorted(med.items(), key=lambda kv: (kv[0][1], servers.index(kv[0][0]))):
         ours = med.get(("meridian", qset))
         ratio = f"{ours['per_core'] / m['per_core']:.2f}×" if ours and m["per_core"] else "-"
+        if server == "meridian-signed" and ours and ours["per_core"]:
+            # Signed ÷ unsigned: what signing keeps of the unsigned speed.
+            ratio = f"signed ÷ unsigned {m['per_core'] / ours['per_core']:.2f}×, p99 {m['p99'] / ours['p99']:.2f}×"
         print(f"| {server} | {qset} | {m['qps']:,.0f} | {m['cpu'] * 100:.0f} % | {m['per_core']:,.0f} | "
               f"{m['p50']:.0f} / {m['p99']:.0f} | {m['rss']:.1f} | {ratio} |")
     rr, sticky = med.get(("meridian", "rr")), med.get(("meridian", "sticky"))
