@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +33,43 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let max = limits.max_connections;
+    let stop = shutdown.clone();
+    accept(listener, max, stop, move |mut stream, peer| {
+        let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
+        let limits = limits.clone();
+        async move {
+            let served = connection(
+                &mut stream,
+                peer.ip(),
+                Transport::Tcp,
+                &state,
+                &limits,
+                log.as_deref(),
+                &shutdown,
+            );
+            if let Err(error) = served.await {
+                tracing::debug!(%error, %peer, "tcp connection ended");
+            }
+        }
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until `shutdown`, at most `max_connections` open, each
+/// served by the task `serve` makes of it; then stops accepting (the listener closes), lets
+/// connections finish the message they are in, and cuts off whatever is still open after the
+/// grace period. TCP and TLS alike.
+pub(super) async fn accept<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: CancellationToken,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -42,45 +80,29 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(error) => {
-                    tracing::debug!(%error, "tcp accept failed");
+                    tracing::debug!(%error, "accept failed");
                     continue;
                 }
             },
             _ = shutdown.cancelled() => break,
         };
-        let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
-        let limits = limits.clone();
+        let connection = serve(stream, peer);
         connections.spawn(async move {
             let _permit = permit;
-            let mut stream = stream;
-            if let Err(error) = connection(
-                &mut stream,
-                peer.ip(),
-                Transport::Tcp,
-                &state,
-                &limits,
-                log.as_deref(),
-                &shutdown,
-            )
-            .await
-            {
-                tracing::debug!(%error, %peer, "tcp connection ended");
-            }
+            connection.await;
         });
         while connections.try_join_next().is_some() {}
     }
-    // Stop accepting (the listener closes here), let connections finish the message they are
-    // in, and cut off whatever is still open after the grace period.
     drop(listener);
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-        tracing::warn!("closing TCP connections still busy after {SHUTDOWN_GRACE:?}");
+        tracing::warn!("closing connections still busy after {SHUTDOWN_GRACE:?}");
         connections.shutdown().await;
     }
 }
 
 /// How long in-flight TCP answers may take to finish at shutdown.
-pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves one connection (TCP, or TLS once its handshake is done): messages one after another
 /// until the client closes, it idles out, or shutdown comes between two messages (a message

@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -18,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::querylog::QueryLog;
 use super::respond::Transport;
-use super::tcp::{SHUTDOWN_GRACE, TcpLimits, connection};
+use super::tcp::{TcpLimits, accept, connection};
 use crate::config::TlsConfig;
 use crate::snapshot::Current;
 
@@ -84,28 +82,13 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::debug!(%error, "tls accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
+    let max = limits.max_connections;
+    let stop = shutdown.clone();
+    accept(listener, max, stop, move |stream, peer| {
         let acceptor = acceptor.load_full();
         let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
         let limits = limits.clone();
-        connections.spawn(async move {
-            let _permit = permit;
+        async move {
             // A client that does not finish its handshake within the idle timeout is dropped.
             let handshake = tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream));
             let mut stream = match handshake.await {
@@ -125,12 +108,7 @@ pub async fn serve(
             if let Err(error) = served.await {
                 tracing::debug!(%error, %peer, "tls connection ended");
             }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-        connections.shutdown().await;
-    }
+        }
+    })
+    .await;
 }

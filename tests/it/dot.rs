@@ -12,77 +12,11 @@ use tokio_rustls::rustls;
 
 use crate::harness::{Server, TempDir, ZONE_HEAD, eventually};
 
-/// A certificate for `name` and 127.0.0.1 signed by a test CA (`ca.pem`, made once), in
-/// `dir` as `<file>.pem`/`<file>.key`.
+/// A certificate for `name` and 127.0.0.1 signed by the folder's test CA, as
+/// `<file>.pem`/`<file>.key`.
 fn certificate(dir: &Path, file: &str, name: &str) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    if !dir.join("ca.pem").exists() {
-        let ca = [
-            "req",
-            "-x509",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-        ];
-        openssl(&[&ca[..2], &ec[..], &ca[2..]].concat());
-    }
-    let (key, csr, pem) = (
-        format!("{file}.key"),
-        format!("{file}.csr"),
-        format!("{file}.pem"),
-    );
-    let subject = format!("/CN={name}");
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &["-keyout", &key, "-out", &csr, "-subj", &subject],
-        ]
-        .concat(),
-    );
-    let ext = format!("subjectAltName=DNS:{name},IP:127.0.0.1\n");
-    std::fs::write(dir.join(format!("{file}.ext")), ext).unwrap();
-    let ext = format!("{file}.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        &pem,
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-    ]);
+    let extensions = format!("subjectAltName=DNS:{name},IP:127.0.0.1\n");
+    crate::certs::leaf(dir, file, name, &extensions);
 }
 
 fn start() -> (Server, u16, TempDir) {

@@ -24,19 +24,15 @@ fn free_port() -> u16 {
 
 impl Etcd {
     pub fn start() -> Self {
-        let mut etcd = Self {
-            child: None,
-            client: free_port(),
-            peer: free_port(),
-            dir: TempDir::new(),
-            tls: None,
-        };
-        etcd.spawn();
-        etcd
+        Self::start_with(false)
     }
 
     /// Serving clients over TLS with client certificates (made here with `openssl`).
     pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let mut etcd = Self {
             child: None,
             client: free_port(),
@@ -44,9 +40,11 @@ impl Etcd {
             dir: TempDir::new(),
             tls: None,
         };
-        let certs = etcd.dir.0.join("certs");
-        make_certificates(&certs);
-        etcd.tls = Some(certs);
+        if tls {
+            let certs = etcd.dir.0.join("certs");
+            make_certificates(&certs);
+            etcd.tls = Some(certs);
+        }
         etcd.spawn();
         etcd
     }
@@ -136,90 +134,9 @@ impl Drop for Etcd {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
 fn make_certificates(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=test-ca",
-            ],
-        ]
-        .concat(),
-    );
-    for (name, extension) in [
-        (
-            "server",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth",
-        ),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), extension).unwrap();
-        let (key, csr, pem, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        openssl(
-            &[
-                &["req"][..],
-                &ec,
-                &[
-                    "-keyout",
-                    &key,
-                    "-out",
-                    &csr,
-                    "-subj",
-                    &format!("/CN={name}"),
-                ],
-            ]
-            .concat(),
-        );
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ]);
-    }
+    let server = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n";
+    crate::certs::leaf(dir, "server", "server", server);
+    crate::certs::leaf(dir, "client", "client", "extendedKeyUsage=clientAuth\n");
 }
 
 /// The SHA-256 of an API token, as `meridian hash-token` prints it.

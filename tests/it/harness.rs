@@ -100,14 +100,7 @@ impl Server {
 
     /// Like [`Server::start`], with `server` added to the config's `[server]` table.
     pub fn start_server(zones: &[(&str, &str)], server: &str) -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for (name, text) in zones {
-            std::fs::write(zones_dir.join(name), text).unwrap();
-        }
-        std::fs::write(dir.0.join("server.toml"), server).unwrap();
-        Self::start_in(dir, None)
+        Self::start_full(zones, server, "")
     }
 
     /// Like [`Server::start`], with `server` added to `[server]` and `extra` appended.
@@ -125,14 +118,7 @@ impl Server {
 
     /// Like [`Server::start`], with `extra` appended to the config (`[cookies]`…).
     pub fn start_config(zones: &[(&str, &str)], extra: &str) -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for (name, text) in zones {
-            std::fs::write(zones_dir.join(name), text).unwrap();
-        }
-        std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
-        Self::start_in(dir, None)
+        Self::start_full(zones, "", extra)
     }
 
     /// Like [`Server::start`], with a health state file `health.json`.

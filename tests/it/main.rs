@@ -4,6 +4,7 @@ mod adaptive;
 mod api;
 mod authoritative;
 mod backend;
+mod certs;
 mod cli;
 mod cluster;
 mod cookies;
