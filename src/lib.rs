@@ -84,7 +84,8 @@
 //!    (`Policy::order_for`), the dead dropped, the all-down rule, `max_answers`, NODATA,
 //!    NXDOMAIN, referrals.
 //! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
-//!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL);
+//!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL); with
+//!    DO, a signed zone's answer goes to `dns/sign.rs` instead (RRSIGs, compact denial);
 //!    `respond` sets TC when UDP cannot carry it, memoizes fixed answers, and last asks
 //!    `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or dropped). The
 //!    worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
