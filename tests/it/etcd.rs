@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, TempDir, binary};
+use crate::harness::{Server, TempDir};
 
 pub struct Etcd {
     child: Option<Child>,
@@ -139,15 +139,6 @@ fn make_certificates(dir: &std::path::Path) {
     crate::certs::leaf(dir, "client", "client", "extendedKeyUsage=clientAuth\n");
 }
 
-/// The SHA-256 of an API token, as `meridian hash-token` prints it.
-fn hash(token: &str) -> String {
-    let out = Command::new(binary())
-        .args(["hash-token", token])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// A member of a set on `etcd` named `instance`, serving `zones` (its local copy to start
 /// with), with the API (token `write-token`) and `extra` config; started once it has joined.
 pub fn member(etcd: &Etcd, instance: &str, zones: &[(&str, &str)], extra: &str) -> Server {
@@ -168,7 +159,7 @@ pub fn start_member(
         "{extra}\n[api]\nlisten = \"127.0.0.1:0\"\n\
          [[api.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nscope = \"write\"\n\
          [store]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/test\"\ninstance = \"{instance}\"\n{store}",
-        hash("write-token"),
+        crate::harness::token_hash("write-token"),
         etcd.url()
     );
     Server::start_config(zones, &config)

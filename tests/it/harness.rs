@@ -66,6 +66,15 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The SHA-256 of an API token, as `meridian hash-token` prints it.
+pub fn token_hash(token: &str) -> String {
+    let out = Command::new(binary())
+        .args(["hash-token", token])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_meridian")
 }
@@ -147,13 +156,7 @@ impl Server {
         for (name, text) in zones {
             std::fs::write(zones_dir.join(name), text).unwrap();
         }
-        let hash = |t: &str| {
-            let out = Command::new(binary())
-                .args(["hash-token", t])
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
+        let hash = token_hash;
         let api = format!(
             "[api]\nlisten = \"127.0.0.1:0\"\n\
              [[api.tokens]]\nname = \"writer\"\nsha256 = \"{}\"\nscope = \"write\"\n\

@@ -235,7 +235,10 @@ fn nsd_secondary_transfers_the_zone_and_follows_notify() {
     let s = Server::start_config(
         &[("t.test.toml", &zone())],
         &config(&format!(
-            "[transfer]\nnotify = [\"127.0.0.1:{nsd_port}\"]\nnotify_key = \"acme\"\n"
+            "[transfer]\nnotify = [\"127.0.0.1:{nsd_port}\"]\nnotify_key = \"acme\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"writer\"\n\
+             sha256 = \"{}\"\nscope = \"write\"\n",
+            crate::harness::token_hash("write-token")
         )),
     );
     let dir = TempDir::new();
@@ -279,9 +282,17 @@ fn nsd_secondary_transfers_the_zone_and_follows_notify() {
             theirs.sort();
             assert_eq!(theirs.join("|"), ours, "{name} {rtype}");
         }
+        // A change through the HTTP API, then one by UPDATE: NSD follows each NOTIFY.
+        let body = r#"{"data": ["\"from the api\""]}"#;
+        let path = "/zones/t.test/records/api/TXT";
+        let (status, _, text) = s.http("PUT", path, Some("write-token"), Some(body), &[]);
+        assert_eq!(status, 200, "{text}");
+        eventually(Duration::from_secs(5), "NSD follows the API change", || {
+            at_nsd("api.t.test", "TXT") == "\"from the api\""
+        });
         let (ok, err) = nsupdate(&s, KEY, "update add late.t.test. 60 TXT \"after\"");
         assert!(ok, "{err}");
-        eventually(Duration::from_secs(5), "NSD follows the NOTIFY", || {
+        eventually(Duration::from_secs(5), "NSD follows the UPDATE", || {
             at_nsd("late.t.test", "TXT") == "\"after\""
         });
     }));
