@@ -1,13 +1,35 @@
-//! DNSSEC keys (RFC 4034): a zone's signing key made and kept as PKCS#8 (PEM), its DNSKEY
-//! record data, key tag and the DS record for the parent (SHA-256, RFC 4509). ECDSA P-256 with
-//! SHA-256 (algorithm 13) and Ed25519 (algorithm 15), through ring. A leaf: the signing of
-//! answers builds on it.
+//! The keys of DNS security, the one module that names ring: DNSSEC keys (RFC 4034) — a zone's
+//! signing key made and kept as PKCS#8 (PEM), its DNSKEY record data, key tag and the DS record
+//! for the parent (SHA-256, RFC 4509), ECDSA P-256 with SHA-256 (algorithm 13) and Ed25519
+//! (algorithm 15), signatures cached per zone — and TSIG's HMAC keys. A leaf: the signing of
+//! answers (`dns::sign`) and TSIG (`dns::tsig`) build on it.
 
 use std::path::Path;
 
 use hickory_proto::rr::Name;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+
+/// A TSIG key (RFC 8945): HMAC-SHA256, -SHA384 or -SHA512 over a shared secret.
+#[derive(Debug)]
+pub struct HmacKey(ring::hmac::Key);
+
+impl HmacKey {
+    pub fn new(algorithm: crate::config::TsigAlgorithm, secret: &[u8]) -> Self {
+        use crate::config::TsigAlgorithm;
+        let algorithm = match algorithm {
+            TsigAlgorithm::HmacSha256 => ring::hmac::HMAC_SHA256,
+            TsigAlgorithm::HmacSha384 => ring::hmac::HMAC_SHA384,
+            TsigAlgorithm::HmacSha512 => ring::hmac::HMAC_SHA512,
+        };
+        Self(ring::hmac::Key::new(algorithm, secret))
+    }
+
+    /// The MAC of `data`.
+    pub fn sign(&self, data: &[u8]) -> Vec<u8> {
+        ring::hmac::sign(&self.0, data).as_ref().to_vec()
+    }
+}
 
 /// A DNSSEC algorithm we sign with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

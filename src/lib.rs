@@ -67,7 +67,8 @@
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
 //!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
-//!   there), [`dnssec`] (signing keys: PKCS#8 files, DNSKEY, key tag, DS), [`sys`] (the C library: heap trim, page dropping, durable file writes,
+//!   there), [`dnssec`] (DNSSEC signing keys: PKCS#8 files, DNSKEY, key tag, DS, the signature
+//!   cache; TSIG's HMAC keys; ring named only there), [`sys`] (the C library: heap trim, page dropping, durable file writes,
 //!   `recvmmsg`/`sendmmsg`).
 //!
 //! # One UDP query, top to bottom (six files)

@@ -4,9 +4,9 @@
 //! it was sent, without its TSIG record.
 
 use hickory_proto::rr::Name;
-use ring::hmac;
 
 use crate::config::{TsigAlgorithm, TsigConfig, TsigOperation};
+use crate::dnssec::HmacKey;
 
 /// TSIG's record type and class (RFC 8945 §4.2).
 const TSIG: u16 = 250;
@@ -25,7 +25,7 @@ pub const BADTRUNC: u16 = 22;
 pub struct Key {
     pub name: Name,
     pub algorithm: TsigAlgorithm,
-    hmac: hmac::Key,
+    hmac: HmacKey,
     /// The zones it may be used for (`None`: every zone).
     pub zones: Option<Vec<Name>>,
     pub operations: Vec<TsigOperation>,
@@ -33,15 +33,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(config: &TsigConfig) -> Self {
-        let algorithm = match config.algorithm {
-            TsigAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
-            TsigAlgorithm::HmacSha384 => hmac::HMAC_SHA384,
-            TsigAlgorithm::HmacSha512 => hmac::HMAC_SHA512,
-        };
         Self {
             name: config.name.to_lowercase(),
             algorithm: config.algorithm,
-            hmac: hmac::Key::new(algorithm, &config.secret),
+            hmac: HmacKey::new(config.algorithm, &config.secret),
             zones: config.zones.clone(),
             operations: config.operations.clone(),
         }
@@ -142,8 +137,8 @@ pub fn verify<'k>(message: &[u8], keys: &'k [Key], now: u64) -> Verdict<'k> {
     }
     let mut signed = unsigned_copy(message, &record);
     variables(&mut signed, key, record.time, record.fudge, 0, &[]);
-    let expected = hmac::sign(&key.hmac, &signed);
-    if !constant_time_eq(&expected.as_ref()[..record.mac.len()], &record.mac) {
+    let expected = key.hmac.sign(&signed);
+    if !constant_time_eq(&expected[..record.mac.len()], &record.mac) {
         let error = BADSIG;
         return Verdict::Bad {
             error,
@@ -207,7 +202,7 @@ impl Signer<'_> {
                 covered.extend_from_slice(&FUDGE.to_be_bytes());
             }
         }
-        let mac = hmac::sign(&self.key.hmac, &covered).as_ref().to_vec();
+        let mac = self.key.hmac.sign(&covered);
         let id = u16::from_be_bytes([reply[0], reply[1]]);
         append(reply, self.key, time, &mac, id, error, &other);
         self.prior = mac;
@@ -437,7 +432,7 @@ mod tests {
         // A request's MAC covers no prior MAC.
         let mut covered = message.clone();
         variables(&mut covered, key, time, FUDGE, 0, &[]);
-        let mac = hmac::sign(&key.hmac, &covered).as_ref().to_vec();
+        let mac = key.hmac.sign(&covered);
         append(&mut message, key, time, &mac, 0x1234, 0, &[]);
         message
     }
