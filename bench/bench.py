@@ -32,6 +32,8 @@ DCS = {  # name: (lat, lon, v4 prefix, v6 prefix)
 }
 STATIC_HOSTS = 1000
 PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394, "meridian-signed": 5395}
+# The signed server's metrics: the signature cache's hit rate.
+SIGNED_METRICS = 5396
 
 
 # ---------------------------------------------------------------- data
@@ -78,7 +80,8 @@ def gen_data(data, geoip):
     key = next(f for f in os.listdir(f"{signed}/zones") if f.endswith(".pem"))
     write(f"{signed}/zones/example.test.toml", f'\n[dnssec]\nkeys = ["{key}"]\n', "a")
     write(f"{signed}/meridian.toml", open(f"{signed}/meridian.toml").read()
-          .replace(str(PORTS["meridian"]), str(PORTS["meridian-signed"])))
+          .replace(str(PORTS["meridian"]), str(PORTS["meridian-signed"]))
+          + f'[api]\nlisten = "127.0.0.1:{SIGNED_METRICS}"\n')
 
     # gdnsd: the same zone with `www` as a DYNA geoip resource (city auto mode: nearest DC).
     write(f"{data}/gdnsd/zones/example.test", soa_ns() + "www 30 DYNA geoip!www\n")
@@ -309,8 +312,11 @@ def measure(server, qset, data, seconds):
         cpu = (cpu_seconds(proc.pid) - c0) / (time.time() - t0)
         qps = parse_qps(out)
         p50, p99 = latencies_us(dnsperf(port, qset, data, 5, rate=20000, verbose=True))
-        return {"qps": qps, "cpu": cpu, "per_core": qps / cpu if cpu > 0 else 0.0,
-                "p50": p50, "p99": p99, "rss": max(rss, rss_mib(proc.pid))}
+        result = {"qps": qps, "cpu": cpu, "per_core": qps / cpu if cpu > 0 else 0.0,
+                  "p50": p50, "p99": p99, "rss": max(rss, rss_mib(proc.pid))}
+        if server == "meridian-signed":
+            result["hit_rate"] = signature_hit_rate()
+        return result
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -318,6 +324,19 @@ def measure(server, qset, data, seconds):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def signature_hit_rate():
+    """The signed server's signatures reused from its cache ÷ all it needed, since start."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{SIGNED_METRICS}/metrics", timeout=5).read().decode()
+    counts = {"made": 0, "reused": 0}
+    for line in text.splitlines():
+        if line.startswith("meridian_dnssec_signatures_total{"):
+            result = line.split('result="')[1].split('"')[0]
+            counts[result] += int(line.split()[-1])
+    total = counts["made"] + counts["reused"]
+    return counts["reused"] / total if total else float("nan")
 
 
 def main():
@@ -341,9 +360,10 @@ def main():
             for server in servers:  # interleaved, so drift spreads over every server
                 r = measure(server, qset, data, a.seconds)
                 results.setdefault((server, qset), []).append(r)
+                hits = f", signature cache hits {r['hit_rate'] * 100:.2f} %" if "hit_rate" in r else ""
                 print(f"# {qset} rep {rep + 1} {server}: {r['qps']:,.0f} qps at {r['cpu'] * 100:.0f} % CPU "
                       f"= {r['per_core']:,.0f}/core-s, p50/p99 {r['p50']:.0f}/{r['p99']:.0f} us, "
-                      f"RSS {r['rss']:.1f} MiB", flush=True)
+                      f"RSS {r['rss']:.1f} MiB{hits}", flush=True)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in results.items()}
     print()
     print(f"Median of {a.reps} runs of {a.seconds} s; server on CPU 0, dnsperf on CPU 1; "
@@ -356,7 +376,8 @@ def main():
         ratio = f"{ours['per_core'] / m['per_core']:.2f}×" if ours and m["per_core"] else "-"
         if server == "meridian-signed" and ours and ours["per_core"]:
             # Signed ÷ unsigned: what signing keeps of the unsigned speed.
-            ratio = f"signed ÷ unsigned {m['per_core'] / ours['per_core']:.2f}×, p99 {m['p99'] / ours['p99']:.2f}×"
+            ratio = (f"signed ÷ unsigned {m['per_core'] / ours['per_core']:.2f}×, p99 {m['p99'] / ours['p99']:.2f}×, "
+                     f"signature cache hits {m['hit_rate'] * 100:.2f} %")
         print(f"| {server} | {qset} | {m['qps']:,.0f} | {m['cpu'] * 100:.0f} % | {m['per_core']:,.0f} | "
               f"{m['p50']:.0f} / {m['p99']:.0f} | {m['rss']:.1f} | {ratio} |")
     rr, sticky = med.get(("meridian", "rr")), med.get(("meridian", "sticky"))

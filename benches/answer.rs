@@ -2,17 +2,21 @@
 //! round-robin pool, NXDOMAIN, and a geo pool for clients sent in EDNS Client Subnet options
 //! (located with the bundled test database). Each case twice: a fresh reply (`respond`), and as
 //! a UDP worker answers — a reused buffer and the worker's reply memo, which holds the fixed
-//! answers (static, geo with `all` datacenters) after their first time. `cargo bench --bench
-//! answer`.
+//! answers (static, geo with `all` datacenters) after their first time. Then DNSSEC: a cold
+//! signature for each algorithm, and the same zone signed answering queries with DO as a
+//! worker does (signatures cached, fixed answers memoized). `cargo bench --bench answer`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
 use meridian::dns::memo::Memo;
 use meridian::dns::respond::{
     Incoming, Outcome, Responder, Settings, Transport, respond, respond_into,
 };
+use meridian::dnssec::{Algorithm, FLAGS_CSK, Role, SigningKey, Timing, ZoneSigner};
 use meridian::fixture::{self, ZONE_HEAD};
 use meridian::snapshot::Snapshot;
 
@@ -123,5 +127,81 @@ fn answer_path(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, answer_path);
+/// The benchmark zone signed by one new combined key of `algorithm`.
+fn signed_snapshot(algorithm: Algorithm) -> Snapshot {
+    let unsigned = snapshot();
+    let mut zone = fixture::zone("example.test.", &format!("{ZONE_HEAD}{POOLS}"));
+    let der = SigningKey::generate(algorithm).unwrap();
+    let key = SigningKey::from_pkcs8(&der, FLAGS_CSK).unwrap();
+    let signer = ZoneSigner::new(vec![(key, Role::Combined)], Timing::default());
+    zone.signer = Some(Arc::new(signer));
+    let origin = meridian::zone::Name::from_ascii("example.test.").unwrap();
+    Snapshot {
+        generation: unsigned.generation + 1,
+        zones: Arc::new(unsigned.zones.with_zone(&origin, Some(zone))),
+        geo: unsigned.geo.clone(),
+        health: unsigned.health.clone(),
+    }
+}
+
+fn signing(c: &mut Criterion) {
+    // Signed data of a typical RRset: the RRSIG's fields, then four A records.
+    let data = [0x5a_u8; 160];
+    for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+        let der = SigningKey::generate(algorithm).unwrap();
+        let key = SigningKey::from_pkcs8(&der, FLAGS_CSK).unwrap();
+        c.bench_function(&format!("cold signature, {algorithm:?}"), |b| {
+            b.iter(|| key.sign(black_box(&data)).unwrap())
+        });
+        let snapshot = signed_snapshot(algorithm);
+        let source: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let cases = [
+            ("NXDOMAIN", query("nope.example.test", 1, None)),
+            ("round-robin pool A", query("www.example.test", 1, None)),
+            (
+                "geo A, ECS London",
+                query("edge.example.test", 1, Some([81, 2, 69])),
+            ),
+        ];
+        let mut memo = Memo::default();
+        let mut out = Vec::with_capacity(1232);
+        for (name, mut q) in cases {
+            // DO: the OPT record's flags are the 4th and 3rd bytes before its options.
+            let flags_at = 12 + name_len(&q) + 4 + 1 + 2 + 2 + 2;
+            q[flags_at] |= 0x80;
+            let mut ask = |memo: &mut Memo, out: &mut Vec<u8>| {
+                let incoming = Incoming {
+                    query: black_box(&q),
+                    source,
+                    transport: Transport::Udp,
+                };
+                let mut with = Responder {
+                    rng: &mut rng,
+                    memo: Some(memo),
+                    settings: &Settings::new(1232),
+                    now: 1_800_000_000,
+                    reference: false,
+                };
+                respond_into(&snapshot, incoming, &mut with, &mut Outcome::default(), out)
+            };
+            ask(&mut memo, &mut out);
+            let rrsig = [0, 46, 0, 1];
+            assert!(out.windows(4).any(|w| w == rrsig), "{name}: signed");
+            let label = format!("signed {name} with DO, {algorithm:?} (worker)");
+            c.bench_function(&label, |b| b.iter(|| ask(&mut memo, &mut out)));
+        }
+    }
+}
+
+/// The length of the question name of query `q`.
+fn name_len(q: &[u8]) -> usize {
+    let mut at = 12;
+    while q[at] != 0 {
+        at += 1 + usize::from(q[at]);
+    }
+    at + 1 - 12
+}
+
+criterion_group!(benches, answer_path, signing);
 criterion_main!(benches);

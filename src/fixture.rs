@@ -31,13 +31,16 @@ pub fn test_geoip_path() -> PathBuf {
     ))
 }
 
+/// The zone `origin` of TOML `text`, built; panics on a zone that does not build.
+pub fn zone(origin: &str, text: &str) -> crate::zone::Zone {
+    let spec: ZoneSpec = toml::from_str(text).expect("test zone parses");
+    let origin = Name::from_ascii(origin).expect("test origin");
+    build_zone(&origin, &spec, None).expect("test zone builds")
+}
+
 /// The zones given as (origin, TOML text), built; panics on a zone that does not build.
 pub fn zone_set(zones: &[(&str, &str)]) -> ZoneSet {
-    ZoneSet::new(zones.iter().map(|(origin, text)| {
-        let spec: ZoneSpec = toml::from_str(text).expect("test zone parses");
-        let origin = Name::from_ascii(origin).expect("test origin");
-        build_zone(&origin, &spec, None).expect("test zone builds")
-    }))
+    ZoneSet::new(zones.iter().map(|(origin, text)| zone(origin, text)))
 }
 
 /// Which GeoIP database a fixture snapshot has.

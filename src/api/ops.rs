@@ -47,10 +47,26 @@ pub async fn metrics(AxumState(api): AxumState<Api>) -> impl IntoResponse {
         .map(|z| (z.origin.to_ascii(), z.serial()))
         .collect();
     zones.sort();
+    let mut signatures: Vec<(String, u64, u64)> = snapshot
+        .zones
+        .iter()
+        .filter_map(|z| {
+            let signer = z.signer.as_deref()?;
+            let count =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            Some((
+                z.origin.to_ascii(),
+                count(&signer.made),
+                count(&signer.reused),
+            ))
+        })
+        .collect();
+    signatures.sort();
     let gauges = metrics::Gauges {
         probes,
         geoip_build_epoch: snapshot.geo.as_ref().map(|db| db.build_epoch()),
         zones,
+        signatures,
         ready: api.control.ready(),
     };
     drop(snapshot);

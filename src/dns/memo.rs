@@ -5,7 +5,8 @@
 //! function of (node, type, decision): the reply is encoded once and later replies copy it,
 //! patching the ID, RD and CD, the question as sent (letter case) and the OPT record with the
 //! client's ECS scope. Rotating, weighted and random pools are never memoized: their next
-//! answer differs.
+//! answer differs. A signed reply (DO to a signed zone) is memoized like the others until its
+//! first signature is due to be remade.
 
 use hickory_proto::op::ResponseCode;
 use rustc_hash::FxHashMap;
@@ -24,12 +25,26 @@ pub struct Memo {
     pub hits: u64,
 }
 
+/// What a memoized reply answers.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Key {
+pub struct Key {
     /// The node's address: unique within the snapshot the memo is for.
     node: usize,
     qtype: u16,
     decided: Decided,
+    /// With its signatures (DO to a signed zone).
+    signed: bool,
+}
+
+impl Key {
+    pub fn new(node: &Node, qtype: u16, decided: Decided, signed: bool) -> Self {
+        Self {
+            node: std::ptr::from_ref(node) as usize,
+            qtype,
+            decided,
+            signed,
+        }
+    }
 }
 
 /// One encoded reply: its header as the first asker got it and everything between the
@@ -39,6 +54,8 @@ pub struct Entry {
     /// The zone's version and health view's version it was encoded from: a change elsewhere
     /// keeps it, a change to the zone or its health does not.
     stamp: Stamp,
+    /// Until when it may be copied (Unix seconds): a signed reply's signatures are remade.
+    fresh_until: u32,
     header: [u8; 12],
     body: Box<[u8]>,
     pub rcode: ResponseCode,
@@ -50,40 +67,26 @@ pub struct Entry {
 pub type Stamp = (u64, u64);
 
 impl Memo {
-    /// The reply memoized for (`node`, `qtype`, `decided`) of the zone and health `stamp`.
-    pub fn get(
-        &mut self,
-        stamp: Stamp,
-        node: &Node,
-        qtype: u16,
-        decided: &Decided,
-    ) -> Option<&Entry> {
-        let key = Key {
-            node: std::ptr::from_ref(node) as usize,
-            qtype,
-            decided: decided.clone(),
-        };
+    /// The reply memoized for `key` of the zone and health `stamp`, still fresh at `now`.
+    pub fn get(&mut self, stamp: Stamp, key: &Key, now: u32) -> Option<&Entry> {
         // A node's address may be reused by a later zone's: the stamp tells them apart.
-        let found = self.entries.get(&key).filter(|e| e.stamp == stamp);
+        let found = self
+            .entries
+            .get(key)
+            .filter(|e| e.stamp == stamp && now < e.fresh_until);
         self.hits += u64::from(found.is_some());
         found
     }
 
-    /// Keeps `encoded` for (`node`, `qtype`, `decided`).
-    pub fn put(
-        &mut self,
-        stamp: Stamp,
-        node: &Node,
-        qtype: u16,
-        decided: Decided,
-        encoded: Encoded<'_>,
-    ) {
+    /// Keeps `encoded` for `key`.
+    pub fn put(&mut self, stamp: Stamp, key: Key, encoded: Encoded<'_>) {
         let Encoded {
             reply,
             question_end,
             opt_at,
             rcode,
             datacenter,
+            fresh_until,
         } = encoded;
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
@@ -94,13 +97,9 @@ impl Memo {
             let additionals = u16::from_be_bytes([header[10], header[11]]) - 1;
             header[10..12].copy_from_slice(&additionals.to_be_bytes());
         }
-        let key = Key {
-            node: std::ptr::from_ref(node) as usize,
-            qtype,
-            decided,
-        };
         let entry = Entry {
             stamp,
+            fresh_until,
             header,
             body: reply[question_end..opt_at].into(),
             rcode,
@@ -122,6 +121,8 @@ pub struct Encoded<'a> {
     pub rcode: ResponseCode,
     /// The datacenter that answered, where a pool did (for the metrics).
     pub datacenter: Option<usize>,
+    /// Until when it may be copied (`u32::MAX`: while the stamp holds).
+    pub fresh_until: u32,
 }
 
 impl Entry {
@@ -159,6 +160,25 @@ mod tests {
     use crate::fixture;
     use crate::snapshot::Snapshot;
 
+    /// The reply to `query` as a UDP worker with `memo` makes it at `now`.
+    fn answer(snapshot: &Snapshot, query: &[u8], memo: &mut Memo, now: u32) -> Vec<u8> {
+        let mut with = Responder {
+            rng: &mut fastrand::Rng::with_seed(1),
+            memo: Some(memo),
+            settings: &Settings::new(1232),
+            now,
+            reference: false,
+        };
+        let incoming = Incoming {
+            query,
+            source: "127.0.0.1".parse().unwrap(),
+            transport: Transport::Udp,
+        };
+        let (outcome, mut out) = (&mut Outcome::default(), Vec::new());
+        respond_into(snapshot, incoming, &mut with, outcome, &mut out);
+        out
+    }
+
     #[test]
     fn a_change_to_one_zone_keeps_the_answers_memoized_for_the_others() {
         let zone = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\
@@ -166,14 +186,10 @@ mod tests {
         let before = fixture::snapshot(&[("a.test.", zone), ("b.test.", zone)], fixture::Geo::None);
         // b.test. rebuilt (a new version), a.test. shared as it was.
         let b = crate::zone::Name::from_ascii("b.test.").unwrap();
-        let rebuilt = fixture::zone_set(&[("b.test.", zone)]).shared()[0].clone();
+        let rebuilt = fixture::zone("b.test.", zone);
         let after = Snapshot {
             generation: before.generation + 1,
-            zones: std::sync::Arc::new(
-                before
-                    .zones
-                    .with_zone(&b, std::sync::Arc::into_inner(rebuilt)),
-            ),
+            zones: std::sync::Arc::new(before.zones.with_zone(&b, Some(rebuilt))),
             geo: None,
             health: before.health.clone(),
         };
@@ -183,26 +199,7 @@ mod tests {
             q.extend_from_slice(b"\x03www");
             q.extend_from_slice(zone);
             q.extend_from_slice(b"\x00\x01\x00\x01");
-            let mut with = Responder {
-                rng: &mut fastrand::Rng::with_seed(1),
-                memo: Some(&mut memo),
-                settings: &Settings::new(1232),
-                now: 1_800_000_000,
-                reference: false,
-            };
-            let incoming = Incoming {
-                query: &q,
-                source: "127.0.0.1".parse().unwrap(),
-                transport: Transport::Udp,
-            };
-            let mut out = Vec::new();
-            respond_into(
-                snapshot,
-                incoming,
-                &mut with,
-                &mut Outcome::default(),
-                &mut out,
-            );
+            answer(snapshot, &q, &mut memo, 1_800_000_000);
             memo.hits
         };
         let (a, b) = (b"\x01a\x04test\x00", b"\x01b\x04test\x00");
@@ -212,5 +209,62 @@ mod tests {
         assert_eq!(ask(&after, a), 2, "a.test. did not change: still memoized");
         assert_eq!(ask(&after, b), 2, "b.test. changed: encoded again");
         assert_eq!(ask(&after, b), 3);
+    }
+
+    #[test]
+    fn a_signed_reply_is_memoized_until_its_signatures_are_remade() {
+        use crate::dnssec::{FLAGS_CSK, Role, SigningKey, Timing, ZoneSigner};
+        let zone = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\
+                    [[records]]\nname = \"www\"\ntype = \"A\"\ndata = [\"192.0.2.1\"]\n";
+        let unsigned = fixture::snapshot(&[("a.test.", zone)], fixture::Geo::None);
+        let mut signed = fixture::zone("a.test.", zone);
+        let der = SigningKey::generate(crate::dnssec::Algorithm::Ed25519).unwrap();
+        let key = SigningKey::from_pkcs8(&der, FLAGS_CSK).unwrap();
+        let signer = ZoneSigner::new(vec![(key, Role::Combined)], Timing::default());
+        signed.signer = Some(std::sync::Arc::new(signer));
+        let a = crate::zone::Name::from_ascii("a.test.").unwrap();
+        let snapshot = Snapshot {
+            generation: 2,
+            zones: std::sync::Arc::new(unsigned.zones.with_zone(&a, Some(signed))),
+            geo: None,
+            health: unsigned.health.clone(),
+        };
+        let mut memo = Memo::default();
+        let mut ask = |id: u8, dnssec_ok: bool, now: u32| {
+            let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+            q.extend_from_slice(b"\x03www\x01a\x04test\x00\x00\x01\x00\x01");
+            let flags = if dnssec_ok { 0x80 } else { 0 };
+            q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, flags, 0, 0, 0]);
+            let out = answer(&snapshot, &q, &mut memo, now);
+            (memo.hits, out)
+        };
+        let now = 1_800_000_000;
+        let (_, first) = ask(1, true, now);
+        let rrsig = |reply: &[u8]| {
+            let message = hickory_proto::op::Message::from_vec(reply).unwrap();
+            let rrsigs: Vec<String> = message
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == hickory_proto::rr::RecordType::RRSIG)
+                .map(|r| format!("{:?}", r.data))
+                .collect();
+            assert_eq!(rrsigs.len(), 1, "{message:?}");
+            rrsigs[0].clone()
+        };
+        let (hits, again) = ask(2, true, now + 1);
+        assert_eq!(hits, 1, "the signed reply came from the memo");
+        assert_eq!(
+            (again[1], &again[2..]),
+            (2, &first[2..]),
+            "the same reply, our ID"
+        );
+        // Without DO: the unsigned reply, memoized apart.
+        let (hits, plain) = ask(3, false, now);
+        assert_eq!(hits, 1);
+        assert!(plain.len() < first.len());
+        // An hour on the signatures are remade: the memoized reply is not copied.
+        let (hits, later) = ask(4, true, now + crate::dnssec::REFRESH);
+        assert_eq!(hits, 1);
+        assert_ne!(rrsig(&later), rrsig(&first));
     }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use hickory_proto::op::{Metadata, ResponseCode};
 
 use super::cookies::{Cookies, Verdict};
-use super::memo::{Encoded, Memo};
+use super::memo::{Encoded, Key as MemoKey, Memo};
 use super::ratelimit::{Action, RateLimiter, class_of, truncate};
 use super::reference;
 use super::request::{self, Question, Read, RequestEdns};
@@ -211,20 +211,19 @@ fn answer_into<'s>(
     let key = question.key();
     let found = resolve::find(snapshot, &key, question.qtype, question.client);
     // 4. A reply memoized for this node, type and decision of this zone and health: copied,
-    // patched.
-    // Signed answers (DO to a signed zone) are made afresh: never from or into the memo.
+    // patched. Signed answers (DO to a signed zone) are memoized apart, until their
+    // signatures are remade.
     let signing = question.edns.as_ref().is_some_and(|e| e.dnssec_ok)
         && found.as_ref().is_some_and(|f| f.zone.signer.is_some());
-    let memoized = with.memo.is_some() && !with.reference && !signing && question.labels.is_some();
     let memo_key = found
         .as_ref()
-        .filter(|_| memoized)
-        .and_then(|f| f.memo_key(question.qtype));
+        .filter(|_| with.memo.is_some() && !with.reference)
+        .and_then(|found| memo_key(&question, found, signing));
     let stamp = found
         .as_ref()
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
-    if let (Some(memo), Some((node, decided, scope))) = (with.memo.as_deref_mut(), &memo_key)
-        && let Some(entry) = memo.get(stamp, node, question.qtype.into(), decided)
+    if let (Some(memo), Some((key, scope))) = (with.memo.as_deref_mut(), &memo_key)
+        && let Some(entry) = memo.get(stamp, key, with.now)
     {
         let end = question.labels.map_or(0, |l| l.0);
         entry.write(question.query, end, reply.opt(*scope).as_ref(), out);
@@ -247,18 +246,19 @@ fn answer_into<'s>(
     outcome.rcode = answer.rcode;
     outcome.zone = answer.zone;
     outcome.served = answer.served;
-    // 6. DNSSEC: with DO, a signed zone's answer gets its signatures and denial proofs.
-    if let Some(zone) = answer.zone.filter(|_| signing) {
-        sign_into(&question, &answer, &reply, zone, with.now, out);
-        return true;
-    }
-    // 6. Encode; a reply too large for UDP goes out empty with TC set.
-    let Some(opt_at) = encode_fitting(&question, &answer, &reply, with.reference, out) else {
+    // 6. Encode, with DNSSEC's signatures and denial proofs for DO to a signed zone; a reply
+    // too large for UDP goes out empty with TC set.
+    let encoded = match answer.zone.filter(|_| signing) {
+        Some(zone) => sign_into(&question, &answer, &reply, zone, with.now, out),
+        None => encode_fitting(&question, &answer, &reply, with.reference, out)
+            .map(|opt_at| (opt_at, answer.rcode, u32::MAX)),
+    };
+    let Some((opt_at, rcode, fresh_until)) = encoded else {
         return true;
     };
     // 7. Memoize the fixed answer `find` stood for: not a fallback pool's or a wildcard's
     // (renamed) nor one that followed a CNAME.
-    if let (Some(memo), Some((node, decided, scope)), Some(labels)) =
+    if let (Some(memo), Some((key, scope)), Some(labels)) =
         (with.memo.as_deref_mut(), memo_key, question.labels)
         && answer.renamed.is_empty()
         && answer.at_qname.is_none()
@@ -268,10 +268,11 @@ fn answer_into<'s>(
             reply: out,
             question_end: labels.0,
             opt_at,
-            rcode: answer.rcode,
+            rcode,
             datacenter: answer.served.map(|s| s.datacenter),
+            fresh_until,
         };
-        memo.put(stamp, node, question.qtype.into(), decided, encoded);
+        memo.put(stamp, key, encoded);
     }
     true
 }
@@ -299,8 +300,9 @@ fn encode_fitting(
     None
 }
 
-/// The signed reply (see [`super::sign`]) into `out`; one too large for UDP goes out empty
-/// with TC set.
+/// The signed reply (see [`super::sign`]) into `out`, with our OPT record; one too large for
+/// UDP goes out empty with TC set (then `None`). Else where its OPT record starts, its
+/// response code and until when its signatures are current.
 fn sign_into(
     question: &Question<'_>,
     answer: &Answer<'_>,
@@ -308,31 +310,44 @@ fn sign_into(
     zone: &Zone,
     now: u32,
     out: &mut Vec<u8>,
-) {
+) -> Option<(usize, ResponseCode, u32)> {
     let mut metadata = Metadata::response_from_request(&question.metadata);
     metadata.authoritative = answer.authoritative;
     metadata.response_code = answer.rcode;
-    let edns = reference::edns(reply.opt(answer.ecs_scope));
     let asked = question.hickory();
     let qname = question.name();
-    *out = super::sign::signed_reply(
+    let signed = super::sign::signed_reply(&metadata, asked.as_deref(), &qname, answer, zone, now);
+    *out = signed.reply;
+    let opt_at = out.len();
+    let opt = reply.opt(answer.ecs_scope);
+    if let Some(opt) = &opt
+        && out.len() >= 12
+    {
+        let additionals = u16::from_be_bytes([out[10], out[11]]) + 1;
+        out[10..12].copy_from_slice(&additionals.to_be_bytes());
+        wire::emit_opt(out, opt, signed.rcode);
+    }
+    if out.len() <= reply.limit {
+        return Some((opt_at, signed.rcode, signed.fresh_until));
+    }
+    metadata.truncation = true;
+    metadata.response_code = signed.rcode;
+    let edns = reference::edns(opt);
+    *out = reference::encode(
         &metadata,
         asked.as_deref(),
-        &qname,
-        answer,
+        &Answer::default(),
         edns.as_ref(),
-        zone,
-        now,
     );
-    if out.len() > reply.limit {
-        metadata.truncation = true;
-        *out = reference::encode(
-            &metadata,
-            asked.as_deref(),
-            &Answer::default(),
-            edns.as_ref(),
-        );
-    }
+    None
+}
+
+/// What a reply to `question` is memoized under (with its ECS scope), where it can be.
+fn memo_key(question: &Question<'_>, found: &Found<'_>, signed: bool) -> Option<(MemoKey, u8)> {
+    question.labels?;
+    let (node, decided, scope) = found.memo_key(question.qtype)?;
+    let key = MemoKey::new(node, question.qtype.into(), decided, signed);
+    Some((key, scope))
 }
 
 /// The pool `find` chose, serving from `datacenter` (a memoized reply's).

@@ -5,9 +5,10 @@
 //! or only NXNAME (the name does not exist; the reply is then NOERROR). No zone walking is
 //! possible. Signatures are cached by the signed data (`dnssec::ZoneSigner`), so an RRset
 //! answered again — a rotated order of the same endpoints is the same RRset — is not signed
-//! again. Encoded by hickory's encoder; answers without DO never come here.
+//! again. Encoded by hickory's encoder, without the OPT record (the caller writes it, as for
+//! a memoized reply); answers without DO never come here.
 
-use hickory_proto::op::{Edns, Metadata, Query, ResponseCode, emit_message_parts};
+use hickory_proto::op::{Metadata, Query, ResponseCode, emit_message_parts};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -16,6 +17,16 @@ use crate::dnssec::{self, ZoneSigner};
 use crate::resolve::Answer;
 use crate::zone::Zone;
 
+/// A signed reply, up to its OPT record.
+#[derive(Debug, Default)]
+pub struct Signed {
+    pub reply: Vec<u8>,
+    /// Its response code (compact denial answers NOERROR where the name does not exist).
+    pub rcode: ResponseCode,
+    /// Until when its signatures are the current ones (Unix seconds).
+    pub fresh_until: u32,
+}
+
 /// The signed reply to a question for `qname` answered by `answer` from `zone` (which has a
 /// signer).
 pub fn signed_reply(
@@ -23,12 +34,11 @@ pub fn signed_reply(
     question: Option<&Query>,
     qname: &Name,
     answer: &Answer<'_>,
-    edns: Option<&Edns>,
     zone: &Zone,
     now: u32,
-) -> Vec<u8> {
+) -> Signed {
     let Some(signer) = zone.signer.as_deref() else {
-        return Vec::new();
+        return Signed::default();
     };
     let mut metadata = *metadata;
     // Each record as it goes out, with the name it is signed as: its own, a wildcard's
@@ -79,8 +89,9 @@ pub fn signed_reply(
         let nsec = record(&cut, ns.ttl, RecordType::NSEC, nsec);
         authorities.push((nsec, cut));
     }
-    let sign = |records: Vec<(Record, Name)>, skip_ns: bool| {
-        sign_section(records, zone, signer, now, skip_ns)
+    let mut fresh_until = u32::MAX;
+    let mut sign = |records: Vec<(Record, Name)>, skip_ns: bool| {
+        sign_section(records, zone, signer, now, skip_ns, &mut fresh_until)
     };
     let answers = sign(answers, false);
     let authorities = sign(authorities, referral);
@@ -92,7 +103,7 @@ pub fn signed_reply(
         &mut answers.iter(),
         &mut authorities.iter(),
         &mut answer.additionals.iter().copied(),
-        edns,
+        None,
         None,
         &mut encoder,
     );
@@ -100,7 +111,11 @@ pub fn signed_reply(
         tracing::error!(%error, "cannot encode a signed reply");
         buf.clear();
     }
-    buf
+    Signed {
+        reply: buf,
+        rcode: metadata.response_code,
+        fresh_until,
+    }
 }
 
 /// The types `qname` has in `zone` (static sets and its pool's families).
@@ -130,13 +145,15 @@ fn record(owner: &Name, ttl: u32, rtype: RecordType, rdata: Vec<u8>) -> Record {
 }
 
 /// `records` with each RRset (consecutive records of one owner and type) followed by its
-/// RRSIGs; NS sets below the apex (a delegation) left unsigned when `skip_ns`.
+/// RRSIGs; NS sets below the apex (a delegation) left unsigned when `skip_ns`. `fresh_until`
+/// is lowered to when the first of these signatures is remade.
 fn sign_section(
     records: Vec<(Record, Name)>,
     zone: &Zone,
     signer: &ZoneSigner,
     now: u32,
     skip_ns: bool,
+    fresh_until: &mut u32,
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut i = 0;
@@ -154,7 +171,8 @@ fn sign_section(
             let mut rdatas: Vec<Vec<u8>> = set.iter().map(|(r, _)| canonical(r)).collect();
             let rtype = u16::from(first.record_type());
             let sigs = signer.rrsigs(signed_as, rtype, first.ttl, &mut rdatas, &zone.origin, now);
-            for sig in sigs {
+            *fresh_until = (*fresh_until).min(sigs.fresh_until);
+            for sig in sigs.records {
                 out.push(record(&first.name, first.ttl, RecordType::RRSIG, sig));
             }
         }

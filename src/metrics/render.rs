@@ -15,6 +15,8 @@ pub struct Gauges {
     pub probes: Vec<(String, String, Option<bool>, Option<Duration>)>,
     pub geoip_build_epoch: Option<u64>,
     pub zones: Vec<(String, u32)>,
+    /// Signed zones' signatures: (zone, made, reused from the cache).
+    pub signatures: Vec<(String, u64, u64)>,
     pub ready: bool,
 }
 
@@ -275,6 +277,21 @@ fn fleet(out: &mut Exposition, gauges: &Gauges) {
     );
     for (zone, serial) in &gauges.zones {
         out.sample("meridian_zone_serial", &[("zone", zone)], serial);
+    }
+    out.family(
+        "meridian_dnssec_signatures_total",
+        "counter",
+        "RRSIGs a signed zone's answers needed: made, or reused from the signature cache \
+         (since the zone's keys were loaded).",
+    );
+    for (zone, made, reused) in &gauges.signatures {
+        out.sample(
+            "meridian_dnssec_signatures_total",
+            &[("zone", zone), ("result", "made")],
+            made,
+        );
+        let reused_labels = [("zone", zone.as_str()), ("result", "reused")];
+        out.sample("meridian_dnssec_signatures_total", &reused_labels, reused);
     }
     out.family(
         "meridian_ready",

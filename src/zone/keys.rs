@@ -9,7 +9,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::spec::DnssecSpec;
-use crate::dnssec::{self, FLAGS_CSK, FLAGS_ZSK, Role, SigningKey, ZoneKeys};
+use crate::dnssec::{self, FLAGS_CSK, FLAGS_ZSK, REFRESH, Role, SigningKey, Timing, ZoneKeys};
 
 /// The keys `spec` names (files relative to `dir`), each with its role, and their apex
 /// records: every key's DNSKEY, and CDS and CDNSKEY of the entry points (combined keys, KSKs).
@@ -61,6 +61,32 @@ pub fn records(
     }
     warn_unmatched_ds(origin, &keys, &spec.parent_ds);
     Ok((keys, out))
+}
+
+/// The signatures' validity `spec` asks for: valid for at least three refreshes (so that a
+/// resolver's copy never expires before a fresh one is served), at most 90 days; an inception
+/// at most a day back.
+pub fn timing(spec: &DnssecSpec) -> Result<Timing, String> {
+    let default = Timing::default();
+    let validity = spec.validity_secs.unwrap_or(default.validity);
+    let inception_back = spec.inception_back_secs.unwrap_or(default.inception_back);
+    if !(3 * REFRESH..=90 * 86_400).contains(&validity) {
+        return Err(format!(
+            "validity_secs = {validity}: give between {} (three hours: signatures are remade \
+             hourly) and {} (90 days)",
+            3 * REFRESH,
+            90 * 86_400
+        ));
+    }
+    if inception_back > 86_400 {
+        return Err(format!(
+            "inception_back_secs = {inception_back}: at most 86400 (a day)"
+        ));
+    }
+    Ok(Timing {
+        validity,
+        inception_back,
+    })
 }
 
 /// Warns when `parent_ds` is given and none of its DS records matches an entry point of `keys`:

@@ -298,8 +298,11 @@ fn build_spec(
     if let Some(dnssec) = &spec.dnssec {
         let (keys, records) = super::keys::records(dir, origin, spec.ttl, dnssec)
             .map_err(|message| invalid(FieldPath::default().key("dnssec").key("keys"), message))?;
+        let timing = super::keys::timing(dnssec)
+            .map_err(|message| invalid(FieldPath::default().key("dnssec"), message))?;
         master.get_or_insert_with(Vec::new).extend(records);
-        signer = Some(std::sync::Arc::new(crate::dnssec::ZoneSigner::new(keys)));
+        let zone_signer = crate::dnssec::ZoneSigner::new(keys, timing);
+        signer = Some(std::sync::Arc::new(zone_signer));
     }
     let mut zone = build_zone(origin, &spec, master).map_err(|e| invalid(e.field, e.message))?;
     zone.signer = signer;

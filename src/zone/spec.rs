@@ -62,6 +62,14 @@ pub struct DnssecSpec {
     /// by `check` when none matches a key (a rollover step missed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parent_ds: Vec<String>,
+    /// How long a signature is valid after it is made (seconds; 7 days by default). Signatures
+    /// are remade hourly, so a resolver never holds one older than an hour plus its TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_secs: Option<u32>,
+    /// How far back a signature's inception is set (seconds; an hour by default): validators
+    /// whose clocks run behind ours still accept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inception_back_secs: Option<u32>,
 }
 
 pub fn default_zone_ttl() -> u32 {

@@ -5,7 +5,8 @@
 
 use std::process::Command;
 
-use crate::harness::{Server, TempDir, ZONE_HEAD, binary};
+use crate::harness::{Reply, Server, TempDir, ZONE_HEAD, binary, rdata, repo};
+use crate::proxy::{Change, Proxy};
 
 /// Runs `meridian` with `args` in `dir`: (success, stdout, stderr).
 fn meridian(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
@@ -16,6 +17,14 @@ fn meridian(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `meridian keygen --zone t.test` in the empty folder `dir`: the key file and what it printed.
+fn keygen(dir: &TempDir) -> (std::path::PathBuf, String) {
+    let (ok, printed, err) = meridian(&dir.0, &["keygen", "--zone", "t.test"]);
+    assert!(ok, "{err}");
+    let file = std::fs::read_dir(&dir.0).unwrap().next().unwrap().unwrap();
+    (file.path(), printed)
 }
 
 #[test]
@@ -132,14 +141,7 @@ fn keygen_makes_a_key_whose_dnskey_and_ds_the_zone_serves() {
 #[test]
 fn signed_answers_validate_with_delv() {
     let keys = TempDir::new();
-    let (ok, printed, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
-    assert!(ok, "{err}");
-    let key = std::fs::read_dir(&keys.0)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let (key, printed) = keygen(&keys);
     let zone = format!(
         "{ZONE_HEAD}[[records]]\nname = \"@\"\ntype = \"MX\"\ndata = [\"10 mail\"]\n\
          [[records]]\nname = \"mail\"\ntype = \"A\"\ndata = [\"192.0.2.25\"]\n\
@@ -155,7 +157,8 @@ fn signed_answers_validate_with_delv() {
          [dnssec]\nkeys = [\"{}\"]\n",
         key.display()
     );
-    let s = Server::start(&[("t.test.toml", &zone)]);
+    let geoip = repo().join("geoip/meridian-test.mmdb");
+    let s = Server::start_geo(&[("t.test.toml", &zone)], Some(&geoip));
     let anchor = |ds_line: &str| {
         let f: Vec<&str> = ds_line.split_whitespace().collect();
         let path = keys.0.join(format!("anchor-{}.conf", f[3]));
@@ -167,15 +170,17 @@ fn signed_answers_validate_with_delv() {
         path
     };
     let good = anchor(printed.lines().find(|l| l.contains(" DS ")).unwrap());
-    let delv = |anchor: &std::path::Path, name: &str, rtype: &str| {
+    let delv_via = |port: u16, anchor: &std::path::Path, name: &str, rtype: &str| {
         let out = Command::new("delv")
-            .args(["@127.0.0.1", "-p", &s.port.to_string(), "-a"])
+            .args(["@127.0.0.1", "-p", &port.to_string(), "-a"])
             .arg(anchor)
             .args(["+root=t.test", name, rtype])
             .output()
             .expect("delv is installed (bind9-dnsutils)");
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
+    let delv =
+        |anchor: &std::path::Path, name: &str, rtype: &str| delv_via(s.port, anchor, name, rtype);
     let positive = [
         ("t.test", "SOA"),
         ("t.test", "MX"),
@@ -206,6 +211,21 @@ fn signed_answers_validate_with_delv() {
             "{name} {rtype}: {out}"
         );
     }
+    // The geo pool's answer for a Client Subnet (a proxy adds it to delv's queries): London's
+    // goes to eu, Mountain View's to us, each validated.
+    for (subnet, want) in [([81, 2, 69], "198.51.100.1"), ([8, 8, 8], "203.0.113.1")] {
+        let option = [&[0, 1, 24, 0][..], &subnet].concat();
+        let proxy = Proxy::start(s.port, Change::ClientSubnet(option));
+        let out = delv_via(proxy.port, &good, "geo.t.test", "A");
+        assert!(out.contains("; fully validated"), "{subnet:?}: {out}");
+        assert!(out.contains(want), "{subnet:?} answered by {want}: {out}");
+    }
+    // A reply whose RRSIG lost one bit on the way does not validate.
+    let proxy = Proxy::start(s.port, Change::Rrsig { qtype: 1 });
+    let out = delv_via(proxy.port, &good, "mail.t.test", "A");
+    assert!(!out.contains("fully validated"), "{out}");
+    assert!(out.contains("RRSIG failed to verify"), "{out}");
+    drop(proxy);
     // Another key's DS as the anchor: nothing validates.
     let (ok, other, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
     assert!(ok, "{err}");
@@ -293,4 +313,57 @@ fn a_ksk_and_a_zsk_split_the_signing() {
         "{}",
         soa.raw
     );
+}
+
+/// `[dnssec] validity_secs` and `inception_back_secs` set the RRSIGs' validity; signatures
+/// are at most an hour old; a validity that cannot work is refused by `check`.
+#[test]
+fn signatures_are_valid_as_the_zone_says() {
+    let keys = TempDir::new();
+    let (key, _) = keygen(&keys);
+    let zone = |validity: u32| {
+        format!(
+            "{ZONE_HEAD}[[records]]\nname = \"mail\"\ntype = \"A\"\ndata = [\"192.0.2.25\"]\n\
+             [dnssec]\nkeys = [\"{}\"]\nvalidity_secs = {validity}\ninception_back_secs = 600\n",
+            key.display()
+        )
+    };
+    let s = Server::start(&[("t.test.toml", &zone(86_400))]);
+    let r = s.dig(&["+dnssec", "mail.t.test", "A"]);
+    let rrsig = r
+        .answer
+        .iter()
+        .find(|l| Reply::rtype(l) == "RRSIG")
+        .unwrap_or_else(|| panic!("{}", r.raw));
+    let fields: Vec<String> = rdata(rrsig).split(' ').map(str::to_owned).collect();
+    let (expiration, inception) = (epoch(&fields[4]), epoch(&fields[5]));
+    assert_eq!(expiration - inception, 86_400 + 600, "{rrsig}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let made = inception + 600;
+    assert!(made <= now && now - made <= 3600, "made {made}, now {now}");
+    drop(s);
+    // Three hours at least (signatures are remade hourly): less is refused.
+    let home = TempDir::new();
+    std::fs::create_dir(home.0.join("zones")).unwrap();
+    std::fs::write(home.0.join("zones/t.test.toml"), zone(3600)).unwrap();
+    std::fs::write(home.0.join("m.toml"), "").unwrap();
+    let (ok, _, err) = meridian(&home.0, &["check", "--config", "m.toml"]);
+    assert!(!ok && err.contains("validity_secs = 3600"), "{err}");
+}
+
+/// Unix seconds of an RRSIG time as dig prints it (YYYYMMDDHHmmSS, UTC).
+fn epoch(stamp: &str) -> i64 {
+    let n = |range: std::ops::Range<usize>| stamp[range].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(8..10) * 3600 + n(10..12) * 60 + n(12..14)
 }

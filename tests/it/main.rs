@@ -19,6 +19,7 @@ mod journal;
 mod ops;
 mod policies;
 mod protocols;
+mod proxy;
 mod ratelimit;
 mod registrations;
 mod reload;

@@ -10,6 +10,9 @@ use hickory_proto::rr::Name;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
+mod signer;
+pub use signer::{NSEC, NXNAME, REFRESH, RRSIG, Rrsigs, Timing, ZoneSigner, compact_nsec};
+
 /// A TSIG key (RFC 8945): HMAC-SHA256, -SHA384 or -SHA512 over a shared secret.
 #[derive(Debug)]
 pub struct HmacKey(ring::hmac::Key);
@@ -321,131 +324,4 @@ mod tests {
             assert!(ds_line(&owner, &key.dnskey()).contains(" IN DS "));
         }
     }
-}
-
-/// A signed zone's keys and its signatures made so far: an RRset answered again (a rotated
-/// order of the same addresses is the same canonical RRset) is not signed again.
-#[derive(Debug)]
-pub struct ZoneSigner {
-    keys: ZoneKeys,
-    /// sha256(signed data) → signature; cleared when it grows past `CACHE`.
-    cache: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
-}
-
-/// Signatures kept at most.
-const CACHE: usize = 100_000;
-/// Signatures are valid from an hour back (clock skew) for a week, in steps of an hour so
-/// that an hour's answers share them.
-const INCEPTION_BACK: u32 = 3600;
-const VALIDITY: u32 = 7 * 24 * 3600;
-
-/// RRSIG, NSEC.
-pub const RRSIG: u16 = 46;
-pub const NSEC: u16 = 47;
-/// RFC 9824's NXNAME: the name does not exist (compact denial).
-pub const NXNAME: u16 = 128;
-
-impl ZoneSigner {
-    pub fn new(keys: ZoneKeys) -> Self {
-        Self {
-            keys,
-            cache: std::sync::Mutex::default(),
-        }
-    }
-
-    /// The RRSIG record data over `rrset` (record data in canonical form, each with `rtype`,
-    /// class IN) owned by `owner` (the name it was signed as: a wildcard's for a synthesized
-    /// answer), with `ttl`, by each key, signed as zone `signer` at `now` (Unix seconds).
-    pub fn rrsigs(
-        &self,
-        owner: &Name,
-        rtype: u16,
-        ttl: u32,
-        rrset: &mut [Vec<u8>],
-        signer: &Name,
-        now: u32,
-    ) -> Vec<Vec<u8>> {
-        rrset.sort();
-        let hour = now - now % 3600;
-        let (inception, expiration) = (hour - INCEPTION_BACK, hour + VALIDITY);
-        let labels = owner.iter().filter(|l| *l != b"*").count() as u8;
-        let owner_wire = canonical_name(owner);
-        let mut out = Vec::new();
-        for (key, _) in self.keys.iter().filter(|(_, role)| role.signs(rtype)) {
-            let mut rdata = rtype.to_be_bytes().to_vec();
-            rdata.push(key.algorithm.number());
-            rdata.push(labels);
-            rdata.extend_from_slice(&ttl.to_be_bytes());
-            rdata.extend_from_slice(&expiration.to_be_bytes());
-            rdata.extend_from_slice(&inception.to_be_bytes());
-            rdata.extend_from_slice(&key_tag(&key.dnskey()).to_be_bytes());
-            rdata.extend(canonical_name(signer));
-            let mut signed = rdata.clone();
-            let mut previous: Option<&Vec<u8>> = None;
-            for rr in rrset.iter() {
-                // Duplicates are one record (RFC 4034 §6.3).
-                if previous == Some(rr) {
-                    continue;
-                }
-                previous = Some(rr);
-                signed.extend_from_slice(&owner_wire);
-                signed.extend_from_slice(&rtype.to_be_bytes());
-                signed.extend_from_slice(&1u16.to_be_bytes());
-                signed.extend_from_slice(&ttl.to_be_bytes());
-                signed.extend_from_slice(&(rr.len() as u16).to_be_bytes());
-                signed.extend_from_slice(rr);
-            }
-            let digest = crate::digest::sha256(&[&signed]);
-            let cached = self.cache.lock().ok().and_then(|c| c.get(&digest).cloned());
-            let signature = match cached {
-                Some(signature) => signature,
-                None => {
-                    let Ok(signature) = key.sign(&signed) else {
-                        continue;
-                    };
-                    if let Ok(mut cache) = self.cache.lock() {
-                        if cache.len() >= CACHE {
-                            cache.clear();
-                        }
-                        cache.insert(digest, signature.clone());
-                    }
-                    signature
-                }
-            };
-            rdata.extend(signature);
-            out.push(rdata);
-        }
-        out
-    }
-}
-
-/// NSEC record data for compact denial (RFC 9824): the next name is `\000.owner`, the types
-/// those given (with RRSIG and NSEC).
-pub fn compact_nsec(owner: &Name, types: &[u16]) -> Vec<u8> {
-    let mut rdata = vec![1, 0];
-    rdata.extend(canonical_name(owner));
-    let mut all: Vec<u16> = types.to_vec();
-    all.extend([RRSIG, NSEC]);
-    all.sort_unstable();
-    all.dedup();
-    rdata.extend(type_bitmap(&all));
-    rdata
-}
-
-/// The type bitmap of NSEC (RFC 4034 §4.1.2): per window, a bit per type.
-fn type_bitmap(types: &[u16]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut windows: std::collections::BTreeMap<u8, [u8; 32]> = std::collections::BTreeMap::new();
-    for &t in types {
-        let bits = windows.entry((t >> 8) as u8).or_insert([0; 32]);
-        let low = (t & 0xff) as usize;
-        bits[low / 8] |= 0x80 >> (low % 8);
-    }
-    for (window, bits) in windows {
-        let len = bits.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        out.push(window);
-        out.push(len as u8);
-        out.extend_from_slice(&bits[..len]);
-    }
-    out
 }
