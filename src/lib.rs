@@ -67,9 +67,10 @@
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
 //!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
-//!   there), [`dnssec`] (DNSSEC signing keys: PKCS#8 files, DNSKEY, key tag, DS, the signature
-//!   cache; TSIG's HMAC keys; ring named only there), [`sys`] (the C library: heap trim, page dropping, durable file writes,
-//!   `recvmmsg`/`sendmmsg`).
+//!   there), [`dnssec`] (DNSSEC signing keys: PKCS#8 files, DNSKEY, key tag, DS; its
+//!   `signer`: RRSIGs refreshed hourly per RRset, the signature cache, compact denial's NSEC;
+//!   TSIG's HMAC keys; ring named only there), [`sys`] (the C library: heap trim, page
+//!   dropping, durable file writes, `recvmmsg`/`sendmmsg`).
 //!
 //! # One UDP query, top to bottom (six files)
 //! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) and loads one snapshot for it.
