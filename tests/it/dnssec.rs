@@ -220,11 +220,42 @@ fn signed_answers_validate_with_delv() {
         assert!(out.contains("; fully validated"), "{subnet:?}: {out}");
         assert!(out.contains(want), "{subnet:?} answered by {want}: {out}");
     }
+    // ldns's drill chases the same signatures from the DNSKEY as trust anchor.
+    let dnskey = printed.lines().find(|l| l.contains(" DNSKEY ")).unwrap();
+    let trusted = keys.0.join("trusted.key");
+    std::fs::write(
+        &trusted,
+        format!("{}\n", dnskey.split(" ;").next().unwrap()),
+    )
+    .unwrap();
+    let drill = |port: u16, name: &str, rtype: &str| {
+        let out = Command::new("drill")
+            .arg("-k")
+            .arg(&trusted)
+            .args(["-S", "-p", &port.to_string(), "@127.0.0.1", name, rtype])
+            .output()
+            .expect("drill is installed (ldnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    for (name, rtype) in [
+        ("mail.t.test", "A"),
+        ("rr.t.test", "A"),
+        ("mail.t.test", "AAAA"),
+        ("nothing.t.test", "A"),
+    ] {
+        let out = drill(s.port, name, rtype);
+        assert!(
+            out.contains(";; Chase successful"),
+            "drill {name} {rtype}: {out}"
+        );
+    }
     // A reply whose RRSIG lost one bit on the way does not validate.
     let proxy = Proxy::start(s.port, Change::Rrsig { qtype: 1 });
     let out = delv_via(proxy.port, &good, "mail.t.test", "A");
     assert!(!out.contains("fully validated"), "{out}");
     assert!(out.contains("RRSIG failed to verify"), "{out}");
+    let out = drill(proxy.port, "mail.t.test", "A");
+    assert!(!out.contains("Chase successful"), "drill, tampered: {out}");
     drop(proxy);
     // Another key's DS as the anchor: nothing validates.
     let (ok, other, err) = meridian(&keys.0, &["keygen", "--zone", "t.test"]);
@@ -366,4 +397,95 @@ fn epoch(stamp: &str) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     days * 86_400 + n(8..10) * 3600 + n(10..12) * 60 + n(12..14)
+}
+
+/// Zonemaster (Debian's zonemaster-cli), every test module, against the signed zone served on
+/// port 53 of a network namespace of the test's own (Zonemaster asks port 53 only; the
+/// namespace has nothing but loopback, so the root servers are unreachable and the parent is
+/// the DS given): no CRITICAL, no ERROR but the loopback artefact, no DNSSEC warning; with
+/// another key's DS, DNSSEC02 reports the mismatch.
+#[test]
+fn zonemaster_finds_no_dnssec_error() {
+    let dir = TempDir::new();
+    let zones = dir.0.join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    let keys = TempDir::new();
+    let (key, printed) = keygen(&keys);
+    let (_, other) = keygen(&TempDir::new());
+    std::fs::rename(&key, zones.join("k.pem")).unwrap();
+    let zone = "ns = [\"ns1\", \"ns2\"]\n[soa]\nmname = \"ns1\"\nrname = \"hostmaster\"\n\
+                serial = 2026112901\nrefresh = 14400\nretry = 3600\n\
+                [[records]]\nname = \"ns1\"\ntype = \"A\"\ndata = [\"127.0.0.1\"]\n\
+                [[records]]\nname = \"ns2\"\ntype = \"A\"\ndata = [\"127.0.0.2\"]\n\
+                [[records]]\nname = \"@\"\ntype = \"MX\"\ndata = [\"10 mail\"]\n\
+                [[records]]\nname = \"mail\"\ntype = \"A\"\ndata = [\"192.0.2.25\"]\n\
+                [[records]]\nname = \"*.wild\"\ntype = \"A\"\ndata = [\"192.0.2.9\"]\n\
+                [pools.www]\nendpoints = [\"192.0.2.1\", \"192.0.2.2\"]\n\
+                [dnssec]\nkeys = [\"k.pem\"]\n";
+    std::fs::write(zones.join("t.test.toml"), zone).unwrap();
+    let config =
+        "[server]\nlisten = [\"127.0.0.1:53\", \"127.0.0.2:53\"]\n[zones]\ndirectory = \"zones\"\n";
+    std::fs::write(dir.0.join("m.toml"), config).unwrap();
+    // The DS as Zonemaster takes it: tag,algorithm,type,digest.
+    let ds = |printed: &str| {
+        let line = printed.lines().find(|l| l.contains(" DS ")).unwrap();
+        line.split_whitespace()
+            .skip(3)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let script = format!(
+        "ip link set lo up || exit 90\n\
+         {binary} serve --config m.toml 2> server.log &\n\
+         server=$!\n\
+         for _ in $(seq 100); do dig +short +time=1 +tries=1 @127.0.0.2 t.test SOA | grep -q . && break; sleep 0.1; done\n\
+         for ds in \"$1\" \"$2\"; do\n\
+           echo \"@@@ zonemaster with DS $ds\"\n\
+           timeout 300 zonemaster-cli --no-ipv6 --level INFO --show-testcase --ns ns1.t.test/127.0.0.1 \
+             --ns ns2.t.test/127.0.0.2 --ds \"$ds\" t.test\n\
+         done\n\
+         kill $server; wait $server",
+        binary = binary()
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "bash", "-c", &script, "zonemaster"])
+        .args([ds(&printed), ds(&other)])
+        .current_dir(&dir.0)
+        .output()
+        .expect("unshare (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = std::fs::read_to_string(dir.0.join("server.log")).unwrap_or_default();
+    let detail = format!(
+        "{text}\n{}\nserver: {log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<&str> = text.split("@@@ ").skip(1).collect();
+    assert_eq!(runs.len(), 2, "{detail}");
+    let level = |line: &str, level: &str| line.split_whitespace().nth(1) == Some(level);
+    let good = runs[0];
+    let ran = good
+        .lines()
+        .any(|l| l.contains("DNSSEC05") && l.contains("algorithm number 13"));
+    assert!(ran, "Zonemaster ran its DNSSEC tests: {detail}");
+    for line in good.lines() {
+        assert!(!level(line, "CRITICAL"), "{line}\n{detail}");
+        if level(line, "ERROR") {
+            assert!(
+                line.contains("ADDRESS01") && line.contains("'Loopback'"),
+                "{line}\n{detail}"
+            );
+        }
+        let dnssec = line
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|t| t.starts_with("DNSSEC"));
+        assert!(!(dnssec && level(line, "WARNING")), "{line}\n{detail}");
+    }
+    let wrong = runs[1];
+    assert!(
+        wrong
+            .lines()
+            .any(|l| l.contains("DNSSEC02") && level(l, "ERROR")),
+        "another key's DS: {detail}"
+    );
 }
