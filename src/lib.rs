@@ -142,7 +142,7 @@ pub async fn run(
     control: Arc<Control>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut listeners = Listeners::bind(&config.listen).await?;
+    let mut listeners = Listeners::bind(&config.listen, config.udp_workers, config.udp_steering)?;
     if let Some(tls) = &config.tls {
         listeners.bind_tls(tls).await?;
     }

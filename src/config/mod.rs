@@ -214,6 +214,8 @@ struct RawServer {
     tcp_max_connections: usize,
     #[serde(default)]
     udp_workers: Option<usize>,
+    #[serde(default)]
+    udp_steering: Steering,
     /// Our NSID (RFC 5001): a string, or `"hostname"` for the machine's name.
     #[serde(default)]
     nsid: Option<String>,
@@ -227,6 +229,7 @@ impl Default for RawServer {
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
             udp_workers: None,
+            udp_steering: Steering::default(),
             nsid: None,
         }
     }
@@ -267,6 +270,17 @@ fn default_zones_dir() -> PathBuf {
     PathBuf::from("zones")
 }
 
+/// How datagrams are spread over the UDP workers' sockets (`server.udp_steering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Steering {
+    /// The kernel's hash of the source address and port (SO_REUSEPORT's own).
+    #[default]
+    Hash,
+    /// To the worker of the CPU that received the datagram, each worker kept on its CPUs.
+    Cpu,
+}
+
 /// The validated configuration every other module reads.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -276,8 +290,10 @@ pub struct Config {
     pub udp_payload: u16,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
-    /// Receive tasks per UDP socket.
+    /// UDP workers (and TCP listeners) per listen address, each on a socket of its own.
     pub udp_workers: usize,
+    /// How the kernel spreads datagrams over the workers' sockets.
+    pub udp_steering: Steering,
     /// Our NSID (RFC 5001), sent to clients that ask.
     pub nsid: Option<Box<[u8]>>,
     /// DNS Cookies (RFC 7873), unless turned off.
@@ -390,6 +406,7 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(raw.server.tcp_idle_timeout_secs.max(1)),
             tcp_max_connections: raw.server.tcp_max_connections.max(1),
             udp_workers,
+            udp_steering: raw.server.udp_steering,
             nsid,
             cookies,
             rate_limit,

@@ -16,6 +16,7 @@ mod batch;
 pub mod cookies;
 pub mod ecs;
 pub mod history;
+mod listen;
 pub mod manage;
 pub mod memo;
 pub mod notify;
@@ -40,21 +41,24 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Steering};
 use crate::snapshot::Current;
 use querylog::QueryLog;
 use respond::{Outcome, Settings, Transport};
 
 pub use tcp::TcpLimits;
 
-/// Sockets bound for every listen address: UDP and TCP on the same port.
+/// Sockets bound for every listen address: UDP and TCP on the same port, a UDP socket for
+/// each worker and as many TCP listeners (see [`listen`]).
 pub struct Listeners {
-    udp: Vec<UdpSocket>,
+    /// Per listen address, its workers' sockets.
+    udp: Vec<Vec<std::net::UdpSocket>>,
     tcp: Vec<TcpListener>,
+    steering: Steering,
     /// DNS over TLS, with its certificate.
     tls: Option<(
         Vec<TcpListener>,
@@ -73,18 +77,29 @@ impl std::fmt::Debug for Listeners {
 }
 
 impl Listeners {
-    /// Binds UDP then TCP on each address. Port 0 picks a port free for both.
-    pub async fn bind(addrs: &[SocketAddr]) -> io::Result<Self> {
+    /// Binds UDP and TCP on each address, for `workers` workers. Port 0 picks a port free for
+    /// both.
+    pub fn bind(addrs: &[SocketAddr], workers: usize, steering: Steering) -> io::Result<Self> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for &addr in addrs {
-            let (u, t) = bind_pair(addr).await?;
-            udp.push(u);
-            tcp.push(t);
+            let bound = listen::bind(addr, workers, steering)?;
+            // Each socket's counter shows in the metrics from the start.
+            if let Some(first) = bound.udp.first() {
+                let listen = first.local_addr()?.to_string();
+                for index in 0..bound.udp.len() {
+                    crate::metrics::global().udp_socket(&listen, index);
+                }
+            }
+            udp.push(bound.udp);
+            for listener in bound.tcp {
+                tcp.push(TcpListener::from_std(listener)?);
+            }
         }
         Ok(Self {
             udp,
             tcp,
+            steering,
             tls: None,
         })
     }
@@ -108,7 +123,7 @@ impl Listeners {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|group| group.first()?.local_addr().ok())
             .collect()
     }
 
@@ -130,17 +145,15 @@ impl Listeners {
                 .map(|c| cookies::Cookies::new(c.secret, c.staging)),
             rate_limit: config.rate_limit.clone().map(ratelimit::RateLimiter::new),
         });
-        for socket in self.udp {
-            let socket = match socket.into_std() {
-                Ok(socket) => socket,
-                Err(error) => {
-                    tracing::error!(%error, "cannot take over a UDP socket");
-                    shutdown.cancel();
-                    continue;
-                }
+        for group in self.udp {
+            let Some(first) = group.first() else {
+                continue;
             };
+            let listen = first
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string());
             // UPDATE and NOTIFY datagrams, handed over by the workers, answered one by one.
-            let managed = match (&manager, socket.try_clone()) {
+            let managed = match (&manager, first.try_clone()) {
                 (Some(manager), Ok(reply_socket)) => {
                     let (sender, receiver) = tokio::sync::mpsc::channel(MANAGED_QUEUE);
                     tasks.spawn(udp::manage(reply_socket, receiver, manager.clone()));
@@ -148,25 +161,24 @@ impl Listeners {
                 }
                 _ => None,
             };
-            for _ in 0..config.udp_workers {
-                let socket = match socket.try_clone() {
-                    Ok(s) => s,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot share a UDP socket between workers");
-                        continue;
-                    }
+            let workers = group.len();
+            for (index, socket) in group.into_iter().enumerate() {
+                let worker = udp::Worker {
+                    datagrams: crate::metrics::global().udp_socket(&listen, index),
+                    pin: (self.steering == Steering::Cpu).then_some((index, workers)),
+                    state: state.clone(),
+                    settings: settings.clone(),
+                    query_log: query_log.clone(),
+                    managed: managed.clone(),
                 };
-                let (state, shutdown) = (state.clone(), shutdown.clone());
-                let (settings, log) = (settings.clone(), query_log.clone());
-                let managed = managed.clone();
-                tasks.spawn_blocking(move || {
-                    udp::serve(socket, state, settings, log, managed, shutdown)
-                });
+                let shutdown = shutdown.clone();
+                tasks.spawn_blocking(move || udp::serve(socket, worker, shutdown));
             }
         }
+        let connections = || Arc::new(tokio::sync::Semaphore::new(config.tcp_max_connections));
         let limits = TcpLimits {
             idle_timeout: config.tcp_idle_timeout,
-            max_connections: config.tcp_max_connections,
+            connections: connections(),
             settings,
             manager,
         };
@@ -185,6 +197,11 @@ impl Listeners {
                 acceptor.clone(),
                 shutdown.clone(),
             ));
+            // As many TLS connections again, apart from the TCP ones.
+            let limits = TcpLimits {
+                connections: connections(),
+                ..limits.clone()
+            };
             for listener in listeners {
                 tasks.spawn(tls::serve(
                     listener,
@@ -222,23 +239,4 @@ fn observe(
     if let Some(log) = query_log {
         log.offer(outcome, source, transport, reply);
     }
-}
-
-async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
-    let bind_error = |e: io::Error| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"));
-    if addr.port() != 0 {
-        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
-        let tcp = TcpListener::bind(addr).await.map_err(bind_error)?;
-        return Ok((udp, tcp));
-    }
-    // A free UDP port may be taken for TCP: try a few.
-    let mut last = None;
-    for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
-        match TcpListener::bind(udp.local_addr()?).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(bind_error(last.expect("tried at least once")))
 }

@@ -20,7 +20,8 @@ use crate::snapshot::Current;
 #[derive(Debug, Clone)]
 pub struct TcpLimits {
     pub idle_timeout: Duration,
-    pub max_connections: usize,
+    /// Open connections at most, shared by every listener of the transport.
+    pub connections: Arc<Semaphore>,
     pub settings: Arc<Settings>,
     /// Where UPDATE, NOTIFY and zone transfers go.
     pub manager: Option<Arc<super::manage::Manager>>,
@@ -33,9 +34,8 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let max = limits.max_connections;
-    let stop = shutdown.clone();
-    accept(listener, max, stop, move |mut stream, peer| {
+    let (slots, stop) = (limits.connections.clone(), shutdown.clone());
+    accept(listener, slots, stop, move |mut stream, peer| {
         let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
         let limits = limits.clone();
         async move {
@@ -56,20 +56,19 @@ pub async fn serve(
     .await;
 }
 
-/// Accepts connections on `listener` until `shutdown`, at most `max_connections` open, each
+/// Accepts connections on `listener` until `shutdown`, each holding one of `slots`, each
 /// served by the task `serve` makes of it; then stops accepting (the listener closes), lets
 /// connections finish the message they are in, and cuts off whatever is still open after the
 /// grace period. TCP and TLS alike.
 pub(super) async fn accept<F, Fut>(
     listener: TcpListener,
-    max_connections: usize,
+    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     serve: F,
 ) where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {

@@ -82,9 +82,8 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let max = limits.max_connections;
-    let stop = shutdown.clone();
-    accept(listener, max, stop, move |stream, peer| {
+    let (slots, stop) = (limits.connections.clone(), shutdown.clone());
+    accept(listener, slots, stop, move |stream, peer| {
         let acceptor = acceptor.load_full();
         let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
         let limits = limits.clone();

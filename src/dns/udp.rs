@@ -1,5 +1,5 @@
-//! The UDP listener: worker threads blocked in `recvmmsg` on the same socket, each with its
-//! own buffers and RNG, answering a batch of datagrams at a time (see [`super::batch`]). Plain
+//! The UDP listener: worker threads blocked in `recvmmsg`, each on a socket of its own (see
+//! `listen`), with its own buffers, RNG and reply memo, answering a batch of datagrams at a time (see [`super::batch`]). Plain
 //! blocking threads rather than tokio tasks: a DNS answer is a few microseconds of CPU with no
 //! await in it, and going through the reactor for every datagram (readiness, wake-up,
 //! re-registration) cost more than the answer itself.
@@ -7,6 +7,7 @@
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -24,16 +25,35 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// A datagram for the manager (UPDATE, NOTIFY) and where it came from.
 pub type Managed = tokio::sync::mpsc::Sender<(Vec<u8>, SocketAddr)>;
 
-/// Answers datagrams on `socket` until `shutdown` is cancelled; UPDATE and NOTIFY go to
-/// `managed`. Blocks the calling thread.
-pub fn serve(
-    socket: UdpSocket,
-    state: Arc<Current>,
-    settings: Arc<Settings>,
-    query_log: Option<Arc<QueryLog>>,
-    managed: Option<Managed>,
-    shutdown: CancellationToken,
-) {
+/// What a UDP worker shares with the others.
+pub struct Worker {
+    /// Datagrams received on this worker's socket (the metrics).
+    pub datagrams: Arc<AtomicU64>,
+    /// (this worker, of how many): run on the CPUs whose datagrams it gets (CPU steering).
+    pub pin: Option<(usize, usize)>,
+    pub state: Arc<Current>,
+    pub settings: Arc<Settings>,
+    pub query_log: Option<Arc<QueryLog>>,
+    /// Where UPDATE and NOTIFY go.
+    pub managed: Option<Managed>,
+}
+
+/// Answers datagrams on `socket` until `shutdown` is cancelled; UPDATE and NOTIFY go to the
+/// manager. Blocks the calling thread.
+pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
+    let Worker {
+        datagrams,
+        pin,
+        state,
+        settings,
+        query_log,
+        managed,
+    } = worker;
+    if let Some((index, workers)) = pin
+        && let Err(error) = crate::sys::pin_worker(index, workers)
+    {
+        tracing::warn!(%error, "cannot keep UDP worker {index} on its CPUs");
+    }
     if let Err(error) = socket
         .set_nonblocking(false)
         .and_then(|()| socket.set_read_timeout(Some(SHUTDOWN_POLL)))
@@ -48,7 +68,9 @@ pub fn serve(
     let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     while !shutdown.is_cancelled() {
         match batch.receive(&socket) {
-            Ok(_) => {}
+            Ok(received) => {
+                datagrams.fetch_add(received as u64, Relaxed);
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(error) => {
                 tracing::debug!(%error, "udp receive failed");

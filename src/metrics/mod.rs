@@ -113,6 +113,8 @@ pub struct Registry {
     rate_limited: [AtomicU64; Limited::COUNT],
     /// The shared store of a nameserver set (etcd), if this instance is in one.
     store: StoreGauges,
+    /// Datagrams received, by listen address and worker socket.
+    udp_sockets: Mutex<BTreeMap<(String, usize), Arc<AtomicU64>>>,
 }
 
 /// The etcd store's state, shown once an instance is in a set.
@@ -162,6 +164,7 @@ impl Registry {
             query_log: Default::default(),
             rate_limited: Default::default(),
             store: StoreGauges::default(),
+            udp_sockets: Mutex::default(),
         }
     }
 
@@ -231,6 +234,15 @@ impl Registry {
         if let Some(counter) = q.answered_by {
             counter.fetch_add(1, Relaxed);
         }
+    }
+
+    /// The datagram counter of UDP worker socket `index` on `listen`.
+    pub fn udp_socket(&self, listen: &str, index: usize) -> Arc<AtomicU64> {
+        let mut sockets = lock(&self.udp_sockets);
+        sockets
+            .entry((listen.to_owned(), index))
+            .or_default()
+            .clone()
     }
 
     /// `count` queries that each spent `elapsed` in the server (a UDP batch's replies all

@@ -54,6 +54,7 @@ pub fn render(registry: &Registry, gauges: &Gauges) -> String {
     let mut out = Exposition(String::with_capacity(16 * 1024));
     queries(&mut out, registry);
     durations(&mut out, registry);
+    udp_sockets(&mut out, registry);
     probes(&mut out, registry, gauges);
     control_plane(&mut out, registry);
     fleet(&mut out, gauges);
@@ -258,6 +259,24 @@ fn control_plane(out: &mut Exposition, registry: &Registry) {
         outcomes,
         &registry.query_log,
     );
+}
+
+/// Datagrams by UDP worker socket: how evenly the kernel spreads them.
+fn udp_sockets(out: &mut Exposition, registry: &Registry) {
+    out.family(
+        "meridian_udp_socket_datagrams_total",
+        "counter",
+        "Datagrams received, by listen address and UDP worker socket.",
+    );
+    for ((listen, index), count) in lock(&registry.udp_sockets).iter() {
+        let index = index.to_string();
+        let labels = [("listen", listen.as_str()), ("socket", index.as_str())];
+        out.sample(
+            "meridian_udp_socket_datagrams_total",
+            &labels,
+            count.load(Relaxed),
+        );
+    }
 }
 
 /// The database, the zones' serials, readiness and the version.

@@ -1,11 +1,16 @@
 //! Calls to the operating system that no crate wraps for us; `libc` is named only under `sys`:
-//! memory and durable file writes (here) and batched datagrams ([`mmsg`]).
+//! memory and durable file writes (here), batched datagrams ([`mmsg`]) and steering datagrams
+//! to workers by CPU (`steer`).
 
 use std::io::Write;
 use std::path::Path;
 
 #[cfg(target_os = "linux")]
 pub mod mmsg;
+#[cfg(target_os = "linux")]
+mod steer;
+#[cfg(target_os = "linux")]
+pub use steer::{pin_worker, steer_by_cpu};
 
 /// Returns the heap freed by a load to the system. Parsing a large zone allocates several times
 /// what the built zone keeps (the TOML document, the spec); glibc keeps freed memory in the

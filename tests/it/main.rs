@@ -26,3 +26,4 @@ mod reload;
 mod robustness;
 mod simulate;
 mod wildcard;
+mod workers;

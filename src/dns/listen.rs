@@ -1,0 +1,89 @@
+//! Binding a listen address: a UDP socket for each worker and a TCP listener for each worker,
+//! all bound with SO_REUSEPORT to the same address. The kernel then spreads datagrams and
+//! connections over them — by a hash of the source, or with `udp_steering = "cpu"` to the
+//! worker on the CPU that received the datagram — so that no worker waits behind another on one
+//! socket's queue and lock (as Knot's udp-workers, NSD's reuseport and gdnsd do).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Steering;
+
+/// The sockets of one listen address.
+#[derive(Debug)]
+pub struct Bound {
+    /// One for each worker, in the order the kernel's group numbers them.
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+/// Ports tried for port 0 (tests): a free UDP port may be taken for TCP.
+const PORT_TRIES: usize = 16;
+/// Connections waiting to be accepted, per listener.
+const BACKLOG: i32 = 1024;
+
+/// Binds `addr` (port 0: a port free for UDP and TCP alike) for `workers` workers.
+pub fn bind(addr: SocketAddr, workers: usize, steering: Steering) -> io::Result<Bound> {
+    let error = |e: io::Error| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}"));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match bind_group(addr, workers.max(1)) {
+            Err(e) if addr.port() == 0 && tries < PORT_TRIES => {
+                tracing::debug!(error = %e, "port taken between probe and bind; another");
+            }
+            Err(e) => return Err(error(e)),
+            Ok(bound) => {
+                if steering == Steering::Cpu {
+                    crate::sys::steer_by_cpu(&bound.udp[0], bound.udp.len()).map_err(|e| {
+                        error(io::Error::new(
+                            e.kind(),
+                            format!("udp_steering = \"cpu\": {e}"),
+                        ))
+                    })?;
+                }
+                return Ok(bound);
+            }
+        }
+    }
+}
+
+fn bind_group(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
+    // A plain bind first: a server already on the address fails it, where SO_REUSEPORT alone
+    // would let a second server of the same user share the port without a word.
+    let addr = {
+        let probe_udp = UdpSocket::bind(addr)?;
+        let chosen = probe_udp.local_addr()?;
+        let _probe_tcp = TcpListener::bind(chosen)?;
+        chosen
+    };
+    let udp = (0..workers)
+        .map(|_| reuse_port(addr, Type::DGRAM).map(UdpSocket::from))
+        .collect::<io::Result<Vec<_>>>()?;
+    let tcp = (0..workers)
+        .map(|_| {
+            let socket = reuse_port(addr, Type::STREAM)?;
+            socket.listen(BACKLOG)?;
+            socket.set_nonblocking(true)?;
+            Ok(TcpListener::from(socket))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Bound { udp, tcp })
+}
+
+/// A socket of `kind` bound to `addr` in its SO_REUSEPORT group.
+fn reuse_port(addr: SocketAddr, kind: Type) -> io::Result<Socket> {
+    let protocol = match kind {
+        Type::STREAM => Protocol::TCP,
+        _ => Protocol::UDP,
+    };
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if kind == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
