@@ -10,6 +10,11 @@ round-robin or sticky, asked with a Client Subnet from many networks), whose rat
 of sticky hashing: bench/run.sh --servers meridian --qsets rr,sticky; `ecs-do` (the ecs mix with
 DO on every query) against `meridian-signed` (the same zone signed), the cost of DNSSEC online
 signing: bench/run.sh --servers meridian,meridian-signed --qsets ecs-do
+
+Server `meridian-rr` is Meridian with the geo name's datacenters `round_robin` instead of
+`all` (every answer rotates). `--fixed-rate 90000` adds, per server, the user and system CPU
+time per query at that fixed rate (from /proc/<pid>/stat): bench/run.sh --servers
+meridian,meridian-rr,gdnsd --qsets ecs --fixed-rate 90000
 """
 import argparse
 import os
@@ -31,7 +36,8 @@ DCS = {  # name: (lat, lon, v4 prefix, v6 prefix)
     "ap": (1.35, 103.82, "203.0.113.", "2001:db8:3::"),
 }
 STATIC_HOSTS = 1000
-PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394, "meridian-signed": 5395}
+PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394, "meridian-signed": 5395,
+         "meridian-rr": 5397}
 # The signed server's metrics: the signature cache's hit rate.
 SIGNED_METRICS = 5396
 
@@ -82,6 +88,14 @@ def gen_data(data, geoip):
     write(f"{signed}/meridian.toml", open(f"{signed}/meridian.toml").read()
           .replace(str(PORTS["meridian"]), str(PORTS["meridian-signed"]))
           + f'[api]\nlisten = "127.0.0.1:{SIGNED_METRICS}"\n')
+
+    # The same with every datacenter `round_robin`, on its own port.
+    rr = f"{data}/meridian-rr"
+    shutil.copytree(f"{data}/meridian", rr)
+    write(f"{rr}/zones/example.test.toml", open(f"{rr}/zones/example.test.toml").read()
+          .replace('policy = "all"', 'policy = "round_robin"'))
+    write(f"{rr}/meridian.toml", open(f"{rr}/meridian.toml").read()
+          .replace(str(PORTS["meridian"]), str(PORTS["meridian-rr"])))
 
     # gdnsd: the same zone with `www` as a DYNA geoip resource (city auto mode: nearest DC).
     write(f"{data}/gdnsd/zones/example.test", soa_ns() + "www 30 DYNA geoip!www\n")
@@ -218,7 +232,7 @@ def wire_query(qid, name, rtype, ecs_option, dnssec_ok=False):
 # ---------------------------------------------------------------- servers
 
 def command(server, data):
-    if server in ("meridian", "meridian-signed"):
+    if server.startswith("meridian"):
         return [os.path.join(REPO, "target/release/meridian"), "serve", "--config",
                 f"{data}/{server}/meridian.toml"]
     if server == "gdnsd":
@@ -250,10 +264,23 @@ def ready(port, timeout=60.0, zone=b"\x07example\x04test\x00"):
     return False
 
 
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user, system) CPU seconds of the process so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid):
+    return sum(cpu_times(pid))
+
+
+def parse_completed(out):
+    for line in out.splitlines():
+        if "Queries completed:" in line:
+            return int(line.split(":")[1].split()[0])
+    return 0
 
 
 def rss_mib(pid):
@@ -298,7 +325,7 @@ def latencies_us(out):
     return (lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))])
 
 
-def measure(server, qset, data, seconds):
+def measure(server, qset, data, seconds, fixed_rate=None):
     port = PORTS[server]
     proc = subprocess.Popen(["taskset", "-c", "0"] + command(server, data),
                             stdout=subprocess.DEVNULL, stderr=open(f"{data}/{server}.log", "w"))
@@ -316,6 +343,14 @@ def measure(server, qset, data, seconds):
                   "p50": p50, "p99": p99, "rss": max(rss, rss_mib(proc.pid))}
         if server == "meridian-signed":
             result["hit_rate"] = signature_hit_rate()
+        if fixed_rate:
+            # CPU per query at a fixed rate: what a query costs when the server is not busy.
+            (u0, s0) = cpu_times(proc.pid)
+            out = dnsperf(port, qset, data, seconds, rate=fixed_rate)
+            (u1, s1) = cpu_times(proc.pid)
+            done = max(parse_completed(out), 1)
+            result["user_us"] = (u1 - u0) / done * 1e6
+            result["sys_us"] = (s1 - s0) / done * 1e6
         return result
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -324,6 +359,12 @@ def measure(server, qset, data, seconds):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def cpu_per_query(r, rate):
+    if not rate:
+        return ""
+    return f", at {rate:,} qps {r['user_us']:.2f} µs user + {r['sys_us']:.2f} µs system a query"
 
 
 def signature_hit_rate():
@@ -347,6 +388,8 @@ def main():
     p.add_argument("--servers", default="meridian,gdnsd,knot,reflect")
     p.add_argument("--geoip", default=os.path.join(REPO, "geoip/real/dbip-city-lite.mmdb"))
     p.add_argument("--work", default="/tmp/meridian-bench")
+    p.add_argument("--fixed-rate", type=int, default=None,
+                   help="also measure user/system CPU per query at this rate (qps)")
     a = p.parse_args()
     data = a.work
     shutil.rmtree(data, ignore_errors=True)
@@ -358,12 +401,12 @@ def main():
     for qset in a.qsets.split(","):
         for rep in range(a.reps):
             for server in servers:  # interleaved, so drift spreads over every server
-                r = measure(server, qset, data, a.seconds)
+                r = measure(server, qset, data, a.seconds, a.fixed_rate)
                 results.setdefault((server, qset), []).append(r)
                 hits = f", signature cache hits {r['hit_rate'] * 100:.2f} %" if "hit_rate" in r else ""
                 print(f"# {qset} rep {rep + 1} {server}: {r['qps']:,.0f} qps at {r['cpu'] * 100:.0f} % CPU "
                       f"= {r['per_core']:,.0f}/core-s, p50/p99 {r['p50']:.0f}/{r['p99']:.0f} us, "
-                      f"RSS {r['rss']:.1f} MiB{hits}", flush=True)
+                      f"RSS {r['rss']:.1f} MiB{hits}{cpu_per_query(r, a.fixed_rate)}", flush=True)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in results.items()}
     print()
     print(f"Median of {a.reps} runs of {a.seconds} s; server on CPU 0, dnsperf on CPU 1; "
@@ -380,6 +423,22 @@ def main():
                      f"signature cache hits {m['hit_rate'] * 100:.2f} %")
         print(f"| {server} | {qset} | {m['qps']:,.0f} | {m['cpu'] * 100:.0f} % | {m['per_core']:,.0f} | "
               f"{m['p50']:.0f} / {m['p99']:.0f} | {m['rss']:.1f} | {ratio} |")
+    if a.fixed_rate:
+        print()
+        print(f"CPU time per query at a fixed {a.fixed_rate:,} qps (medians), and user time ÷ gdnsd's:")
+        print()
+        print("| server | queries | user µs | system µs | user ÷ gdnsd |")
+        print("|---|---|---|---|---|")
+        for (server, qset), m in sorted(med.items(), key=lambda kv: (kv[0][1], servers.index(kv[0][0]))):
+            gdnsd = med.get(("gdnsd", qset))
+            ratio = f"{m['user_us'] / gdnsd['user_us']:.2f}×" if gdnsd and gdnsd["user_us"] else "-"
+            print(f"| {server} | {qset} | {m['user_us']:.2f} | {m['sys_us']:.2f} | {ratio} |")
+    for qset in a.qsets.split(","):
+        rr_dcs = med.get(("meridian-rr", qset))
+        if rr_dcs and rr_dcs["per_core"]:
+            ratios = ", ".join(f"{server} {rr_dcs['per_core'] / m['per_core']:.2f}×"
+                               for (server, q), m in med.items() if q == qset and m["per_core"])
+            print(f"\nmeridian-rr ÷ each, {qset}, queries per server-core-second: {ratios}")
     rr, sticky = med.get(("meridian", "rr")), med.get(("meridian", "sticky"))
     if rr and sticky and rr["per_core"]:
         print()

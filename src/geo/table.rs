@@ -22,20 +22,39 @@ const SPECIAL: u16 = 0x8000;
 /// Gives a network's location (`None`: not located) its value in one table.
 pub type ValueOf<'a> = &'a mut dyn FnMut(Option<&Location>) -> u16;
 
-/// Runs of equal value over one address family, found through the top 16 bits.
+/// Runs of equal value over one address family, found through an index of aligned networks
+/// (buckets: IPv4 /16s, IPv6 /19s of 2000::/3). A bucket inside one run holds its value and
+/// scope itself, so most lookups read one cache line of the index and nothing else.
 #[derive(Debug, Default)]
 struct Runs<K> {
-    /// `index[t]`: how many runs start below the /16 numbered `t` (65,537 entries).
-    index: Vec<u32>,
+    /// `index[b]`: bucket `b`'s first run, or its answer (`Key::BUCKETS + 1` entries).
+    index: Vec<Bucket>,
     /// Sorted run starts; the first is 0, each run ends where the next starts.
     starts: Vec<K>,
     values: Vec<u16>,
 }
 
+/// One bucket of the index: how many runs start below it, and where one run covers it all,
+/// that run's value and the scope every address of the bucket gets.
+#[derive(Debug, Default, Clone, Copy)]
+struct Bucket {
+    first_run: u32,
+    value: u16,
+    /// 0xff: not covered by one run; search the runs.
+    scope: u8,
+}
+
+/// `Bucket::scope` of a bucket that no single run covers.
+const MIXED: u8 = u8::MAX;
+
 /// An address as an integer of its family's width.
 trait Key: Copy + Ord + Default + std::fmt::Debug {
     const BITS: u32;
-    fn top16(self) -> usize;
+    /// Buckets of the index; `bucket` numbers them in address order.
+    const BUCKETS: usize;
+    fn bucket(self) -> usize;
+    /// Bucket `b` as one aligned network (first address, prefix length), if it is one.
+    fn bucket_network(b: usize) -> Option<(Self, u8)>;
     fn leading_zeros(self) -> u32;
     fn xor(self, other: Self) -> Self;
     fn pred(self) -> Self;
@@ -45,11 +64,15 @@ trait Key: Copy + Ord + Default + std::fmt::Debug {
 }
 
 macro_rules! key {
-    ($t:ty) => {
+    ($t:ty, $buckets:expr, $bucket:expr, $network:expr) => {
         impl Key for $t {
             const BITS: u32 = <$t>::BITS;
-            fn top16(self) -> usize {
-                (self >> (<$t>::BITS - 16)) as usize
+            const BUCKETS: usize = $buckets;
+            fn bucket(self) -> usize {
+                $bucket(self)
+            }
+            fn bucket_network(b: usize) -> Option<(Self, u8)> {
+                $network(b)
             }
             fn leading_zeros(self) -> u32 {
                 <$t>::leading_zeros(self)
@@ -69,8 +92,24 @@ macro_rules! key {
         }
     };
 }
-key!(u32);
-key!(u128);
+// IPv4: the /16s.
+key!(u32, 1 << 16, |k: u32| (k >> 16) as usize, |b: usize| Some(
+    ((b as u32) << 16, 16)
+));
+// IPv6: the /19s of global unicast 2000::/3 (where allocations are), between one bucket for
+// everything below it and one for everything above.
+key!(
+    u128,
+    (1 << 16) + 2,
+    |k: u128| match k >> 125 {
+        0 => 0,
+        1 => 1 + ((k >> 109) & 0xffff) as usize,
+        _ => (1 << 16) + 1,
+    },
+    |b: usize| (1..=1 << 16)
+        .contains(&b)
+        .then(|| ((1u128 << 125) | ((b as u128 - 1) << 109), 19))
+);
 
 /// Space that is not global unicast, as inclusive ranges in order (the same as
 /// `geo::is_global_unicast`): no run may span it and the space around it, since a client
@@ -137,24 +176,57 @@ impl<K: Key> Runs<K> {
     fn finish(&mut self) {
         self.starts.shrink_to_fit();
         self.values.shrink_to_fit();
-        let mut index = Vec::with_capacity(65_537);
+        let mut index = Vec::with_capacity(K::BUCKETS + 1);
         let mut run = 0;
-        for top in 0..65_536usize {
-            while run < self.starts.len() && self.starts[run].top16() < top {
+        for bucket in 0..K::BUCKETS {
+            while run < self.starts.len() && self.starts[run].bucket() < bucket {
                 run += 1;
             }
-            index.push(run as u32);
+            index.push(Bucket {
+                first_run: run as u32,
+                value: 0,
+                scope: MIXED,
+            });
         }
-        index.push(self.starts.len() as u32);
+        index.push(Bucket {
+            first_run: self.starts.len() as u32,
+            value: 0,
+            scope: MIXED,
+        });
+        // A bucket that no run starts inside is covered by one run: the run of its first
+        // address. Every address of it then gets the same scope (at most the bucket's prefix:
+        // the widest network around the bucket within the run).
+        for b in 0..K::BUCKETS {
+            let Some((first, prefix)) = K::bucket_network(b) else {
+                continue;
+            };
+            let (lo, hi) = (index[b].first_run as usize, index[b + 1].first_run as usize);
+            let inside = &self.starts[lo..hi];
+            if inside.len() > 1 || inside.first().is_some_and(|&s| s != first) {
+                continue;
+            }
+            let (value, scope) = self.search(first, lo, hi);
+            index[b].value = value;
+            index[b].scope = scope.min(prefix);
+        }
         self.index = index;
     }
 
     /// The value for `key` and the widest prefix around it that the value covers.
     fn lookup(&self, key: K) -> (u16, u8) {
-        let top = key.top16();
-        let (lo, hi) = (self.index[top] as usize, self.index[top + 1] as usize);
-        // The run holding `key` is the last to start at or below it: within this /16, or the
-        // one running into it from below.
+        let b = key.bucket();
+        let bucket = self.index[b];
+        if bucket.scope != MIXED {
+            return (bucket.value, bucket.scope);
+        }
+        let hi = self.index[b + 1].first_run as usize;
+        self.search(key, bucket.first_run as usize, hi)
+    }
+
+    /// [`Runs::lookup`] by the runs starting in `key`'s bucket (`lo..hi`).
+    fn search(&self, key: K, lo: usize, hi: usize) -> (u16, u8) {
+        // The run holding `key` is the last to start at or below it: within this bucket, or
+        // the one running into it from below.
         let run = lo + self.starts[lo..hi].partition_point(|&s| s <= key) - 1;
         let start = self.starts[run];
         // Wide enough to hold no address below the run's start, nor any from the next run on.
@@ -445,5 +517,43 @@ mod tests {
         runs.finish();
         assert_eq!(runs.starts.len(), 1);
         assert_eq!(runs.lookup(12345), (4, 0));
+    }
+
+    /// The bucket index's shortcut gives what a search of every run gives, for random runs
+    /// (dense and sparse, so that buckets are covered by one run or cut by several) and
+    /// random addresses, bucket edges included.
+    #[test]
+    fn the_bucket_index_agrees_with_a_search_of_every_run() {
+        let mut rng = fastrand::Rng::with_seed(16);
+        for density in [1u32 << 8, 1 << 14, 1 << 20, 1 << 26] {
+            let mut v4 = Runs::<u32>::new();
+            let mut v6 = Runs::<u128>::new();
+            let mut at: u64 = 0;
+            while at < 1 << 32 {
+                let value = rng.u16(0..4);
+                v4.push(at as u32, value);
+                v6.push((0x2000u128 << 112) | (u128::from(at as u32) << 80), value);
+                at += u64::from(rng.u32(1..density)) * 256;
+            }
+            v4.finish();
+            v6.finish();
+            let whole = |runs: &Runs<u32>, key| runs.search(key, 0, runs.starts.len());
+            for _ in 0..20_000 {
+                let key = match rng.u8(0..3) {
+                    0 => rng.u32(..) & 0xffff_0000,
+                    1 => rng.u32(..) | 0xffff,
+                    _ => rng.u32(..),
+                };
+                assert_eq!(v4.lookup(key), whole(&v4, key), "{key:#x}");
+                let key6 = (0x2000u128 << 112) | (u128::from(key) << 80) | u128::from(rng.u64(..));
+                let whole6 = v6.search(key6, 0, v6.starts.len());
+                assert_eq!(v6.lookup(key6), whole6, "{key6:#x}");
+            }
+            let shortcut = v4.index.iter().filter(|b| b.scope != MIXED).count();
+            assert!(
+                density < 1 << 20 || shortcut > 0,
+                "dense runs leave whole buckets"
+            );
+        }
     }
 }
