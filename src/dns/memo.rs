@@ -12,7 +12,7 @@ use hickory_proto::op::ResponseCode;
 use rustc_hash::FxHashMap;
 
 use super::wire;
-use crate::policy::Decided;
+use crate::policy::{Decided, Rotation};
 use crate::zone::Node;
 
 /// Entries kept before the memo starts afresh: bounds memory whatever the query mix.
@@ -56,11 +56,22 @@ pub struct Entry {
     stamp: Stamp,
     /// Until when it may be copied (Unix seconds): a signed reply's signatures are remade.
     fresh_until: u32,
+    /// A rotating answer's records: each copy rotates them (see `Rotating`).
+    rotating: Option<Rotating>,
     header: [u8; 12],
     body: Box<[u8]>,
     pub rcode: ResponseCode,
     /// The datacenter that answered, where a pool did (for the metrics).
     pub datacenter: Option<usize>,
+}
+
+/// The body of a rotating answer starts with its `n` rotated records, `record_len` bytes each
+/// (one owner, one type: they differ only in address), as encoded starting at `start`.
+#[derive(Debug, Clone, Copy)]
+struct Rotating {
+    n: usize,
+    start: usize,
+    record_len: usize,
 }
 
 /// A zone's version and its health view's version (see `Entry::stamp`).
@@ -87,7 +98,20 @@ impl Memo {
             rcode,
             datacenter,
             fresh_until,
+            rotation,
         } = encoded;
+        let body = &reply[question_end..opt_at];
+        let rotating = match rotation {
+            Some((n, start)) => match equal_records(body, n) {
+                Some(record_len) => Some(Rotating {
+                    n,
+                    start,
+                    record_len,
+                }),
+                None => return,
+            },
+            None => None,
+        };
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
@@ -100,8 +124,9 @@ impl Memo {
         let entry = Entry {
             stamp,
             fresh_until,
+            rotating,
             header,
-            body: reply[question_end..opt_at].into(),
+            body: body.into(),
             rcode,
             datacenter,
         };
@@ -123,17 +148,56 @@ pub struct Encoded<'a> {
     pub datacenter: Option<usize>,
     /// Until when it may be copied (`u32::MAX`: while the stamp holds).
     pub fresh_until: u32,
+    /// A rotation's answer: (n, where it started) — its first `n` answer records rotate.
+    pub rotation: Option<(usize, usize)>,
+}
+
+/// The length of each of the first `n` records of `body` (the answer section's start), where
+/// they are all the same length.
+fn equal_records(body: &[u8], n: usize) -> Option<usize> {
+    let mut at = 0;
+    let mut len = None;
+    for _ in 0..n {
+        let mut end = at;
+        // The owner: a pointer, or labels ending in one or in the root.
+        loop {
+            let byte = *body.get(end)?;
+            match byte {
+                0 => break end += 1,
+                b if b & 0xc0 == 0xc0 => break end += 2,
+                b => end += 1 + usize::from(b),
+            }
+        }
+        let rdlength = u16::from_be_bytes([*body.get(end + 8)?, *body.get(end + 9)?]);
+        end += 10 + usize::from(rdlength);
+        if end > body.len() || len.is_some_and(|l| l != end - at) {
+            return None;
+        }
+        len = Some(end - at);
+        at = end;
+    }
+    len
 }
 
 impl Entry {
-    /// Writes the reply to `query` (question ending at `question_end`) into `out`.
+    /// Writes the reply to `query` (question ending at `question_end`) into `out`; a rotating
+    /// answer's starting where `rotation` is now. False (nothing written) for a rotating
+    /// answer without its rotation.
     pub fn write(
         &self,
         query: &[u8],
         question_end: usize,
         opt: Option<&wire::Opt<'_>>,
+        rotation: Option<&Rotation<'_>>,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
+        let rotate_by = match (self.rotating, rotation) {
+            (None, _) => None,
+            (Some(r), Some(now)) if now.n == r.n => {
+                Some((now.next_start() + r.n - r.start) % r.n * r.record_len)
+            }
+            (Some(_), _) => return false,
+        };
         out.clear();
         out.extend_from_slice(&self.header);
         // The asker's ID, and RD and CD copied from the request (RFC 1035 §4.1.1, RFC 4035
@@ -146,10 +210,19 @@ impl Entry {
             out[10..12].copy_from_slice(&additionals.to_be_bytes());
         }
         out.extend_from_slice(&query[12..question_end]);
-        out.extend_from_slice(&self.body);
+        match (rotate_by, self.rotating) {
+            (Some(shift), Some(r)) => {
+                let records = &self.body[..r.n * r.record_len];
+                out.extend_from_slice(&records[shift..]);
+                out.extend_from_slice(&records[..shift]);
+                out.extend_from_slice(&self.body[records.len()..]);
+            }
+            _ => out.extend_from_slice(&self.body),
+        }
         if let Some(opt) = opt {
             wire::emit_opt(out, opt, self.rcode);
         }
+        true
     }
 }
 
@@ -266,5 +339,62 @@ mod tests {
         let (hits, later) = ask(4, true, now + crate::dnssec::REFRESH);
         assert_eq!(hits, 1);
         assert_ne!(rrsig(&later), rrsig(&first));
+    }
+
+    /// A rotating answer copied from the memo is, byte for byte, the one a fresh encoding
+    /// gives at the same point of the rotation: flat round-robin pools (A, AAAA), a geo pool
+    /// whose datacenters rotate, and the same signed (DO).
+    #[test]
+    fn a_rotating_answer_from_the_memo_is_the_fresh_one() {
+        use crate::dnssec::{Algorithm, FLAGS_CSK, Role, SigningKey, Timing, ZoneSigner};
+        let zone = "ns = [\"ns1\"]\n[soa]\nmname = \"ns1\"\nrname = \"hm\"\nserial = 1\n\
+                    [pools.rr]\nendpoints = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\", \
+                    \"192.0.2.4\", \"2001:db8::1\", \"2001:db8::2\", \"2001:db8::3\"]\n\
+                    [pools.geo]\npolicy = \"geo\"\n\
+                    [[pools.geo.datacenters]]\nname = \"eu\"\nlatitude = 50.1\nlongitude = 8.7\n\
+                    policy = \"round_robin\"\nendpoints = [\"198.51.100.1\", \"198.51.100.2\", \"198.51.100.3\"]\n\
+                    [[pools.geo.datacenters]]\nname = \"us\"\nlatitude = 40.7\nlongitude = -74.0\n\
+                    policy = \"round_robin\"\nendpoints = [\"203.0.113.1\", \"203.0.113.2\"]\n";
+        let der = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        // Two snapshots of the same zones: each rotates on its own.
+        let make = |signed: bool| {
+            let plain = fixture::snapshot(&[("a.test.", zone)], fixture::Geo::None);
+            if !signed {
+                return plain;
+            }
+            let mut zone = fixture::zone("a.test.", zone);
+            let key = SigningKey::from_pkcs8(&der, FLAGS_CSK).unwrap();
+            let signer = ZoneSigner::new(vec![(key, Role::Combined)], Timing::default());
+            zone.signer = Some(std::sync::Arc::new(signer));
+            let origin = crate::zone::Name::from_ascii("a.test.").unwrap();
+            Snapshot {
+                generation: 2,
+                zones: std::sync::Arc::new(plain.zones.with_zone(&origin, Some(zone))),
+                geo: None,
+                health: plain.health.clone(),
+            }
+        };
+        for signed in [false, true] {
+            let (memoized, fresh) = (make(signed), make(signed));
+            let mut memo = Memo::default();
+            for (name, qtype) in [(&b"\x02rr"[..], 1u8), (b"\x02rr", 28), (b"\x03geo", 1)] {
+                let mut firsts = std::collections::HashSet::new();
+                for id in 0..9u8 {
+                    let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+                    q.extend_from_slice(name);
+                    q.extend_from_slice(b"\x01a\x04test\x00\x00");
+                    q.extend_from_slice(&[qtype, 0, 1]);
+                    let flags = if signed { 0x80 } else { 0 };
+                    q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, flags, 0, 0, 0]);
+                    let now = 1_800_000_000;
+                    let copied = answer(&memoized, &q, &mut memo, now);
+                    let made = answer(&fresh, &q, &mut Memo::default(), now);
+                    assert_eq!(copied, made, "{name:?} {qtype} #{id} signed {signed}");
+                    firsts.insert(copied[q.len() - 11..].to_vec());
+                }
+                assert!(firsts.len() > 1, "the answers rotate");
+            }
+            assert_eq!(memo.hits, 3 * 8, "signed {signed}");
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! DNS over the network: the sockets (`udp`, `tcp`, `batch`, and `tls`: DNS over TLS around
-//! the TCP message loop), reading a request (`request`, `ecs`), [`respond`] (the stages of one
-//! answer, a page), the fast reply encoder (`wire`), hickory's reference encoder for errors
+//! DNS over the network: the sockets (`listen` binds them; `udp`, `tcp`, `batch`, and `tls`:
+//! DNS over TLS around the TCP message loop), reading a request (`request`, `ecs`),
+//! [`respond`] (the stages of one answer, a page) and what every reply shares (`reply`: size
+//! limit, OPT record), the fast reply encoder (`wire`), hickory's reference encoder for errors
 //! (`reference`), a UDP worker's reply memo (`memo`), and the query log (`querylog`). Off the
 //! query path, [`manage`] answers the messages that manage zones: `update` (RFC 2136),
 //! `transfer` (AXFR/IXFR, from `history`), NOTIFY in; `notify` sends NOTIFY out; `tsig` signs
@@ -24,6 +25,7 @@ pub mod options;
 pub mod querylog;
 pub mod ratelimit;
 mod reference;
+mod reply;
 pub mod request;
 pub mod respond;
 mod sign;

@@ -8,11 +8,12 @@ use std::net::IpAddr;
 use hickory_proto::op::{Metadata, ResponseCode};
 
 use super::cookies::{Cookies, Verdict};
-use super::memo::{Encoded, Key as MemoKey, Memo};
+use super::memo::{Encoded, Entry as MemoEntry, Key as MemoKey, Memo};
 use super::ratelimit::{Action, RateLimiter, class_of, truncate};
 use super::reference;
-use super::request::{self, Question, Read, RequestEdns};
-use super::wire::{self, Ecs, Opt};
+use super::reply::Reply;
+use super::request::{self, Question, Read};
+use super::wire::{self, Opt};
 use crate::metrics::QueryLabels;
 use crate::resolve::{self, Answer, Found, Served};
 use crate::snapshot::Snapshot;
@@ -21,9 +22,6 @@ use crate::zone::Zone;
 pub use crate::metrics::Transport;
 /// The RNG randomized policies draw from (for callers outside the crate: benches, fuzzing).
 pub use fastrand::Rng;
-
-/// Classic DNS over UDP without EDNS (RFC 1035 §4.2.1).
-const PLAIN_UDP_LIMIT: usize = 512;
 
 /// One message to answer.
 #[derive(Debug, Clone, Copy)]
@@ -224,15 +222,12 @@ fn answer_into<'s>(
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
     if let (Some(memo), Some((key, scope))) = (with.memo.as_deref_mut(), &memo_key)
         && let Some(entry) = memo.get(stamp, key, with.now)
+        && copy_memoized(entry, *scope, found.as_ref(), &question, &reply, out)
     {
-        let end = question.labels.map_or(0, |l| l.0);
-        entry.write(question.query, end, reply.opt(*scope).as_ref(), out);
-        if out.len() <= reply.limit {
-            outcome.rcode = entry.rcode;
-            outcome.zone = found.as_ref().map(|f| f.zone);
-            outcome.served = served(found.as_ref(), entry.datacenter);
-            return true;
-        }
+        outcome.rcode = entry.rcode;
+        outcome.zone = found.as_ref().map(|f| f.zone);
+        outcome.served = served(found.as_ref(), entry.datacenter);
+        return true;
     }
     // 5. Answer: CNAMEs, static records, or the pool's live endpoints in the decided order.
     let answer = match &found {
@@ -256,13 +251,14 @@ fn answer_into<'s>(
     let Some((opt_at, rcode, fresh_until)) = encoded else {
         return true;
     };
-    // 7. Memoize the fixed answer `find` stood for: not a fallback pool's or a wildcard's
-    // (renamed) nor one that followed a CNAME.
+    // 7. Memoize the fixed (or rotating) answer `find` stood for: not a fallback pool's or a
+    // wildcard's (renamed) nor one that followed a CNAME.
     if let (Some(memo), Some((key, scope)), Some(labels)) =
         (with.memo.as_deref_mut(), memo_key, question.labels)
         && answer.renamed.is_empty()
         && answer.at_qname.is_none()
         && answer.ecs_scope == scope
+        && let Some(rotation) = found.as_ref().and_then(|f| memo_rotation(f, &answer))
     {
         let encoded = Encoded {
             reply: out,
@@ -271,6 +267,7 @@ fn answer_into<'s>(
             rcode,
             datacenter: answer.served.map(|s| s.datacenter),
             fresh_until,
+            rotation,
         };
         memo.put(stamp, key, encoded);
     }
@@ -342,6 +339,36 @@ fn sign_into(
     None
 }
 
+/// Step 4: the memoized reply `entry` for `question` into `out`, a rotating one rotated on;
+/// false where it cannot be (it would not fit).
+fn copy_memoized(
+    entry: &MemoEntry,
+    scope: u8,
+    found: Option<&Found<'_>>,
+    question: &Question<'_>,
+    reply: &Reply<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let (end, opt) = (question.labels.map_or(0, |l| l.0), reply.opt(scope));
+    let rotation = found.and_then(Found::rotation);
+    entry.write(question.query, end, opt.as_ref(), rotation.as_ref(), out)
+        && out.len() <= reply.limit
+}
+
+/// How `answer` is memoized: `Some(None)` as it is, `Some(Some((n, start)))` as a rotation
+/// (see `Found::rotation`) of `n` records that started at `start`, `None` not at all (a
+/// rotating pool's answer that is not the whole rotation).
+fn memo_rotation(found: &Found<'_>, answer: &Answer<'_>) -> Option<Option<(usize, usize)>> {
+    let Some(rotation) = found.rotation() else {
+        return Some(None);
+    };
+    let start = answer.pool_order.first()?.checked_sub(rotation.first)? as usize;
+    let n = rotation.n;
+    let rotated = (0..n).map(|k| rotation.first + ((start + k) % n) as u32);
+    let whole = answer.pool_records == (0..n) && answer.pool_order.iter().copied().eq(rotated);
+    whole.then_some(Some((n, start)))
+}
+
 /// What a reply to `question` is memoized under (with its ECS scope), where it can be.
 fn memo_key(question: &Question<'_>, found: &Found<'_>, signed: bool) -> Option<(MemoKey, u8)> {
     question.labels?;
@@ -389,90 +416,5 @@ fn encode(
             *out = reference::encode(metadata, asked.as_deref(), answer, edns.as_ref());
             out.len()
         }
-    }
-}
-
-/// What every reply to one request shares: its size limit and its OPT record.
-struct Reply<'a> {
-    limit: usize,
-    /// The request's OPT record, if it had one.
-    edns: Option<RequestEdns>,
-    payload: u16,
-    subnet: Option<super::ecs::ClientSubnet>,
-    used: bool,
-    nsid: Option<&'a [u8]>,
-    /// What the request's cookie is worth, where cookies are on and it sent one.
-    cookie: Option<Verdict>,
-    /// The client cookie and ours, for the reply.
-    cookies: Option<[u8; 24]>,
-}
-
-impl<'a> Reply<'a> {
-    fn new(question: &Question<'_>, incoming: Incoming<'_>, with: &Responder<'a>) -> Self {
-        let settings = with.settings;
-        let limit = match (incoming.transport, &question.edns) {
-            (Transport::Tcp | Transport::Tls, _) => usize::from(u16::MAX),
-            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-            (Transport::Udp, Some(theirs)) => {
-                usize::from(theirs.max_payload.clamp(512, settings.udp_payload.max(512)))
-            }
-        };
-        // The packet's source, never the Client Subnet: the cookie is the sender's.
-        let (source, now) = (incoming.source, with.now);
-        let cookie = question
-            .cookie
-            .zip(settings.cookies.as_ref())
-            .map(|(c, cookies)| {
-                let verdict = cookies.check(&c, source, now);
-                let mut both = [0u8; 24];
-                both[..8].copy_from_slice(&c.client);
-                both[8..].copy_from_slice(&cookies.server_cookie(&c, verdict, source, now));
-                (verdict, both)
-            });
-        Self {
-            limit,
-            edns: question.edns,
-            payload: settings.udp_payload,
-            subnet: question.subnet,
-            used: question.used.is_some(),
-            nsid: settings.nsid(question.nsid),
-            cookie: cookie.map(|(verdict, _)| verdict),
-            cookies: cookie.map(|(_, both)| both),
-        }
-    }
-
-    /// BADCOOKIE (RFC 7873 §5.2.4): the question and our OPT record with a fresh cookie.
-    fn badcookie(&self, question: &Question<'_>) -> Vec<u8> {
-        let asked = question.hickory();
-        let rcode = ResponseCode::BADCOOKIE;
-        reference::error(&question.metadata, asked.as_deref(), rcode, self.opt(0))
-    }
-
-    /// Our OPT record: DO copied (RFC 3225 §3), the ECS option echoed (RFC 7871 §7.2.1: family,
-    /// address and source prefix as sent, with the scope the answer depended on; 0 when the
-    /// subnet was not used), our NSID if asked.
-    fn opt(&self, scope: u8) -> Option<Opt<'a>> {
-        let theirs = self.edns?;
-        Some(Opt {
-            payload: self.payload,
-            dnssec_ok: theirs.dnssec_ok,
-            ecs: self.subnet.map(|subnet| {
-                let mut scope = if self.used { scope } else { 0 };
-                // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back.
-                if scope > 0
-                    && subnet.addr.is_ipv6()
-                    && crate::geo::canonical(subnet.addr).is_ipv4()
-                {
-                    scope = scope.saturating_add(96).min(128);
-                }
-                Ecs {
-                    addr: subnet.addr,
-                    source: subnet.source_prefix,
-                    scope,
-                }
-            }),
-            nsid: self.nsid,
-            cookie: self.cookies,
-        })
     }
 }

@@ -34,7 +34,7 @@ pub use all::All;
 pub use failover::Failover;
 pub use geo::Geo;
 pub use least_load::LeastLoad;
-pub use round_robin::RoundRobin;
+pub use round_robin::{Rotation, RoundRobin};
 pub use sticky::Sticky;
 pub use weighted::Weighted;
 pub use weighted_random::WeightedRandom;

@@ -5,7 +5,7 @@ use hickory_proto::rr::RecordType;
 use std::net::IpAddr;
 
 use crate::health::HealthView;
-use crate::policy::{Context, Decided, Decision};
+use crate::policy::{Context, Decided, Decision, Rotation};
 use crate::snapshot::Snapshot;
 use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
 
@@ -88,8 +88,9 @@ fn pool_of(node: &Node, qtype: RecordType) -> Option<(&Pool, &EndpointSet)> {
 impl<'s> Found<'s> {
     /// What a reply to this question may be memoized under: the node and the decision's key,
     /// where the answer is a function of them within the snapshot (static records, pools whose
-    /// order is fixed). `None` where it depends on more: a rotation, a random draw, a CNAME
-    /// chain, a referral, a name that does not exist, or an ANY, CNAME or DS question.
+    /// order is fixed) or a rotation of one (see [`Found::rotation`]). `None` where it depends
+    /// on more: a weighted cycle, a random draw, a CNAME chain, a referral, a name that does
+    /// not exist, or an ANY, CNAME or DS question.
     pub fn memo_key(&self, qtype: RecordType) -> Option<(&'s Node, Decided, u8)> {
         if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
             return None;
@@ -101,11 +102,21 @@ impl<'s> Found<'s> {
             return None;
         }
         match &self.pool {
-            Some(p) if p.set.policy.fixed() => {
+            Some(p) if p.set.policy.fixed() || self.rotation().is_some() => {
                 Some((node, p.decision.memo_key()?, p.decision.scope))
             }
             Some(_) => None,
             None => Some((node, Decided::new(), 0)),
         }
+    }
+
+    /// Where the pool's answer is the same endpoints rotated (see `Policy::rotation`), that
+    /// rotation.
+    pub fn rotation(&self) -> Option<Rotation<'s>> {
+        let p = self.pool.as_ref()?;
+        let live = |i: u32| p.set.live(i, self.health);
+        p.set
+            .policy
+            .rotation(&p.decision, &live, p.pool.max_answers)
     }
 }
