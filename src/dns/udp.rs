@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{BATCH, Batch};
@@ -82,7 +83,8 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         let started = Instant::now();
         let snapshot = state.load();
         let now = super::respond::unix_now();
-        let mut answered: Vec<(Outcome<'_>, SocketAddr)> = Vec::with_capacity(BATCH);
+        // On the stack: no allocation a batch (at low rates a batch is one datagram).
+        let mut answered: SmallVec<[(Outcome<'_>, SocketAddr); BATCH]> = SmallVec::new();
         for (query, peer) in batch.datagrams() {
             if let Some(managed) = &managed
                 && super::manage::wants(query, false)
@@ -108,7 +110,7 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 answered.push((outcome, peer));
             }
         }
-        let sending: Vec<(&[u8], SocketAddr)> = answered
+        let sending: SmallVec<[(&[u8], SocketAddr); BATCH]> = answered
             .iter()
             .zip(&replies)
             .map(|((_, peer), reply)| (reply.as_slice(), *peer))
