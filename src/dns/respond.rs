@@ -181,14 +181,15 @@ fn answer_into<'s>(
     outcome: &mut Outcome<'s>,
     out: &mut Vec<u8>,
 ) -> bool {
-    // 1. Read and check the request: header, question, OPT, Client Subnet.
+    // 1. Read and check the request: header, question, OPT, Client Subnet (borrowed, 240 B).
     let labels = request::question_labels(incoming.query);
-    let question = match request::read(incoming.query, labels.as_ref(), incoming.source) {
+    let read = request::read(incoming.query, labels.as_ref(), incoming.source);
+    let question = match &read {
         Read::Drop => return false,
         Read::Refuse(refusal) => {
             outcome.qtype = refusal.question.as_ref().map(|q| q.query_type());
             outcome.rcode = refusal.rcode;
-            *out = reference::refusal(&refusal, with.settings);
+            *out = reference::refusal(refusal, with.settings);
             return true;
         }
         Read::Question(question) => question,
@@ -196,13 +197,13 @@ fn answer_into<'s>(
     outcome.qtype = Some(question.qtype);
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
     outcome.question_end = question.labels.map(|l| l.0);
-    let reply = Reply::new(&question, incoming, with);
+    let reply = Reply::new(question, incoming, with);
     outcome.cookie_valid = reply.cookie == Some(Verdict::Valid);
     // 2. Cookies (RFC 7873 §5.2.4): a server cookie we did not make, over UDP, gets BADCOOKIE
     // with ours, and the client asks again with it; over TCP the connection vouches for it.
     if reply.cookie == Some(Verdict::Invalid) && incoming.transport == Transport::Udp {
         outcome.rcode = ResponseCode::BADCOOKIE;
-        *out = reply.badcookie(&question);
+        *out = reply.badcookie(question);
         return true;
     }
     // 3. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
@@ -216,13 +217,13 @@ fn answer_into<'s>(
     let memo_key = found
         .as_ref()
         .filter(|_| with.memo.is_some() && !with.reference)
-        .and_then(|found| memo_key(&question, found, signing));
+        .and_then(|found| memo_key(question, found, signing));
     let stamp = found
         .as_ref()
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
     if let (Some(memo), Some((key, scope))) = (with.memo.as_deref_mut(), &memo_key)
         && let Some(entry) = memo.get(stamp, key, with.now)
-        && copy_memoized(entry, *scope, found.as_ref(), &question, &reply, out)
+        && copy_memoized(entry, *scope, found.as_ref(), question, &reply, out)
     {
         outcome.rcode = entry.rcode;
         outcome.zone = found.as_ref().map(|f| f.zone);
@@ -244,8 +245,8 @@ fn answer_into<'s>(
     // 6. Encode, with DNSSEC's signatures and denial proofs for DO to a signed zone; a reply
     // too large for UDP goes out empty with TC set.
     let encoded = match answer.zone.filter(|_| signing) {
-        Some(zone) => sign_into(&question, &answer, &reply, zone, with.now, out),
-        None => encode_fitting(&question, &answer, &reply, with.reference, out)
+        Some(zone) => sign_into(question, &answer, &reply, zone, with.now, out),
+        None => encode_fitting(question, &answer, &reply, with.reference, out)
             .map(|opt_at| (opt_at, answer.rcode, u32::MAX)),
     };
     let Some((opt_at, rcode, fresh_until)) = encoded else {
