@@ -180,6 +180,11 @@ fn equal_records(body: &[u8], n: usize) -> Option<usize> {
 }
 
 impl Entry {
+    /// Whether it is a rotating answer's (its copies need the pool's rotation).
+    pub fn rotates(&self) -> bool {
+        self.rotating.is_some()
+    }
+
     /// Writes the reply to `query` (question ending at `question_end`) into `out`; a rotating
     /// answer's starting where `rotation` is now. False (nothing written) for a rotating
     /// answer without its rotation.

@@ -351,7 +351,7 @@ fn copy_memoized(
     out: &mut Vec<u8>,
 ) -> bool {
     let (end, opt) = (question.labels.map_or(0, |l| l.0), reply.opt(scope));
-    let rotation = found.and_then(Found::rotation);
+    let rotation = found.filter(|_| entry.rotates()).and_then(Found::rotation);
     entry.write(question.query, end, opt.as_ref(), rotation.as_ref(), out)
         && out.len() <= reply.limit
 }
