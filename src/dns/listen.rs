@@ -19,8 +19,8 @@ pub struct Bound {
     pub tcp: Vec<TcpListener>,
 }
 
-/// Ports tried for port 0 (tests): a free UDP port may be taken for TCP.
-const PORT_TRIES: usize = 16;
+/// Ports tried for port 0 (tests): a port may be taken.
+const PORT_TRIES: usize = 64;
 /// Connections waiting to be accepted, per listener.
 const BACKLOG: i32 = 1024;
 
@@ -30,7 +30,11 @@ pub fn bind(addr: SocketAddr, workers: usize, steering: Steering) -> io::Result<
     let mut tries = 0;
     loop {
         tries += 1;
-        match bind_group(addr, workers.max(1)) {
+        let mut at = addr;
+        if addr.port() == 0 {
+            at.set_port(free_port_candidate());
+        }
+        match bind_group(at, workers.max(1)) {
             Err(e) if addr.port() == 0 && tries < PORT_TRIES => {
                 tracing::debug!(error = %e, "port taken between probe and bind; another");
             }
@@ -48,6 +52,23 @@ pub fn bind(addr: SocketAddr, workers: usize, steering: Steering) -> io::Result<
             }
         }
     }
+}
+
+/// A port to try for port 0: below the kernel's ephemeral range. A client's source port comes
+/// from that range, and a client that sets SO_REUSEPORT itself (BIND's dig does) and lands on
+/// our port would join our socket group and be handed some of our queries — its own among
+/// them. A fixed port such as 53 is never a source port.
+fn free_port_candidate() -> u16 {
+    let low = ephemeral_low();
+    fastrand::u16((low / 2).max(1024)..low.max(2048))
+}
+
+/// The first port of the kernel's ephemeral range.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
 }
 
 fn bind_group(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
@@ -86,4 +107,19 @@ fn reuse_port(addr: SocketAddr, kind: Type) -> io::Result<Socket> {
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_binds_below_the_ephemeral_range() {
+        let low = ephemeral_low();
+        let bound = bind("127.0.0.1:0".parse().unwrap(), 2, Steering::Hash).unwrap();
+        let port = bound.udp[0].local_addr().unwrap().port();
+        assert!(port < low && port >= 1024, "{port} vs {low}");
+        assert_eq!(bound.udp[1].local_addr().unwrap().port(), port);
+        assert_eq!(bound.tcp[0].local_addr().unwrap().port(), port);
+    }
 }
