@@ -7,8 +7,8 @@
 //!   [`run`] below wires the listeners, the API, the prober and the GeoIP watcher.
 //! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
-//! - [`dns`]: the sockets (`udp` with `batch`, `tcp`), `request` (header, question, OPT and its
-//!   `options` — ECS, NSID, COOKIE — and the checks), `respond` (the stages of one answer, a
+//! - [`dns`]: the sockets (`listen` binds them, a socket a worker; `udp` with `batch`, `tcp`),
+//!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the checks), `respond` (the stages of one answer, a
 //!   page), `wire` (the fast reply encoder), `reference` (hickory's encoder: error replies, and
 //!   the reference the fast one is tested against), `memo` (a UDP worker's encoded replies),
 //!   and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
@@ -70,10 +70,12 @@
 //!   there), [`dnssec`] (DNSSEC signing keys: PKCS#8 files, DNSKEY, key tag, DS; its
 //!   `signer`: RRSIGs refreshed hourly per RRset, the signature cache, compact denial's NSEC;
 //!   TSIG's HMAC keys; ring named only there), [`sys`] (the C library: heap trim, page
-//!   dropping, durable file writes, `recvmmsg`/`sendmmsg`).
+//!   dropping, durable file writes, `recvmmsg`/`sendmmsg`, `steer`: a BPF program giving
+//!   datagrams to the worker of their CPU, workers kept on their CPUs).
 //!
 //! # One UDP query, top to bottom (six files)
-//! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) and loads one snapshot for it.
+//! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) on its own socket (`dns/listen.rs`:
+//!    SO_REUSEPORT, one a worker) and loads one snapshot for it.
 //! 2. `dns/respond.rs`: `respond_into` runs the stages in order; each is a call down:
 //! 3. `dns/request.rs`: header, question, OPT and its options read (the usual shape directly,
 //!    anything else through hickory's decoder) and checked; FORMERR, NOTIMP, BADVERS and
@@ -81,14 +83,15 @@
 //!    judges a COOKIE: BADCOOKIE for a server cookie we did not make, over UDP.)
 //! 4. `resolve/find.rs`: the zone (none: REFUSED), the node, and for a pool its policy's
 //!    decision and ECS scope (`Policy::decide`; a geo pool reads its steering table). A reply
-//!    memoized for this node, type and decision (`dns/memo.rs`) is copied and patched.
+//!    memoized for this node, type and decision (`dns/memo.rs`) is copied and patched — a
+//!    rotating pool's with its records rotated by the pool's counter (`Policy::rotation`).
 //! 5. `resolve/answer.rs`: CNAMEs, static records, or the endpoints in the decided order
 //!    (`Policy::order_for`), the dead dropped, the all-down rule, `max_answers`, NODATA,
 //!    NXDOMAIN, referrals.
 //! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
 //!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL); with
 //!    DO, a signed zone's answer goes to `dns/sign.rs` instead (RRSIGs, compact denial);
-//!    `respond` sets TC when UDP cannot carry it, memoizes fixed answers, and last asks
+//!    `respond` sets TC when UDP cannot carry it, memoizes fixed and rotating answers, and last asks
 //!    `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or dropped). The
 //!    worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
 //!    query log.

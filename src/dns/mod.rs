@@ -55,7 +55,7 @@ use respond::{Outcome, Settings, Transport};
 pub use tcp::TcpLimits;
 
 /// Sockets bound for every listen address: UDP and TCP on the same port, a UDP socket for
-/// each worker and as many TCP listeners (see [`listen`]).
+/// each worker and as many TCP listeners (see `listen`).
 pub struct Listeners {
     /// Per listen address, its workers' sockets.
     udp: Vec<Vec<std::net::UdpSocket>>,
