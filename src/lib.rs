@@ -9,8 +9,9 @@
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
 //! - [`dns`]: the sockets (`listen` binds them, a socket a worker; `udp` with `batch`, `tcp`),
 //!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the
-//!   checks), `respond` (the stages of one answer, a page), `wire` (the fast reply encoder), `reference` (hickory's encoder: error replies, and
-//!   the reference the fast one is tested against), `memo` (a UDP worker's encoded replies),
+//!   checks), `respond` (the stages of one answer, a page), `wire` (the fast reply encoder),
+//!   `reference` (hickory's encoder: error replies, and the reference the fast one is tested
+//!   against), `memo` (a UDP worker's encoded replies),
 //!   and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
 //!   (response rate limiting), `querylog`. Beside the query path: `tls` (DNS over TLS around
 //!   the TCP loop), `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked by `tsig`), `update`,
