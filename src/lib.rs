@@ -11,8 +11,7 @@
 //!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the
 //!   checks), `respond` (the stages of one answer, a page), `wire` (the fast reply encoder),
 //!   `reference` (hickory's encoder: error replies, and the reference the fast one is tested
-//!   against), `memo` (a UDP worker's encoded replies),
-//!   and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
+//!   against), `memo` (a UDP worker's encoded replies), and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
 //!   (response rate limiting), `querylog`. Beside the query path: `tls` (DNS over TLS around
 //!   the TCP loop), `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked by `tsig`), `update`,
 //!   `transfer` and its `history`, `notify` (NOTIFY out).
@@ -92,9 +91,9 @@
 //! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
 //!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL); with
 //!    DO, a signed zone's answer goes to `dns/sign.rs` instead (RRSIGs, compact denial);
-//!    `respond` sets TC when UDP cannot carry it, memoizes fixed and rotating answers, and last asks
-//!    `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or dropped). The
-//!    worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
+//!    `respond` sets TC when UDP cannot carry it, memoizes fixed and rotating answers, and
+//!    last asks `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or
+//!    dropped). The worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
 //!    query log.
 //!
 //! # Adding a policy
