@@ -8,13 +8,13 @@
 //! - [`api`]: the HTTP control plane (axum): zones, records, pools, endpoints, health; and,
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
 //! - [`dns`]: the sockets (`listen` binds them, a socket a worker; `udp` with `batch`, `tcp`),
-//!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the
-//!   checks), `respond` (the stages of one answer, a page), `wire` (the fast reply encoder),
-//!   `reference` (hickory's encoder: error replies, and the reference the fast one is tested
-//!   against), `memo` (a UDP worker's encoded replies), and one file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit`
-//!   (response rate limiting), `querylog`. Beside the query path: `tls` (DNS over TLS around
-//!   the TCP loop), `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked by `tsig`), `update`,
-//!   `transfer` and its `history`, `notify` (NOTIFY out).
+//!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the checks),
+//!   `respond` (the stages of one answer, a page), `wire` (the fast reply encoder), `reference`
+//!   (hickory's encoder: error replies, and the reference the fast one is tested against), `memo`
+//!   (a UDP worker's encoded replies), and one file a feature that acts on every query: `cookies`
+//!   (RFC 7873/9018), `ratelimit` (response rate limiting), `querylog`. Beside the query path:
+//!   `tls` (DNS over TLS around the TCP loop), `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked
+//!   by `tsig`), `update`, `transfer` and its `history`, `notify` (NOTIFY out).
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
 //!   `resolve::find` and policy decision as a query.
 //! - [`simulate`]: what a changed zone, pool or GeoIP database would do to the clients
@@ -88,13 +88,13 @@
 //! 5. `resolve/answer.rs`: CNAMEs, static records, or the endpoints in the decided order
 //!    (`Policy::order_for`), the dead dropped, the all-down rule, `max_answers`, NODATA,
 //!    NXDOMAIN, referrals.
-//! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it,
-//!    AA, the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL); with
-//!    DO, a signed zone's answer goes to `dns/sign.rs` instead (RRSIGs, compact denial);
-//!    `respond` sets TC when UDP cannot carry it, memoizes fixed and rotating answers, and
-//!    last asks `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or
-//!    dropped). The worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the
-//!    query log.
+//! 6. `dns/wire.rs`: the reply encoded (question copied as sent, owners as pointers into it, AA,
+//!    the negative SOA, OPT with DO, the ECS scope, NSID and cookies, degraded TTL); with DO, a
+//!    signed zone's answer goes to `dns/sign.rs` instead (RRSIGs, compact denial); `respond` sets
+//!    TC when UDP cannot carry it, memoizes fixed and rotating answers, and last asks
+//!    `dns/ratelimit.rs` whether a UDP reply is over the rate (sent, slipped or dropped). The
+//!    worker sends the batch (`sendmmsg`), counts each reply (`metrics`) and offers it to the query
+//!    log.
 //!
 //! # Adding a policy
 //! One file under `src/policy/` with its struct and its `Strategy` impl (`name`, `label`,
