@@ -408,13 +408,15 @@ def main():
                       f"= {r['per_core']:,.0f}/core-s, p50/p99 {r['p50']:.0f}/{r['p99']:.0f} us, "
                       f"RSS {r['rss']:.1f} MiB{hits}{cpu_per_query(r, a.fixed_rate)}", flush=True)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in results.items()}
+    # The table's order: by query set, then servers as given.
+    in_order = sorted(med.items(), key=lambda kv: (kv[0][1], servers.index(kv[0][0])))
     print()
     print(f"Median of {a.reps} runs of {a.seconds} s; server on CPU 0, dnsperf on CPU 1; "
           "latency at a fixed 20k qps.")
     print()
     print("| server | queries | qps | server CPU | queries per server-core-second | p50 / p99 µs | RSS MiB | Meridian ÷ this |")
     print("|---|---|---|---|---|---|---|---|")
-    for (server, qset), m in sorted(med.items(), key=lambda kv: (kv[0][1], servers.index(kv[0][0]))):
+    for (server, qset), m in in_order:
         ours = med.get(("meridian", qset))
         ratio = f"{ours['per_core'] / m['per_core']:.2f}×" if ours and m["per_core"] else "-"
         if server == "meridian-signed" and ours and ours["per_core"]:
@@ -429,7 +431,7 @@ def main():
         print()
         print("| server | queries | user µs | system µs | user ÷ gdnsd |")
         print("|---|---|---|---|---|")
-        for (server, qset), m in sorted(med.items(), key=lambda kv: (kv[0][1], servers.index(kv[0][0]))):
+        for (server, qset), m in in_order:
             gdnsd = med.get(("gdnsd", qset))
             ratio = f"{m['user_us'] / gdnsd['user_us']:.2f}×" if gdnsd and gdnsd["user_us"] else "-"
             print(f"| {server} | {qset} | {m['user_us']:.2f} | {m['sys_us']:.2f} | {ratio} |")

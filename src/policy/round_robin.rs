@@ -40,49 +40,13 @@ impl RoundRobin {
 pub struct Rotation<'a> {
     pub first: u32,
     pub n: usize,
-    policy: &'a RoundRobin,
+    pub(super) policy: &'a RoundRobin,
 }
 
 impl Rotation<'_> {
     /// Where this answer starts, as `RoundRobin::order` would have it.
     pub fn next_start(&self) -> usize {
         self.policy.next_start()
-    }
-}
-
-impl super::Policy {
-    /// Where every answer for `decision` is a [`Rotation`]: a round-robin set, or a geo pool
-    /// whose one serving datacenter is round-robin, with every endpoint live (`live`) and no
-    /// more than `max_answers`. Does not move the rotation on.
-    pub fn rotation(
-        &self,
-        decision: &super::Decision,
-        live: &dyn Fn(u32) -> bool,
-        max_answers: usize,
-    ) -> Option<Rotation<'_>> {
-        let (policy, first, n) = match self {
-            Self::RoundRobin(rr) => (rr, 0, rr.n),
-            Self::Geo(geo) => {
-                let mut serving = geo.serving(decision.order(), live);
-                let dc = &geo.datacenters[usize::from(serving.next()?)];
-                if serving.next().is_some() {
-                    return None;
-                }
-                let Self::RoundRobin(rr) = &dc.inner else {
-                    return None;
-                };
-                let first = *dc.endpoints.first()?;
-                // The inner policy's indices map to consecutive pool endpoints.
-                let consecutive = dc.endpoints.iter().zip(first..).all(|(&e, i)| e == i);
-                if !consecutive || rr.n != dc.endpoints.len() {
-                    return None;
-                }
-                (rr, first, rr.n)
-            }
-            _ => return None,
-        };
-        let all_live = (first..first + n as u32).all(live);
-        (n >= 2 && n <= max_answers && all_live).then_some(Rotation { first, n, policy })
     }
 }
 
