@@ -9,12 +9,13 @@
 //!   without a token, the status page, `/metrics`, `/healthz` and `/readyz` (`api::ops`).
 //! - [`dns`]: the sockets (`listen` binds them, a socket a worker; `udp` with `batch`, `tcp`),
 //!   `request` (header, question, OPT and its `options` — ECS, NSID, COOKIE — and the checks),
-//!   `respond` (the stages of one answer, a page), `wire` (the fast reply encoder), `reference`
-//!   (hickory's encoder: error replies, and the reference the fast one is tested against), `memo`
-//!   (a UDP worker's encoded replies), and one file a feature that acts on every query: `cookies`
-//!   (RFC 7873/9018), `ratelimit` (response rate limiting), `querylog`. Beside the query path:
-//!   `tls` (DNS over TLS around the TCP loop), `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked
-//!   by `tsig`), `update`, `transfer` and its `history`, `notify` (NOTIFY out).
+//!   `respond` (the stages of one answer, a page), `reply` (what every reply shares: size limit,
+//!   OPT), `wire` (the fast reply encoder), `reference` (hickory's encoder: error replies, and the
+//!   reference the fast one is tested against), `memo` (a UDP worker's encoded replies), and one
+//!   file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit` (response rate
+//!   limiting), `querylog`. Beside the query path: `tls` (DNS over TLS around the TCP loop),
+//!   `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked by `tsig`), `update`, `transfer` and its
+//!   `history`, `notify` (NOTIFY out).
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
 //!   `resolve::find` and policy decision as a query.
 //! - [`simulate`]: what a changed zone, pool or GeoIP database would do to the clients
