@@ -133,13 +133,8 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
         pool,
         rcode: rcode.to_string(),
         answer: answer
-            .answers
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| {
-                let (owner, ttl) = (answer.owner(i, r), answer.ttl(i, r.ttl));
-                format!("{owner} {ttl} {} {}", r.record_type(), r.data)
-            })
+            .answer_records()
+            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
             .collect(),
         ecs_scope: answer.ecs_scope,
     }
@@ -158,19 +153,19 @@ fn pool_view(
         pool,
         set,
         decision,
+        ..
     } = found;
     let live = |i: u32| set.live(i, view);
     let feedback = set.feedback(view);
     let ranks = sticky_ranks(&set.policy, client, feedback);
     let endpoints = set
-        .records
-        .iter()
-        .zip(&set.health)
+        .addresses()
+        .zip(set.healths())
         .enumerate()
-        .map(|(i, (record, h))| {
+        .map(|(i, (address, h))| {
             let measured = feedback.get(i);
             EndpointView {
-                address: record.data.to_string(),
+                address: address.to_string(),
                 state: h.status(view).to_string(),
                 live: h.live(view),
                 force: h.force.map(|f| format!("{f:?}").to_lowercase()),

@@ -195,7 +195,7 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
                 let (mut endpoints, mut live, mut down) = (0, 0, 0);
                 for (set, g) in &geo {
                     for &e in &g.datacenters[i].endpoints {
-                        let health = &set.health[e as usize];
+                        let health = set.health(e);
                         endpoints += 1;
                         live += usize::from(health.live(view));
                         down += usize::from(health.probed_down(view));

@@ -265,11 +265,7 @@ mod tests {
             let www = Name::from_ascii("www.t.").unwrap();
             let zone = snapshot.zones.get(&origin).unwrap();
             let pool = zone.node(&www).and_then(|n| n.pool.as_ref()).unwrap();
-            let answered = pool
-                .v4
-                .records
-                .iter()
-                .any(|r| r.data.to_string() == "192.0.2.50");
+            let answered = pool.v4.addresses().any(|a| a.to_string() == "192.0.2.50");
             assert_eq!(listed, answered);
             answered
         };

@@ -80,30 +80,13 @@ pub fn encode(
 ) -> Vec<u8> {
     // The degraded TTL and a fallback pool's owner are applied to copies here; the fast
     // encoder writes them directly.
-    let answers: Vec<std::borrow::Cow<'_, Record>> = answer
-        .answers
-        .iter()
-        .enumerate()
-        .map(|(i, &r)| {
-            let ttl = answer.ttl(i, r.ttl);
-            let owner = answer.owner(i, r);
-            match ttl == r.ttl && std::ptr::eq(owner, &r.name) {
-                true => std::borrow::Cow::Borrowed(r),
-                false => {
-                    let mut owned = r.clone();
-                    owned.ttl = ttl;
-                    owned.name = owner.clone();
-                    std::borrow::Cow::Owned(owned)
-                }
-            }
-        })
-        .collect();
+    let answers: Vec<Record> = answer.answer_records().collect();
     let mut buf = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut buf);
     let result = emit_message_parts(
         metadata,
         &mut question.into_iter(),
-        &mut answers.iter().map(AsRef::as_ref),
+        &mut answers.iter(),
         &mut answer.authorities.iter().copied(),
         &mut answer.additionals.iter().copied(),
         edns,

@@ -366,7 +366,7 @@ fn memo_rotation(found: &Found<'_>, answer: &Answer<'_>) -> Option<Option<(usize
     let start = answer.pool_order.first()?.checked_sub(rotation.first)? as usize;
     let n = rotation.n;
     let rotated = (0..n).map(|k| rotation.first + ((start + k) % n) as u32);
-    let whole = answer.pool_records == (0..n) && answer.pool_order.iter().copied().eq(rotated);
+    let whole = answer.pool_records() == (0..n) && answer.pool_order.iter().copied().eq(rotated);
     whole.then_some(Some((n, start)))
 }
 
@@ -384,6 +384,7 @@ fn served<'s>(found: Option<&Found<'s>>, datacenter: Option<usize>) -> Option<Se
     Some(Served {
         pool: pool.pool,
         set: pool.set,
+        owner: pool.owner,
         datacenter: datacenter?,
     })
 }

@@ -45,13 +45,8 @@ pub fn signed_reply(
     // synthesized records too (signed online as the name asked, they need no proof that the
     // name does not exist).
     let answers: Vec<(Record, Name)> = answer
-        .answers
-        .iter()
-        .enumerate()
-        .map(|(i, &r)| {
-            let mut out = r.clone();
-            out.ttl = answer.ttl(i, r.ttl);
-            out.name = answer.owner(i, r).clone();
+        .answer_records()
+        .map(|out| {
             let signed_as = out.name.clone();
             (out, signed_as)
         })
@@ -125,10 +120,10 @@ fn types_at(zone: &Zone, qname: &Name) -> Vec<u16> {
     };
     let mut types: Vec<u16> = node.rrsets.iter().map(|s| u16::from(s.rtype)).collect();
     if let Some(pool) = &node.pool {
-        if !pool.v4.records.is_empty() {
+        if !pool.v4.is_empty() {
             types.push(u16::from(RecordType::A));
         }
-        if !pool.v6.records.is_empty() {
+        if !pool.v6.is_empty() {
             types.push(u16::from(RecordType::AAAA));
         }
     }

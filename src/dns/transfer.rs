@@ -29,8 +29,8 @@ pub fn records(zone: &Zone) -> Vec<Record> {
         let sent =
             |p: &&crate::zone::Pool| p.transfer.unwrap_or(zone.pool_transfer) == PoolTransfer::All;
         if let Some(pool) = node.pool.as_ref().filter(sent) {
-            out.extend(pool.v4.records.iter().cloned());
-            out.extend(pool.v6.records.iter().cloned());
+            out.extend(pool.v4.records(&node.name, pool.ttl));
+            out.extend(pool.v6.records(&node.name, pool.ttl));
         }
     }
     out.push(zone.soa.clone());

@@ -157,7 +157,7 @@ fn current(zone: &Zone, name: &Name, rtype: RecordType) -> Vec<RData> {
         return Vec::new();
     };
     if let Some(set) = node.pool.as_ref().and_then(|p| p.endpoints(rtype)) {
-        return set.records.iter().map(|r| r.data.clone()).collect();
+        return set.records(name, 0).map(|r| r.data).collect();
     }
     let set = node.rrset(rtype);
     set.map(|s| s.records.iter().map(|r| r.data.clone()).collect())
@@ -190,10 +190,10 @@ impl Sets {
             if !matches!(rtype, RecordType::A | RecordType::AAAA) {
                 return;
             }
-            let addresses = self.pools.entry(name).or_insert_with(|| {
-                let all = pool.v4.records.iter().chain(&pool.v6.records);
-                all.filter_map(|r| r.data.ip_addr()).collect()
-            });
+            let addresses = self
+                .pools
+                .entry(name)
+                .or_insert_with(|| pool.v4.addresses().chain(pool.v6.addresses()).collect());
             let family = |a: &IpAddr| a.is_ipv4() == (rtype == RecordType::A);
             match (update.dns_class, update.data.ip_addr()) {
                 (DNSClass::IN, Some(address)) if !addresses.contains(&address) => {

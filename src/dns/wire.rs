@@ -63,32 +63,32 @@ pub fn encode(
         suffix_is_name.then(|| labels[q - n])
     };
     // Records of one RRset sit next to each other in the zone (one slice), and a pool's
-    // records share the pool's name: both reuse the previous record's owner encoding instead
+    // endpoints share the pool's name: both reuse the previous record's owner encoding instead
     // of comparing names (hickory's `Name` comparison costs hundreds of instructions).
     let mut last: Option<(*const Record, Option<u16>)> = None;
-    let answers = answer.answers.iter().enumerate().map(|(i, &r)| {
-        // A pool's endpoint: its address from the set's compact array and the pool's TTL, so
-        // that the record itself is never read.
-        let endpoint = answer
-            .served
-            .filter(|_| answer.pool_records.contains(&i))
-            .map(|s| {
-                let index = answer.pool_order[i - answer.pool_records.start];
-                (s.set.rdata(index), s.pool.ttl)
-            });
-        let ttl = answer.ttl(i, endpoint.map_or_else(|| r.ttl, |(_, ttl)| ttl));
-        let same_pool = i > answer.pool_records.start && answer.pool_records.contains(&i);
+    let pool_records = answer.pool_records();
+    let answers = (0..answer.answer_count()).map(|i| {
+        // A pool's endpoint: its address from the set's compact array and the pool's TTL.
+        let (data, own_ttl) = match (answer.endpoint(i), answer.served) {
+            (Some((set, index)), Some(served)) => {
+                (Data::Address(set.rdata(index)), served.pool.ttl)
+            }
+            _ => (Data::Record(answer.answers[i]), answer.answers[i].ttl),
+        };
+        let same_pool = i > pool_records.start && pool_records.contains(&i);
         // Owned by the question's name: a pointer to it, no comparison.
         let at_qname = answer.at_qname.is_none_or(|n| i < n);
         let known = match (at_qname, labels.first()) {
             (true, Some(&first)) => Some(first),
             _ => None,
         };
-        let data = match endpoint {
-            Some((address, _)) => Data::Address(address),
-            None => Data::Record(r),
-        };
-        (r, answer.owner(i, r), ttl, same_pool, known, data)
+        (
+            answer.owner(i),
+            answer.ttl(i, own_ttl),
+            same_pool,
+            known,
+            data,
+        )
     });
     let origin_pointer = origin_pointer(answer, labels);
     let others = answer
@@ -100,7 +100,6 @@ pub fn encode(
                 .zone
                 .is_some_and(|z| std::ptr::eq(r, &z.soa) || std::ptr::eq(r, &z.negative_soa));
             (
-                r,
                 &r.name,
                 r.ttl,
                 false,
@@ -108,10 +107,17 @@ pub fn encode(
                 Data::Record(r),
             )
         });
-    for (record, owner, ttl, same_pool, known, data) in answers.chain(others) {
+    for (owner, ttl, same_pool, known, data) in answers.chain(others) {
+        let record = match data {
+            Data::Record(record) => record as *const Record,
+            Data::Address(_) => std::ptr::null(),
+        };
+        let next_in_set = |previous: *const Record| {
+            !record.is_null() && std::ptr::eq(previous.wrapping_add(1), record)
+        };
         let pointer = match last {
             _ if known.is_some() => known,
-            Some((previous, p)) if same_pool || std::ptr::eq(previous.wrapping_add(1), record) => p,
+            Some((previous, p)) if same_pool || next_in_set(previous) => p,
             _ => pointer_to(owner),
         };
         last = Some((record, pointer));
@@ -151,7 +157,7 @@ fn header(out: &mut Vec<u8>, m: &Metadata, qdcount: u16, answer: &Answer<'_>, op
     out.extend_from_slice(&[flags1, flags2]);
     for count in [
         qdcount,
-        answer.answers.len() as u16,
+        answer.answer_count() as u16,
         answer.authorities.len() as u16,
         (answer.additionals.len() + usize::from(opt)) as u16,
     ] {

@@ -166,6 +166,19 @@ pub struct EndpointHealth {
 }
 
 impl EndpointHealth {
+    /// An endpoint with no check, not forced, not drained: always live.
+    pub const PLAIN: Self = Self {
+        probe: None,
+        slot: None,
+        force: None,
+        drain: false,
+    };
+
+    /// Whether it is [`EndpointHealth::PLAIN`].
+    pub fn is_plain(&self) -> bool {
+        self.probe.is_none() && self.force.is_none() && !self.drain
+    }
+
     /// The probed status, `unknown` when the endpoint has no check.
     pub fn status(&self, view: &HealthView) -> Status {
         self.slot

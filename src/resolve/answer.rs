@@ -137,7 +137,7 @@ fn answer_pool<'s>(
     asked: Asked<'_>,
     answer: &mut Answer<'s>,
 ) {
-    let (pool, set) = (found.pool, found.set);
+    let (pool, set, owner) = (found.pool, found.set, found.owner);
     let mut order = Order::new();
     let picked = pick(
         cx,
@@ -148,23 +148,23 @@ fn answer_pool<'s>(
         &mut order,
         &mut answer.ecs_scope,
     );
-    let (set, pool) = match picked {
-        Picked::Some => (set, pool),
+    let (set, pool, owner) = match picked {
+        Picked::Some => (set, pool, owner),
         Picked::NoEndpoints => return nodata(zone, answer),
         // `order` holds every endpoint (fail open) in case the rule says serve them.
         Picked::AllDown => match all_down(zone, pool, set) {
-            AllDownAnswer::ServeAll => (set, pool),
-            AllDownAnswer::Fallback(fb_pool, fb_set) => {
+            AllDownAnswer::ServeAll => (set, pool, owner),
+            AllDownAnswer::Fallback(fb_owner, fb_pool, fb_set) => {
                 // The fallback picks by its own health and, if it is all down too, hands out
                 // all of its endpoints.
                 let mut fb = Order::new();
                 let decision = fb_set.policy.decide(cx);
                 let scope = &mut answer.ecs_scope;
                 match pick(cx, fb_pool, fb_set, &decision, rng, &mut fb, scope) {
-                    Picked::NoEndpoints => (set, pool),
+                    Picked::NoEndpoints => (set, pool, owner),
                     _ => {
                         order = fb;
-                        (fb_set, fb_pool)
+                        (fb_set, fb_pool, fb_owner)
                     }
                 }
             }
@@ -183,20 +183,16 @@ fn answer_pool<'s>(
     answer.served = Some(Served {
         pool,
         set,
+        owner,
         datacenter: order.first().map_or(0, |&i| set.datacenter_of(i)),
     });
-    let first = answer.answers.len();
-    answer.pool_records = first..first + order.len();
+    answer.pool_order = order;
     // A fallback pool's records carry its own name, a wildcard pool's the wildcard: answer for
     // the name asked.
     if asked.wildcard || !std::ptr::eq(set, found.set) {
         let name = (asked.name)();
-        answer.renamed.push((answer.pool_records.clone(), name));
+        answer.renamed.push((answer.pool_records(), name));
     }
-    answer
-        .answers
-        .extend(order.iter().map(|&i| &set.records[i as usize]));
-    answer.pool_order = order;
 }
 
 /// The outcome of asking a pool's policy for an order.
@@ -253,7 +249,8 @@ fn pick(
 
 enum AllDownAnswer<'s> {
     ServeAll,
-    Fallback(&'s Pool, &'s EndpointSet),
+    /// The fallback pool's owner, the pool, its set of the family asked.
+    Fallback(&'s Name, &'s Pool, &'s EndpointSet),
     Servfail,
     Nodata,
 }
@@ -261,10 +258,11 @@ enum AllDownAnswer<'s> {
 /// The pool's all-down rule: its fallback pool if it has one, else `all_down`.
 fn all_down<'s>(zone: &'s Zone, pool: &'s Pool, set: &EndpointSet) -> AllDownAnswer<'s> {
     if let Some(target) = &pool.fallback
-        && let Some(p) = zone.node(target).and_then(|n| n.pool.as_ref())
+        && let Some(node) = zone.node(target)
+        && let Some(p) = &node.pool
         && let Some(s) = p.endpoints(family(pool, set))
     {
-        return AllDownAnswer::Fallback(p, s);
+        return AllDownAnswer::Fallback(&node.name, p, s);
     }
     match pool.all_down {
         AllDown::ServeAll => AllDownAnswer::ServeAll,
@@ -289,10 +287,10 @@ fn nodata<'s>(zone: &'s Zone, answer: &mut Answer<'s>) {
 /// The RRset that stands for the node in a minimal ANY answer.
 pub(super) fn any_type(node: &Node) -> Option<RecordType> {
     if let Some(pool) = &node.pool {
-        if !pool.v4.records.is_empty() {
+        if !pool.v4.is_empty() {
             return Some(RecordType::A);
         }
-        if !pool.v6.records.is_empty() {
+        if !pool.v6.is_empty() {
             return Some(RecordType::AAAA);
         }
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::health::HealthView;
 use crate::policy::{Context, Decided, Decision, Rotation};
 use crate::snapshot::Snapshot;
-use crate::zone::{EndpointSet, Lookup, NameKey, Node, Pool, Zone};
+use crate::zone::{EndpointSet, Lookup, Name, NameKey, Node, Pool, Zone};
 
 /// What a question finds: its zone, the lookup of its name there, and where a pool answers the
 /// asked type at that name, the pool, its endpoint set and its policy's decision.
@@ -23,6 +23,8 @@ pub struct Found<'s> {
 /// A pool's endpoint set with the decision its policy made for this client.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolDecision<'s> {
+    /// The pool's owner name.
+    pub owner: &'s Name,
     pub pool: &'s Pool,
     pub set: &'s EndpointSet,
     pub decision: Decision,
@@ -59,6 +61,7 @@ pub(super) fn find_in<'s>(
             if qtype == RecordType::CNAME || node.rrset(RecordType::CNAME).is_none() =>
         {
             pool_of(node, qtype).map(|(pool, set)| PoolDecision {
+                owner: &node.name,
                 pool,
                 set,
                 decision: set.policy.decide(cx),

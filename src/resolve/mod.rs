@@ -27,7 +27,9 @@ pub struct Answer<'s> {
     pub rcode: ResponseCode,
     /// AA: set when the answer comes from our zone data (not on referrals or REFUSED).
     pub authoritative: bool,
-    /// Borrowed from the snapshot; inline up to a typical answer's size (no allocation).
+    /// Borrowed from the snapshot; inline up to a typical answer's size (no allocation). A
+    /// pool's endpoints follow these in the answer section (see [`Answer::pool_records`]):
+    /// they have no record of their own.
     pub answers: SmallVec<[&'s Record; 8]>,
     pub authorities: SmallVec<[&'s Record; 4]>,
     pub additionals: SmallVec<[&'s Record; 4]>,
@@ -41,11 +43,8 @@ pub struct Answer<'s> {
     pub zone: Option<&'s Zone>,
     /// The pool that answered, if one did.
     pub served: Option<Served<'s>>,
-    /// Which of `answers` are the pool's records: they share one owner name, so the encoder
-    /// compares it once.
-    pub pool_records: std::ops::Range<usize>,
-    /// The pool's endpoint indices behind `pool_records`, in answer order: the encoder writes
-    /// their addresses from the set's `rdata` without reading the records.
+    /// The pool's endpoints handed out (indices in `served`'s set), in answer order: the
+    /// encoder writes their addresses from the set's `rdata`.
     pub pool_order: Order,
     /// Answer records that go out with another owner than their own: a wildcard's records
     /// with the name they stand for (RFC 4592 §3.3.1), a fallback pool's with the name asked.
@@ -61,6 +60,8 @@ pub struct Answer<'s> {
 pub struct Served<'s> {
     pub pool: &'s Pool,
     pub set: &'s EndpointSet,
+    /// The pool's owner name, which its endpoints' records carry (unless renamed).
+    pub owner: &'s Name,
     /// The datacenter of the first endpoint handed out (index in the pool's configured order).
     pub datacenter: usize,
 }
@@ -71,13 +72,59 @@ impl Served<'_> {
     }
 }
 
-impl Answer<'_> {
+impl<'s> Answer<'s> {
+    /// How many records the answer section has: `answers`, then the pool's endpoints.
+    pub fn answer_count(&self) -> usize {
+        self.answers.len() + self.pool_order.len()
+    }
+
+    /// Which answer records are the pool's endpoints: they follow `answers` and share one
+    /// owner name.
+    pub fn pool_records(&self) -> std::ops::Range<usize> {
+        let first = self.answers.len();
+        first..first + self.pool_order.len()
+    }
+
+    /// The set and index of answer record `i`, if it is a pool's endpoint.
+    pub fn endpoint(&self, i: usize) -> Option<(&'s EndpointSet, u32)> {
+        let k = i.checked_sub(self.answers.len())?;
+        Some((self.served?.set, *self.pool_order.get(k)?))
+    }
+
     /// The owner name answer record `i` goes out with.
-    pub fn owner<'a>(&'a self, i: usize, record: &'a Record) -> &'a Name {
-        self.renamed
+    pub fn owner(&self, i: usize) -> &Name {
+        match self
+            .renamed
             .iter()
             .find(|(records, _)| records.contains(&i))
-            .map_or(&record.name, |(_, name)| name)
+        {
+            Some((_, name)) => name,
+            None => match (self.answers.get(i), self.served) {
+                (Some(record), _) => &record.name,
+                (None, Some(served)) => served.owner,
+                (None, None) => panic!("answer record {i} of {}", self.answer_count()),
+            },
+        }
+    }
+
+    /// Answer record `i` as it goes out: its owner and TTL applied, a pool's endpoint made a
+    /// record. For the readers off the fast path (reference encoder, signing, `explain`).
+    pub fn answer_record(&self, i: usize) -> Record {
+        let mut record = match (self.answers.get(i), self.endpoint(i), self.served) {
+            (Some(&record), _, _) => record.clone(),
+            (None, Some((set, index)), Some(served)) => {
+                set.record(index, self.owner(i), served.pool.ttl)
+            }
+            _ => panic!("answer record {i} of {}", self.answer_count()),
+        };
+        record.ttl = self.ttl(i, record.ttl);
+        record.name = self.owner(i).clone();
+        record
+    }
+
+    /// Every answer record as it goes out (see [`Answer::answer_record`]).
+    pub fn answer_records(&self) -> impl Iterator<Item = Record> + '_ {
+        (0..self.answer_count()).map(|i| self.answer_record(i))
     }
 
     /// The TTL answer record `i` goes out with, its own being `own`: the degraded pool's
@@ -188,8 +235,9 @@ mod tests {
         resolve(s, &Name::from_ascii(name).unwrap(), t, client, &mut rng)
     }
 
-    fn data(records: &[&Record]) -> Vec<String> {
-        records.iter().map(|r| r.data.to_string()).collect()
+    /// The answer section's data, pool endpoints included.
+    fn data(a: &Answer<'_>) -> Vec<String> {
+        a.answer_records().map(|r| r.data.to_string()).collect()
     }
 
     fn refs(records: &[&Record]) -> Vec<String> {
@@ -213,7 +261,7 @@ mod tests {
         assert_eq!(a.authorities[0].ttl, 60, "min(SOA TTL, MINIMUM)");
         let a = ask(&s, "mail.example.test.", RecordType::AAAA);
         assert_eq!(a.rcode, ResponseCode::NoError);
-        assert!(a.answers.is_empty());
+        assert!(a.answer_count() == 0);
         assert_eq!(a.authorities[0].record_type(), RecordType::SOA);
     }
 
@@ -222,7 +270,7 @@ mod tests {
         let s = snapshot();
         let a = ask(&s, "y.deep.example.test.", RecordType::A);
         assert_eq!(a.rcode, ResponseCode::NoError);
-        assert!(a.answers.is_empty());
+        assert!(a.answer_count() == 0);
         assert_eq!(a.authorities.len(), 1);
     }
 
@@ -231,30 +279,30 @@ mod tests {
         let s = snapshot();
         let a = ask(&s, "DOCS.example.test.", RecordType::A);
         assert_eq!(a.answers[0].record_type(), RecordType::CNAME);
-        assert_eq!(a.answers.len(), 3);
+        assert_eq!(a.answer_count(), 3);
         assert!(a.authoritative);
         let a = ask(&s, "docs.example.test.", RecordType::CNAME);
-        assert_eq!(a.answers.len(), 1);
+        assert_eq!(a.answer_count(), 1);
     }
 
     #[test]
     fn cname_loops_end() {
         let s = snapshot();
         let a = ask(&s, "loop1.example.test.", RecordType::A);
-        assert_eq!(a.answers.len(), answer::MAX_CNAME_CHAIN);
+        assert_eq!(a.answer_count(), answer::MAX_CNAME_CHAIN);
     }
 
     #[test]
     fn pools_rotate_per_family() {
         let s = snapshot();
-        let first = data(&ask(&s, "www.example.test.", RecordType::A).answers);
-        let second = data(&ask(&s, "www.example.test.", RecordType::A).answers);
+        let first = data(&ask(&s, "www.example.test.", RecordType::A));
+        let second = data(&ask(&s, "www.example.test.", RecordType::A));
         assert_eq!(first, ["192.0.2.1", "192.0.2.2"]);
         assert_eq!(second, ["192.0.2.2", "192.0.2.1"]);
         let v6 = ask(&s, "www.example.test.", RecordType::AAAA);
-        assert_eq!(data(&v6.answers), ["2001:db8::1"]);
+        assert_eq!(data(&v6), ["2001:db8::1"]);
         let mx = ask(&s, "www.example.test.", RecordType::MX);
-        assert!(mx.answers.is_empty());
+        assert!(mx.answer_count() == 0);
         assert_eq!(mx.authorities.len(), 1);
     }
 
@@ -262,7 +310,7 @@ mod tests {
     fn mx_gets_glue() {
         let s = snapshot();
         let a = ask(&s, "example.test.", RecordType::MX);
-        assert_eq!(data(&a.answers), ["10 mail.example.test."]);
+        assert_eq!(data(&a), ["10 mail.example.test."]);
         assert_eq!(refs(&a.additionals), ["192.0.2.25"]);
     }
 
@@ -272,7 +320,7 @@ mod tests {
         let a = ask(&s, "host.sub.example.test.", RecordType::A);
         assert!(!a.authoritative);
         assert_eq!(a.rcode, ResponseCode::NoError);
-        assert!(a.answers.is_empty());
+        assert!(a.answer_count() == 0);
         assert_eq!(refs(&a.authorities), ["ns.sub.example.test."]);
         assert_eq!(refs(&a.additionals), ["192.0.2.99"]);
         // DS at the cut is the parent's to answer.
@@ -285,7 +333,7 @@ mod tests {
         let s = snapshot();
         let a = ask(&s, "example.test.", RecordType::ANY);
         let types: std::collections::HashSet<_> =
-            a.answers.iter().map(|r| r.record_type()).collect();
+            a.answer_records().map(|r| r.record_type()).collect();
         assert_eq!(types.len(), 1);
     }
 }
@@ -339,10 +387,8 @@ mod wildcard_tests {
         let client = "192.0.2.9".parse().unwrap();
         let a = resolve(&s, &Name::from_ascii(name).unwrap(), t, client, &mut rng);
         let answers = a
-            .answers
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| format!("{} {} {}", a.owner(i, r), r.record_type(), r.data))
+            .answer_records()
+            .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
             .collect();
         let authority = a.authorities.iter().map(|r| r.record_type()).collect();
         (a.rcode, answers, authority)

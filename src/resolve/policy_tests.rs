@@ -22,7 +22,7 @@ fn first(snapshot: &Snapshot, client: IpAddr) -> (IpAddr, u8) {
     let name = Name::from_ascii("p.example.test.").unwrap();
     let mut rng = fastrand::Rng::with_seed(1);
     let answer = resolve(snapshot, &name, RecordType::A, client, &mut rng);
-    match &answer.answers[0].data {
+    match &answer.answer_record(0).data {
         RData::A(a) => (a.0.into(), answer.ecs_scope),
         other => panic!("{other:?}"),
     }

@@ -114,7 +114,7 @@ pub fn simulate<'a>(before: &'a Snapshot, after: &'a Snapshot) -> Report {
         for (family, rtype) in [("A", 4), ("AAAA", 6)] {
             let set = |pool: Option<&'a Pool>| -> Option<&'a EndpointSet> {
                 pool.map(|p| if rtype == 4 { &p.v4 } else { &p.v6 })
-                    .filter(|s| !s.records.is_empty())
+                    .filter(|s| !s.is_empty())
             };
             let (old_set, new_set) = (set(old), set(new));
             if old_set.is_none() && new_set.is_none() {
@@ -249,12 +249,7 @@ fn first(
     };
     let mut order = Order::new();
     set.policy.order_for(&mut asking, 1, &mut order);
-    let record = &set.records[*order.first()? as usize];
-    match &record.data {
-        hickory_proto::rr::RData::A(a) => Some(a.0.into()),
-        hickory_proto::rr::RData::AAAA(a) => Some(a.0.into()),
-        _ => None,
-    }
+    Some(set.address(*order.first()?))
 }
 
 /// How the IPv4 space moves between the datacenters of two versions of a geo pool.

@@ -4,8 +4,6 @@
 
 use std::ops::Range;
 
-use hickory_proto::rr::RData;
-
 use super::EndpointSet;
 use super::build::{BuildError, FieldPath, err};
 use super::pool::Family;
@@ -149,28 +147,14 @@ pub(super) fn groups(
 
 fn tracked(set: &EndpointSet, range: Range<u32>) -> Vec<Tracked> {
     range
-        .map(|i| {
-            let address = match &set.records[i as usize].data {
-                RData::A(a) => a.0.into(),
-                RData::AAAA(a) => a.0.into(),
-                _ => unreachable!("endpoints are addresses"),
-            };
-            Tracked {
-                address,
-                probe: set.health[i as usize].slot,
-            }
+        .map(|i| Tracked {
+            address: set.address(i),
+            probe: set.health(i).slot,
         })
         .collect()
 }
 
 /// The addresses of `family`, for policies that hash them.
 pub(super) fn addresses(family: &Family) -> Vec<std::net::IpAddr> {
-    family
-        .iter()
-        .map(|b| match &b.record.data {
-            RData::A(a) => a.0.into(),
-            RData::AAAA(a) => a.0.into(),
-            _ => unreachable!("endpoints are addresses"),
-        })
-        .collect()
+    family.iter().map(|b| b.address).collect()
 }

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use super::EndpointSet;
@@ -31,7 +30,6 @@ const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 
 /// Builds both families' endpoint sets of a geo pool.
 pub(super) fn build_geo_sets(
-    owner: &Name,
     spec: &PoolSpec,
     at: &FieldPath,
 ) -> Result<(EndpointSet, EndpointSet), BuildError> {
@@ -52,7 +50,7 @@ pub(super) fn build_geo_sets(
         }
         check_datacenter(dc, &here)?;
         let inherited = dc.check.as_ref().or(spec.check.as_ref());
-        let (v4, v6) = split_endpoints(owner, spec, inherited, &dc.endpoints, &here, &mut seen)?;
+        let (v4, v6) = split_endpoints(inherited, &dc.endpoints, &here, &mut seen)?;
         let weights = dc.weights.unwrap_or(spec.weights);
         for ((all, dcs), eps) in families.iter_mut().zip([v4, v6]) {
             let first = all.len() as u32;

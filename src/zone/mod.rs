@@ -159,16 +159,20 @@ impl Pool {
     }
 }
 
-/// The endpoints of one family: a pre-built record per endpoint, their health, and the policy
-/// that orders them.
+/// The endpoints of one family: their addresses, their health, and the policy that orders
+/// them. No record is kept per endpoint (a hickory `Record` is 272 bytes, most of a zone of a
+/// million endpoints): the encoder writes from `rdata`, and the rare reader that wants records
+/// (zone transfers, signing, `explain`) builds them with [`EndpointSet::record`].
 #[derive(Debug)]
 pub struct EndpointSet {
-    pub records: Vec<Record>,
-    /// The endpoints' addresses in wire form, 4 or 16 bytes each, in `records` order: what the
-    /// encoder writes, from one small array instead of a record per answer (a zone of a
-    /// million endpoints would miss the cache on each).
+    /// The endpoints' addresses in wire form, 4 or 16 bytes each: what the encoder writes, from
+    /// one small array (a zone of a million endpoints would miss the cache on anything larger).
     pub rdata: Box<[u8]>,
-    pub health: Vec<EndpointHealth>,
+    /// How many endpoints.
+    count: u32,
+    /// One per endpoint, in `rdata` order; empty where every one is
+    /// [plain](EndpointHealth::PLAIN), as most are (48 bytes an endpoint saved).
+    health: Box<[EndpointHealth]>,
     /// No endpoint is probed, drained or forced down: every one is always live, and the query
     /// path skips their health.
     pub always_live: bool,
@@ -181,16 +185,89 @@ pub struct EndpointSet {
 }
 
 impl EndpointSet {
+    /// A set of the `count` endpoints `rdata` holds; `health` is theirs, or empty where every
+    /// one is plain.
+    fn new(
+        (count, rdata): (usize, Box<[u8]>),
+        health: Box<[EndpointHealth]>,
+        always_live: bool,
+        policy: Policy,
+        adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
+    ) -> Self {
+        debug_assert!(health.is_empty() || health.len() == count);
+        Self {
+            rdata,
+            count: count as u32,
+            health,
+            always_live,
+            policy,
+            adaptive,
+            feedback: None,
+        }
+    }
+
+    /// How many endpoints it has.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether it has none (a pool of one family only).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Endpoint `i`'s health settings.
+    pub fn health(&self, i: u32) -> &EndpointHealth {
+        self.health
+            .get(i as usize)
+            .unwrap_or(&EndpointHealth::PLAIN)
+    }
+
+    /// Every endpoint's health settings, in order.
+    pub fn healths(&self) -> impl Iterator<Item = &EndpointHealth> {
+        (0..self.count).map(|i| self.health(i))
+    }
+
     /// Endpoint `i`'s address in wire form.
     pub fn rdata(&self, i: u32) -> &[u8] {
-        let width = self.rdata.len() / self.records.len().max(1);
+        let width = self.rdata.len() / self.len().max(1);
         let at = i as usize * width;
         &self.rdata[at..at + width]
     }
 
+    /// Endpoint `i`'s address.
+    pub fn address(&self, i: u32) -> std::net::IpAddr {
+        match self.rdata(i) {
+            &[a, b, c, d] => std::net::Ipv4Addr::new(a, b, c, d).into(),
+            bytes => {
+                let octets: [u8; 16] = bytes.try_into().expect("endpoints are 4 or 16 bytes");
+                std::net::Ipv6Addr::from(octets).into()
+            }
+        }
+    }
+
+    /// Every endpoint's address, in order.
+    pub fn addresses(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+        (0..self.len() as u32).map(|i| self.address(i))
+    }
+
+    /// Endpoint `i` as a record owned by `owner` with `ttl`.
+    pub fn record(&self, i: u32, owner: &Name, ttl: u32) -> Record {
+        let data = match self.address(i) {
+            std::net::IpAddr::V4(a) => RData::A(hickory_proto::rr::rdata::A(a)),
+            std::net::IpAddr::V6(a) => RData::AAAA(hickory_proto::rr::rdata::AAAA(a)),
+        };
+        Record::from_rdata(owner.clone(), ttl, data)
+    }
+
+    /// Every endpoint as a record, in order (see [`EndpointSet::record`]).
+    pub fn records<'a>(&'a self, owner: &'a Name, ttl: u32) -> impl Iterator<Item = Record> + 'a {
+        (0..self.len() as u32).map(move |i| self.record(i, owner, ttl))
+    }
+
     /// Whether endpoint `i` may be handed out now.
     pub fn live(&self, i: u32, view: &HealthView) -> bool {
-        self.always_live || self.health[i as usize].live(view)
+        self.always_live || self.health(i).live(view)
     }
 
     /// The datacenter (index in the pool's configured order) that endpoint `i` belongs to; 0
@@ -219,7 +296,7 @@ impl EndpointSet {
         self.feedback
             .and_then(|first| {
                 let first = first as usize;
-                view.feedback.get(first..first + self.records.len())
+                view.feedback.get(first..first + self.len())
             })
             .unwrap_or_default()
     }

@@ -8,8 +8,7 @@ use rustc_hash::FxHashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::Name;
 
 use super::build::{BuildError, FieldPath, err};
 use super::spec::{EndpointCheck, EndpointSpec, PoolSpec};
@@ -20,7 +19,7 @@ use crate::policy::{Failover, MAX_WEIGHT, Members, Policy, PolicyKind};
 
 /// One endpoint, built.
 pub(super) struct Built {
-    pub record: Record,
+    pub address: IpAddr,
     pub weight: u32,
     pub tier: u32,
     pub health: EndpointHealth,
@@ -56,8 +55,8 @@ pub(super) fn build_pool(
         validate_check(check, at.clone().key("check"))?;
     }
     let (v4, v6) = match spec.policy {
-        PolicyKind::Geo => geo::build_geo_sets(owner, spec, at)?,
-        kind => flat_sets(owner, spec, kind, at)?,
+        PolicyKind::Geo => geo::build_geo_sets(spec, at)?,
+        kind => flat_sets(spec, kind, at)?,
     };
     let datacenters: Vec<&str> = match spec.policy {
         PolicyKind::Geo => spec.datacenters.iter().map(|d| d.name.as_str()).collect(),
@@ -80,7 +79,6 @@ pub(super) fn build_pool(
 
 /// Both families' endpoint sets of a pool without datacenters (every policy but `geo`).
 fn flat_sets(
-    owner: &Name,
     spec: &PoolSpec,
     kind: PolicyKind,
     at: &FieldPath,
@@ -117,14 +115,8 @@ fn flat_sets(
         ));
     }
     let sticky = adaptive::check_pool_settings(spec, &[kind], at)?;
-    let (v4, v6) = split_endpoints(
-        owner,
-        spec,
-        spec.check.as_ref(),
-        &spec.endpoints,
-        at,
-        &mut FxHashSet::default(),
-    )?;
+    let mut seen = FxHashSet::default();
+    let (v4, v6) = split_endpoints(spec.check.as_ref(), &spec.endpoints, at, &mut seen)?;
     let set = |family: Family| -> Result<EndpointSet, BuildError> {
         let adapt = adaptive::adapt(spec, kind, spec.weights, &family, at, false)?;
         let policy = match kind {
@@ -185,30 +177,26 @@ pub(super) fn endpoint_set(
     mut adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
 ) -> EndpointSet {
     adaptive.retain(|(range, adapt)| adapt.any() && !range.is_empty());
-    let mut rdata = Vec::new();
-    let mut set = EndpointSet {
-        adaptive,
-        feedback: None,
-        records: Vec::with_capacity(family.len()),
-        rdata: Box::default(),
-        health: Vec::with_capacity(family.len()),
-        always_live: family.iter().all(|b| {
-            let h = &b.health;
-            h.probe.is_none() && !h.drain && h.force != Some(crate::health::Force::Down)
-        }),
-        policy,
-    };
-    for b in family {
-        match &b.record.data {
-            RData::A(a) => rdata.extend_from_slice(&a.0.octets()),
-            RData::AAAA(a) => rdata.extend_from_slice(&a.0.octets()),
-            _ => unreachable!("endpoints are addresses"),
+    // Most sets adapt to nothing: no allocation kept for them.
+    adaptive.shrink_to_fit();
+    let always_live = family.iter().all(|b| {
+        let h = &b.health;
+        h.probe.is_none() && !h.drain && h.force != Some(crate::health::Force::Down)
+    });
+    let mut rdata = Vec::with_capacity(family.len() * 4);
+    for b in &family {
+        match b.address {
+            IpAddr::V4(a) => rdata.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => rdata.extend_from_slice(&a.octets()),
         }
-        set.records.push(b.record);
-        set.health.push(b.health);
     }
-    set.rdata = rdata.into_boxed_slice();
-    set
+    let count = family.len();
+    let health = match family.iter().all(|b| b.health.is_plain()) {
+        true => Box::default(),
+        false => family.into_iter().map(|b| b.health).collect(),
+    };
+    let endpoints = (count, rdata.into_boxed_slice());
+    EndpointSet::new(endpoints, health, always_live, policy, adaptive)
 }
 
 fn validate_check(check: &CheckSpec, at: FieldPath) -> Result<(), BuildError> {
@@ -220,8 +208,6 @@ fn validate_check(check: &CheckSpec, at: FieldPath) -> Result<(), BuildError> {
 /// Checks endpoints and splits them by family; `seen` catches an address listed twice
 /// anywhere in the pool. `inherited` is the check of the datacenter or pool.
 pub(super) fn split_endpoints(
-    owner: &Name,
-    spec: &PoolSpec,
     inherited: Option<&CheckSpec>,
     endpoints: &[EndpointSpec],
     at: &FieldPath,
@@ -258,12 +244,8 @@ pub(super) fn split_endpoints(
                 Some(check.as_ref())
             }
         };
-        let rdata = match ep.address {
-            IpAddr::V4(a) => RData::A(A(a)),
-            IpAddr::V6(a) => RData::AAAA(AAAA(a)),
-        };
         let built = Built {
-            record: Record::from_rdata(owner.clone(), spec.ttl, rdata),
+            address: ep.address,
             weight: ep.weight,
             tier: ep.tier.unwrap_or(0),
             health: EndpointHealth {
@@ -282,4 +264,51 @@ pub(super) fn split_endpoints(
         }
     }
     Ok((v4, v6))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::EndpointHealth;
+    use hickory_proto::rr::{Name, RData};
+
+    /// Endpoints keep their addresses in `rdata` alone, and health settings only where some
+    /// endpoint of the set has one; records are made from them on demand.
+    #[test]
+    fn endpoints_are_stored_compactly_and_made_records_on_demand() {
+        let pools = r#"
+            [pools.plain]
+            ttl = 30
+            endpoints = ["192.0.2.1", "2001:db8::1", "192.0.2.2"]
+            [pools.drained]
+            endpoints = ["192.0.2.3", { address = "192.0.2.4", drain = true }]
+            "#;
+        let zone = crate::fixture::zone("t.", &format!("{}{pools}", crate::fixture::ZONE_HEAD));
+        let pool = |name: &str| {
+            let name = Name::from_ascii(name).unwrap();
+            let node = zone.node(&name).unwrap();
+            (node.name.clone(), node.pool.as_ref().unwrap())
+        };
+        let (owner, plain) = pool("plain.t.");
+        assert_eq!((plain.v4.len(), plain.v6.len()), (2, 1));
+        let addresses: Vec<String> = plain.v4.addresses().map(|a| a.to_string()).collect();
+        assert_eq!(addresses, ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(plain.v6.address(0).to_string(), "2001:db8::1");
+        assert!(
+            plain.v4.health.is_empty(),
+            "no health kept for plain endpoints"
+        );
+        assert!(plain.v4.healths().all(EndpointHealth::is_plain));
+        let record = plain.v6.record(0, &owner, plain.ttl);
+        assert_eq!(
+            (record.name.to_string(), record.ttl),
+            ("plain.t.".into(), 30)
+        );
+        assert!(matches!(record.data, RData::AAAA(a) if a.0.to_string() == "2001:db8::1"));
+
+        let (_, drained) = pool("drained.t.");
+        let drains: Vec<bool> = drained.v4.healths().map(|h| h.drain).collect();
+        assert_eq!(drains, [false, true]);
+        assert_eq!(drained.v4.health.len(), 2);
+        assert!(drained.v6.is_empty());
+    }
 }

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use super::{Name, Node, Pool, adaptive};
-use crate::health::ProbeKey;
 use crate::health::feedback::Group;
+use crate::health::{EndpointHealth, ProbeKey};
 use crate::policy::Policy;
 
 /// What a zone's health view is indexed by.
@@ -46,7 +46,7 @@ pub(super) fn number(nodes: &mut FxHashMap<Box<[u8]>, Node>) -> Slots {
             continue;
         };
         for (family, set) in [("A", &mut pool.v4), ("AAAA", &mut pool.v6)] {
-            for ep in &mut set.health {
+            for ep in set.health.iter_mut() {
                 let Some(key) = &ep.probe else { continue };
                 let slot = *by_key.entry(key.clone()).or_insert_with(|| {
                     slots.probes.push(key.clone());
@@ -68,14 +68,14 @@ pub(super) fn number(nodes: &mut FxHashMap<Box<[u8]>, Node>) -> Slots {
                     tiers: f
                         .tiers
                         .iter()
-                        .map(|t| t.iter().map(|&i| set.health[i as usize].clone()).collect())
+                        .map(|t| t.iter().map(|&i| health_of(&set.health, i)).collect())
                         .collect(),
                 });
             }
-            if !set.adaptive.is_empty() && !set.records.is_empty() {
+            if !set.adaptive.is_empty() && !set.is_empty() {
                 set.feedback = Some(slots.feedback_slots as u32);
                 adaptive::groups(name, family, set, &mut slots.feedback_groups);
-                slots.feedback_slots += set.records.len();
+                slots.feedback_slots += set.len();
             }
         }
     }
@@ -112,4 +112,12 @@ pub(super) fn reuse(slots: &Slots, name: &Name, old: &Pool, pool: &mut Pool) -> 
         }
     }
     true
+}
+
+/// Endpoint `i`'s health in a set's `health` (empty: every one plain).
+fn health_of(health: &[EndpointHealth], i: u32) -> EndpointHealth {
+    health
+        .get(i as usize)
+        .unwrap_or(&EndpointHealth::PLAIN)
+        .clone()
 }
