@@ -238,7 +238,6 @@ fn load_zone(
         Some(t) => t,
         None => read(toml_path)?,
     };
-    let t0 = std::time::Instant::now();
     let mut spec: ZoneSpec = super::parse::zone_spec(&text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         ZoneError::Invalid {
@@ -262,11 +261,7 @@ fn load_zone(
     if let Some(edit) = edit {
         edit(origin, &mut spec).map_err(|m| invalid(FieldPath::default(), m))?;
     }
-    eprintln!("parse {:?}", t0.elapsed());
-    let t1 = std::time::Instant::now();
-    let r = build_spec(dir, origin, files, spec, registered, &invalid);
-    eprintln!("build {:?}", t1.elapsed());
-    r
+    build_spec(dir, origin, files, spec, registered, &invalid)
 }
 
 /// Builds a zone from the model of its TOML document; `invalid` places an error in it.
