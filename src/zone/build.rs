@@ -84,8 +84,15 @@ pub fn build_zone(
     let (soa, negative_soa) = apex(&origin, &sets)?;
     let mut nodes = static_nodes(&origin, sets)?;
     add_pools(&origin, spec, &mut nodes)?;
-    // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA.
-    let names: Vec<Name> = nodes.keys().cloned().collect();
+    // Every ancestor up to the apex exists, so that empty non-terminals answer NODATA. (Most
+    // names of a large zone are the apex's children: nothing to add for them.)
+    // (Labels counted with `iter`: `num_labels` leaves a wildcard's `*` out.)
+    let children = origin.iter().count() + 1;
+    let names: Vec<Name> = nodes
+        .keys()
+        .filter(|name| name.iter().count() > children)
+        .cloned()
+        .collect();
     for name in names {
         let mut parent = name.base_name();
         while origin.zone_of(&parent) && parent != origin {
@@ -98,7 +105,7 @@ pub fn build_zone(
     let has_cuts = nodes.values().any(|n| n.is_cut);
     let has_wildcards = nodes.keys().any(is_wildcard);
     let origin_label = origin.to_ascii();
-    let mut nodes = nodes
+    let mut nodes: Vec<_> = nodes
         .into_iter()
         .map(|(name, mut node)| {
             let key = super::key::owned(&name);
@@ -306,11 +313,12 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
 
 /// Every pool at its node (no static A, AAAA or CNAME beside it), and their fallbacks checked.
 fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), BuildError> {
+    nodes.reserve(spec.pools.len());
+    let mut fallbacks = Vec::new();
     for (built, (pool_name, _)) in build_pools(origin, &spec.pools)
         .into_iter()
         .zip(&spec.pools)
     {
-        let at = field("pools").key(pool_name);
         let (owner, pool) = built?;
         let node = nodes.entry(owner.clone()).or_default();
         if let Some(clash) = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
@@ -318,30 +326,26 @@ fn add_pools(origin: &Name, spec: &ZoneSpec, nodes: &mut Nodes) -> Result<(), Bu
             .find(|t| node.rrset(*t).is_some())
         {
             return Err(err(
-                at,
+                field("pools").key(pool_name),
                 format!(
                     "{owner} also has static {clash} records; a pool answers A and AAAA itself"
                 ),
             ));
         }
-        node.pool = Some(pool?);
+        let pool = pool?;
+        if let Some(target) = &pool.fallback {
+            fallbacks.push((pool_name, target.clone()));
+        }
+        node.pool = Some(pool);
     }
 
-    for (pool_name, pool) in &spec.pools {
-        let owner = Name::parse(pool_name, Some(origin)).expect("checked above");
-        let fallback = nodes
-            .get(&owner.to_lowercase())
-            .and_then(|n| n.pool.as_ref())
-            .and_then(|p| p.fallback.as_ref());
-        if let Some(target) = fallback
-            && nodes.get(target).is_none_or(|n| n.pool.is_none())
-        {
+    for (pool_name, target) in fallbacks {
+        if nodes.get(&target).is_none_or(|n| n.pool.is_none()) {
             return Err(err(
                 field("pools").key(pool_name).key("fallback"),
                 format!("{target} is not a pool of this zone"),
             ));
         }
-        let _ = pool;
     }
 
     Ok(())

@@ -31,12 +31,15 @@ fn shard_of(key: &[u8], mask: usize) -> usize {
 }
 
 impl NodeMap {
-    /// The map of `nodes`.
-    pub fn new(nodes: FxHashMap<Box<[u8]>, Node>) -> Self {
+    /// The map of `nodes` (keys unique).
+    pub fn new(nodes: Vec<(Box<[u8]>, Node)>) -> Self {
         let len = nodes.len();
         let count = (len / SHARD_NODES).max(1).next_power_of_two();
         let mask = count - 1;
-        let mut shards: Vec<Shard> = (0..count).map(|_| Shard::default()).collect();
+        let per_shard = len / count + len / count / 2;
+        let mut shards: Vec<Shard> = (0..count)
+            .map(|_| Shard::with_capacity_and_hasher(per_shard, FxBuildHasher))
+            .collect();
         for (key, node) in nodes {
             shards[shard_of(&key, mask)].insert(key, Arc::new(node));
         }
