@@ -15,6 +15,9 @@ pub const BATCH: usize = 32;
 /// datagrams fill them, so the resident cost is small.
 const DATAGRAM: usize = 65_535;
 
+/// Replies and the peers they go to, in the same order.
+pub type Outgoing<'a> = (&'a [Vec<u8>], &'a [SocketAddr]);
+
 /// Receive buffers and source addresses for one worker, reused for every batch.
 pub struct Batch {
     buffers: Vec<u8>,
@@ -67,8 +70,8 @@ mod imp {
         }
 
         /// Sends each reply to its peer; returns how many failed.
-        pub fn send(&mut self, socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
-            self.calls.send(socket.as_raw_fd(), replies)
+        pub fn send(&mut self, socket: &UdpSocket, (replies, peers): Outgoing<'_>) -> usize {
+            self.calls.send(socket.as_raw_fd(), replies, peers)
         }
     }
 }
@@ -89,9 +92,9 @@ mod imp {
         }
 
         /// Sends each reply to its peer; returns how many failed.
-        pub fn send(&mut self, socket: &UdpSocket, replies: &[(&[u8], SocketAddr)]) -> usize {
+        pub fn send(&mut self, socket: &UdpSocket, (replies, peers): Outgoing<'_>) -> usize {
             let mut failed = 0;
-            for (reply, peer) in replies {
+            for (reply, peer) in replies.iter().zip(peers) {
                 if let Err(error) = socket.send_to(reply, peer) {
                     tracing::debug!(%error, %peer, "udp send failed");
                     failed += 1;

@@ -17,7 +17,7 @@ use crate::zone::NameKey;
 
 /// Where the question's labels are: (end of the question, label offsets, label count). Read
 /// once, for the decoder, the zone key and the encoder's compression pointers.
-pub type Labels = (usize, [u16; 128], usize);
+pub type Labels = (usize, [u16; 64], usize);
 
 /// A request that passed every check: what the stages after decoding read. Kept small (it is
 /// returned by value for every query): the label offsets stay with the caller, and the zone
@@ -174,9 +174,10 @@ impl Question<'_> {
 }
 
 /// Where the labels of the question's name start, for compression pointers to its suffixes.
-/// `None` when the question is not a plain uncompressed name (then the caller falls back).
+/// `None` when the question is not a plain uncompressed name of at most 64 labels (then the
+/// caller falls back; 64 holds an IPv6 reverse name's 34).
 pub fn question_labels(query: &[u8]) -> Option<Labels> {
-    let mut offsets = [0u16; 128];
+    let mut offsets = [0u16; 64];
     let mut count = 0;
     let mut pos = 12;
     loop {

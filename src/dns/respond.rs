@@ -15,7 +15,8 @@ use super::reply::Reply;
 use super::request::{self, Question, Read};
 use super::wire::{self, Opt};
 use crate::metrics::QueryLabels;
-use crate::resolve::{self, Answer, Found, Served};
+use crate::policy::Rotation;
+use crate::resolve::{self, Answer, Found, Memoizable, Served};
 use crate::snapshot::Snapshot;
 use crate::zone::Zone;
 
@@ -221,9 +222,9 @@ fn answer_into<'s>(
     let stamp = found
         .as_ref()
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
-    if let (Some(memo), Some((key, scope))) = (with.memo.as_deref_mut(), &memo_key)
+    if let (Some(memo), Some((key, memoizable))) = (with.memo.as_deref_mut(), &memo_key)
         && let Some(entry) = memo.get(stamp, key, with.now)
-        && copy_memoized(entry, *scope, found.as_ref(), question, &reply, out)
+        && copy_memoized(entry, memoizable, question, &reply, out)
     {
         outcome.rcode = entry.rcode;
         outcome.zone = found.as_ref().map(|f| f.zone);
@@ -254,12 +255,12 @@ fn answer_into<'s>(
     };
     // 7. Memoize the fixed (or rotating) answer `find` stood for: not a fallback pool's or a
     // wildcard's (renamed) nor one that followed a CNAME.
-    if let (Some(memo), Some((key, scope)), Some(labels)) =
+    if let (Some(memo), Some((key, memoizable)), Some(labels)) =
         (with.memo.as_deref_mut(), memo_key, question.labels)
         && answer.renamed.is_empty()
         && answer.at_qname.is_none()
-        && answer.ecs_scope == scope
-        && let Some(rotation) = found.as_ref().and_then(|f| memo_rotation(f, &answer))
+        && answer.ecs_scope == memoizable.scope
+        && let Some(rotation) = memo_rotation(memoizable.rotation.as_ref(), &answer)
     {
         let encoded = Encoded {
             reply: out,
@@ -344,23 +345,27 @@ fn sign_into(
 /// false where it cannot be (it would not fit).
 fn copy_memoized(
     entry: &MemoEntry,
-    scope: u8,
-    found: Option<&Found<'_>>,
+    memoizable: &Memoizable<'_>,
     question: &Question<'_>,
     reply: &Reply<'_>,
     out: &mut Vec<u8>,
 ) -> bool {
-    let (end, opt) = (question.labels.map_or(0, |l| l.0), reply.opt(scope));
-    let rotation = found.filter(|_| entry.rotates()).and_then(Found::rotation);
-    entry.write(question.query, end, opt.as_ref(), rotation.as_ref(), out)
-        && out.len() <= reply.limit
+    let (end, opt) = (
+        question.labels.map_or(0, |l| l.0),
+        reply.opt(memoizable.scope),
+    );
+    let rotation = memoizable.rotation.as_ref().filter(|_| entry.rotates());
+    entry.write(question.query, end, opt.as_ref(), rotation, out) && out.len() <= reply.limit
 }
 
-/// How `answer` is memoized: `Some(None)` as it is, `Some(Some((n, start)))` as a rotation
-/// (see `Found::rotation`) of `n` records that started at `start`, `None` not at all (a
-/// rotating pool's answer that is not the whole rotation).
-fn memo_rotation(found: &Found<'_>, answer: &Answer<'_>) -> Option<Option<(usize, usize)>> {
-    let Some(rotation) = found.rotation() else {
+/// How `answer` (of a pool rotating by `rotation`, if any) is memoized: `Some(None)` as it is,
+/// `Some(Some((n, start)))` as a rotation (see `Found::rotation`) of `n` records that started
+/// at `start`, `None` not at all (a rotating pool's answer that is not the whole rotation).
+fn memo_rotation(
+    rotation: Option<&Rotation<'_>>,
+    answer: &Answer<'_>,
+) -> Option<Option<(usize, usize)>> {
+    let Some(rotation) = rotation else {
         return Some(None);
     };
     let start = answer.pool_order.first()?.checked_sub(rotation.first)? as usize;
@@ -370,12 +375,18 @@ fn memo_rotation(found: &Found<'_>, answer: &Answer<'_>) -> Option<Option<(usize
     whole.then_some(Some((n, start)))
 }
 
-/// What a reply to `question` is memoized under (with its ECS scope), where it can be.
-fn memo_key(question: &Question<'_>, found: &Found<'_>, signed: bool) -> Option<(MemoKey, u8)> {
+/// What a reply to `question` is memoized under (with its ECS scope and rotation), where it
+/// can be.
+fn memo_key<'s>(
+    question: &Question<'_>,
+    found: &Found<'s>,
+    signed: bool,
+) -> Option<(MemoKey, Memoizable<'s>)> {
     question.labels?;
-    let (node, decided, scope) = found.memo_key(question.qtype)?;
-    let key = MemoKey::new(node, question.qtype.into(), decided, signed);
-    Some((key, scope))
+    let mut memoizable = found.memo_key(question.qtype)?;
+    let decided = std::mem::take(&mut memoizable.decided);
+    let key = MemoKey::new(memoizable.node, question.qtype.into(), decided, signed);
+    Some((key, memoizable))
 }
 
 /// The pool `find` chose, serving from `datacenter` (a memoized reply's).

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{BATCH, Batch};
@@ -65,8 +64,12 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
     let mut batch = Batch::new();
     let mut rng = fastrand::Rng::new();
     let mut memo = Memo::default();
-    // One reply buffer per datagram of a batch, reused: no allocation per reply.
+    let mut clock = Clock::new();
+    // One reply buffer per datagram of a batch, and the answered datagrams' peers and
+    // outcomes, all reused: nothing allocated or moved a batch.
     let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
+    let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
+    let mut spare: Vec<Outcome<'static>> = Vec::with_capacity(BATCH);
     while !shutdown.is_cancelled() {
         match batch.receive(&socket) {
             Ok(received) => {
@@ -80,11 +83,10 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         }
         // One clock read and one snapshot a batch: every reply of the batch leaves in the
         // same send, so the batch's time in the server is each query's.
-        let started = Instant::now();
+        let (started, now) = clock.read();
         let snapshot = state.load();
-        let now = super::respond::unix_now();
-        // On the stack: no allocation a batch (at low rates a batch is one datagram).
-        let mut answered: SmallVec<[(Outcome<'_>, SocketAddr); BATCH]> = SmallVec::new();
+        let mut answered: Vec<Outcome<'_>> = recycle(std::mem::take(&mut spare));
+        peers.clear();
         for (query, peer) in batch.datagrams() {
             if let Some(managed) = &managed
                 && super::manage::wants(query, false)
@@ -93,7 +95,7 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 continue;
             }
             let mut outcome = Outcome::default();
-            let out = &mut replies[answered.len()];
+            let out = &mut replies[peers.len()];
             let incoming = Incoming {
                 query,
                 source: peer.ip(),
@@ -107,18 +109,14 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 reference: false,
             };
             if respond_into(&snapshot, incoming, &mut with, &mut outcome, out) {
-                answered.push((outcome, peer));
+                answered.push(outcome);
+                peers.push(peer);
             }
         }
-        let sending: SmallVec<[(&[u8], SocketAddr); BATCH]> = answered
-            .iter()
-            .zip(&replies)
-            .map(|((_, peer), reply)| (reply.as_slice(), *peer))
-            .collect();
-        batch.send(&socket, &sending);
+        batch.send(&socket, (&replies[..peers.len()], &peers));
         let metrics = crate::metrics::global();
-        metrics.record_latency(Transport::Udp, started.elapsed(), answered.len() as u64);
-        for ((outcome, peer), reply) in answered.iter().zip(&replies) {
+        metrics.record_latency(Transport::Udp, started.elapsed(), peers.len() as u64);
+        for ((outcome, peer), reply) in answered.iter().zip(&peers).zip(&replies) {
             observe(
                 outcome,
                 peer.ip(),
@@ -127,6 +125,41 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 query_log.as_deref(),
             );
         }
+        spare = recycle(answered);
+    }
+}
+
+/// `v` emptied, for elements of another lifetime: the standard library collects a `Vec`'s own
+/// iterator in place, so its allocation is kept (a batch's outcomes borrow that batch's
+/// snapshot; the vector outlives them all).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
+/// A worker's clock: the batch's instant (its latency) and the Unix second (cookies,
+/// signatures), the wall clock read at most once a second instead of on every batch.
+struct Clock {
+    /// When the wall clock was last read, and the second it said.
+    read_at: Instant,
+    unix: u32,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            read_at: Instant::now(),
+            unix: super::respond::unix_now(),
+        }
+    }
+
+    fn read(&mut self) -> (Instant, u32) {
+        let now = Instant::now();
+        if now.duration_since(self.read_at) >= Duration::from_secs(1) {
+            self.read_at = now;
+            self.unix = super::respond::unix_now();
+        }
+        (now, self.unix)
     }
 }
 
@@ -148,5 +181,24 @@ pub async fn manage(
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let spare: Vec<Outcome<'static>> = Vec::with_capacity(BATCH);
+        let at = spare.as_ptr() as usize;
+        let mut outcomes: Vec<Outcome<'_>> = recycle(spare);
+        assert_eq!(
+            (outcomes.as_ptr() as usize, outcomes.capacity()),
+            (at, BATCH)
+        );
+        outcomes.push(Outcome::default());
+        let spare: Vec<Outcome<'static>> = recycle(outcomes);
+        assert_eq!((spare.as_ptr() as usize, spare.len()), (at, 0));
     }
 }

@@ -88,13 +88,25 @@ fn pool_of(node: &Node, qtype: RecordType) -> Option<(&Pool, &EndpointSet)> {
     Some((pool, pool.endpoints(rrset_type)?))
 }
 
+/// What a reply may be memoized under (see [`Found::memo_key`]).
+#[derive(Debug)]
+pub struct Memoizable<'s> {
+    pub node: &'s Node,
+    /// The decision's key.
+    pub decided: Decided,
+    /// The decision's ECS scope.
+    pub scope: u8,
+    /// Where the answer is a rotation, which (see [`Found::rotation`]).
+    pub rotation: Option<Rotation<'s>>,
+}
+
 impl<'s> Found<'s> {
     /// What a reply to this question may be memoized under: the node and the decision's key,
     /// where the answer is a function of them within the snapshot (static records, pools whose
     /// order is fixed) or a rotation of one (see [`Found::rotation`]). `None` where it depends
     /// on more: a weighted cycle, a random draw, a CNAME chain, a referral, a name that does
     /// not exist, or an ANY, CNAME or DS question.
-    pub fn memo_key(&self, qtype: RecordType) -> Option<(&'s Node, Decided, u8)> {
+    pub fn memo_key(&self, qtype: RecordType) -> Option<Memoizable<'s>> {
         if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
             return None;
         }
@@ -104,13 +116,20 @@ impl<'s> Found<'s> {
         if node.rrset(RecordType::CNAME).is_some() {
             return None;
         }
-        match &self.pool {
-            Some(p) if p.set.policy.fixed() || self.rotation().is_some() => {
-                Some((node, p.decision.memo_key()?, p.decision.scope))
+        let (decided, scope, rotation) = match &self.pool {
+            Some(p) if p.set.policy.fixed() => (p.decision.memo_key()?, p.decision.scope, None),
+            Some(p) => {
+                let rotation = Some(self.rotation()?);
+                (p.decision.memo_key()?, p.decision.scope, rotation)
             }
-            Some(_) => None,
-            None => Some((node, Decided::new(), 0)),
-        }
+            None => (Decided::new(), 0, None),
+        };
+        Some(Memoizable {
+            node,
+            decided,
+            scope,
+            rotation,
+        })
     }
 
     /// Where the pool's answer is the same endpoints rotated (see `Policy::rotation`), that

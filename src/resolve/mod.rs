@@ -8,7 +8,7 @@ mod answer;
 mod find;
 
 pub use answer::answer;
-pub use find::{Found, PoolDecision, find};
+pub use find::{Found, Memoizable, PoolDecision, find};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};

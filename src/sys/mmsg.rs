@@ -82,12 +82,14 @@ impl<const N: usize> Mmsg<N> {
 
     /// Sends each reply to its peer, as few calls as the kernel allows. A reply the kernel
     /// refuses is skipped (and counted in the result) so the rest still go out.
-    pub fn send(&mut self, fd: RawFd, replies: &[(&[u8], SocketAddr)]) -> usize {
+    pub fn send(&mut self, fd: RawFd, replies: &[Vec<u8>], peers: &[SocketAddr]) -> usize {
         let mut failed = 0;
         let mut next = 0;
-        while next < replies.len() {
-            let chunk = &replies[next..replies.len().min(next + N)];
-            for (i, (reply, peer)) in chunk.iter().enumerate() {
+        let count = replies.len().min(peers.len());
+        while next < count {
+            let end = count.min(next + N);
+            let chunk = replies[next..end].iter().zip(&peers[next..end]);
+            for (i, (reply, peer)) in chunk.enumerate() {
                 self.send_iovecs[i].iov_base = reply.as_ptr() as *mut libc::c_void;
                 self.send_iovecs[i].iov_len = reply.len();
                 self.send_headers[i].msg_hdr.msg_namelen =
@@ -96,14 +98,14 @@ impl<const N: usize> Mmsg<N> {
             // SAFETY: `chunk.len()` headers, each pointing at its own address and at an iovec
             // over a reply that outlives the call; the replies are only read.
             let sent = unsafe {
-                libc::sendmmsg(fd, self.send_headers.as_mut_ptr(), chunk.len() as u32, 0)
+                libc::sendmmsg(fd, self.send_headers.as_mut_ptr(), (end - next) as u32, 0)
             };
             if sent <= 0 {
                 let error = io::Error::last_os_error();
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::debug!(%error, peer = %chunk[0].1, "udp send failed");
+                tracing::debug!(%error, peer = %peers[next], "udp send failed");
                 failed += 1;
                 next += 1;
             } else {
