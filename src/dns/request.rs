@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{
-    Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -69,7 +69,7 @@ pub struct Refusal {
 /// message or ECS option (FORMERR), opcode (NOTIMP), question count (FORMERR), EDNS version
 /// (BADVERS), meta types and transfers, class.
 pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> Read<'q> {
-    let Ok(header) = Header::read(&mut BinDecoder::new(query)) else {
+    let Some(header) = read_header(query) else {
         return Read::Drop;
     };
     if header.metadata.message_type == MessageType::Response {
@@ -147,13 +147,13 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
 }
 
 impl Question<'_> {
-    /// The question's name as a zone key, made from its bytes.
-    pub fn key(&self) -> NameKey {
+    /// Makes `key` the question's name as a zone key, from its bytes (filled in place: a key
+    /// is 385 bytes, not worth a copy a query).
+    pub fn key_into(&self, key: &mut NameKey) {
         match self.labels {
-            Some((_, offsets, count)) => NameKey::from_wire(self.query, &offsets[..*count]),
-            None => None,
+            Some((_, offsets, count)) if key.read_wire(self.query, &offsets[..*count]) => {}
+            _ => *key = NameKey::new(&self.name()),
         }
-        .unwrap_or_else(|| NameKey::new(&self.name()))
     }
 
     /// The question in hickory's form, decoded now where the lean path did not (rare replies
@@ -171,6 +171,33 @@ impl Question<'_> {
     pub fn name(&self) -> Name {
         self.hickory().map(|q| q.name().clone()).unwrap_or_default()
     }
+}
+
+/// The 12-byte header (RFC 1035 §4.1.1), read as hickory's `Header::read` does, without its
+/// decoder's checks on every byte.
+pub(super) fn read_header(query: &[u8]) -> Option<Header> {
+    let &[i1, i2, flags1, flags2, q1, q2, an1, an2, ns1, ns2, ar1, ar2] = query.first_chunk()?;
+    let bit = |byte: u8, mask: u8| byte & mask != 0;
+    let message_type = match bit(flags1, 0x80) {
+        true => MessageType::Response,
+        false => MessageType::Query,
+    };
+    let op_code = OpCode::from_u8((flags1 & 0x78) >> 3);
+    let mut metadata = Metadata::new(u16::from_be_bytes([i1, i2]), message_type, op_code);
+    metadata.authoritative = bit(flags1, 0x04);
+    metadata.truncation = bit(flags1, 0x02);
+    metadata.recursion_desired = bit(flags1, 0x01);
+    metadata.recursion_available = bit(flags2, 0x80);
+    metadata.authentic_data = bit(flags2, 0x20);
+    metadata.checking_disabled = bit(flags2, 0x10);
+    metadata.response_code = ResponseCode::from_low(flags2 & 0x0f);
+    let counts = HeaderCounts {
+        queries: u16::from_be_bytes([q1, q2]),
+        answers: u16::from_be_bytes([an1, an2]),
+        authorities: u16::from_be_bytes([ns1, ns2]),
+        additionals: u16::from_be_bytes([ar1, ar2]),
+    };
+    Some(Header { metadata, counts })
 }
 
 /// Where the labels of the question's name start, for compression pointers to its suffixes.

@@ -18,7 +18,7 @@ use crate::metrics::QueryLabels;
 use crate::policy::Rotation;
 use crate::resolve::{self, Answer, Found, Memoizable, Served};
 use crate::snapshot::Snapshot;
-use crate::zone::Zone;
+use crate::zone::{NameKey, Zone};
 
 pub use crate::metrics::Transport;
 /// The RNG randomized policies draw from (for callers outside the crate: benches, fuzzing).
@@ -208,8 +208,7 @@ fn answer_into<'s>(
         return true;
     }
     // 3. Find: the zone (REFUSED if none), the node, the pool's decision for this client.
-    let key = question.key();
-    let found = resolve::find(snapshot, &key, question.qtype, question.client);
+    let found = find(snapshot, question);
     // 4. A reply memoized for this node, type and decision of this zone and health: copied,
     // patched. Signed answers (DO to a signed zone) are memoized apart, until their
     // signatures are remade.
@@ -274,6 +273,13 @@ fn answer_into<'s>(
         memo.put(stamp, key, encoded);
     }
     true
+}
+
+/// Step 3: where `question` lands, and its pool's decision.
+fn find<'s>(snapshot: &'s Snapshot, question: &Question<'_>) -> Option<Found<'s>> {
+    let mut key = NameKey::empty();
+    question.key_into(&mut key);
+    resolve::find(snapshot, &key, question.qtype, question.client)
 }
 
 /// Encodes the reply into `out`; where it does not fit (UDP), it goes out empty with TC set

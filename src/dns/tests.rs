@@ -352,7 +352,9 @@ fn names_over_255_bytes_are_formerr_and_255_bytes_are_fine() {
 
 /// The lean decoder reads what hickory's whole-message decoder reads.
 fn lean_reads_what_hickory_reads(q: &[u8]) {
-    if let Ok(header) = Header::read(&mut BinDecoder::new(q)) {
+    let hickory = Header::read(&mut BinDecoder::new(q)).ok();
+    assert_eq!(request::read_header(q), hickory, "{q:?}");
+    if let Some(header) = hickory {
         match (
             decode(q, &header, request::question_labels(q).as_ref()),
             Message::from_vec(q),

@@ -249,15 +249,14 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
 /// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0 and the
 /// DO flag; then the ECS option echoed with its scope, our NSID and the cookies.
 pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
-    out.push(0);
-    out.extend_from_slice(&41u16.to_be_bytes());
-    out.extend_from_slice(&opt.payload.max(512).to_be_bytes());
+    // The record's fixed part and the ECS option, put together on the stack and copied once.
+    let mut head = [0u8; 11 + 8 + 16];
+    let [p1, p2] = opt.payload.max(512).to_be_bytes();
     let flags = if opt.dnssec_ok { 0x80 } else { 0 };
-    out.extend_from_slice(&[rcode.high(), 0, flags, 0]);
-    let length_at = out.len();
-    out.extend_from_slice(&[0, 0]);
+    head[..11].copy_from_slice(&[0, 0, 41, p1, p2, rcode.high(), 0, flags, 0, 0, 0]);
+    let mut used = 11;
     if let Some(ecs) = opt.ecs {
-        let (family, octets): (u16, [u8; 16]) = match ecs.addr {
+        let (family, octets): (u8, [u8; 16]) = match ecs.addr {
             std::net::IpAddr::V4(a) => {
                 let mut o = [0u8; 16];
                 o[..4].copy_from_slice(&a.octets());
@@ -265,13 +264,14 @@ pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
             }
             std::net::IpAddr::V6(a) => (2, a.octets()),
         };
-        let len = usize::from(ecs.source.div_ceil(8));
-        out.extend_from_slice(&8u16.to_be_bytes());
-        out.extend_from_slice(&(4 + len as u16).to_be_bytes());
-        out.extend_from_slice(&family.to_be_bytes());
-        out.extend_from_slice(&[ecs.source, ecs.scope]);
-        out.extend_from_slice(&octets[..len]);
+        let len = usize::from(ecs.source.div_ceil(8)).min(16);
+        let option = [0, 8, 0, 4 + len as u8, 0, family, ecs.source, ecs.scope];
+        head[11..19].copy_from_slice(&option);
+        head[19..19 + len].copy_from_slice(&octets[..len]);
+        used = 19 + len;
     }
+    let length_at = out.len() + 9;
+    out.extend_from_slice(&head[..used]);
     if let Some(nsid) = opt.nsid {
         out.extend_from_slice(&3u16.to_be_bytes());
         out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());

@@ -289,10 +289,9 @@ impl Policy {
                 let Self::RoundRobin(rr) = &dc.inner else {
                     return None;
                 };
+                // A datacenter's endpoints are consecutive in the pool (see `Geo::order`).
                 let first = *dc.endpoints.first()?;
-                // The inner policy's indices map to consecutive pool endpoints.
-                let consecutive = dc.endpoints.iter().zip(first..).all(|(&e, i)| e == i);
-                if !consecutive || rr.n != dc.endpoints.len() {
+                if rr.n != dc.endpoints.len() {
                     return None;
                 }
                 (rr, first, rr.n)

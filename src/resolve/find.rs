@@ -136,9 +136,11 @@ impl<'s> Found<'s> {
     /// rotation.
     pub fn rotation(&self) -> Option<Rotation<'s>> {
         let p = self.pool.as_ref()?;
-        let live = |i: u32| p.set.live(i, self.health);
-        p.set
-            .policy
-            .rotation(&p.decision, &live, p.pool.max_answers)
+        let checked = |i: u32| p.set.health(i).live(self.health);
+        let live: &dyn Fn(u32) -> bool = match p.set.always_live {
+            true => &|_| true,
+            false => &checked,
+        };
+        p.set.policy.rotation(&p.decision, live, p.pool.max_answers)
     }
 }

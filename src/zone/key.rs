@@ -42,32 +42,53 @@ impl NameKey {
     }
 
     /// The key of a name written uncompressed in a message: `starts` are the offsets of its
-    /// labels in `message` (as `dns::wire::question_labels` finds them). `None` if they do not
-    /// describe a name that fits.
+    /// labels in `message` (as `dns::wire::question_labels` finds them), one after the other.
+    /// `None` if they do not describe a name that fits.
     pub fn from_wire(message: &[u8], starts: &[u16]) -> Option<Self> {
-        let mut key = Self {
+        let mut key = Self::empty();
+        key.read_wire(message, starts).then_some(key)
+    }
+
+    /// A key to fill (the root's).
+    pub fn empty() -> Self {
+        Self {
             bytes: [0; 255],
             len: 0,
             starts: [0; 128],
             labels: 0,
-        };
-        for &at in starts {
-            let at = usize::from(at);
-            let len = usize::from(*message.get(at)?);
-            let label = message.get(at..at + 1 + len)?;
-            let start = usize::from(key.len);
-            let end = start + label.len();
-            if len > 63 || end > 255 || usize::from(key.labels) == key.starts.len() {
-                return None;
-            }
-            for (to, from) in key.bytes[start..end].iter_mut().zip(label) {
-                *to = from.to_ascii_lowercase();
-            }
-            key.starts[usize::from(key.labels)] = start as u8;
-            key.labels += 1;
-            key.len = end as u8;
         }
-        Some(key)
+    }
+
+    /// Makes this the key of the name at `starts` in `message` (see [`NameKey::from_wire`]):
+    /// its labels are checked, then copied in one go and lower-cased together. False (and
+    /// this key unusable) if they do not describe a name that fits.
+    pub fn read_wire(&mut self, message: &[u8], starts: &[u16]) -> bool {
+        let Some(&first) = starts.first() else {
+            (self.len, self.labels) = (0, 0);
+            return true;
+        };
+        let first = usize::from(first);
+        let mut end = first;
+        for (i, &at) in starts.iter().enumerate() {
+            let (at, slot) = (usize::from(at), self.starts.get_mut(i));
+            let (Some(&len), Some(slot)) = (message.get(at), slot) else {
+                return false;
+            };
+            if at != end || len > 63 || at + 1 + usize::from(len) - first > 255 {
+                return false;
+            }
+            *slot = (at - first) as u8;
+            end = at + 1 + usize::from(len);
+        }
+        let Some(name) = message.get(first..end) else {
+            return false;
+        };
+        let bytes = &mut self.bytes[..name.len()];
+        bytes.copy_from_slice(name);
+        // Length bytes are under 64: lower-casing leaves them alone.
+        bytes.make_ascii_lowercase();
+        (self.len, self.labels) = (name.len() as u8, starts.len() as u8);
+        true
     }
 
     pub fn as_bytes(&self) -> &[u8] {
