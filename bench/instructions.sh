@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# User-space instructions a query, counted by callgrind (the same count for the same binary and
+# queries whatever else the machine does, unlike CPU time on this shared VM): each server
+# answers 20,000 queries of one set at 2,000 qps (nearly every batch one datagram), counted
+# from its first answer on, every thread of the process included. Uses the data bench/run.sh
+# wrote (run that once first).
+#   bench/instructions.sh [SERVER...] [--qset QSET]   e.g. bench/instructions.sh gdnsd meridian meridian-rr
+#   BIN=/path/to/other/meridian bench/instructions.sh meridian   (another build, for a before/after)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+qset=ecs servers=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --qset) qset=$2; shift 2 ;;
+        *) servers+=("$1"); shift ;;
+    esac
+done
+[ ${#servers[@]} -gt 0 ] || servers=(gdnsd meridian meridian-rr)
+work=${WORK:-/tmp/meridian-bench}
+command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+[ -n "${BIN:-}" ] || cargo build --release --locked
+bin=${BIN:-$PWD/target/release/meridian}
+for server in "${servers[@]}"; do
+    [ -d "$work/$server" ] || { echo "no $work/$server: run bench/run.sh first" >&2; exit 1; }
+    unshare -n bash -s "$server" "$qset" "$work" "$bin" <<'INNER'
+set -euo pipefail
+server=$1 qset=$2 work=$3 bin=$4
+ip link set lo up
+case $server in
+  gdnsd) mkdir -p "$work/gdnsd/run" "$work/gdnsd/state"; port=5392
+         cmd=(gdnsd -c "$work/gdnsd" start) ;;
+  *) port=$(grep -o '127.0.0.1:[0-9]*' "$work/$server/meridian.toml" | head -1 | cut -d: -f2)
+     cmd=("$bin" serve --config "$work/$server/meridian.toml") ;;
+esac
+out=$(mktemp -d)
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg.%p" "${cmd[@]}" \
+    >"$out/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$out"' EXIT
+for _ in $(seq 1 300); do
+    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 example.test SOA 2>/dev/null | grep -q '^[a-z]' && break
+    sleep 1
+done
+queries=(-B -d "$work/queries-$qset.bin")
+[ "$qset" = plain ] && queries=(-d "$work/queries.txt")
+callgrind_control -i on $pid >/dev/null 2>&1
+done=$(dnsperf -s 127.0.0.1 -p "$port" -c 1 -T 1 -q 50 -Q 2000 -l 10 "${queries[@]}" \
+    | awk '/Queries completed/ {print $3}')
+callgrind_control -i off $pid >/dev/null 2>&1
+kill -TERM $pid; wait $pid 2>/dev/null || true
+total=$(callgrind_annotate "$out"/cg.* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "$server $qset: $done queries, $total instructions, $((total / done)) a query"
+INNER
+done
