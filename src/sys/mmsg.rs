@@ -38,6 +38,7 @@ impl<const N: usize> Mmsg<N> {
             header.msg_name = (&mut this.names[i] as *mut libc::sockaddr_storage).cast();
             header.msg_iov = &mut this.iovecs[i];
             header.msg_iovlen = 1;
+            header.msg_namelen = NAME_LEN;
             let header = &mut this.send_headers[i].msg_hdr;
             header.msg_name = (&mut this.send_names[i] as *mut libc::sockaddr_storage).cast();
             header.msg_iov = &mut this.send_iovecs[i];
@@ -55,18 +56,20 @@ impl<const N: usize> Mmsg<N> {
         lens: &mut [usize; N],
         peers: &mut [Option<SocketAddr>; N],
     ) -> io::Result<usize> {
-        for header in &mut self.headers {
-            header.msg_hdr.msg_namelen = NAME_LEN;
-        }
+        // The system call itself rather than libc's wrapper, a thread-cancellation point
+        // (two more calls around it) that nothing here uses. Every header's name length is
+        // the whole sockaddr_storage: set in `new`, and again below for those the kernel
+        // shortened.
         // SAFETY: every header points at its own iovec over a slot of the caller's buffers
         // (alive and unmoved, as `new` requires) and at its own sockaddr_storage in `self`.
         let n = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 fd,
                 self.headers.as_mut_ptr(),
-                N as u32,
+                N as libc::c_uint,
                 libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if n < 0 {
@@ -76,6 +79,7 @@ impl<const N: usize> Mmsg<N> {
         for i in 0..n {
             lens[i] = self.headers[i].msg_len as usize;
             peers[i] = socket_addr(&self.names[i]);
+            self.headers[i].msg_hdr.msg_namelen = NAME_LEN;
         }
         Ok(n)
     }
@@ -95,10 +99,12 @@ impl<const N: usize> Mmsg<N> {
                 self.send_headers[i].msg_hdr.msg_namelen =
                     write_addr(&mut self.send_names[i], peer);
             }
-            // SAFETY: `chunk.len()` headers, each pointing at its own address and at an iovec
+            // SAFETY: `end - next` headers, each pointing at its own address and at an iovec
             // over a reply that outlives the call; the replies are only read.
             let sent = unsafe {
-                libc::sendmmsg(fd, self.send_headers.as_mut_ptr(), (end - next) as u32, 0)
+                let headers = self.send_headers.as_mut_ptr();
+                let count = (end - next) as libc::c_uint;
+                libc::syscall(libc::SYS_sendmmsg, fd, headers, count, 0 as libc::c_int)
             };
             if sent <= 0 {
                 let error = io::Error::last_os_error();
