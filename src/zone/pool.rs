@@ -1,6 +1,6 @@
 //! Builds a pool's answer data: endpoints checked and split by family, their health settings
-//! (checks inherited pool → datacenter → endpoint, force, drain), their addresses in wire form, and
-//! the policy. Flat and failover pools here; geo pools in `geo.rs`.
+//! (checks inherited pool → datacenter → endpoint, force, drain), their addresses in wire
+//! form, and the policy. Flat and failover pools here; geo pools in `geo.rs`.
 
 use std::collections::BTreeMap;
 
