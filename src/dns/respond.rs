@@ -389,8 +389,7 @@ fn memo_key<'s>(
     signed: bool,
 ) -> Option<(MemoKey, Memoizable<'s>)> {
     question.labels?;
-    let mut memoizable = found.memo_key(question.qtype)?;
-    let decided = std::mem::take(&mut memoizable.decided);
+    let (decided, memoizable) = found.memo_key(question.qtype)?;
     let key = MemoKey::new(memoizable.node, question.qtype.into(), decided, signed);
     Some((key, memoizable))
 }

@@ -88,12 +88,10 @@ fn pool_of(node: &Node, qtype: RecordType) -> Option<(&Pool, &EndpointSet)> {
     Some((pool, pool.endpoints(rrset_type)?))
 }
 
-/// What a reply may be memoized under (see [`Found::memo_key`]).
+/// What a reply may be memoized under besides the decision's key (see [`Found::memo_key`]).
 #[derive(Debug)]
 pub struct Memoizable<'s> {
     pub node: &'s Node,
-    /// The decision's key.
-    pub decided: Decided,
     /// The decision's ECS scope.
     pub scope: u8,
     /// Where the answer is a rotation, which (see [`Found::rotation`]).
@@ -106,7 +104,7 @@ impl<'s> Found<'s> {
     /// order is fixed) or a rotation of one (see [`Found::rotation`]). `None` where it depends
     /// on more: a weighted cycle, a random draw, a CNAME chain, a referral, a name that does
     /// not exist, or an ANY, CNAME or DS question.
-    pub fn memo_key(&self, qtype: RecordType) -> Option<Memoizable<'s>> {
+    pub fn memo_key(&self, qtype: RecordType) -> Option<(Decided, Memoizable<'s>)> {
         if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
             return None;
         }
@@ -124,12 +122,12 @@ impl<'s> Found<'s> {
             }
             None => (Decided::new(), 0, None),
         };
-        Some(Memoizable {
+        let memoizable = Memoizable {
             node,
-            decided,
             scope,
             rotation,
-        })
+        };
+        Some((decided, memoizable))
     }
 
     /// Where the pool's answer is the same endpoints rotated (see `Policy::rotation`), that
