@@ -165,12 +165,14 @@ fn latency_weights_favour_the_fast_backend_and_hold_through_jitter() {
     let ip = |last| Ipv4Addr::new(127, 0, 0, last);
     let fast = Backend::start(ip(63), 0);
     let slow = Backend::start(ip(64), fast.addr.port());
-    fast.set_delay(Duration::from_millis(5));
-    slow.set_delay(Duration::from_millis(50));
+    // Delays long beside a loaded machine's scheduling jitter (a few ms), which would otherwise
+    // move a 5 ms probe by more than the hysteresis.
+    fast.set_delay(Duration::from_millis(20));
+    slow.set_delay(Duration::from_millis(150));
     let zone = format!(
         "{ZONE_HEAD}[pools.p]\npolicy = \"weighted_random\"\nweights = \"latency\"\n\
          min_share = 0.02\nmax_answers = 1\n\
-         check = {{ type = \"http\", port = {}, interval = \"100ms\", timeout = \"100ms\" }}\n\
+         check = {{ type = \"http\", port = {}, interval = \"250ms\", timeout = \"250ms\" }}\n\
          endpoints = [\"127.0.0.63\", \"127.0.0.64\"]\n",
         fast.addr.port()
     );
