@@ -6,6 +6,7 @@
 # wrote (run that once first).
 #   bench/instructions.sh [SERVER...] [--qset QSET]   e.g. bench/instructions.sh gdnsd meridian meridian-rr
 #   BIN=/path/to/other/meridian bench/instructions.sh meridian   (another build, for a before/after)
+#   KEEP=/tmp/cg bench/instructions.sh meridian-rr   (keeps the profile: callgrind_annotate --inclusive=yes /tmp/cg/meridian-rr/cg.*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 qset=ecs servers=()
@@ -22,9 +23,9 @@ command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninter
 bin=${BIN:-$PWD/target/release/meridian}
 for server in "${servers[@]}"; do
     [ -d "$work/$server" ] || { echo "no $work/$server: run bench/run.sh first" >&2; exit 1; }
-    unshare -n bash -s "$server" "$qset" "$work" "$bin" <<'INNER'
+    unshare -n bash -s "$server" "$qset" "$work" "$bin" "${KEEP:-}" <<'INNER'
 set -euo pipefail
-server=$1 qset=$2 work=$3 bin=$4
+server=$1 qset=$2 work=$3 bin=$4 keep=$5
 ip link set lo up
 case $server in
   gdnsd) mkdir -p "$work/gdnsd/run" "$work/gdnsd/state"; port=5392
@@ -50,5 +51,6 @@ callgrind_control -i off $pid >/dev/null 2>&1
 kill -TERM $pid; wait $pid 2>/dev/null || true
 total=$(callgrind_annotate "$out"/cg.* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "$server $qset: $done queries, $total instructions, $((total / done)) a query"
+if [ -n "$keep" ]; then rm -rf "$keep/$server"; mkdir -p "$keep/$server"; cp "$out"/cg.* "$keep/$server/"; fi
 INNER
 done

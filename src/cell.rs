@@ -3,6 +3,7 @@
 //! geo pool's steering table). arc-swap is named here only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 
 /// A value held by a [`Cell`], loaded: one atomic load, no reference count taken.
 pub type Loaded<T> = arc_swap::Guard<Arc<T>>;
@@ -26,19 +27,22 @@ impl<T> Cell<T> {
     }
 }
 
+/// A value that may be empty, with a count of its replacements: a reader that keeps a copy (see
+/// `policy::geo::steer`) checks the count, one plain atomic load, instead of loading the value.
 #[derive(Debug)]
-pub struct Swappable<T>(arc_swap::ArcSwapOption<T>);
+pub struct Swappable<T>(arc_swap::ArcSwapOption<T>, AtomicU64);
 
 impl<T> Default for Swappable<T> {
     fn default() -> Self {
-        Self(arc_swap::ArcSwapOption::empty())
+        Self(arc_swap::ArcSwapOption::empty(), AtomicU64::new(0))
     }
 }
 
 impl<T> Swappable<T> {
-    /// Calls `f` with the current value (no reference count taken).
-    pub fn read<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        f(self.0.load().as_deref())
+    /// How many times it has been replaced: a copy taken by [`Swappable::get`] after this
+    /// count was read is current while the count stays the same.
+    pub fn version(&self) -> u64 {
+        self.1.load(Acquire)
     }
 
     /// The current value, held.
@@ -48,5 +52,6 @@ impl<T> Swappable<T> {
 
     pub fn replace(&self, value: Option<Arc<T>>) {
         self.0.store(value);
+        self.1.fetch_add(1, Release);
     }
 }

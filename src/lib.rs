@@ -50,7 +50,8 @@
 //!   health slots, `zone::slots`), the `ZoneSet` of shared zones, and the zone tree (its nodes
 //!   in shards shared between snapshots, `zone::nodes`): immutable
 //!   once built, but for each geo pool's steering table, a [`cell::Swappable`] that `control`
-//!   fills for the snapshot's GeoIP database when it publishes.
+//!   fills for the snapshot's GeoIP database when it publishes (each query thread keeps a copy,
+//!   checked by the cell's version: `policy::geo::steer`).
 //! - [`policy`]: how a pool orders its endpoints, one policy per file implementing
 //!   `policy::Strategy`, behind the `Policy` enum (`geo`: `decide` ranks datacenters by `nets`,
 //!   `map` and distance, `rank` explains it, `steer` builds steering tables; `failover` reads

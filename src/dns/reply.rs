@@ -41,6 +41,7 @@ impl<'a> Reply<'a> {
         // The packet's source, never the Client Subnet: the cookie is the sender's.
         let (source, now) = (incoming.source, with.now);
         let cookie = question
+            .options
             .cookie
             .zip(settings.cookies.as_ref())
             .map(|(c, cookies)| {
@@ -54,9 +55,9 @@ impl<'a> Reply<'a> {
             limit,
             edns: question.edns,
             payload: settings.udp_payload,
-            subnet: question.subnet,
+            subnet: question.options.subnet,
             used: question.used.is_some(),
-            nsid: settings.nsid(question.nsid),
+            nsid: settings.nsid(question.options.nsid),
             cookie: cookie.map(|(verdict, _)| verdict),
             cookies: cookie.map(|(_, both)| both),
         }

@@ -10,8 +10,7 @@ use hickory_proto::op::{
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::cookies::RequestCookie;
-use super::ecs::{self, ClientSubnet};
+use super::ecs::ClientSubnet;
 use super::options::{self, Options};
 use crate::zone::NameKey;
 
@@ -21,25 +20,23 @@ pub type Labels = (usize, [u16; 64], usize);
 
 /// A request that passed every check: what the stages after decoding read. Kept small (it is
 /// returned by value for every query): the label offsets stay with the caller, and the zone
-/// key is made where it is used ([`Question::key`]).
+/// key is made where it is used ([`Question::key_into`]).
 pub struct Question<'q> {
     pub query: &'q [u8],
     pub metadata: Metadata,
     pub labels: Option<&'q Labels>,
     pub qtype: RecordType,
     pub edns: Option<RequestEdns>,
-    /// The Client Subnet as sent (echoed in the reply), and the one the answer is for: usable
-    /// (RFC 7871 §7.1.2) or none.
-    pub subnet: Option<ClientSubnet>,
+    /// What its OPT record's options ask for: the Client Subnet as sent (echoed in the reply),
+    /// NSID (RFC 5001: the reply says which server answered), its COOKIE (RFC 7873).
+    pub options: Options,
+    /// The Client Subnet the answer is for: the one sent where usable (RFC 7871 §7.1.2).
     pub used: Option<ClientSubnet>,
-    /// The request had an NSID option (RFC 5001): the reply says which server answered.
-    pub nsid: bool,
-    /// Its COOKIE option (RFC 7873).
-    pub cookie: Option<RequestCookie>,
     /// Who the answer is for: the usable ECS address, else the packet's source.
     pub client: IpAddr,
-    /// The question in hickory's form, where the whole-message decoder read it.
-    decoded: Option<Query>,
+    /// The question in hickory's form, where the whole-message decoder read it (boxed: rare,
+    /// and it would triple the size of what every query moves).
+    decoded: Option<Box<Query>>,
 }
 
 /// What reading a message gives.
@@ -65,17 +62,73 @@ pub struct Refusal {
 }
 
 /// Reads `query` (whose question's labels are `labels`, see [`question_labels`]) from
-/// `source` and checks it, in the order RFC 6891 and RFC 7871 give the errors: a malformed
-/// message or ECS option (FORMERR), opcode (NOTIMP), question count (FORMERR), EDNS version
-/// (BADVERS), meta types and transfers, class.
+/// `source` and checks it. The usual request is read in one pass ([`read_usual`]); anything
+/// else, errors included, by hickory's whole-message decoder ([`read_whole`]).
 pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> Read<'q> {
+    match read_usual(query, labels, source) {
+        Some(question) => Read::Question(question),
+        None => read_whole(query, labels, source),
+    }
+}
+
+/// The usual request — a query (opcode QUERY) with one uncompressed IN question of an ordinary
+/// type and at most an OPT record of version 0 with only ECS, NSID and COOKIE options, all
+/// well-formed — read straight from the bytes into its `Question`. `None` for anything else:
+/// [`read_whole`] judges it, and must read what this reads (tested on fuzzed queries).
+pub(super) fn read_usual<'q>(
+    query: &'q [u8],
+    labels: Option<&'q Labels>,
+    source: IpAddr,
+) -> Option<Question<'q>> {
+    let &(end, _, _) = labels?;
+    // One question, no answers or authorities, at most one additional.
+    let &[_, _, flags1, _, 0, 1, 0, 0, 0, 0, 0, additionals] = query.first_chunk::<12>()? else {
+        return None;
+    };
+    // QR clear and opcode QUERY; hickory refuses names over 255 bytes (RFC 1035 §2.3.4).
+    if flags1 & 0xf8 != 0 || additionals > 1 || end - 4 - 12 > 255 {
+        return None;
+    }
+    let field = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
+    let qtype = RecordType::from(field(end - 4));
+    if field(end - 2) != u16::from(DNSClass::IN)
+        || matches!(qtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR)
+    {
+        return None;
+    }
+    let (edns, options) = match additionals {
+        0 => (None, Options::default()),
+        _ => lean_opt(query.get(end..)?)?,
+    };
+    let used = options.subnet.filter(ClientSubnet::usable);
+    Some(Question {
+        query,
+        metadata: read_header(query)?.metadata,
+        labels,
+        qtype,
+        edns,
+        options,
+        used,
+        client: used.map_or(source, |s| s.addr),
+        decoded: None,
+    })
+}
+
+/// [`read`] by hickory's whole-message decoder, checking in the order RFC 6891 and RFC 7871
+/// give the errors: a malformed message or ECS option (FORMERR), opcode (NOTIMP), question
+/// count (FORMERR), EDNS version (BADVERS), meta types and transfers, class.
+pub(super) fn read_whole<'q>(
+    query: &'q [u8],
+    labels: Option<&'q Labels>,
+    source: IpAddr,
+) -> Read<'q> {
     let Some(header) = read_header(query) else {
         return Read::Drop;
     };
     if header.metadata.message_type == MessageType::Response {
         return Read::Drop;
     }
-    let Ok(request) = decode(query, &header, labels) else {
+    let Ok(message) = Message::from_vec(query) else {
         return Read::Refuse(Refusal {
             metadata: header.metadata,
             question: None,
@@ -84,65 +137,58 @@ pub fn read<'q>(query: &'q [u8], labels: Option<&'q Labels>, source: IpAddr) -> 
             nsid: false,
         });
     };
-    let (subnet, nsid, cookie) = match (&request.edns, request.subnet) {
-        (_, Some(read)) => (read, request.nsid, request.cookie),
-        (Some(_), None) => match options::find(query) {
-            Ok(found) => (Ok(found.subnet), found.nsid, found.cookie),
-            Err(()) => (Err(()), false, None),
-        },
-        (None, None) => (Ok(None), false, None),
+    let edns = message.edns.as_ref().map(RequestEdns::from);
+    let options = match edns {
+        Some(_) => options::find(query),
+        None => Ok(Options::default()),
     };
-    let refuse = |rcode| {
-        let question = match request.lean_question {
-            Some(_) => Query::read(&mut BinDecoder::new(&query[12..])).ok(),
-            None => request.queries.first().cloned(),
-        };
+    let mut queries = message.queries;
+    let refuse = |rcode, queries: Vec<Query>, nsid| {
         Read::Refuse(Refusal {
-            metadata: request.metadata,
-            question,
+            metadata: message.metadata,
+            question: queries.into_iter().next(),
             rcode,
-            edns: request.edns,
+            edns,
             nsid,
         })
     };
-    let Ok(subnet) = subnet else {
+    let Ok(options) = options else {
         // RFC 7871 §7.1.1: a malformed ECS option is a FORMERR.
-        return refuse(ResponseCode::FormErr);
+        return refuse(ResponseCode::FormErr, queries, false);
     };
-    if request.metadata.op_code != OpCode::Query {
-        return refuse(ResponseCode::NotImp);
+    if message.metadata.op_code != OpCode::Query {
+        return refuse(ResponseCode::NotImp, queries, options.nsid);
     }
-    let (qtype, qclass) = match (request.lean_question, request.queries.as_slice()) {
-        (Some(question), _) => question,
-        (None, [question]) => (question.query_type(), question.query_class()),
-        (None, _) => return refuse(ResponseCode::FormErr),
-    };
-    if request.edns.as_ref().is_some_and(|e| e.version > 0) {
+    if queries.len() != 1 {
+        return refuse(ResponseCode::FormErr, queries, options.nsid);
+    }
+    let (qtype, qclass) = (queries[0].query_type(), queries[0].query_class());
+    if edns.is_some_and(|e| e.version > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-        return refuse(ResponseCode::BADVERS);
+        return refuse(ResponseCode::BADVERS, queries, options.nsid);
     }
     match qtype {
-        RecordType::OPT => return refuse(ResponseCode::FormErr),
+        RecordType::OPT => return refuse(ResponseCode::FormErr, queries, options.nsid),
         // No zone transfers.
-        RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
+        RecordType::AXFR | RecordType::IXFR => {
+            return refuse(ResponseCode::Refused, queries, options.nsid);
+        }
         _ => {}
     }
     if qclass != DNSClass::IN {
-        return refuse(ResponseCode::Refused);
+        return refuse(ResponseCode::Refused, queries, options.nsid);
     }
-    let used = subnet.filter(ClientSubnet::usable);
+    let used = options.subnet.filter(ClientSubnet::usable);
     Read::Question(Question {
         query,
-        metadata: request.metadata,
+        metadata: message.metadata,
         labels,
         qtype,
-        edns: request.edns,
-        subnet,
+        edns,
+        options,
         used,
-        nsid,
-        cookie,
         client: used.map_or(source, |s| s.addr),
-        decoded: request.queries.into_iter().next(),
+        decoded: queries.pop().map(Box::new),
     })
 }
 
@@ -160,7 +206,7 @@ impl Question<'_> {
     /// need it: hickory's encoder, a fallback pool's renamed records).
     pub fn hickory(&self) -> Option<std::borrow::Cow<'_, Query>> {
         match &self.decoded {
-            Some(q) => Some(std::borrow::Cow::Borrowed(q)),
+            Some(q) => Some(std::borrow::Cow::Borrowed(&**q)),
             None => Query::read(&mut BinDecoder::new(&self.query[12..]))
                 .ok()
                 .map(std::borrow::Cow::Owned),
@@ -224,24 +270,6 @@ pub fn question_labels(query: &[u8]) -> Option<Labels> {
     (end <= query.len()).then_some((end, offsets, count))
 }
 
-/// What the query path reads of a request.
-pub(super) struct Request {
-    pub(super) metadata: Metadata,
-    /// The questions hickory decoded (the whole-message path); empty (no allocation) when the
-    /// lean path read the one question.
-    pub(super) queries: Vec<Query>,
-    /// The one question the lean path read, as (type, class); its name stays in the message
-    /// (the zone key is made from its bytes) and is decoded only for a reply that needs it.
-    pub(super) lean_question: Option<(RecordType, DNSClass)>,
-    pub(super) edns: Option<RequestEdns>,
-    /// The Client Subnet option, where the lean decoder already read it.
-    pub(super) subnet: Option<Result<Option<ecs::ClientSubnet>, ()>>,
-    /// An NSID option, where the lean decoder read the options.
-    pub(super) nsid: bool,
-    /// The COOKIE option, where the lean decoder read the options.
-    pub(super) cookie: Option<RequestCookie>,
-}
-
 /// What the query path reads of a request's OPT record (RFC 6891 §6.1.3); the options are read
 /// from the wire where needed (`ecs::find`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,11 +293,11 @@ impl From<&Edns> for RequestEdns {
 }
 
 /// The OPT record that ends `rest` (the message after its question), read directly when it has
-/// the usual shape: root owner, well-formed Client Subnet and NSID options or none, and nothing
-/// after it. `None` for anything else, which hickory's decoder then judges.
-fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Options)> {
-    let (&[0, 0, 41, p1, p2, rcode_high, version, flags, _, l1, l2], rdata) =
-        rest.split_first_chunk::<11>()?
+/// the usual shape: root owner, no extended rcode bits, version 0, well-formed ECS, NSID and
+/// COOKIE options or none, and nothing after it. `None` for anything else, which hickory's
+/// decoder then judges.
+fn lean_opt(rest: &[u8]) -> Option<(Option<RequestEdns>, Options)> {
+    let (&[0, 0, 41, p1, p2, 0, 0, flags, _, l1, l2], rdata) = rest.split_first_chunk::<11>()?
     else {
         return None;
     };
@@ -280,68 +308,9 @@ fn lean_opt(rest: &[u8]) -> Option<(RequestEdns, Options)> {
     // hickory reads payloads under 512 as 512 (RFC 6891 §6.2.5).
     let edns = RequestEdns {
         max_payload: u16::from_be_bytes([p1, p2]).max(512),
-        version,
-        rcode_high,
+        version: 0,
+        rcode_high: 0,
         dnssec_ok: flags & 0x80 != 0,
     };
-    Some((edns, options))
-}
-
-/// Decodes a request. The usual shape — one question and at most an OPT record — is read
-/// directly; anything else goes through hickory's whole-message decoder.
-pub(super) fn decode(
-    query: &[u8],
-    header: &Header,
-    labels: Option<&Labels>,
-) -> Result<Request, ()> {
-    let counts = header.counts;
-    if counts.queries == 1
-        && counts.answers == 0
-        && counts.authorities == 0
-        && counts.additionals <= 1
-    {
-        let lean = (|| {
-            let &(end, _, _) = labels?;
-            // hickory refuses names over 255 bytes (RFC 1035 §2.3.4); so does this path.
-            if end - 4 - 12 > 255 {
-                return None;
-            }
-            let field = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
-            let question = (
-                RecordType::from(field(end - 4)),
-                DNSClass::from(field(end - 2)),
-            );
-            let edns = match counts.additionals {
-                0 => None,
-                _ => Some(lean_opt(query.get(end..)?)?),
-            };
-            Some((question, edns))
-        })();
-        if let Some((question, edns)) = lean {
-            let mut metadata = header.metadata;
-            let subnet = edns.map(|(edns, options)| {
-                metadata.merge_response_code(edns.rcode_high);
-                Ok(options.subnet)
-            });
-            return Ok(Request {
-                metadata,
-                queries: Vec::new(),
-                lean_question: Some(question),
-                edns: edns.map(|(edns, _)| edns),
-                subnet,
-                nsid: edns.is_some_and(|(_, options)| options.nsid),
-                cookie: edns.and_then(|(_, options)| options.cookie),
-            });
-        }
-    }
-    let message = Message::from_vec(query).map_err(|_| ())?;
-    Ok(Request {
-        metadata: message.metadata,
-        queries: message.queries,
-        lean_question: None,
-        edns: message.edns.as_ref().map(RequestEdns::from),
-        subnet: None,
-        nsid: false,
-        cookie: None,
-    })
+    Some((Some(edns), options))
 }

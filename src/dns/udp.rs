@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -115,7 +115,8 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         }
         batch.send(&socket, (&replies[..peers.len()], &peers));
         let metrics = crate::metrics::global();
-        metrics.record_latency(Transport::Udp, started.elapsed(), peers.len() as u64);
+        let elapsed = Duration::from_nanos(crate::sys::monotonic_nanos().saturating_sub(started));
+        metrics.record_latency(Transport::Udp, elapsed, peers.len() as u64);
         for ((outcome, peer), reply) in answered.iter().zip(&peers).zip(&replies) {
             observe(
                 outcome,
@@ -137,25 +138,26 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
-/// A worker's clock: the batch's instant (its latency) and the Unix second (cookies,
-/// signatures), the wall clock read at most once a second instead of on every batch.
+/// A worker's clock: the batch's start on the monotonic clock in nanoseconds (its latency) and
+/// the Unix second (cookies, signatures), the wall clock read at most once a second instead of
+/// on every batch.
 struct Clock {
     /// When the wall clock was last read, and the second it said.
-    read_at: Instant,
+    read_at: u64,
     unix: u32,
 }
 
 impl Clock {
     fn new() -> Self {
         Self {
-            read_at: Instant::now(),
+            read_at: crate::sys::monotonic_nanos(),
             unix: super::respond::unix_now(),
         }
     }
 
-    fn read(&mut self) -> (Instant, u32) {
-        let now = Instant::now();
-        if now.duration_since(self.read_at) >= Duration::from_secs(1) {
+    fn read(&mut self) -> (u64, u32) {
+        let now = crate::sys::monotonic_nanos();
+        if now.wrapping_sub(self.read_at) >= 1_000_000_000 {
             self.read_at = now;
             self.unix = super::respond::unix_now();
         }

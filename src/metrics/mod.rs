@@ -44,6 +44,16 @@ const QUERY_SLOTS: usize =
 const DURATION_BOUNDS: [f64; 12] = [
     5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2,
 ];
+/// The same bounds in nanoseconds: the query path compares integers.
+const DURATION_BOUNDS_NANOS: [u64; DURATION_BOUNDS.len()] = {
+    let mut nanos = [0; DURATION_BOUNDS.len()];
+    let mut i = 0;
+    while i < nanos.len() {
+        nanos[i] = (DURATION_BOUNDS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    nanos
+};
 
 /// One zone's query counters, by (qtype, rcode, protocol, policy).
 #[derive(Debug)]
@@ -84,12 +94,11 @@ impl Histogram {
 
     /// `count` observations of `elapsed` each.
     fn observe(&self, elapsed: Duration, count: u64) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(i) = DURATION_BOUNDS.iter().position(|&b| seconds <= b) {
+        let nanos = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = DURATION_BOUNDS_NANOS.iter().position(|&b| nanos <= b) {
             self.buckets[i].fetch_add(count, Relaxed);
         }
         self.count.fetch_add(count, Relaxed);
-        let nanos = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.sum_nanos
             .fetch_add(nanos.saturating_mul(count), Relaxed);
     }

@@ -17,10 +17,11 @@ mod weighted_random;
 /// Endpoint indices in answer order; inline for answers of typical size.
 pub type Order = smallvec::SmallVec<[u32; 16]>;
 
-/// A decision's datacenter order as a memo key ([`Decision::memo_key`]); longer orders are not
-/// memoized (they would not stay inline).
-pub type Decided = smallvec::SmallVec<[u8; DECIDED_INLINE]>;
-const DECIDED_INLINE: usize = 8;
+/// A decision's datacenter order as a memo key ([`Decision::memo_key`]): a byte a datacenter
+/// (its index + 1, so that orders of different lengths differ), up to `DECIDED_MAX` of them;
+/// longer orders are not memoized.
+pub type Decided = u64;
+const DECIDED_MAX: usize = 8;
 
 use std::net::IpAddr;
 
@@ -123,7 +124,12 @@ impl Decision {
     /// What a memoized reply of this decision is keyed on, where its policy's order is
     /// [`Policy::fixed`]; `None` where the order is too long to keep inline.
     pub fn memo_key(&self) -> Option<Decided> {
-        (self.order().len() <= DECIDED_INLINE).then(|| Decided::from_slice(self.order()))
+        let order = self.order();
+        (order.len() <= DECIDED_MAX).then(|| {
+            order
+                .iter()
+                .fold(0, |key, &dc| key << 8 | (u64::from(dc) + 1))
+        })
     }
 }
 
@@ -270,18 +276,18 @@ impl Policy {
     }
 
     /// Where every answer for `decision` is a [`Rotation`]: a round-robin set, or a geo pool
-    /// whose one serving datacenter is round-robin, with every endpoint live (`live`) and no
-    /// more than `max_answers`. Does not move the rotation on.
+    /// whose one serving datacenter is round-robin, with every endpoint live (`live`; `None`: all
+    /// are) and no more than `max_answers`. Does not move the rotation on.
     pub fn rotation(
         &self,
         decision: &Decision,
-        live: &dyn Fn(u32) -> bool,
+        live: Option<&dyn Fn(u32) -> bool>,
         max_answers: usize,
     ) -> Option<Rotation<'_>> {
         let (policy, first, n) = match self {
             Self::RoundRobin(rr) => (rr, 0, rr.n),
             Self::Geo(geo) => {
-                let mut serving = geo.serving(decision.order(), live);
+                let mut serving = geo.serving(decision.order(), live.unwrap_or(&|_| true));
                 let dc = &geo.datacenters[usize::from(serving.next()?)];
                 if serving.next().is_some() {
                     return None;
@@ -298,7 +304,7 @@ impl Policy {
             }
             _ => return None,
         };
-        let all_live = (first..first + n as u32).all(live);
+        let all_live = live.is_none_or(|live| (first..first + n as u32).all(live));
         (n >= 2 && n <= max_answers && all_live).then_some(Rotation { first, n, policy })
     }
 
@@ -312,4 +318,21 @@ impl Policy {
 /// round-robin and by the tail of a weighted answer.
 fn rotated(n: usize, start: usize, limit: usize, out: &mut Order) {
     out.extend((start..n).chain(0..start).take(limit).map(|i| i as u32));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_keys_tell_every_short_order_apart_and_long_ones_have_none() {
+        let orders: [&[u16]; 7] = [&[], &[0], &[1], &[0, 1], &[1, 0], &[0, 0], &[63; 8]];
+        let keys: Vec<Decided> = orders
+            .iter()
+            .map(|o| Decision::new(o, 0).memo_key().unwrap())
+            .collect();
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), orders.len(), "{keys:?}");
+        assert_eq!(Decision::new(&[1; 9], 0).memo_key(), None);
+    }
 }

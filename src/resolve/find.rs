@@ -120,7 +120,7 @@ impl<'s> Found<'s> {
                 let rotation = Some(self.rotation()?);
                 (p.decision.memo_key()?, p.decision.scope, rotation)
             }
-            None => (Decided::new(), 0, None),
+            None => (0, 0, None),
         };
         let memoizable = Memoizable {
             node,
@@ -135,10 +135,7 @@ impl<'s> Found<'s> {
     pub fn rotation(&self) -> Option<Rotation<'s>> {
         let p = self.pool.as_ref()?;
         let checked = |i: u32| p.set.health(i).live(self.health);
-        let live: &dyn Fn(u32) -> bool = match p.set.always_live {
-            true => &|_| true,
-            false => &checked,
-        };
+        let live = (!p.set.always_live).then_some(&checked as &dyn Fn(u32) -> bool);
         p.set.policy.rotation(&p.decision, live, p.pool.max_answers)
     }
 }

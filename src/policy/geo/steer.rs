@@ -27,6 +27,37 @@ const MAX_TABLES: usize = 16;
 static TABLES: std::sync::Mutex<Vec<(u64, String, std::sync::Arc<Steering>)>> =
     std::sync::Mutex::new(Vec::new());
 
+/// How many pools' tables a query thread keeps (by pool id, direct-mapped).
+const LOADED_TABLES: usize = 16;
+
+thread_local! {
+    /// This thread's copies of the geo pools' steering tables, with the version of the pool's
+    /// cell each was taken at: a query checks the version (one atomic load) instead of loading
+    /// the cell (arc-swap's load took about 140 instructions a query). A replaced table is let
+    /// go the next time its slot is used.
+    static LOADED: std::cell::RefCell<Loaded> = std::cell::RefCell::new(Loaded::default());
+}
+
+/// See [`LOADED`]: by pool id modulo `LOADED_TABLES`.
+#[derive(Default)]
+struct Loaded([Option<Held>; LOADED_TABLES]);
+
+/// (pool id, the version of its cell, the table it held then).
+type Held = (u64, u64, Option<std::sync::Arc<Steering>>);
+
+impl Loaded {
+    /// The current steering table of `pool`, if it has one.
+    fn get(&mut self, pool: &Geo) -> Option<&Steering> {
+        let version = pool.steering.version();
+        let slot = &mut self.0[pool.id as usize % LOADED_TABLES];
+        match slot {
+            Some((id, v, _)) if *id == pool.id && *v == version => {}
+            _ => *slot = Some((pool.id, version, pool.steering.get())),
+        }
+        slot.as_ref()?.2.as_deref()
+    }
+}
+
 impl Geo {
     /// Gives every one of `pools` its steering table for `db`: shared with the pools that
     /// rank alike, reused from an earlier snapshot where one was built for the same database,
@@ -143,8 +174,9 @@ impl Geo {
         db: &GeoDb,
         order: &mut [u16],
     ) -> Option<(usize, u8)> {
-        self.steering.read(|steering| {
-            let steering = steering.filter(|s| s.table.generation == db.generation())?;
+        LOADED.with_borrow_mut(|loaded| {
+            let steering = loaded.get(self)?;
+            let steering = Some(steering).filter(|s| s.table.generation == db.generation())?;
             let (value, prefix) = steering.table.lookup(client);
             if value == UNCOVERED {
                 return None;
