@@ -115,7 +115,7 @@ impl<'s> Found<'s> {
             return None;
         }
         let (decided, scope, rotation) = match &self.pool {
-            Some(p) if p.set.policy.fixed() => (p.decision.memo_key()?, p.decision.scope, None),
+            Some(p) if p.set.fixed => (p.decision.memo_key()?, p.decision.scope, None),
             Some(p) => {
                 let rotation = Some(self.rotation()?);
                 (p.decision.memo_key()?, p.decision.scope, rotation)
