@@ -15,7 +15,6 @@ use super::reply::Reply;
 use super::request::{self, Question, Read};
 use super::wire::{self, Opt};
 use crate::metrics::QueryLabels;
-use crate::policy::Rotation;
 use crate::resolve::{self, Answer, Found, Memoizable, Served};
 use crate::snapshot::Snapshot;
 use crate::zone::{NameKey, Zone};
@@ -223,7 +222,7 @@ fn answer_into<'s>(
         .map_or((0, 0), |f| (f.zone.version, f.health.version));
     if let (Some(memo), Some((key, memoizable))) = (with.memo.as_deref_mut(), &memo_key)
         && let Some(entry) = memo.get(stamp, key, with.now)
-        && copy_memoized(entry, memoizable, question, &reply, out)
+        && copy_memoized(entry, found.as_ref(), memoizable, question, &reply, out)
     {
         outcome.rcode = entry.rcode;
         outcome.zone = found.as_ref().map(|f| f.zone);
@@ -259,7 +258,7 @@ fn answer_into<'s>(
         && answer.renamed.is_empty()
         && answer.at_qname.is_none()
         && answer.ecs_scope == memoizable.scope
-        && let Some(rotation) = memo_rotation(memoizable.rotation.as_ref(), &answer)
+        && let Some(rotation) = memo_rotation(found.as_ref(), &memoizable, &answer)
     {
         let encoded = Encoded {
             reply: out,
@@ -351,6 +350,7 @@ fn sign_into(
 /// false where it cannot be (it would not fit).
 fn copy_memoized(
     entry: &MemoEntry,
+    found: Option<&Found<'_>>,
     memoizable: &Memoizable<'_>,
     question: &Question<'_>,
     reply: &Reply<'_>,
@@ -360,20 +360,29 @@ fn copy_memoized(
         question.labels.map_or(0, |l| l.0),
         reply.opt(memoizable.scope),
     );
-    let rotation = memoizable.rotation.as_ref().filter(|_| entry.rotates());
-    entry.write(question.query, end, opt.as_ref(), rotation, out) && out.len() <= reply.limit
+    // The rotation it was kept with: the same stamp and key, the same serving datacenter.
+    let rotation = match entry.rotates() {
+        true => found
+            .zip(entry.datacenter)
+            .and_then(|(f, dc)| f.rotation_of(dc)),
+        false => None,
+    };
+    entry.write(question.query, end, opt.as_ref(), rotation.as_ref(), out)
+        && out.len() <= reply.limit
 }
 
-/// How `answer` (of a pool rotating by `rotation`, if any) is memoized: `Some(None)` as it is,
-/// `Some(Some((n, start)))` as a rotation (see `Found::rotation`) of `n` records that started
-/// at `start`, `None` not at all (a rotating pool's answer that is not the whole rotation).
+/// How `answer` is memoized: `Some(None)` as it is, `Some(Some((n, start)))` as a rotation
+/// (see `Found::rotation`) of `n` records that started at `start`, `None` not at all (an answer
+/// of a set that may rotate that is not now the whole rotation).
 fn memo_rotation(
-    rotation: Option<&Rotation<'_>>,
+    found: Option<&Found<'_>>,
+    memoizable: &Memoizable<'_>,
     answer: &Answer<'_>,
 ) -> Option<Option<(usize, usize)>> {
-    let Some(rotation) = rotation else {
+    if !memoizable.rotated {
         return Some(None);
-    };
+    }
+    let rotation = found?.rotation()?;
     let start = answer.pool_order.first()?.checked_sub(rotation.first)? as usize;
     let n = rotation.n;
     let rotated = (0..n).map(|k| rotation.first + ((start + k) % n) as u32);

@@ -133,6 +133,19 @@ impl Decision {
     }
 }
 
+/// Whether encoded replies of a set's answers can be reused (see `dns::memo`), worked out once
+/// when the set is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// The order is fixed by the decision ([`Policy::fixed`]).
+    Fixed,
+    /// Answers may be rotations ([`Policy::rotation`]): round-robin, or a geo pool with a
+    /// round-robin datacenter.
+    Rotated,
+    /// Neither: every answer is made afresh.
+    Never,
+}
+
 /// Who is asking and what is known right now, for policies that depend on it.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -284,28 +297,58 @@ impl Policy {
         live: Option<&dyn Fn(u32) -> bool>,
         max_answers: usize,
     ) -> Option<Rotation<'_>> {
-        let (policy, first, n) = match self {
-            Self::RoundRobin(rr) => (rr, 0, rr.n),
+        let rotation = match self {
             Self::Geo(geo) => {
                 let mut serving = geo.serving(decision.order(), live.unwrap_or(&|_| true));
-                let dc = &geo.datacenters[usize::from(serving.next()?)];
+                let dc = usize::from(serving.next()?);
                 if serving.next().is_some() {
                     return None;
                 }
+                self.rotation_of(dc)
+                    .filter(|r| r.n == geo.datacenters[dc].endpoints.len())?
+            }
+            _ => self.rotation_of(0)?,
+        };
+        let (first, n) = (rotation.first, rotation.n);
+        let all_live = live.is_none_or(|live| (first..first + n as u32).all(live));
+        (n >= 2 && n <= max_answers && all_live).then_some(rotation)
+    }
+
+    /// The rotation of the round-robin set, or of a geo pool's round-robin `datacenter`,
+    /// whether or not answers are rotations now: what a memoized rotating reply moves on (its
+    /// memo stamp and key vouch that [`Policy::rotation`] found this one when it was kept).
+    pub fn rotation_of(&self, datacenter: usize) -> Option<Rotation<'_>> {
+        match self {
+            Self::RoundRobin(rr) => Some(Rotation {
+                first: 0,
+                n: rr.n,
+                policy: rr,
+            }),
+            Self::Geo(geo) => {
+                let dc = geo.datacenters.get(datacenter)?;
                 let Self::RoundRobin(rr) = &dc.inner else {
                     return None;
                 };
                 // A datacenter's endpoints are consecutive in the pool (see `Geo::order`).
-                let first = *dc.endpoints.first()?;
-                if rr.n != dc.endpoints.len() {
-                    return None;
-                }
-                (rr, first, rr.n)
+                Some(Rotation {
+                    first: *dc.endpoints.first()?,
+                    n: rr.n,
+                    policy: rr,
+                })
             }
-            _ => return None,
-        };
-        let all_live = live.is_none_or(|live| (first..first + n as u32).all(live));
-        (n >= 2 && n <= max_answers && all_live).then_some(Rotation { first, n, policy })
+            _ => None,
+        }
+    }
+
+    /// How replies of this policy's answers may be reused (see `dns::memo`).
+    pub fn reuse(&self) -> Reuse {
+        let rotates = |p: &Policy| matches!(p, Self::RoundRobin(rr) if rr.n > 1);
+        match self {
+            _ if self.fixed() => Reuse::Fixed,
+            Self::Geo(geo) if geo.datacenters.iter().any(|dc| rotates(&dc.inner)) => Reuse::Rotated,
+            other if rotates(other) => Reuse::Rotated,
+            _ => Reuse::Never,
+        }
     }
 
     /// How the metrics count answers of this policy.

@@ -5,7 +5,7 @@ use hickory_proto::rr::RecordType;
 use std::net::IpAddr;
 
 use crate::health::HealthView;
-use crate::policy::{Context, Decided, Decision, Rotation};
+use crate::policy::{Context, Decided, Decision, Reuse, Rotation};
 use crate::snapshot::Snapshot;
 use crate::zone::{EndpointSet, Lookup, Name, NameKey, Node, Pool, Zone};
 
@@ -94,16 +94,17 @@ pub struct Memoizable<'s> {
     pub node: &'s Node,
     /// The decision's ECS scope.
     pub scope: u8,
-    /// Where the answer is a rotation, which (see [`Found::rotation`]).
-    pub rotation: Option<Rotation<'s>>,
+    /// The answer may be a rotation (see [`Found::rotation`]): a memoized one rotates on, and
+    /// one is kept only where it is the whole rotation.
+    pub rotated: bool,
 }
 
 impl<'s> Found<'s> {
     /// What a reply to this question may be memoized under: the node and the decision's key,
     /// where the answer is a function of them within the snapshot (static records, pools whose
-    /// order is fixed) or a rotation of one (see [`Found::rotation`]). `None` where it depends
-    /// on more: a weighted cycle, a random draw, a CNAME chain, a referral, a name that does
-    /// not exist, or an ANY, CNAME or DS question.
+    /// order is fixed) or may be a rotation of one (see [`Found::rotation`]). `None` where it
+    /// depends on more: a weighted cycle, a random draw, a CNAME chain, a referral, a name
+    /// that does not exist, or an ANY, CNAME or DS question.
     pub fn memo_key(&self, qtype: RecordType) -> Option<(Decided, Memoizable<'s>)> {
         if matches!(qtype, RecordType::ANY | RecordType::CNAME | RecordType::DS) {
             return None;
@@ -114,20 +115,26 @@ impl<'s> Found<'s> {
         if node.rrset(RecordType::CNAME).is_some() {
             return None;
         }
-        let (decided, scope, rotation) = match &self.pool {
-            Some(p) if p.set.fixed => (p.decision.memo_key()?, p.decision.scope, None),
-            Some(p) => {
-                let rotation = Some(self.rotation()?);
-                (p.decision.memo_key()?, p.decision.scope, rotation)
-            }
-            None => (0, 0, None),
+        let (decided, scope, rotated) = match &self.pool {
+            Some(p) => match p.set.reuse {
+                Reuse::Fixed => (p.decision.memo_key()?, p.decision.scope, false),
+                Reuse::Rotated => (p.decision.memo_key()?, p.decision.scope, true),
+                Reuse::Never => return None,
+            },
+            None => (0, 0, false),
         };
         let memoizable = Memoizable {
             node,
             scope,
-            rotation,
+            rotated,
         };
         Some((decided, memoizable))
+    }
+
+    /// The rotation a memoized rotating reply served by `datacenter` moves on (see
+    /// [`Policy::rotation_of`]).
+    pub fn rotation_of(&self, datacenter: usize) -> Option<Rotation<'s>> {
+        self.pool.as_ref()?.set.policy.rotation_of(datacenter)
     }
 
     /// Where the pool's answer is the same endpoints rotated (see `Policy::rotation`), that

@@ -176,9 +176,9 @@ pub struct EndpointSet {
     /// No endpoint is probed, drained or forced down: every one is always live, and the query
     /// path skips their health.
     pub always_live: bool,
-    /// Its policy's order is fixed ([`Policy::fixed`]), asked once: a geo pool asks each
+    /// How its replies may be reused ([`Policy::reuse`]), asked once: a geo pool asks each
     /// datacenter's policy, and the memo asks on every query.
-    pub fixed: bool,
+    pub reuse: crate::policy::Reuse,
     pub policy: Policy,
     /// The groups of endpoints whose weights or loads follow what is measured, and how; empty
     /// for most sets.
@@ -203,7 +203,7 @@ impl EndpointSet {
             count: count as u32,
             health,
             always_live,
-            fixed: policy.fixed(),
+            reuse: policy.reuse(),
             policy,
             adaptive,
             feedback: None,
