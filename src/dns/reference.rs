@@ -23,6 +23,7 @@ pub fn refusal(refusal: &Refusal, settings: &Settings) -> Vec<u8> {
         ecs: None,
         nsid: settings.nsid(refusal.nsid),
         cookie: None,
+        echo: None,
     });
     error(
         &refusal.metadata,

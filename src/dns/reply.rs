@@ -26,10 +26,12 @@ pub struct Reply<'a> {
     pub cookie: Option<Verdict>,
     /// The client cookie and ours, for the reply.
     cookies: Option<[u8; 24]>,
+    /// The request's OPT record, where ours is a patched copy of it (see `wire::Opt::echo`).
+    echo: Option<&'a [u8]>,
 }
 
 impl<'a> Reply<'a> {
-    pub fn new(question: &Question<'_>, incoming: Incoming<'_>, with: &Responder<'a>) -> Self {
+    pub fn new(question: &Question<'a>, incoming: Incoming<'_>, with: &Responder<'a>) -> Self {
         let settings = with.settings;
         let limit = match (incoming.transport, &question.edns) {
             (Transport::Tcp | Transport::Tls, _) => usize::from(u16::MAX),
@@ -51,8 +53,14 @@ impl<'a> Reply<'a> {
                 both[8..].copy_from_slice(&cookies.server_cookie(&c, verdict, source, now));
                 (verdict, both)
             });
+        // Only a Client Subnet option: ours has the same, with our scope.
+        let options = &question.options;
+        let echo = question
+            .opt
+            .filter(|_| options.subnet.is_some() && !options.nsid && options.cookie.is_none());
         Self {
             limit,
+            echo,
             edns: question.edns,
             payload: settings.udp_payload,
             subnet: question.options.subnet,
@@ -95,6 +103,7 @@ impl<'a> Reply<'a> {
             }),
             nsid: self.nsid,
             cookie: self.cookies,
+            echo: self.echo,
         })
     }
 }

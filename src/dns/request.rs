@@ -32,6 +32,9 @@ pub struct Question<'q> {
     pub options: Options,
     /// The Client Subnet the answer is for: the one sent where usable (RFC 7871 §7.1.2).
     pub used: Option<ClientSubnet>,
+    /// The OPT record's bytes, where the usual read found it ending the message with only
+    /// options it knows (our reply's may be a patched copy: `wire::Opt::echo`).
+    pub opt: Option<&'q [u8]>,
     /// Who the answer is for: the usable ECS address, else the packet's source.
     pub client: IpAddr,
     /// The question in hickory's form, where the whole-message decoder read it (boxed: rare,
@@ -96,9 +99,13 @@ pub(super) fn read_usual<'q>(
     {
         return None;
     }
-    let (edns, options) = match additionals {
-        0 => (None, Options::default()),
-        _ => lean_opt(query.get(end..)?)?,
+    let (edns, options, opt) = match additionals {
+        0 => (None, Options::default(), None),
+        _ => {
+            let opt = query.get(end..)?;
+            let (edns, options) = lean_opt(opt)?;
+            (edns, options, Some(opt))
+        }
     };
     let used = options.subnet.filter(ClientSubnet::usable);
     Some(Question {
@@ -109,6 +116,7 @@ pub(super) fn read_usual<'q>(
         edns,
         options,
         used,
+        opt,
         client: used.map_or(source, |s| s.addr),
         decoded: None,
     })
@@ -187,6 +195,7 @@ pub(super) fn read_whole<'q>(
         edns,
         options,
         used,
+        opt: None,
         client: used.map_or(source, |s| s.addr),
         decoded: queries.pop().map(Box::new),
     })

@@ -21,6 +21,9 @@ pub struct Opt<'a> {
     pub ecs: Option<Ecs>,
     pub nsid: Option<&'a [u8]>,
     pub cookie: Option<[u8; 24]>,
+    /// The request's OPT record, where it holds only the Client Subnet option `ecs` echoes
+    /// (and nothing follows it): ours is its bytes with four patched ([`emit_opt`]).
+    pub echo: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +252,17 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
 /// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0 and the
 /// DO flag; then the ECS option echoed with its scope, our NSID and the cookies.
 pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
+    if let (Some(theirs), Some(ecs)) = (opt.echo, opt.ecs) {
+        // Root owner, type, class, TTL, RDLENGTH, then the ECS option: code, length, family,
+        // source prefix, scope, the address as sent.
+        let at = out.len();
+        out.extend_from_slice(theirs);
+        let [p1, p2] = opt.payload.max(512).to_be_bytes();
+        let flags = if opt.dnssec_ok { 0x80 } else { 0 };
+        out[at + 3..at + 9].copy_from_slice(&[p1, p2, rcode.high(), 0, flags, 0]);
+        out[at + 18] = ecs.scope;
+        return;
+    }
     // The record's fixed part and the ECS option, put together on the stack and copied once.
     let mut head = [0u8; 11 + 8 + 16];
     let [p1, p2] = opt.payload.max(512).to_be_bytes();
