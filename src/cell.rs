@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 /// A value held by a [`Cell`], loaded: one atomic load, no reference count taken.
 pub type Loaded<T> = arc_swap::Guard<Arc<T>>;
 
-/// A value that is always there.
+/// A value that is always there, with a count of its replacements (see [`Swappable`]).
 #[derive(Debug)]
-pub struct Cell<T>(arc_swap::ArcSwap<T>);
+pub struct Cell<T>(arc_swap::ArcSwap<T>, AtomicU64);
 
 impl<T> Cell<T> {
     pub fn new(value: T) -> Self {
-        Self(arc_swap::ArcSwap::from_pointee(value))
+        Self(arc_swap::ArcSwap::from_pointee(value), AtomicU64::new(0))
     }
 
     /// The current value. Never hold it across an `.await`.
@@ -22,8 +22,20 @@ impl<T> Cell<T> {
         self.0.load()
     }
 
+    /// The current value, held.
+    pub fn get(&self) -> Arc<T> {
+        self.0.load_full()
+    }
+
+    /// How many times it has been replaced: a value taken by [`Cell::get`] after this count
+    /// was read is current while the count stays the same.
+    pub fn version(&self) -> u64 {
+        self.1.load(Acquire)
+    }
+
     pub fn replace(&self, value: Arc<T>) {
         self.0.store(value);
+        self.1.fetch_add(1, Release);
     }
 }
 

@@ -40,6 +40,18 @@ impl Current {
         self.0.load()
     }
 
+    /// The snapshot to answer from, held, with the count of snapshots published before it: a
+    /// UDP worker keeps it while [`Current::published`] says the same (one atomic load a
+    /// batch instead of arc-swap's load).
+    pub fn hold(&self) -> (u64, Arc<Snapshot>) {
+        (self.0.version(), self.0.get())
+    }
+
+    /// How many snapshots have been published.
+    pub fn published(&self) -> u64 {
+        self.0.version()
+    }
+
     /// Serves `zones`, `geo` and `health` from now on, as a snapshot of a new generation;
     /// returns that generation. Callers serialize their writes (see `control`).
     pub fn publish(

@@ -21,6 +21,8 @@ use crate::snapshot::Current;
 
 /// How often an idle worker looks at the shutdown token.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+/// How many batches a busy worker answers between looks at it.
+const SHUTDOWN_CHECK: u32 = 64;
 
 /// A datagram for the manager (UPDATE, NOTIFY) and where it came from.
 pub type Managed = tokio::sync::mpsc::Sender<(Vec<u8>, SocketAddr)>;
@@ -49,16 +51,7 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         query_log,
         managed,
     } = worker;
-    if let Some((index, workers)) = pin
-        && let Err(error) = crate::sys::pin_worker(index, workers)
-    {
-        tracing::warn!(%error, "cannot keep UDP worker {index} on its CPUs");
-    }
-    if let Err(error) = socket
-        .set_nonblocking(false)
-        .and_then(|()| socket.set_read_timeout(Some(SHUTDOWN_POLL)))
-    {
-        tracing::error!(%error, "cannot set up the UDP socket");
+    if !set_up(&socket, pin) {
         return;
     }
     let mut batch = Batch::new();
@@ -70,12 +63,25 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
     let mut replies: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut peers: Vec<SocketAddr> = Vec::with_capacity(BATCH);
     let mut spare: Vec<Outcome<'static>> = Vec::with_capacity(BATCH);
-    while !shutdown.is_cancelled() {
+    // The snapshot, held from batch to batch while no other is published: an idle worker lets
+    // an old one go within `SHUTDOWN_POLL`.
+    let mut held = state.hold();
+    let mut batches = 0u32;
+    loop {
+        // Under load, every `SHUTDOWN_CHECK` batches; idle, on every receive timeout.
+        batches = batches.wrapping_add(1);
+        if batches.is_multiple_of(SHUTDOWN_CHECK) && shutdown.is_cancelled() {
+            break;
+        }
         match batch.receive(&socket) {
             Ok(received) => {
                 datagrams.fetch_add(received as u64, Relaxed);
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                batches = SHUTDOWN_CHECK - 1;
+                held = state.hold();
+                continue;
+            }
             Err(error) => {
                 tracing::debug!(%error, "udp receive failed");
                 continue;
@@ -84,7 +90,10 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         // One clock read and one snapshot a batch: every reply of the batch leaves in the
         // same send, so the batch's time in the server is each query's.
         let (started, now) = clock.read();
-        let snapshot = state.load();
+        if state.published() != held.0 {
+            held = state.hold();
+        }
+        let snapshot = &held.1;
         let mut answered: Vec<Outcome<'_>> = recycle(std::mem::take(&mut spare));
         peers.clear();
         for (query, peer) in batch.datagrams() {
@@ -108,7 +117,7 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 now,
                 reference: false,
             };
-            if respond_into(&snapshot, incoming, &mut with, &mut outcome, out) {
+            if respond_into(snapshot, incoming, &mut with, &mut outcome, out) {
                 answered.push(outcome);
                 peers.push(peer);
             }
@@ -128,6 +137,23 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         }
         spare = recycle(answered);
     }
+}
+
+/// Keeps the worker on its CPUs (`pin`: this worker, of how many), and makes its socket block
+/// with a timeout; false if the socket cannot be set up.
+fn set_up(socket: &UdpSocket, pin: Option<(usize, usize)>) -> bool {
+    if let Some((index, workers)) = pin
+        && let Err(error) = crate::sys::pin_worker(index, workers)
+    {
+        tracing::warn!(%error, "cannot keep UDP worker {index} on its CPUs");
+    }
+    let set = socket
+        .set_nonblocking(false)
+        .and_then(|()| socket.set_read_timeout(Some(SHUTDOWN_POLL)));
+    if let Err(error) = &set {
+        tracing::error!(%error, "cannot set up the UDP socket");
+    }
+    set.is_ok()
 }
 
 /// `v` emptied, for elements of another lifetime: the standard library collects a `Vec`'s own
@@ -189,6 +215,63 @@ pub async fn manage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SOA serial a worker answers for `zone` on `to`.
+    fn serial(client: &UdpSocket, to: SocketAddr) -> u32 {
+        let query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x04test\x00\x00\x06\x00\x01";
+        client.send_to(query, to).unwrap();
+        let mut reply = [0u8; 512];
+        let n = client.recv(&mut reply).unwrap();
+        let message = hickory_proto::op::Message::from_vec(&reply[..n]).unwrap();
+        match message.answers[0].data {
+            hickory_proto::rr::RData::SOA(ref soa) => soa.serial,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_answers_from_each_published_snapshot_and_lets_the_old_one_go() {
+        let zone = |serial: u32| {
+            let text =
+                crate::fixture::ZONE_HEAD.replace("serial = 1", &format!("serial = {serial}"));
+            crate::fixture::snapshot(&[("example.test.", &text)], crate::fixture::Geo::None)
+        };
+        let state = Arc::new(Current::default());
+        let publish = |s: crate::snapshot::Snapshot| state.publish(s.zones, s.geo, s.health);
+        publish(zone(7));
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let worker = Worker {
+            datagrams: Arc::default(),
+            pin: None,
+            state: state.clone(),
+            settings: Arc::new(Settings::new(1232)),
+            query_log: None,
+            managed: None,
+        };
+        let shutdown = CancellationToken::new();
+        let serving = std::thread::spawn({
+            let shutdown = shutdown.clone();
+            move || serve(socket, worker, shutdown)
+        });
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(serial(&client, to), 7);
+        let old = state.hold().1;
+        publish(zone(8));
+        // Idle, the worker lets the old snapshot go within its receive timeout...
+        std::thread::sleep(SHUTDOWN_POLL * 3);
+        assert_eq!(Arc::strong_count(&old), 1);
+        // ...and answers from the new one.
+        assert_eq!(serial(&client, to), 8);
+        // And it stops when told, idle or not.
+        let asked = std::time::Instant::now();
+        shutdown.cancel();
+        serving.join().unwrap();
+        assert!(asked.elapsed() < SHUTDOWN_POLL * 5, "{:?}", asked.elapsed());
+    }
 
     #[test]
     fn recycling_keeps_the_allocation() {

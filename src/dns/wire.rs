@@ -299,3 +299,57 @@ pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
     let rdlength = (out.len() - length_at - 2) as u16;
     out[length_at..length_at + 2].copy_from_slice(&rdlength.to_be_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_echoed_opt_record_is_the_one_written_afresh() {
+        // (family, source prefix, address as sent), and the answer's scope.
+        let cases: [(u8, u8, &[u8], u8); 5] = [
+            (1, 24, &[81, 2, 69], 16),
+            (1, 0, &[], 0),
+            (1, 32, &[192, 0, 2, 1], 24),
+            (2, 56, &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 2], 48),
+            (
+                2,
+                128,
+                &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                0,
+            ),
+        ];
+        for (family, source, address, scope) in cases {
+            let mut option = vec![0, family, source, 0];
+            option.extend_from_slice(address);
+            let subnet = crate::dns::ecs::parse(&option).unwrap();
+            // The request's OPT: payload 4096, DO and a Z bit set, the ECS option.
+            let mut theirs = vec![0, 0, 41, 0x10, 0, 0, 0, 0x81, 0x01];
+            theirs.extend_from_slice(&(4 + option.len() as u16).to_be_bytes());
+            theirs.extend_from_slice(&[0, 8]);
+            theirs.extend_from_slice(&(option.len() as u16).to_be_bytes());
+            theirs.extend_from_slice(&option);
+            for (dnssec_ok, rcode) in [
+                (true, ResponseCode::NoError),
+                (false, ResponseCode::BADVERS),
+            ] {
+                let opt = |echo| Opt {
+                    payload: 1232,
+                    dnssec_ok,
+                    ecs: Some(Ecs {
+                        addr: subnet.addr,
+                        source: subnet.source_prefix,
+                        scope,
+                    }),
+                    nsid: None,
+                    cookie: None,
+                    echo,
+                };
+                let (mut fresh, mut echoed) = (vec![7], vec![7]);
+                emit_opt(&mut fresh, &opt(None), rcode);
+                emit_opt(&mut echoed, &opt(Some(&theirs)), rcode);
+                assert_eq!(echoed, fresh, "{option:?}");
+            }
+        }
+    }
+}
