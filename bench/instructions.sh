@@ -7,6 +7,7 @@
 #   bench/instructions.sh [SERVER...] [--qset QSET]   e.g. bench/instructions.sh gdnsd meridian meridian-rr
 #   BIN=/path/to/other/meridian bench/instructions.sh meridian   (another build, for a before/after)
 #   KEEP=/tmp/cg bench/instructions.sh meridian-rr   (keeps the profile: callgrind_annotate --inclusive=yes /tmp/cg/meridian-rr/cg.*)
+#   CACHE=1 bench/instructions.sh   (also simulates the caches: first-level and last-level misses a query)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 qset=ecs servers=()
@@ -23,9 +24,9 @@ command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninter
 bin=${BIN:-$PWD/target/release/meridian}
 for server in "${servers[@]}"; do
     [ -d "$work/$server" ] || { echo "no $work/$server: run bench/run.sh first" >&2; exit 1; }
-    unshare -n bash -s "$server" "$qset" "$work" "$bin" "${KEEP:-}" <<'INNER'
+    unshare -n bash -s "$server" "$qset" "$work" "$bin" "${KEEP:-}" "${CACHE:-}" <<'INNER'
 set -euo pipefail
-server=$1 qset=$2 work=$3 bin=$4 keep=$5
+server=$1 qset=$2 work=$3 bin=$4 keep=$5 cache=$6
 ip link set lo up
 case $server in
   gdnsd) mkdir -p "$work/gdnsd/run" "$work/gdnsd/state"; port=5392
@@ -34,7 +35,8 @@ case $server in
      cmd=("$bin" serve --config "$work/$server/meridian.toml") ;;
 esac
 out=$(mktemp -d)
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/cg.%p" "${cmd[@]}" \
+sim=(); [ -n "$cache" ] && sim=(--cache-sim=yes)
+valgrind --tool=callgrind "${sim[@]}" --instr-atstart=no --callgrind-out-file="$out/cg.%p" "${cmd[@]}" \
     >"$out/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$out"' EXIT
@@ -51,6 +53,13 @@ callgrind_control -i off $pid >/dev/null 2>&1
 kill -TERM $pid; wait $pid 2>/dev/null || true
 total=$(callgrind_annotate "$out"/cg.* 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "$server $qset: $done queries, $total instructions, $((total / done)) a query"
+if [ -n "$cache" ]; then
+    # Events, each followed by its share: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+    callgrind_annotate "$out"/cg.* 2>/dev/null | awk -v n="$done" '/PROGRAM TOTALS/ {
+        for (i = 1; i <= 17; i += 2) gsub(",", "", $i)
+        printf "  a query: %.2f first-level data misses, %.3f last-level data misses, %.3f instruction-cache misses\n",
+            ($9 + $11) / n, ($15 + $17) / n, $7 / n }'
+fi
 if [ -n "$keep" ]; then rm -rf "$keep/$server"; mkdir -p "$keep/$server"; cp "$out"/cg.* "$keep/$server/"; fi
 INNER
 done
