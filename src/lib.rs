@@ -78,7 +78,8 @@
 //!
 //! # One UDP query, top to bottom (six files)
 //! 1. `dns/udp.rs`: a worker receives a batch (`recvmmsg`) on its own socket (`dns/listen.rs`:
-//!    SO_REUSEPORT, one a worker) and loads one snapshot for it.
+//!    SO_REUSEPORT, one a worker) and answers it from one snapshot, held from batch to batch
+//!    while `Current::published` says no other has been published.
 //! 2. `dns/respond.rs`: `respond_into` runs the stages in order; each is a call down:
 //! 3. `dns/request.rs`: header, question, OPT and its options read (the usual shape directly,
 //!    anything else through hickory's decoder) and checked; FORMERR, NOTIMP, BADVERS and

@@ -175,8 +175,9 @@ impl Geo {
         order: &mut [u16],
     ) -> Option<(usize, u8)> {
         LOADED.with_borrow_mut(|loaded| {
-            let steering = loaded.get(self)?;
-            let steering = Some(steering).filter(|s| s.table.generation == db.generation())?;
+            let steering = loaded
+                .get(self)
+                .filter(|s| s.table.generation == db.generation())?;
             let (value, prefix) = steering.table.lookup(client);
             if value == UNCOVERED {
                 return None;
