@@ -14,6 +14,7 @@ mod master;
 mod nodes;
 mod parse;
 mod pool;
+mod pool_toml;
 mod set;
 mod slots;
 mod source;

@@ -5,8 +5,10 @@
 //! that parses is closed — no string, array or table open across a split — and a pool defined
 //! in two pieces would be a duplicate). Small pieces also keep the parser's document tree
 //! small: a piece's is freed before the next is read, where a whole file of a million endpoints
-//! took 1.4 GB and more time in page faults than in parsing. Anything else, errors included,
-//! is parsed whole, so messages and line numbers are the whole file's.
+//! took 1.4 GB and more time in page faults than in parsing. The pieces of pools are read by
+//! `pool_toml` where they are written in its subset of TOML (as a generated zone's are), by the
+//! toml crate where not. Anything else, errors included, is parsed whole, so messages and line
+//! numbers are the whole file's.
 
 use std::collections::BTreeMap;
 
@@ -53,9 +55,9 @@ fn in_pieces(text: &str, size: usize) -> Option<ZoneSpec> {
             0 => toml::from_str(pieces[0])
                 .ok()
                 .map(|z| Parsed::Zone(Box::new(z))),
-            i => toml::from_str::<Pools>(pieces[i])
-                .ok()
-                .map(|p| Parsed::Pools(p.pools)),
+            i => super::pool_toml::pools(pieces[i])
+                .or_else(|| toml::from_str::<Pools>(pieces[i]).ok().map(|p| p.pools))
+                .map(Parsed::Pools),
         }
     };
     // Each thread takes the next piece not yet taken.
