@@ -96,10 +96,7 @@ impl Outcome<'_> {
             qtype: self.qtype,
             rcode: self.rcode,
             policy: self.served.map(|s| s.set.policy.label()),
-            answered_by: self
-                .served
-                .and_then(|s| s.pool.answers.by_datacenter.get(s.datacenter))
-                .map(|c| &**c),
+            answered_by: self.served.and_then(|s| s.pool.answers.get(s.datacenter)),
         }
     }
 }

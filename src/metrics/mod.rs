@@ -70,10 +70,22 @@ impl ZoneCounters {
 }
 
 /// A pool's answer counters: one per datacenter in configured order (one, unnamed, for pools
-/// without datacenters).
+/// without datacenters). The first is held apart: most pools have one, and reaching it through
+/// a vector's buffer was one more cache miss a query in a zone of many pools.
 #[derive(Debug, Default)]
 pub struct PoolCounters {
-    pub by_datacenter: Vec<Arc<AtomicU64>>,
+    first: Arc<AtomicU64>,
+    rest: Box<[Arc<AtomicU64>]>,
+}
+
+impl PoolCounters {
+    /// The counter of the pool's `datacenter`-th datacenter.
+    pub fn get(&self, datacenter: usize) -> Option<&AtomicU64> {
+        match datacenter.checked_sub(1) {
+            None => Some(&self.first),
+            Some(i) => self.rest.get(i).map(|c| &**c),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -208,18 +220,18 @@ impl Registry {
     pub fn pool(&self, zone: &str, pool: &str, datacenters: &[&str]) -> PoolCounters {
         let mut answers = lock(&self.answers);
         let mut key = String::with_capacity(zone.len() + pool.len() + 16);
-        let by_datacenter = datacenters
-            .iter()
-            .map(|dc| {
-                key.clear();
-                key.extend([zone, "\0", pool, "\0", dc]);
-                match answers.get(key.as_str()) {
-                    Some(counter) => counter.clone(),
-                    None => answers.entry(key.clone()).or_default().clone(),
-                }
-            })
-            .collect();
-        PoolCounters { by_datacenter }
+        let mut counters = datacenters.iter().map(|dc| {
+            key.clear();
+            key.extend([zone, "\0", pool, "\0", dc]);
+            match answers.get(key.as_str()) {
+                Some(counter) => counter.clone(),
+                None => answers.entry(key.clone()).or_default().clone(),
+            }
+        });
+        PoolCounters {
+            first: counters.next().unwrap_or_default(),
+            rest: counters.collect(),
+        }
     }
 
     /// Counts one answered query (the UDP and TCP loops call it for every reply); its time is
@@ -362,7 +374,7 @@ mod tests {
             qtype: Some(RecordType::AAAA),
             rcode: ResponseCode::NoError,
             policy: None,
-            answered_by: Some(&pool.by_datacenter[1]),
+            answered_by: pool.get(1),
         };
         for _ in 0..3 {
             registry.record_query(&labels, Transport::Tcp);

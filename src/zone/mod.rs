@@ -102,15 +102,18 @@ pub fn next_version() -> u64 {
 /// A digest of a file's content (`None`: not there).
 pub type Stamp = Option<[u8; 32]>;
 
-/// Everything at one owner name.
+/// Everything at one owner name. Laid out (as are `Pool` and `EndpointSet`) with what a pool's
+/// answer reads first and together, the names last: in a zone of many pools each line a query
+/// touches is a cache miss.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Node {
-    /// The owner name (lower case).
-    pub name: Name,
     pub rrsets: Vec<RrSet>,
-    pub pool: Option<Pool>,
     /// NS records below the apex: a zone cut, answered with a referral.
     pub is_cut: bool,
+    pub pool: Option<Pool>,
+    /// The owner name (lower case).
+    pub name: Name,
 }
 
 impl Node {
@@ -133,20 +136,21 @@ pub struct RrSet {
 
 /// A pool's answer data, one endpoint set per address family.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Pool {
     pub ttl: u32,
     /// The shortened TTL used while some endpoint is down.
     pub degraded_ttl: u32,
     pub max_answers: usize,
-    pub all_down: AllDown,
-    /// Another pool of the zone to answer from when none of this one's endpoints is up.
-    pub fallback: Option<Name>,
-    pub v4: EndpointSet,
-    pub v6: EndpointSet,
-    /// What a zone transfer sends for it, if it says (else the zone's `transfer`).
-    pub transfer: Option<spec::PoolTransfer>,
     /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
     pub answers: crate::metrics::PoolCounters,
+    pub all_down: AllDown,
+    /// What a zone transfer sends for it, if it says (else the zone's `transfer`).
+    pub transfer: Option<spec::PoolTransfer>,
+    pub v4: EndpointSet,
+    pub v6: EndpointSet,
+    /// Another pool of the zone to answer from when none of this one's endpoints is up.
+    pub fallback: Option<Name>,
 }
 
 impl Pool {
@@ -165,27 +169,28 @@ impl Pool {
 /// million endpoints): the encoder writes from `rdata`, and the rare reader that wants records
 /// (zone transfers, signing, `explain`) builds them with [`EndpointSet::record`].
 #[derive(Debug)]
+#[repr(C)]
 pub struct EndpointSet {
     /// The endpoints' addresses in wire form, 4 or 16 bytes each: what the encoder writes, from
     /// one small array (a zone of a million endpoints would miss the cache on anything larger).
     pub rdata: Box<[u8]>,
     /// How many endpoints.
     count: u32,
-    /// One per endpoint, in `rdata` order; empty where every one is
-    /// [plain](EndpointHealth::PLAIN), as most are (48 bytes an endpoint saved).
-    health: Box<[EndpointHealth]>,
     /// No endpoint is probed, drained or forced down: every one is always live, and the query
     /// path skips their health.
     pub always_live: bool,
     /// How its replies may be reused ([`Policy::reuse`]), asked once: a geo pool asks each
     /// datacenter's policy, and the memo asks on every query.
     pub reuse: crate::policy::Reuse,
+    /// The feedback slot of endpoint 0, for adaptive sets (numbered across all zones).
+    pub feedback: Option<u32>,
+    /// One per endpoint, in `rdata` order; empty where every one is
+    /// [plain](EndpointHealth::PLAIN), as most are (48 bytes an endpoint saved).
+    health: Box<[EndpointHealth]>,
     pub policy: Policy,
     /// The groups of endpoints whose weights or loads follow what is measured, and how; empty
     /// for most sets.
     pub adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
-    /// The feedback slot of endpoint 0, for adaptive sets (numbered across all zones).
-    pub feedback: Option<u32>,
 }
 
 impl EndpointSet {

@@ -12,7 +12,11 @@ use super::Node;
 /// Nodes per shard, on average, that a zone is cut into (a power of two of shards).
 const SHARD_NODES: usize = 32;
 
-type Shard = FxHashMap<Box<[u8]>, Arc<Node>>;
+type Shard = FxHashMap<Key, Arc<Node>>;
+
+/// A node's key, inline in the map's bucket where it is as short as most names: comparing a
+/// key kept in an allocation of its own was a cache miss a query in a zone of many names.
+type Key = smallvec::SmallVec<[u8; 24]>;
 
 #[derive(Debug)]
 pub struct NodeMap {
@@ -41,7 +45,7 @@ impl NodeMap {
             .map(|_| Shard::with_capacity_and_hasher(per_shard, FxBuildHasher))
             .collect();
         for (key, node) in nodes {
-            shards[shard_of(&key, mask)].insert(key, Arc::new(node));
+            shards[shard_of(&key, mask)].insert(Key::from_slice(&key), Arc::new(node));
         }
         Self {
             shards: shards.into_iter().map(Arc::new).collect(),
@@ -74,7 +78,7 @@ impl NodeMap {
     /// copied.
     pub fn inserting(&self, key: Box<[u8]>, node: Node) -> Self {
         let mut copy = self.with_shard_copied(&key, |shard| {
-            shard.insert(key.clone(), Arc::new(node));
+            shard.insert(Key::from_slice(&key), Arc::new(node));
         });
         copy.len += 1;
         copy
