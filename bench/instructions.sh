@@ -8,6 +8,8 @@
 #   BIN=/path/to/other/meridian bench/instructions.sh meridian   (another build, for a before/after)
 #   KEEP=/tmp/cg bench/instructions.sh meridian-rr   (keeps the profile: callgrind_annotate --inclusive=yes /tmp/cg/meridian-rr/cg.*)
 #   CACHE=1 bench/instructions.sh   (also simulates the caches: first-level and last-level misses a query)
+#   CACHE=1 WORK=/tmp/meridian-large bench/instructions.sh big small --qset pools
+#       (the zones bench/large.sh wrote: 100,000 pools and 10, random pool names)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 qset=ecs servers=()
@@ -40,12 +42,13 @@ valgrind --tool=callgrind "${sim[@]}" --instr-atstart=no --callgrind-out-file="$
     >"$out/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$out"' EXIT
+zone=example.test queries=(-B -d "$work/queries-$qset.bin")
+[ "$qset" = plain ] && queries=(-d "$work/queries.txt")
+[ "$qset" = pools ] && zone=large.test queries=(-d "$work/$server/queries.txt")
 for _ in $(seq 1 300); do
-    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 example.test SOA 2>/dev/null | grep -q '^[a-z]' && break
+    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 "$zone" SOA 2>/dev/null | grep -q '^[a-z]' && break
     sleep 1
 done
-queries=(-B -d "$work/queries-$qset.bin")
-[ "$qset" = plain ] && queries=(-d "$work/queries.txt")
 callgrind_control -i on $pid >/dev/null 2>&1
 done=$(dnsperf -s 127.0.0.1 -p "$port" -c 1 -T 1 -q 50 -Q 2000 -l 10 "${queries[@]}" \
     | awk '/Queries completed/ {print $3}')
