@@ -8,6 +8,7 @@
 #   BIN=/path/to/other/meridian bench/instructions.sh meridian   (another build, for a before/after)
 #   KEEP=/tmp/cg bench/instructions.sh meridian-rr   (keeps the profile: callgrind_annotate --inclusive=yes /tmp/cg/meridian-rr/cg.*)
 #   CACHE=1 bench/instructions.sh   (also simulates the caches: first-level and last-level misses a query)
+#   CACHE="--I1=16384,8,64" bench/instructions.sh   (caches of other sizes)
 #   CACHE=1 WORK=/tmp/meridian-large bench/instructions.sh big small --qset pools
 #       (the zones bench/large.sh wrote: 100,000 pools and 10, random pool names)
 set -euo pipefail
@@ -38,6 +39,9 @@ case $server in
 esac
 out=$(mktemp -d)
 sim=(); [ -n "$cache" ] && sim=(--cache-sim=yes)
+# CACHE="--I1=16384,8,64": the caches sized otherwise (a smaller instruction cache shows how
+# much code a query runs through).
+[ -n "$cache" ] && [ "$cache" != 1 ] && sim+=($cache)
 valgrind --tool=callgrind "${sim[@]}" --instr-atstart=no --callgrind-out-file="$out/cg.%p" "${cmd[@]}" \
     >"$out/log" 2>&1 &
 pid=$!

@@ -66,6 +66,7 @@ impl QueryLog {
     }
 
     /// Considers one answered query for the log.
+    #[inline(never)]
     pub fn offer(&self, outcome: &Outcome<'_>, source: IpAddr, transport: Transport, reply: &[u8]) {
         let n = self.seen.fetch_add(1, Relaxed) + 1;
         if !n.is_multiple_of(self.sample) {

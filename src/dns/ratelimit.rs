@@ -163,6 +163,8 @@ pub fn class_of(reply: &[u8]) -> Class {
 
 /// `reply` cut to its header and question (ending at `question_end`), with TC set and no
 /// records: what a slipped reply is.
+#[cold]
+#[inline(never)]
 pub fn truncate(reply: &mut Vec<u8>, question_end: usize) {
     reply.truncate(question_end);
     reply[2] |= 0x02;

@@ -16,6 +16,8 @@ use crate::resolve::Answer;
 
 /// A reply that carries only a response code (and the question, where one was read, and our
 /// OPT record where the request had one).
+#[cold]
+#[inline(never)]
 pub fn refusal(refusal: &Refusal, settings: &Settings) -> Vec<u8> {
     let opt = refusal.edns.map(|theirs| Opt {
         payload: settings.udp_payload,
@@ -73,6 +75,8 @@ pub fn edns(opt: Option<Opt<'_>>) -> Option<Edns> {
 
 /// hickory-proto's own encoder: error replies, the rare compressed question, and the reference
 /// the fast encoder is tested against.
+#[cold]
+#[inline(never)]
 pub fn encode(
     metadata: &Metadata,
     question: Option<&Query>,

@@ -72,6 +72,8 @@ impl<'a> Reply<'a> {
     }
 
     /// BADCOOKIE (RFC 7873 §5.2.4): the question and our OPT record with a fresh cookie.
+    #[cold]
+    #[inline(never)]
     pub fn badcookie(&self, question: &Question<'_>) -> Vec<u8> {
         let asked = question.hickory();
         let rcode = ResponseCode::BADCOOKIE;

@@ -125,6 +125,8 @@ pub(super) fn read_usual<'q>(
 /// [`read`] by hickory's whole-message decoder, checking in the order RFC 6891 and RFC 7871
 /// give the errors: a malformed message or ECS option (FORMERR), opcode (NOTIMP), question
 /// count (FORMERR), EDNS version (BADVERS), meta types and transfers, class.
+#[cold]
+#[inline(never)]
 pub(super) fn read_whole<'q>(
     query: &'q [u8],
     labels: Option<&'q Labels>,
@@ -213,6 +215,8 @@ impl Question<'_> {
 
     /// The question in hickory's form, decoded now where the lean path did not (rare replies
     /// need it: hickory's encoder, a fallback pool's renamed records).
+    #[cold]
+    #[inline(never)]
     pub fn hickory(&self) -> Option<std::borrow::Cow<'_, Query>> {
         match &self.decoded {
             Some(q) => Some(std::borrow::Cow::Borrowed(&**q)),

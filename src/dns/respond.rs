@@ -304,6 +304,8 @@ fn encode_fitting(
 /// The signed reply (see [`super::sign`]) into `out`, with our OPT record; one too large for
 /// UDP goes out empty with TC set (then `None`). Else where its OPT record starts, its
 /// response code and until when its signatures are current.
+#[cold]
+#[inline(never)]
 fn sign_into(
     question: &Question<'_>,
     answer: &Answer<'_>,

@@ -83,7 +83,7 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
                 continue;
             }
             Err(error) => {
-                tracing::debug!(%error, "udp receive failed");
+                receive_failed(&error);
                 continue;
             }
         }
@@ -137,6 +137,13 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
         }
         spare = recycle(answered);
     }
+}
+
+/// Out of the worker loop's line: a failed receive is rare, and its log call is a lot of code.
+#[cold]
+#[inline(never)]
+fn receive_failed(error: &std::io::Error) {
+    tracing::debug!(%error, "udp receive failed");
 }
 
 /// Keeps the worker on its CPUs (`pin`: this worker, of how many), and makes its socket block

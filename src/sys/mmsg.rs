@@ -111,7 +111,7 @@ impl<const N: usize> Mmsg<N> {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                tracing::debug!(%error, peer = %peers[next], "udp send failed");
+                send_failed(&error, &peers[next]);
                 failed += 1;
                 next += 1;
             } else {
@@ -166,4 +166,11 @@ fn write_addr(name: &mut libc::sockaddr_storage, peer: &SocketAddr) -> u32 {
             size_of::<libc::sockaddr_in6>() as u32
         }
     }
+}
+
+/// Out of the send loop's line: a failed send is rare, and its log call is a lot of code.
+#[cold]
+#[inline(never)]
+fn send_failed(error: &io::Error, peer: &SocketAddr) {
+    tracing::debug!(%error, %peer, "udp send failed");
 }
