@@ -4,7 +4,8 @@
 //! a UDP worker answers — a reused buffer and the worker's reply memo, which holds the fixed
 //! answers (static, geo with `all` datacenters) after their first time. Then DNSSEC: a cold
 //! signature for each algorithm, and the same zone signed answering queries with DO as a
-//! worker does (signatures cached, fixed answers memoized). `cargo bench --bench answer`.
+//! worker does (signatures cached, fixed answers memoized). And random pools of a zone of 10
+//! pools and of 100,000. `cargo bench --bench answer [-- FILTER]`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -127,6 +128,58 @@ fn answer_path(c: &mut Criterion) {
     }
 }
 
+/// Zones of 10 and of 100,000 round-robin pools of 10 endpoints (4 handed out), answered as a
+/// worker answers (and counts) queries for random pools of them: what `bench/large.sh`
+/// compares, without the kernel's share. In the large zone every query's name, node,
+/// addresses and counters are far apart in memory: the difference is its cache misses.
+fn large_zone(c: &mut Criterion) {
+    for pools in [10, 100_000] {
+        let mut text = String::from(ZONE_HEAD);
+        for p in 0..pools {
+            let endpoints: Vec<String> = (0..10u32)
+                .map(|e| {
+                    let n = p * 10 + e;
+                    format!("\"10.{}.{}.{}\"", n >> 16 & 255, n >> 8 & 255, n & 255)
+                })
+                .collect();
+            text += &format!(
+                "[pools.p{p}]\nmax_answers = 4\nendpoints = [{}]\n",
+                endpoints.join(", ")
+            );
+        }
+        let snapshot = fixture::snapshot(&[("example.test.", &text)], fixture::Geo::None);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let queries: Vec<Vec<u8>> = (0..1 << 16)
+            .map(|_| query(&format!("p{}.example.test", rng.u32(..pools)), 1, None))
+            .collect();
+        let source: IpAddr = "127.0.0.1".parse().unwrap();
+        let settings = Settings::new(1232);
+        let mut memo = Memo::default();
+        let mut out = Vec::with_capacity(512);
+        let mut next = 0;
+        c.bench_function(&format!("worker: random pools of {pools}"), |b| {
+            b.iter(|| {
+                next = (next + 1) % queries.len();
+                let incoming = Incoming {
+                    query: &queries[next],
+                    source,
+                    transport: Transport::Udp,
+                };
+                let mut with = Responder {
+                    rng: &mut rng,
+                    memo: Some(&mut memo),
+                    settings: &settings,
+                    now: 1_800_000_000,
+                    reference: false,
+                };
+                let mut outcome = Outcome::default();
+                respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut out);
+                meridian::metrics::global().record_query(&outcome.labels(), Transport::Udp);
+            })
+        });
+    }
+}
+
 /// The benchmark zone signed by one new combined key of `algorithm`.
 fn signed_snapshot(algorithm: Algorithm) -> Snapshot {
     let unsigned = snapshot();
@@ -203,5 +256,5 @@ fn name_len(q: &[u8]) -> usize {
     at + 1 - 12
 }
 
-criterion_group!(benches, answer_path, signing);
+criterion_group!(benches, answer_path, large_zone, signing);
 criterion_main!(benches);
