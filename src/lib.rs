@@ -45,7 +45,8 @@
 //! - [`snapshot`]: the immutable [`snapshot::Snapshot`] (zones, GeoIP, health view) and
 //!   [`snapshot::Current`], the cell the query path loads it from.
 //! - [`zone`]: the zone model (`zones/<origin>.toml`, RFC 1035 master files; `zone::parse`
-//!   reads a large file in 1 MiB pieces on every core; an endpoint is its address in wire form,
+//!   reads a large file in 1 MiB pieces on every core, its pools by `zone::pool_toml` where they
+//!   are in a plain TOML subset; an endpoint is its address in wire form,
 //!   records made on demand), its one `build` (numbering the zone's own
 //!   health slots, `zone::slots`), the `ZoneSet` of shared zones, and the zone tree (its nodes
 //!   in shards shared between snapshots, `zone::nodes`): immutable

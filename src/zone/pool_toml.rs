@@ -254,13 +254,8 @@ impl<'t> Reader<'t> {
             }
             items.push(self.value()?);
             self.skip_blank()?;
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(Value::Array(items));
-                }
-                _ => return None,
+            if self.closed_after_item(b']')? {
+                return Some(Value::Array(items));
             }
         }
     }
@@ -278,14 +273,21 @@ impl<'t> Reader<'t> {
             let (key, value) = self.key_value()?;
             add(&mut entries, key, value)?;
             self.skip_spaces();
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    return Some(Value::Table(entries));
-                }
-                _ => return None,
+            if self.closed_after_item(b'}')? {
+                return Some(Value::Table(entries));
             }
+        }
+    }
+
+    /// After an array's or inline table's item: `,` (false: another may follow) or `close`
+    /// (true); `None` for anything else.
+    fn closed_after_item(&mut self, close: u8) -> Option<bool> {
+        let byte = self.peek()?;
+        self.at += 1;
+        match byte {
+            b',' => Some(false),
+            b if b == close => Some(true),
+            _ => None,
         }
     }
 }
