@@ -15,6 +15,7 @@ use hickory_proto::rr::RecordType;
 
 mod labels;
 mod render;
+mod slab;
 
 pub use labels::{Limited, PolicyLabel, Rcode, Transport};
 pub use render::{Gauges, render};
@@ -72,18 +73,21 @@ impl ZoneCounters {
 /// A pool's answer counters: one per datacenter in configured order (one, unnamed, for pools
 /// without datacenters). The first is held apart: most pools have one, and reaching it through
 /// a vector's buffer was one more cache miss a query in a zone of many pools.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PoolCounters {
-    first: Arc<AtomicU64>,
-    rest: Box<[Arc<AtomicU64>]>,
+    first: &'static AtomicU64,
+    rest: Box<[&'static AtomicU64]>,
 }
+
+/// What a pool asked for with no datacenter name counts on (callers pass `[""]` instead).
+static UNCOUNTED: AtomicU64 = AtomicU64::new(0);
 
 impl PoolCounters {
     /// The counter of the pool's `datacenter`-th datacenter.
     pub fn get(&self, datacenter: usize) -> Option<&AtomicU64> {
         match datacenter.checked_sub(1) {
-            None => Some(&self.first),
-            Some(i) => self.rest.get(i).map(|c| &**c),
+            None => Some(self.first),
+            Some(i) => self.rest.get(i).copied(),
         }
     }
 }
@@ -116,6 +120,13 @@ impl Histogram {
     }
 }
 
+/// The pools' answer counters by key, and where new ones come from.
+#[derive(Debug, Default)]
+struct Answers {
+    by_key: rustc_hash::FxHashMap<String, &'static AtomicU64>,
+    slab: slab::Slab,
+}
+
 /// Every metric of the process.
 #[derive(Debug)]
 pub struct Registry {
@@ -123,7 +134,7 @@ pub struct Registry {
     /// Queries that no zone of ours holds (REFUSED) or that never got that far (FORMERR).
     no_zone: Arc<ZoneCounters>,
     /// By `zone \0 pool \0 datacenter`: one string key, looked up without allocating.
-    answers: Mutex<rustc_hash::FxHashMap<String, Arc<AtomicU64>>>,
+    answers: Mutex<Answers>,
     /// By transport.
     durations: [Histogram; Transport::COUNT],
     reloads: [AtomicU64; 2],
@@ -223,13 +234,17 @@ impl Registry {
         let mut counters = datacenters.iter().map(|dc| {
             key.clear();
             key.extend([zone, "\0", pool, "\0", dc]);
-            match answers.get(key.as_str()) {
-                Some(counter) => counter.clone(),
-                None => answers.entry(key.clone()).or_default().clone(),
+            match answers.by_key.get(key.as_str()) {
+                Some(counter) => *counter,
+                None => {
+                    let counter = answers.slab.counter();
+                    answers.by_key.insert(key.clone(), counter);
+                    counter
+                }
             }
         });
         PoolCounters {
-            first: counters.next().unwrap_or_default(),
+            first: counters.next().unwrap_or(&UNCOUNTED),
             rest: counters.collect(),
         }
     }
@@ -301,6 +316,7 @@ impl Registry {
     /// Answers so far by (zone, pool, datacenter), in that order.
     pub fn answer_counts(&self) -> Vec<((String, String, String), u64)> {
         let mut counts: Vec<_> = lock(&self.answers)
+            .by_key
             .iter()
             .map(|(key, v)| {
                 let mut parts = key.splitn(3, '\0').map(str::to_owned);

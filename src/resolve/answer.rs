@@ -230,7 +230,7 @@ fn pick(
     // Where every endpoint is live, the first `max_answers` are the answer: a pool of
     // thousands is not ordered whole for each query.
     let limit = match set.always_live {
-        true => pool.max_answers,
+        true => pool.max_answers as usize,
         false => usize::MAX,
     };
     set.policy.order_for(&mut asking, limit, order);
@@ -243,7 +243,7 @@ fn pick(
             Picked::Some
         }
     };
-    order.truncate(pool.max_answers);
+    order.truncate(pool.max_answers as usize);
     outcome
 }
 

@@ -143,6 +143,8 @@ impl<'s> Found<'s> {
         let p = self.pool.as_ref()?;
         let checked = |i: u32| p.set.health(i).live(self.health);
         let live = (!p.set.always_live).then_some(&checked as &dyn Fn(u32) -> bool);
-        p.set.policy.rotation(&p.decision, live, p.pool.max_answers)
+        p.set
+            .policy
+            .rotation(&p.decision, live, p.pool.max_answers as usize)
     }
 }

@@ -103,10 +103,11 @@ pub fn next_version() -> u64 {
 pub type Stamp = Option<[u8; 32]>;
 
 /// Everything at one owner name. Laid out (as are `Pool` and `EndpointSet`) with what a pool's
-/// answer reads first and together, the names last: in a zone of many pools each line a query
-/// touches is a cache miss.
+/// answer reads first and together, the names last, and aligned to a cache line: an A answer
+/// reads the node's first two lines and no other (in a zone of many pools each line a query
+/// touches is a cache miss).
 #[derive(Debug, Default)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct Node {
     pub rrsets: Vec<RrSet>,
     /// NS records below the apex: a zone cut, answered with a referral.
@@ -141,12 +142,14 @@ pub struct Pool {
     pub ttl: u32,
     /// The shortened TTL used while some endpoint is down.
     pub degraded_ttl: u32,
-    pub max_answers: usize,
-    /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
-    pub answers: crate::metrics::PoolCounters,
+    /// At most this many addresses an answer (a `u32`, so that what an answer reads of the
+    /// node stays within two cache lines).
+    pub max_answers: u32,
     pub all_down: AllDown,
     /// What a zone transfer sends for it, if it says (else the zone's `transfer`).
     pub transfer: Option<spec::PoolTransfer>,
+    /// Its answer counters, per datacenter (see [`EndpointSet::datacenter_of`]).
+    pub answers: crate::metrics::PoolCounters,
     pub v4: EndpointSet,
     pub v6: EndpointSet,
     /// Another pool of the zone to answer from when none of this one's endpoints is up.
@@ -184,10 +187,10 @@ pub struct EndpointSet {
     pub reuse: crate::policy::Reuse,
     /// The feedback slot of endpoint 0, for adaptive sets (numbered across all zones).
     pub feedback: Option<u32>,
+    pub policy: Policy,
     /// One per endpoint, in `rdata` order; empty where every one is
     /// [plain](EndpointHealth::PLAIN), as most are (48 bytes an endpoint saved).
     health: Box<[EndpointHealth]>,
-    pub policy: Policy,
     /// The groups of endpoints whose weights or loads follow what is measured, and how; empty
     /// for most sets.
     pub adaptive: Vec<(std::ops::Range<u32>, Adapt)>,
@@ -426,5 +429,50 @@ impl Zone {
             .sum();
         let pools = self.nodes.values().filter(|n| n.pool.is_some()).count();
         (self.nodes.len(), records, pools)
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// Where `field` lies in `node`, in bytes from the node's start.
+    fn span<T>(node: &Node, field: &T) -> std::ops::Range<usize> {
+        let at = field as *const T as usize - node as *const Node as usize;
+        at..at + std::mem::size_of::<T>()
+    }
+
+    #[test]
+    fn an_a_answer_reads_the_first_two_lines_of_its_node() {
+        let text = format!(
+            "{}[pools.www]\nendpoints = [\"192.0.2.10\", \"192.0.2.11\"]\n",
+            crate::fixture::ZONE_HEAD
+        );
+        let zone = crate::fixture::zone("example.test.", &text);
+        let node = zone
+            .node(&Name::from_ascii("www.example.test.").unwrap())
+            .unwrap();
+        assert_eq!(node as *const Node as usize % 64, 0, "a node starts a line");
+        let pool = node.pool.as_ref().unwrap();
+        let crate::policy::Policy::RoundRobin(rotation) = &pool.v4.policy else {
+            panic!("a round-robin pool: {:?}", pool.v4.policy)
+        };
+        // What the answer reads: the node's records (none), the pool's TTLs, cap and counter,
+        // the all-down rule, the addresses' array and count, and the rotation.
+        let read = [
+            span(node, &node.rrsets),
+            span(node, &pool.ttl),
+            span(node, &pool.max_answers),
+            span(node, &pool.answers),
+            span(node, &pool.all_down),
+            span(node, &pool.v4.rdata),
+            span(node, &pool.v4.count),
+            span(node, &pool.v4.always_live),
+            span(node, &pool.v4.feedback),
+            span(node, rotation),
+        ];
+        for field in read {
+            assert!(field.end <= 128, "{field:?} beyond the second line");
+        }
     }
 }

@@ -68,7 +68,9 @@ pub(super) fn build_pool(
         answers,
         ttl: spec.ttl,
         degraded_ttl: degraded_ttl(spec),
-        max_answers: spec.max_answers.unwrap_or(usize::MAX),
+        max_answers: spec
+            .max_answers
+            .map_or(u32::MAX, |m| m.try_into().unwrap_or(u32::MAX)),
         all_down: spec.all_down,
         fallback,
         v4,
