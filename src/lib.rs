@@ -66,8 +66,9 @@
 //!   recomputed by `control` on every publish and each second), `quorum` (a set's decision
 //!   from its instances' opinions, rendezvous choice of the probing instances), and the
 //!   [`health::HealthView`] the query path reads.
-//! - [`metrics`]: counters the query path bumps as relaxed atomics, label sets declared once
-//!   (`metrics::Transport`, `metrics::PolicyLabel`), and the text exposition; a leaf.
+//! - [`metrics`]: counters the query path bumps as relaxed atomics (pools' answer counters
+//!   packed in `metrics::slab`), label sets declared once (`metrics::Transport`,
+//!   `metrics::PolicyLabel`), and the text exposition; a leaf.
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
 //!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
