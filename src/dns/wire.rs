@@ -182,17 +182,21 @@ fn emit_owner(out: &mut Vec<u8>, owner: &Name, pointer: Option<u16>) {
     }
 }
 
-/// An A or AAAA record, its fixed fields written in one go.
+/// An A or AAAA record. Copies of a length known at compile time are a few moves, where a
+/// slice's length made each one a call to `memcpy`.
 fn emit_address(out: &mut Vec<u8>, address: &[u8], owner: &Name, ttl: u32, pointer: Option<u16>) {
     emit_owner(out, owner, pointer);
-    let rtype: u16 = if address.len() == 4 { 1 } else { 28 };
-    let mut fixed = [0u8; 10];
-    fixed[..2].copy_from_slice(&rtype.to_be_bytes());
-    fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
-    fixed[4..8].copy_from_slice(&ttl.to_be_bytes());
-    fixed[8..].copy_from_slice(&(address.len() as u16).to_be_bytes());
-    out.extend_from_slice(&fixed);
-    out.extend_from_slice(address);
+    let [t0, t1, t2, t3] = ttl.to_be_bytes();
+    if let Ok(&[a, b, c, d]) = <&[u8; 4]>::try_from(address) {
+        out.extend_from_slice(&[0, 1, 0, 1, t0, t1, t2, t3, 0, 4, a, b, c, d]);
+    } else {
+        let [l0, l1] = (address.len() as u16).to_be_bytes();
+        out.extend_from_slice(&[0, 28, 0, 1, t0, t1, t2, t3, l0, l1]);
+        match <&[u8; 16]>::try_from(address) {
+            Ok(v6) => out.extend_from_slice(v6),
+            Err(_) => out.extend_from_slice(address),
+        }
+    }
 }
 
 fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, pointer: Option<u16>) {
