@@ -134,7 +134,15 @@ pub fn explain(snapshot: &Snapshot, name: &Name, qtype: RecordType, client: IpAd
         rcode: rcode.to_string(),
         answer: answer
             .answer_records()
-            .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r.name,
+                    r.ttl,
+                    crate::presentation::record_type_text(r.record_type()),
+                    crate::presentation::record_text(&r)
+                )
+            })
             .collect(),
         ecs_scope: answer.ecs_scope,
     }

@@ -130,6 +130,7 @@ pub mod geo;
 pub mod health;
 pub mod metrics;
 pub mod policy;
+pub mod presentation;
 pub mod resolve;
 pub mod simulate;
 pub mod snapshot;

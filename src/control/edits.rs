@@ -133,7 +133,7 @@ impl Control {
             }
         }
         if let Some(name) = change::records_changed(edit)
-            && let Ok(owner) = Name::parse(name, Some(origin))
+            && let Ok(owner) = zone::parse_owner(origin, name)
             && let Some(zone) = self.served(origin, |zone| zone.with_records(spec, &owner))
             && let Some(zone) = with_serial(zone, serial)
         {

@@ -233,7 +233,7 @@ fn www(control: &Control) -> Vec<String> {
     let answer = crate::resolve::resolve(&snapshot, &name, RecordType::A, client, &mut rng);
     let mut seen: Vec<String> = answer
         .answer_records()
-        .map(|r| r.data.to_string())
+        .map(|r| crate::presentation::record_text(&r))
         .collect();
     seen.sort();
     seen

@@ -105,7 +105,7 @@ impl Manager {
         };
         let key = signer.as_ref().map(|s| s.key);
         let replies = match request.metadata.op_code {
-            OpCode::Update => vec![self.update(&request, key, peer)],
+            OpCode::Update => vec![self.update(&request, query, key, peer)],
             OpCode::Notify => vec![self.notify(&request, key)],
             OpCode::Query if tcp => self.transfer(&request, key, peer),
             _ => vec![reply(&request, ResponseCode::Refused)],
@@ -120,7 +120,13 @@ impl Manager {
     }
 
     /// RFC 2136: only with a key that may update the zone.
-    fn update(&self, request: &Message, key: Option<&tsig::Key>, peer: IpAddr) -> Message {
+    fn update(
+        &self,
+        request: &Message,
+        raw: &[u8],
+        key: Option<&tsig::Key>,
+        peer: IpAddr,
+    ) -> Message {
         let origin = match update::zone_of(request) {
             Ok(origin) => origin,
             Err(rcode) => return reply(request, rcode),
@@ -135,7 +141,7 @@ impl Manager {
         if self.control.store().read_only(&origin) {
             return reply(request, ResponseCode::Refused);
         }
-        match update::apply(&self.control, &origin, request) {
+        match update::apply(&self.control, &origin, request, raw) {
             Ok(()) => {
                 tracing::info!(
                     "UPDATE of {origin} from {peer} with key {}",

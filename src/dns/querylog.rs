@@ -121,7 +121,14 @@ fn format_line(
     let question = message.as_ref().and_then(|m| m.queries.first());
     let answers: Vec<String> = message
         .as_ref()
-        .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
+        .map(|m| {
+            // The answer's data as presentation text; the signatures over it are not answers.
+            m.answers
+                .iter()
+                .filter(|r| r.record_type() != hickory_proto::rr::RecordType::RRSIG)
+                .map(crate::presentation::record_text)
+                .collect()
+        })
         .unwrap_or_default();
     let served = outcome.served.as_ref();
     json!({

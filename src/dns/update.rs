@@ -1,17 +1,20 @@
 //! RFC 2136 UPDATE, signed with a TSIG key allowed to update the zone: the prerequisites are
 //! checked against the zone as served, then the updates are made to the zone's document —
-//! static record sets changed in place, an A/AAAA added at (or deleted from) a pool's name
-//! becoming an endpoint of that pool — and the whole message goes through the same validation
-//! and durable write as an API change (`Control::update_zone`): all or nothing, answered once
-//! it is on disk and in the answers.
+//! static record sets changed in place (any type, at any name, pool names included), an A/AAAA
+//! added at (or deleted from) a pool's name becoming an endpoint of that pool — and the whole
+//! message goes through the same validation and durable write as an API change
+//! (`Control::update_zone`): all or nothing, answered once it is on disk and in the answers.
+//! Record data is taken from the message's own bytes and written as presentation text by the
+//! one writer (`presentation`), so what a client sends is what is served.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordData, RecordType};
 
 use crate::control::{Control, UpdateError};
+use crate::presentation;
 use crate::store::change;
 use crate::store::edit::{self, EditError};
 use crate::zone::Zone;
@@ -48,18 +51,23 @@ pub fn zone_of(request: &Message) -> Result<Name, ResponseCode> {
     }
 }
 
-/// Applies `request` (already authorized for `origin`) through `control`.
-pub fn apply(control: &Control, origin: &Name, request: &Message) -> Result<(), ResponseCode> {
+/// Applies `request` (already authorized for `origin`; `raw` its bytes) through `control`.
+pub fn apply(
+    control: &Control,
+    origin: &Name,
+    request: &Message,
+    raw: &[u8],
+) -> Result<(), ResponseCode> {
     let snapshot = control.snapshot();
     let Some(zone) = snapshot.zones.get(origin) else {
         return Err(ResponseCode::NotAuth);
     };
     prescan(origin, &request.authorities)?;
-    let prerequisites = &request.answers;
-    check_prerequisites(zone, origin, prerequisites)?;
+    let data = RawData::read(raw, request).ok_or(ResponseCode::FormErr)?;
+    check_prerequisites(zone, origin, &request.answers, &data.prerequisites)?;
     let mut sets = Sets::default();
-    for update in &request.authorities {
-        sets.apply(zone, origin, update);
+    for (update, wire) in request.authorities.iter().zip(&data.updates) {
+        sets.apply(zone, origin, update, wire);
     }
     drop(snapshot);
     if sets.is_empty() {
@@ -93,14 +101,67 @@ fn prescan(origin: &Name, updates: &[Record]) -> Result<(), ResponseCode> {
     Ok(())
 }
 
+/// The record data of the prerequisite and update sections, read from the message's bytes
+/// (names in RDATA expanded), in the order hickory lists those records.
+struct RawData {
+    prerequisites: Vec<Vec<u8>>,
+    updates: Vec<Vec<u8>>,
+}
+
+impl RawData {
+    fn read(message: &[u8], request: &Message) -> Option<Self> {
+        let count = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+        if message.len() < 12 {
+            return None;
+        }
+        let mut at = 12;
+        for _ in 0..count(4) {
+            at = presentation::read_name(message, at, message.len()).ok()?.1 + 4;
+        }
+        let mut section = |n: usize| -> Option<Vec<Vec<u8>>> {
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                at = presentation::read_name(message, at, message.len()).ok()?.1;
+                let fixed = message.get(at..at + 10)?;
+                let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+                let len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+                let (start, end) = (at + 10, at + 10 + len);
+                if end > message.len() {
+                    return None;
+                }
+                let wire = match len {
+                    0 => Vec::new(),
+                    _ => presentation::rdata_from_message(rtype, message, start, end).ok()?,
+                };
+                out.push(wire);
+                at = end;
+            }
+            Some(out)
+        };
+        let prerequisites = section(count(6))?;
+        let updates = section(count(8))?;
+        (prerequisites.len() == request.answers.len() && updates.len() == request.authorities.len())
+            .then_some(Self {
+                prerequisites,
+                updates,
+            })
+    }
+}
+
+/// Record data as compared (RFC 2136 §1.1.1): names in lower case.
+fn comparable(rtype: RecordType, wire: &[u8]) -> Vec<u8> {
+    presentation::canonical_rdata(u16::from(rtype), wire)
+}
+
 /// RFC 2136 §3.2: the prerequisites, against the zone as served.
 fn check_prerequisites(
     zone: &Zone,
     origin: &Name,
     prerequisites: &[Record],
+    data: &[Vec<u8>],
 ) -> Result<(), ResponseCode> {
-    let mut value_dependent: BTreeMap<(Name, RecordType), Vec<RData>> = BTreeMap::new();
-    for p in prerequisites {
+    let mut value_dependent: BTreeMap<(Name, RecordType), Vec<Vec<u8>>> = BTreeMap::new();
+    for (p, wire) in prerequisites.iter().zip(data) {
         if p.ttl != 0 {
             return Err(ResponseCode::FormErr);
         }
@@ -129,16 +190,19 @@ fn check_prerequisites(
             (DNSClass::IN, _) => value_dependent
                 .entry((name, rtype))
                 .or_default()
-                .push(p.data.clone()),
+                .push(comparable(rtype, wire)),
             (DNSClass::ANY | DNSClass::NONE, _) => {}
             _ => return Err(ResponseCode::FormErr),
         }
     }
     for ((name, rtype), mut wanted) in value_dependent {
-        let mut have = current(zone, &name, rtype);
-        wanted.sort_by_key(|r| r.to_string());
+        let mut have: Vec<Vec<u8>> = current(zone, &name, rtype)
+            .iter()
+            .map(|w| comparable(rtype, w))
+            .collect();
+        wanted.sort();
         wanted.dedup();
-        have.sort_by_key(|r| r.to_string());
+        have.sort();
         if wanted != have {
             return Err(ResponseCode::NXRRSet);
         }
@@ -151,24 +215,31 @@ fn in_use(zone: &Zone, name: &Name) -> bool {
     zone.node(name).is_some_and(|n| !n.is_empty())
 }
 
-/// The records `zone` answers at `name` of `rtype`: its static set, or its pool's endpoints.
-fn current(zone: &Zone, name: &Name, rtype: RecordType) -> Vec<RData> {
+/// The data of the records `zone` answers at `name` of `rtype`: its static set, or its
+/// pool's endpoints.
+fn current(zone: &Zone, name: &Name, rtype: RecordType) -> Vec<Vec<u8>> {
     let Some(node) = zone.node(name) else {
         return Vec::new();
     };
     if let Some(set) = node.pool.as_ref().and_then(|p| p.endpoints(rtype)) {
-        return set.records(name, 0).map(|r| r.data).collect();
+        return set
+            .records(name, 0)
+            .map(|r| presentation::record_wire(&r))
+            .collect();
     }
     let set = node.rrset(rtype);
-    set.map(|s| s.records.iter().map(|r| r.data.clone()).collect())
+    set.map(|s| s.records.iter().map(presentation::record_wire).collect())
         .unwrap_or_default()
 }
+
+/// Record data in uncompressed wire form.
+type Rdata = Vec<u8>;
 
 /// The record sets and pools an UPDATE changes, as they end up.
 #[derive(Debug, Default)]
 struct Sets {
-    /// (owner, type) → (TTL, records); empty: removed.
-    records: BTreeMap<(Name, RecordType), (u32, Vec<RData>)>,
+    /// (owner, type) → (TTL, record data); empty: removed.
+    records: BTreeMap<(Name, RecordType), (u32, Vec<Rdata>)>,
     /// Pool owner → its endpoints' addresses of each family as they end up.
     pools: BTreeMap<Name, Vec<IpAddr>>,
 }
@@ -178,18 +249,16 @@ impl Sets {
         self.records.is_empty() && self.pools.is_empty()
     }
 
-    /// One update (RFC 2136 §3.4.2), on what earlier ones left.
-    fn apply(&mut self, zone: &Zone, origin: &Name, update: &Record) {
+    /// One update (RFC 2136 §3.4.2) with record data `wire`, on what earlier ones left.
+    fn apply(&mut self, zone: &Zone, origin: &Name, update: &Record, wire: &[u8]) {
         let name = update.name.to_lowercase();
         let rtype = update.record_type();
         // The apex's SOA and NS come from the zone's own settings: left alone.
         if name == *origin && matches!(rtype, RecordType::SOA | RecordType::NS | RecordType::ANY) {
             return;
         }
-        if let Some(pool) = zone.node(&name).and_then(|n| n.pool.as_ref()) {
-            if !matches!(rtype, RecordType::A | RecordType::AAAA) {
-                return;
-            }
+        let pool = zone.node(&name).and_then(|n| n.pool.as_ref());
+        if let Some(pool) = pool.filter(|_| matches!(rtype, RecordType::A | RecordType::AAAA)) {
             let addresses = self
                 .pools
                 .entry(name)
@@ -203,6 +272,12 @@ impl Sets {
                 (DNSClass::NONE, Some(address)) => addresses.retain(|a| *a != address),
                 _ => {}
             }
+            return;
+        }
+        // RFC 2136 §3.4.2.2: a CNAME is not added beside other data, nor other data beside a
+        // CNAME.
+        if update.dns_class == DNSClass::IN && self.clashes_with_cname(zone, &name, rtype) {
+            tracing::info!("UPDATE: {rtype} at {name} ignored: a CNAME must be alone");
             return;
         }
         let types: Vec<RecordType> = match rtype {
@@ -223,17 +298,45 @@ impl Sets {
                         .map_or(update.ttl, |r| r.ttl);
                     (ttl, current(zone, &name, rtype))
                 });
+            let same = |w: &Vec<u8>| comparable(rtype, w) == comparable(rtype, wire);
             match update.dns_class {
                 DNSClass::IN => {
                     entry.0 = update.ttl;
-                    if !entry.1.contains(&update.data) {
-                        entry.1.push(update.data.clone());
+                    if !entry.1.iter().any(same) {
+                        entry.1.push(wire.to_vec());
                     }
                 }
                 DNSClass::ANY => entry.1.clear(),
-                DNSClass::NONE => entry.1.retain(|r| *r != update.data),
+                DNSClass::NONE => entry.1.retain(|w| !same(w)),
                 _ => {}
             }
+        }
+    }
+
+    /// Whether adding `rtype` at `name` would put a CNAME beside other data, as the zone and the
+    /// updates before this one leave it.
+    fn clashes_with_cname(&self, zone: &Zone, name: &Name, rtype: RecordType) -> bool {
+        let node = zone.node(name);
+        let has = |t: RecordType| match self.records.get(&(name.clone(), t)) {
+            Some((_, data)) => !data.is_empty(),
+            None => node.and_then(|n| n.rrset(t)).is_some(),
+        };
+        let has_pool = node.is_some_and(|n| n.pool.is_some());
+        let dnssec = |t: RecordType| matches!(t, RecordType::RRSIG | RecordType::NSEC);
+        match rtype {
+            RecordType::CNAME => {
+                has_pool
+                    || node.is_some_and(|n| {
+                        n.rrsets.iter().any(|s| {
+                            s.rtype != RecordType::CNAME && !dnssec(s.rtype) && has(s.rtype)
+                        })
+                    })
+                    || self.records.iter().any(|((n, t), (_, data))| {
+                        n == name && *t != RecordType::CNAME && !dnssec(*t) && !data.is_empty()
+                    })
+            }
+            t if dnssec(t) => false,
+            _ => has(RecordType::CNAME),
         }
     }
 
@@ -241,7 +344,8 @@ impl Sets {
     fn write(&self, origin: &Name, text: &str) -> Result<String, Refused> {
         let mut doc = edit::parse(text)?;
         for ((name, rtype), (ttl, records)) in &self.records {
-            let (owner, rtype) = (name.to_ascii(), rtype.to_string());
+            let code = u16::from(*rtype);
+            let (owner, rtype) = (presentation::name_text(name), presentation::type_name(code));
             if records.is_empty() {
                 match edit::remove_records(&mut doc, origin, &owner, &rtype) {
                     Ok(()) | Err(EditError::NotFound(_)) => {}
@@ -253,7 +357,10 @@ impl Sets {
                 name: owner,
                 rtype,
                 ttl: Some(*ttl),
-                data: records.iter().map(ToString::to_string).collect(),
+                data: records
+                    .iter()
+                    .map(|w| presentation::rdata_text(code, w))
+                    .collect(),
             };
             edit::set_records(&mut doc, origin, &spec)?;
         }

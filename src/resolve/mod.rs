@@ -237,11 +237,16 @@ mod tests {
 
     /// The answer section's data, pool endpoints included.
     fn data(a: &Answer<'_>) -> Vec<String> {
-        a.answer_records().map(|r| r.data.to_string()).collect()
+        a.answer_records()
+            .map(|r| crate::presentation::record_text(&r))
+            .collect()
     }
 
     fn refs(records: &[&Record]) -> Vec<String> {
-        records.iter().map(|r| r.data.to_string()).collect()
+        records
+            .iter()
+            .map(|r| crate::presentation::record_text(r))
+            .collect()
     }
 
     #[test]
@@ -388,7 +393,14 @@ mod wildcard_tests {
         let a = resolve(&s, &Name::from_ascii(name).unwrap(), t, client, &mut rng);
         let answers = a
             .answer_records()
-            .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r.name,
+                    r.record_type(),
+                    crate::presentation::record_text(&r)
+                )
+            })
             .collect();
         let authority = a.authorities.iter().map(|r| r.record_type()).collect();
         (a.rcode, answers, authority)
@@ -407,7 +419,7 @@ mod wildcard_tests {
             (ResponseCode::NoError, 0, vec![SOA])
         );
         let (_, answers, _) = ask("foo.bar.example.", TXT);
-        assert_eq!(answers, ["foo.bar.example. TXT this is a wildcard"]);
+        assert_eq!(answers, ["foo.bar.example. TXT \"this is a wildcard\""]);
         // host1 exists: the wildcard does not apply to it.
         let (rcode, answers, _) = ask("host1.example.", MX);
         assert_eq!((rcode, answers.len()), (ResponseCode::NoError, 0));
@@ -428,6 +440,6 @@ mod wildcard_tests {
         assert_eq!(rcode, ResponseCode::NXDomain);
         // The wildcard asked for by name is an ordinary name.
         let (_, answers, _) = ask("*.example.", TXT);
-        assert_eq!(answers, ["*.example. TXT this is a wildcard"]);
+        assert_eq!(answers, ["*.example. TXT \"this is a wildcard\""]);
     }
 }

@@ -63,7 +63,10 @@ fn to_table<T: Serialize>(value: &T) -> Result<Table, EditError> {
 
 /// Two owner names are the same name once made absolute against the origin.
 pub fn same_name(origin: &Name, a: &str, b: &str) -> bool {
-    match (Name::parse(a, Some(origin)), Name::parse(b, Some(origin))) {
+    match (
+        crate::zone::parse_owner(origin, a),
+        crate::zone::parse_owner(origin, b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
@@ -106,7 +109,9 @@ fn matches(t: &Table, origin: &Name, name: &str, rtype: &str) -> bool {
             .unwrap_or_default()
             .to_owned()
     };
-    same_name(origin, &field("name"), name) && field("type").eq_ignore_ascii_case(rtype)
+    let code = |t: &str| crate::presentation::type_code(t);
+    same_name(origin, &field("name"), name)
+        && code(&field("type")).is_some_and(|c| Some(c) == code(rtype))
 }
 
 /// Removes the record set `name`/`rtype`.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -198,37 +197,37 @@ fn collect_sets(
     }
 
     for (i, ns) in spec.ns.iter().enumerate() {
-        let target =
-            Name::parse(ns, Some(&origin)).map_err(|e| err(field("ns").index(i), e.to_string()))?;
+        let target = master::parse_owner(&origin, ns).map_err(|e| err(field("ns").index(i), e))?;
         let record = Record::from_rdata(origin.clone(), spec.ttl, RData::NS(NS(target)));
         add(record, &field("ns"))?;
     }
 
     for (i, rec) in spec.records.iter().enumerate() {
         let at = field("records").index(i);
-        let rtype = RecordType::from_str(&rec.rtype.to_ascii_uppercase()).map_err(|_| {
+        let code = crate::presentation::type_code(&rec.rtype).ok_or_else(|| {
             err(
                 at.clone().key("type"),
                 format!("unknown type {}", rec.rtype),
             )
         })?;
-        match rtype {
-            RecordType::SOA => return Err(err(at.key("type"), "the SOA goes in [soa]")),
-            RecordType::Unknown(_) | RecordType::OPT | RecordType::ANY | RecordType::AXFR => {
-                return Err(err(at.key("type"), format!("{rtype} cannot be served")));
-            }
-            _ => {}
+        let rtype = RecordType::from(code);
+        if rtype == RecordType::SOA {
+            return Err(err(at.key("type"), "the SOA goes in [soa]"));
+        }
+        if crate::presentation::is_meta(code) {
+            return Err(err(
+                at.key("type"),
+                format!("{} cannot be served", rec.rtype),
+            ));
         }
         if rec.data.is_empty() {
             return Err(err(at.key("data"), "at least one record is needed"));
         }
         let ttl = rec.ttl.unwrap_or(spec.ttl);
         for (j, data) in rec.data.iter().enumerate() {
-            let records = master::parse_rrset(&origin, &rec.name, ttl, rtype, data)
+            let record = master::parse_record(&origin, &rec.name, ttl, rtype, data)
                 .map_err(|e| err(at.clone().key("data").index(j), e))?;
-            for record in records {
-                add(record, &at)?;
-            }
+            add(record, &at)?;
         }
     }
 
@@ -240,9 +239,8 @@ fn soa_record(origin: &Name, spec: &ZoneSpec) -> Result<Option<Record>, BuildErr
     let Some(soa) = &spec.soa else {
         return Ok(None);
     };
-    let name = |k: &str, v: &str| {
-        Name::parse(v, Some(origin)).map_err(|e| err(field("soa").key(k), e.to_string()))
-    };
+    let name =
+        |k: &str, v: &str| master::parse_owner(origin, v).map_err(|e| err(field("soa").key(k), e));
     let rdata = SOA::new(
         name("mname", &soa.mname)?,
         name("rname", &soa.rname)?,

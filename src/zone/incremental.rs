@@ -46,7 +46,7 @@ impl Zone {
             return None;
         }
         let at_owner = |name: &str| {
-            Name::parse(name, Some(&self.origin)).is_ok_and(|n| n.to_lowercase() == owner)
+            super::master::parse_owner(&self.origin, name).is_ok_and(|n| n.to_lowercase() == owner)
         };
         let alone = ZoneSpec {
             ttl: spec.ttl,

@@ -375,7 +375,7 @@ fn load_master(path: &Path, origin: &Name) -> Result<Vec<hickory_proto::rr::Reco
     let text = read(path)?;
     master::parse_file(&text, path, origin).map_err(|e| ZoneError::Invalid {
         at: Location {
-            file: path.to_owned(),
+            file: e.file,
             line: e.line,
         },
         field: String::new(),

@@ -1,78 +1,53 @@
-//! RFC 1035 master-file text through hickory-proto's parser: whole files (`<origin>.zone`, so an
-//! existing BIND, NSD or Knot zone is served unchanged) and the `data` strings of TOML records.
+//! Zone records from presentation text, through the one reader in `presentation`: whole master
+//! files (`<origin>.zone`, so an existing BIND, NSD or Knot zone is served unchanged) and the
+//! `data` strings of TOML records.
 
 use std::path::Path;
 
 use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_proto::serialize::txt::Parser;
 
-/// A master-file parse failure, with the 1-based line where it could be placed.
-#[derive(Debug)]
-pub struct MasterError {
-    pub line: Option<usize>,
-    pub message: String,
-}
+use crate::presentation::{self, master};
 
-/// Parses a whole master file for `origin`. `path` lets `$INCLUDE` resolve relative names.
+pub use master::MasterError;
+
+/// Parses a whole master file for `origin`; `$INCLUDE` may name files in its folder and below.
 pub fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Vec<Record>, MasterError> {
-    parse(text, Some(path), origin).map_err(|message| MasterError {
-        line: failing_line(text, path, origin),
-        message,
-    })
+    let root = path.parent().unwrap_or(Path::new("."));
+    let parsed = master::parse(text, path, origin, root)?;
+    parsed
+        .into_iter()
+        .map(|r| {
+            presentation::record(r.owner, r.ttl, r.rtype, r.rdata).map_err(|message| MasterError {
+                file: r.file,
+                line: Some(r.line),
+                message,
+            })
+        })
+        .collect()
 }
 
-/// Parses one record set written as master-file RDATA strings.
-pub fn parse_rrset(
+/// Parses one record written as RDATA text for `owner` (relative to `origin`).
+pub fn parse_record(
     origin: &Name,
     owner: &str,
     ttl: u32,
     rtype: RecordType,
     data: &str,
-) -> Result<Vec<Record>, String> {
-    if data.contains('\n') || data.contains(';') {
-        return Err("record data must be one line without comments".into());
-    }
-    let line = format!("{owner} {ttl} IN {rtype} {data}\n");
-    let records = parse(&line, None, origin)?;
-    match records.iter().all(|r| r.record_type() == rtype) {
-        true => Ok(records),
-        false => Err(format!("not valid {rtype} data")),
-    }
+) -> Result<Record, String> {
+    let owner = parse_owner(origin, owner)?;
+    let wire = presentation::parse_data(u16::from(rtype), data, origin)?;
+    presentation::record(owner, ttl, u16::from(rtype), wire)
 }
 
-fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<Vec<Record>, String> {
-    let parser = Parser::new(text, path.map(Path::to_owned), Some(origin.clone()));
-    let (_, sets) = parser.parse().map_err(|e| e.to_string())?;
-    Ok(sets
-        .into_values()
-        .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-        .collect())
-}
-
-/// The parser does not say where it failed, so find the shortest prefix of whole lines that
-/// fails (binary search; a prefix cut inside parentheses is not counted as failing).
-fn failing_line(text: &str, path: &Path, origin: &Name) -> Option<usize> {
-    let ends: Vec<usize> = text
-        .match_indices('\n')
-        .map(|(i, _)| i + 1)
-        .chain(std::iter::once(text.len()))
-        .collect();
-    let fails = |lines: usize| {
-        let prefix = &text[..ends[lines - 1]];
-        match parse(prefix, Some(path), origin) {
-            Ok(_) => false,
-            Err(e) => !(e.contains("unclosed") || e.contains("end of input")),
+/// An owner name as the zone model writes it: relative to `origin`, `@`, or absolute.
+pub fn parse_owner(origin: &Name, owner: &str) -> Result<Name, String> {
+    let entries = presentation::entries(owner).map_err(|e| e.message)?;
+    match entries.as_slice() {
+        [entry] if entry.tokens.len() == 1 && !entry.blank_owner => {
+            presentation::parse_name_token(&entry.tokens[0], origin)
         }
-    };
-    let (mut lo, mut hi) = (1, ends.len());
-    if !fails(hi) {
-        return None;
+        _ => Err(format!("{owner:?} is not one name")),
     }
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if fails(mid) { hi = mid } else { lo = mid + 1 }
-    }
-    Some(lo)
 }
 
 #[cfg(test)]
@@ -85,25 +60,17 @@ mod tests {
 
     #[test]
     fn relative_names_take_the_origin() {
-        let recs = parse_rrset(&origin(), "@", 60, RecordType::MX, "10 mail").unwrap();
-        assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].data.to_string(), "10 mail.example.test.");
-        assert_eq!(recs[0].name, origin());
+        let rec = parse_record(&origin(), "@", 60, RecordType::MX, "10 mail").unwrap();
+        assert_eq!(presentation::record_text(&rec), "10 mail.example.test.");
+        assert_eq!(rec.name, origin());
     }
 
     #[test]
     fn bad_data_is_refused() {
-        assert!(parse_rrset(&origin(), "x", 60, RecordType::A, "not-an-ip").is_err());
-        assert!(
-            parse_rrset(
-                &origin(),
-                "x",
-                60,
-                RecordType::A,
-                "1.2.3.4\nx 1 IN A 1.2.3.5"
-            )
-            .is_err()
-        );
+        assert!(parse_record(&origin(), "x", 60, RecordType::A, "not-an-ip").is_err());
+        let two_lines = "1.2.3.4\nx 1 IN A 1.2.3.5";
+        assert!(parse_record(&origin(), "x", 60, RecordType::A, two_lines).is_err());
+        assert!(parse_owner(&origin(), "a b").is_err());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub use key::NameKey;
 pub use load::{
     Journaled, ZoneError, load_dir, load_dir_with, load_one, load_pool, load_spec, zone_files,
 };
+pub use master::parse_owner;
 pub use parse::zone_spec;
 pub use set::ZoneSet;
 pub use slots::Slots;
