@@ -197,6 +197,7 @@ pub async fn run(
         control.clone(),
         &config.tsig,
         config.transfer.clone(),
+        config.udp_payload,
     ));
     tasks.spawn(dns::notify::run_watch(
         control.current().clone(),

@@ -1,7 +1,9 @@
-//! The messages that manage zones rather than ask about them: RFC 2136 UPDATE, RFC 1996
-//! NOTIFY, and zone transfers (AXFR/IXFR, TCP only). Each is checked for its TSIG signature
-//! (RFC 8945) first and its reply signed with the same key. Off the query path: the listeners
-//! hand such a message here and send what comes back (several messages for a transfer).
+//! The messages that manage zones rather than ask about them — RFC 2136 UPDATE, RFC 1996
+//! NOTIFY, zone transfers (AXFR/IXFR, TCP only) — and every query signed with TSIG. Each is
+//! checked for its TSIG signature (RFC 8945) first and its reply signed with the same key; a
+//! signed query is answered by the query path from its unsigned form, then signed (§5.3). Off
+//! the query path: the listeners hand such a message here and send what comes back (several
+//! messages for a transfer).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,14 +23,18 @@ pub struct Manager {
     control: Arc<Control>,
     keys: Vec<tsig::Key>,
     transfer: TransferConfig,
+    /// Our EDNS payload size: the most a signed answer over UDP takes, its TSIG record included.
+    udp_payload: u16,
     /// The zones' recent changes, for IXFR (kept up by `notify::run_watch`).
     pub history: Arc<super::history::History>,
 }
 
-/// Whether `message` is for the [`Manager`]: an UPDATE or NOTIFY request, or over TCP a
-/// transfer (AXFR/IXFR). A quick look at the header and the question's type.
+/// Whether `message` is for the [`Manager`]: an UPDATE or NOTIFY request, over TCP a transfer
+/// (AXFR/IXFR), or a query signed with TSIG. A quick look at the header, the question's type and
+/// (for a query with more than an OPT record) where its records end.
 pub fn wants(message: &[u8], tcp: bool) -> bool {
-    let Some(&flags) = message.get(2) else {
+    let Some(&[_, _, flags, _, _, _, _, _, _, _, _, additionals]) = message.first_chunk::<12>()
+    else {
         return false;
     };
     if flags & 0x80 != 0 {
@@ -36,13 +42,29 @@ pub fn wants(message: &[u8], tcp: bool) -> bool {
     }
     match (flags >> 3) & 0x0f {
         4 | 5 => true,
-        0 if tcp => matches!(question_type(message), Some(251 | 252)),
+        0 => {
+            let Some(end) = question_end(message) else {
+                return false;
+            };
+            let qtype = message
+                .get(end - 4..end)
+                .map(|t| u16::from_be_bytes([t[0], t[1]]));
+            if tcp && matches!(qtype, Some(251 | 252)) {
+                return true;
+            }
+            // The usual query: no additional record, or one OPT (root owner, type 41) alone.
+            match (message[10], additionals) {
+                (0, 0) => false,
+                (0, 1) if message.get(end..end + 3) == Some(&[0, 0, 41]) => false,
+                _ => super::tsig::is_signed(message),
+            }
+        }
         _ => false,
     }
 }
 
-/// The type of the message's first question.
-fn question_type(message: &[u8]) -> Option<u16> {
+/// Where the message's first question ends (after its type and class).
+fn question_end(message: &[u8]) -> Option<usize> {
     let mut at = 12;
     loop {
         let len = *message.get(at)?;
@@ -52,8 +74,7 @@ fn question_type(message: &[u8]) -> Option<u16> {
             _ => return None,
         }
     }
-    let t = message.get(at + 1..at + 3)?;
-    Some(u16::from_be_bytes([t[0], t[1]]))
+    (at + 5 <= message.len()).then_some(at + 5)
 }
 
 fn unix_now() -> u64 {
@@ -67,9 +88,11 @@ impl Manager {
         control: Arc<Control>,
         keys: &[crate::config::TsigConfig],
         transfer: TransferConfig,
+        udp_payload: u16,
     ) -> Self {
         Self {
             control,
+            udp_payload,
             keys: keys.iter().map(tsig::Key::new).collect(),
             transfer,
             history: Arc::default(),
@@ -85,7 +108,10 @@ impl Manager {
         };
         let mut signer = match tsig::verify(query, &self.keys, now) {
             Verdict::Unsigned => None,
-            Verdict::Good(signer) => Some(signer),
+            Verdict::Good(mut signer, record) if is_question(&request) => {
+                return self.signed_query(query, &record, &mut signer, peer, tcp, now);
+            }
+            Verdict::Good(signer, _) => Some(signer),
             Verdict::Malformed => return encode(reply(&request, ResponseCode::FormErr)),
             Verdict::Bad {
                 error,
@@ -117,6 +143,33 @@ impl Manager {
             }
         }
         out
+    }
+
+    /// A signed query (RFC 8945 §5.3): answered as the query path answers its unsigned form, over
+    /// UDP within our payload size less the TSIG record, then signed.
+    fn signed_query(
+        &self,
+        query: &[u8],
+        record: &tsig::Record,
+        signer: &mut tsig::Signer<'_>,
+        peer: IpAddr,
+        tcp: bool,
+        now: u64,
+    ) -> Vec<Vec<u8>> {
+        let unsigned = tsig::without_tsig(query, record);
+        let transport = match tcp {
+            true => super::respond::Transport::Tcp,
+            false => super::respond::Transport::Udp,
+        };
+        let room = self.udp_payload.saturating_sub(tsig::RECORD_ROOM).max(512);
+        let snapshot = self.control.snapshot();
+        let mut rng = fastrand::Rng::new();
+        let reply = super::respond::respond(&snapshot, &unsigned, peer, transport, room, &mut rng);
+        let Some(mut reply) = reply else {
+            return Vec::new();
+        };
+        signer.sign(&mut reply, now, 0);
+        vec![reply]
     }
 
     /// RFC 2136: only with a key that may update the zone.
@@ -195,6 +248,16 @@ impl Manager {
         ));
         transfer::answer(request, zone, &self.history)
     }
+}
+
+/// Whether `request` asks a question the query path answers (not a transfer, an UPDATE or a
+/// NOTIFY).
+fn is_question(request: &Message) -> bool {
+    request.metadata.op_code == OpCode::Query
+        && request
+            .queries
+            .first()
+            .is_none_or(|q| !matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
 fn encode(message: Message) -> Vec<Vec<u8>> {

@@ -14,6 +14,9 @@ const ANY: u16 = 255;
 /// The time window we sign our replies with (RFC 8945 §10: 300 s recommended).
 const FUDGE: u16 = 300;
 
+/// Room a reply keeps for our TSIG record: the key name, the fixed fields and a SHA-512 MAC.
+pub const RECORD_ROOM: u16 = 255 + 10 + 16 + 10 + 64;
+
 /// TSIG error codes (RFC 8945 §3: the extended RCODE in the TSIG record).
 pub const BADSIG: u16 = 16;
 pub const BADKEY: u16 = 17;
@@ -88,7 +91,7 @@ pub enum Verdict<'k> {
     /// No TSIG record.
     Unsigned,
     /// Signed by this key, and the MAC and time are good: sign the reply with `signer`.
-    Good(Signer<'k>),
+    Good(Signer<'k>, Box<Record>),
     /// Refused with NOTAUTH and this TSIG error (RFC 8945 §5.2): the reply carries a TSIG
     /// record with the error, signed by `signer` where there is one (BADTIME).
     Bad {
@@ -171,7 +174,7 @@ pub fn verify<'k>(message: &[u8], keys: &'k [Key], now: u64) -> Verdict<'k> {
             signer,
         };
     }
-    Verdict::Good(signer)
+    Verdict::Good(signer, Box::new(record))
 }
 
 impl Signer<'_> {
@@ -323,6 +326,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The TSIG record of `message`, if it has one; `Err` if the message cannot be walked or a
 /// TSIG record is not the last one (RFC 8945 §5.1: FORMERR).
+/// Whether `message` carries a TSIG record (well placed or not: the manager judges it).
+pub fn is_signed(message: &[u8]) -> bool {
+    !matches!(find(message), Ok(None))
+}
+
+/// The message as signed: without its TSIG record, ARCOUNT one less, the original ID.
+pub fn without_tsig(message: &[u8], record: &Record) -> Vec<u8> {
+    unsigned_copy(message, record)
+}
+
 fn find(message: &[u8]) -> Result<Option<Record>, ()> {
     let mut at = 12;
     let count = |i: usize| {
@@ -441,7 +454,10 @@ mod tests {
     fn a_good_signature_is_taken_and_a_bad_one_refused() {
         let keys = [key()];
         let query = signed_query(&keys[0], 1_000_000);
-        assert!(matches!(verify(&query, &keys, 1_000_010), Verdict::Good(_)));
+        assert!(matches!(
+            verify(&query, &keys, 1_000_010),
+            Verdict::Good(..)
+        ));
         let mut tampered = query.clone();
         tampered[13] = b'u';
         assert!(matches!(
