@@ -71,13 +71,7 @@ pub fn encode(
     let mut last: Option<(*const Record, Option<u16>)> = None;
     let pool_records = answer.pool_records();
     let answers = (0..answer.answer_count()).map(|i| {
-        // A pool's endpoint: its address from the set's compact array and the pool's TTL.
-        let (data, own_ttl) = match (answer.endpoint(i), answer.served) {
-            (Some((set, index)), Some(served)) => {
-                (Data::Address(set.rdata(index)), served.pool.ttl)
-            }
-            _ => (Data::Record(answer.answers[i]), answer.answers[i].ttl),
-        };
+        let (data, own_ttl) = answer_data(answer, i);
         let same_pool = i > pool_records.start && pool_records.contains(&i);
         // Owned by the question's name: a pointer to it, no comparison.
         let at_qname = answer.at_qname.is_none_or(|n| i < n);
@@ -113,7 +107,7 @@ pub fn encode(
     for (owner, ttl, same_pool, known, data) in answers.chain(others) {
         let record = match data {
             Data::Record(record) => record as *const Record,
-            Data::Address(_) => std::ptr::null(),
+            Data::Address(_) | Data::Cname(_) => std::ptr::null(),
         };
         let next_in_set = |previous: *const Record| {
             !record.is_null() && std::ptr::eq(previous.wrapping_add(1), record)
@@ -127,6 +121,7 @@ pub fn encode(
         match data {
             Data::Address(address) => emit_address(out, address, owner, ttl, pointer),
             Data::Record(record) => emit_record(out, record, owner, ttl, pointer),
+            Data::Cname(target) => emit_cname(out, target, owner, ttl, pointer),
         }
     }
     let opt_at = out.len();
@@ -134,6 +129,19 @@ pub fn encode(
         emit_opt(out, opt, metadata.response_code);
     }
     opt_at
+}
+
+/// What answer record `i` is written from, and its own TTL: a pool's endpoint its address from
+/// the set's compact array and the pool's TTL, a DNAME's synthesis its CNAME target, any other
+/// its record.
+fn answer_data<'a>(answer: &'a Answer<'_>, i: usize) -> (Data<'a>, u32) {
+    match (answer.endpoint(i), answer.served) {
+        (Some((set, index)), Some(served)) => (Data::Address(set.rdata(index)), served.pool.ttl),
+        _ => match answer.target(i) {
+            Some(target) => (Data::Cname(target), answer.answers[i].ttl),
+            None => (Data::Record(answer.answers[i]), answer.answers[i].ttl),
+        },
+    }
 }
 
 /// Where the zone's origin is in the question (the SOA's owner, a suffix of the question).
@@ -173,6 +181,8 @@ enum Data<'a> {
     Record(&'a Record),
     /// A pool endpoint's address (4 bytes: A, 16: AAAA), class IN.
     Address(&'a [u8]),
+    /// A CNAME to this name, class IN: a DNAME's synthesis (RFC 6672 §3.1).
+    Cname(&'a Name),
 }
 
 fn emit_owner(out: &mut Vec<u8>, owner: &Name, pointer: Option<u16>) {
@@ -197,6 +207,18 @@ fn emit_address(out: &mut Vec<u8>, address: &[u8], owner: &Name, ttl: u32, point
             Err(_) => out.extend_from_slice(address),
         }
     }
+}
+
+/// A CNAME record to `target`, as a DNAME synthesizes it.
+fn emit_cname(out: &mut Vec<u8>, target: &Name, owner: &Name, ttl: u32, pointer: Option<u16>) {
+    emit_owner(out, owner, pointer);
+    out.extend_from_slice(&[0, 5, 0, 1]);
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    emit_name(out, target);
+    let rdlength = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&rdlength.to_be_bytes());
 }
 
 fn emit_record(out: &mut Vec<u8>, record: &Record, owner: &Name, ttl: u32, pointer: Option<u16>) {

@@ -18,7 +18,10 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
 
 pub use lexer::{Entry, LexError, Token, entries, unescape};
-pub use name::{parse as parse_name_token, to_text as name_text, wire_len as name_wire_len};
+pub use name::{
+    from_labels as name_from_labels, parse as parse_name_token, to_text as name_text,
+    wire_len as name_wire_len,
+};
 pub use rdata::read_name;
 pub use scalars::period;
 pub use types::{code as type_code, is_meta, name as type_name};

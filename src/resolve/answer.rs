@@ -52,6 +52,17 @@ pub fn answer<'s>(
                 answer.authorities.push(&zone.negative_soa);
                 return answer;
             }
+            Lookup::Dname(node) => {
+                let current = name.clone().unwrap_or_else(qname);
+                match synthesize(node, &current, &mut answer) {
+                    Some(to) if zone.origin.zone_of(&to) => {
+                        target = Some(find_in(zone, &NameKey::new(&to), qtype, &cx));
+                        name = Some(to);
+                        continue;
+                    }
+                    _ => return answer,
+                }
+            }
             Lookup::Node(node) => (node, false),
             Lookup::Wildcard(node) => (node, true),
         };
@@ -105,6 +116,37 @@ pub fn answer<'s>(
         return answer;
     }
     answer
+}
+
+/// A DNAME's answer for `name` below it (RFC 6672 §3.1): the DNAME, then the CNAME it
+/// synthesizes, owned by `name` and pointing at `name` with the DNAME's owner replaced by its
+/// target. The target, or `None` where it would be too long (YXDOMAIN, §2.2).
+fn synthesize<'s>(node: &'s Node, name: &Name, answer: &mut Answer<'s>) -> Option<Name> {
+    let (Some(dname), Some(cname)) = (node.rrset(RecordType::DNAME), node.dname.as_deref()) else {
+        return None;
+    };
+    if answer.at_qname.is_none() && answer.answers.is_empty() {
+        answer.at_qname = Some(0);
+    }
+    answer.answers.extend(dname.records.iter());
+    let RData::CNAME(to) = &cname.data else {
+        return None;
+    };
+    let keep = name.num_labels().saturating_sub(node.name.num_labels());
+    let labels: Vec<Vec<u8>> = name
+        .iter()
+        .take(usize::from(keep))
+        .map(<[u8]>::to_vec)
+        .collect();
+    let Ok(target) = crate::presentation::name_from_labels(labels, Some(&to.0)) else {
+        answer.rcode = ResponseCode::YXDomain;
+        return None;
+    };
+    let at = answer.answers.len();
+    answer.answers.push(cname);
+    answer.renamed.push((at..at + 1, name.clone()));
+    answer.retarget = Some((at, target.clone()));
+    Some(target)
 }
 
 /// A referral for the name asked: the cut's NS set and its glue, not authoritative. A CNAME

@@ -53,6 +53,9 @@ pub struct Answer<'s> {
     /// How many of `answers` (from the first) are owned by the question's name: all of them
     /// (`None`) unless a CNAME was followed. The encoder points these at the question.
     pub at_qname: Option<usize>,
+    /// The answer record (a DNAME's synthesis template, see `zone::Node::dname`) that goes out
+    /// as a CNAME to this name instead of its own target (RFC 6672 §3.1).
+    pub retarget: Option<(usize, Name)>,
 }
 
 /// Which pool answered and from where: what the metrics and the query log report.
@@ -119,7 +122,20 @@ impl<'s> Answer<'s> {
         };
         record.ttl = self.ttl(i, record.ttl);
         record.name = self.owner(i).clone();
+        if let Some(target) = self.target(i) {
+            record.data =
+                hickory_proto::rr::RData::CNAME(hickory_proto::rr::rdata::CNAME(target.clone()));
+        }
         record
+    }
+
+    /// The CNAME target answer record `i` goes out with instead of its own, if it is a DNAME's
+    /// synthesized CNAME.
+    pub fn target(&self, i: usize) -> Option<&Name> {
+        self.retarget
+            .as_ref()
+            .filter(|(at, _)| *at == i)
+            .map(|(_, name)| name)
     }
 
     /// Every answer record as it goes out (see [`Answer::answer_record`]).

@@ -102,6 +102,7 @@ pub fn build_zone(
     nodes.entry(origin.clone()).or_default();
     check_pools_above_cuts(&origin, &nodes)?;
     let has_cuts = nodes.values().any(|n| n.is_cut);
+    let has_dnames = nodes.values().any(|n| n.dname.is_some());
     let has_wildcards = nodes.keys().any(is_wildcard);
     let origin_label = origin.to_ascii();
     let mut nodes: Vec<_> = nodes
@@ -122,6 +123,7 @@ pub fn build_zone(
         nodes: super::nodes::NodeMap::new(nodes),
         counters: crate::metrics::global().zone(&origin_label),
         has_cuts,
+        has_dnames,
         has_wildcards,
         slots: std::sync::Arc::new(slots),
         master_file: None,
@@ -154,8 +156,10 @@ fn collect_sets(
 ) -> Result<Sets, BuildError> {
     let origin = origin.clone();
     let mut sets: Sets = BTreeMap::new();
-    let mut add = |record: Record, from: &FieldPath| -> Result<(), BuildError> {
+    let mut add = |mut record: Record, from: &FieldPath| -> Result<(), BuildError> {
+        // Owners are served in lower case, as Knot serves them; data keeps its case.
         let owner = record.name.to_lowercase();
+        record.name = owner.clone();
         if !origin.zone_of(&owner) {
             return Err(err(
                 from.clone(),
@@ -293,6 +297,9 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
         }
         let node = nodes.entry(owner.clone()).or_default();
         node.is_cut |= rtype == RecordType::NS && owner != *origin;
+        if rtype == RecordType::DNAME {
+            node.dname = Some(Box::new(dname_synthesis(&owner, &set)?));
+        }
         node.rrsets.push(RrSet {
             rtype,
             records: dedup(set.records),
@@ -307,6 +314,23 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
     }
 
     Ok(nodes)
+}
+
+/// The CNAME a DNAME synthesizes (RFC 6672 §3.1), before it is renamed and retargeted for the
+/// name asked: owned by the DNAME's owner, with its TTL and its target. One DNAME a name.
+fn dname_synthesis(owner: &Name, set: &Collected) -> Result<Record, BuildError> {
+    let [dname] = set.records.as_slice() else {
+        return Err(err(
+            set.from.clone(),
+            format!("{owner} has more than one DNAME (RFC 6672 §2.4)"),
+        ));
+    };
+    let wire = crate::presentation::record_wire(dname);
+    let (labels, _) = crate::presentation::read_name(&wire, 0, wire.len())
+        .map_err(|e| err(set.from.clone(), e))?;
+    let target = Name::from_labels(labels).map_err(|e| err(set.from.clone(), e.to_string()))?;
+    let cname = RData::CNAME(hickory_proto::rr::rdata::CNAME(target));
+    Ok(Record::from_rdata(owner.clone(), dname.ttl, cname))
 }
 
 /// Every pool at its node (no static A, AAAA or CNAME beside it), and their fallbacks checked.

@@ -31,6 +31,7 @@ impl Zone {
             rrsets: old.rrsets.clone(),
             pool: Some(pool),
             is_cut: old.is_cut,
+            dname: old.dname.clone(),
         };
         Some(self.with_nodes(self.nodes.replacing(&key, node)))
     }
@@ -60,7 +61,11 @@ impl Zone {
         };
         let mut nodes = build::static_only(&self.origin, &alone).ok()?;
         let rrsets = nodes.remove(&owner).map(|n| n.rrsets).unwrap_or_default();
-        if rrsets.is_empty() || rrsets.iter().any(|s| s.rtype == RecordType::NS) {
+        if rrsets.is_empty()
+            || rrsets
+                .iter()
+                .any(|s| matches!(s.rtype, RecordType::NS | RecordType::DNAME))
+        {
             return None;
         }
         let key = key::owned(&owner);
@@ -69,9 +74,10 @@ impl Zone {
             rrsets,
             pool: None,
             is_cut: false,
+            dname: None,
         };
         let nodes = match self.nodes.get(&key) {
-            Some(old) if old.pool.is_some() || old.is_cut => return None,
+            Some(old) if old.pool.is_some() || old.is_cut || old.dname.is_some() => return None,
             Some(_) => self.nodes.replacing(&key, node),
             None if self.nodes.contains_key(&key::owned(&owner.base_name())) => {
                 self.nodes.inserting(key, node)
@@ -109,6 +115,7 @@ impl Zone {
             rrsets: rrsets.collect(),
             pool: None,
             is_cut: apex.is_cut,
+            dname: apex.dname.clone(),
         };
         let mut zone = self.with_nodes(self.nodes.replacing(&self.origin_key, node));
         zone.soa = set_serial(&self.soa);
@@ -127,6 +134,7 @@ impl Zone {
             nodes,
             counters: Arc::clone(&self.counters),
             has_cuts: self.has_cuts,
+            has_dnames: self.has_dnames,
             has_wildcards: self.has_wildcards,
             slots: Arc::clone(&self.slots),
             master_file: self.master_file.clone(),

@@ -75,6 +75,8 @@ pub struct Zone {
     pub counters: std::sync::Arc<crate::metrics::ZoneCounters>,
     /// Whether any node below the apex is a delegation, so most lookups skip the cut walk.
     has_cuts: bool,
+    /// Whether any node has a DNAME, so most lookups skip the walk that looks for one above.
+    has_dnames: bool,
     /// Whether any owner name is a wildcard (`*.…`), so most NXDOMAINs skip the search for a
     /// source of synthesis.
     has_wildcards: bool,
@@ -116,6 +118,10 @@ pub struct Node {
     pub pool: Option<Pool>,
     /// The owner name (lower case).
     pub name: Name,
+    /// Where the node has a DNAME: the CNAME it synthesizes for names below it (RFC 6672
+    /// §3.1), owned by this node, with the DNAME's TTL and its target as data; the answer
+    /// renames its owner and retargets it for the name asked.
+    pub dname: Option<Box<Record>>,
 }
 
 impl Node {
@@ -326,6 +332,8 @@ impl EndpointSet {
 pub enum Lookup<'z> {
     /// The name or one of its ancestors is delegated away; the node holds the NS set.
     Delegation(&'z Node),
+    /// The name is below a DNAME (this node): answered by the CNAME it synthesizes.
+    Dname(&'z Node),
     /// The name exists (possibly as an empty non-terminal).
     Node(&'z Node),
     /// The name does not exist, and the wildcard `*.<closest encloser>` (this node) stands for
@@ -343,14 +351,19 @@ impl Zone {
 
     /// [`Zone::lookup`] by key.
     pub fn lookup_key(&self, key: &NameKey, ds_at_cut: bool) -> Lookup<'_> {
-        if self.has_cuts {
+        if self.has_cuts || self.has_dnames {
+            // From the top: the highest cut or DNAME above the name decides (a DNAME at the
+            // apex too, and only strictly above the name: at its own name it is data).
             let labels = key.num_labels();
-            for n in self.origin_labels + 1..=labels {
-                if let Some(node) = self.nodes.get(key.suffix(n))
-                    && node.is_cut
-                    && !(ds_at_cut && n == labels)
-                {
+            for n in self.origin_labels..=labels {
+                let Some(node) = self.nodes.get(key.suffix(n)) else {
+                    continue;
+                };
+                if node.is_cut && n > self.origin_labels && !(ds_at_cut && n == labels) {
                     return Lookup::Delegation(node);
+                }
+                if node.dname.is_some() && n < labels {
+                    return Lookup::Dname(node);
                 }
             }
         }

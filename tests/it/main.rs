@@ -8,6 +8,7 @@ mod certs;
 mod cli;
 mod cluster;
 mod cookies;
+mod differential;
 mod dnssec;
 mod dot;
 mod edns;

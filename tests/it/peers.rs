@@ -2,7 +2,6 @@
 //! `knot`) and BIND 9 (`named`, Debian `bind9`), each on a free loopback port in a folder of its
 //! own, stopped by PID when dropped.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -34,16 +33,29 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Knot serving `zone_text` for `origin` as a primary (the reference for zone data).
+    /// Knot serving `zone_text` for `origin` as a primary (the reference for zone data), its
+    /// transfers open to loopback.
     pub fn knot_primary(origin: &str, zone_text: &str) -> Self {
+        Self::knot_primaries(&[(origin.to_owned(), zone_text.to_owned())])
+    }
+
+    /// Knot serving each (origin, master file text) as a primary.
+    pub fn knot_primaries(zones: &[(String, String)]) -> Self {
         let dir = TempDir::new();
-        std::fs::write(dir.0.join("zone.db"), zone_text).unwrap();
-        let zone = format!(
-            "zone:\n  - domain: {origin}\n    file: \"{}/zone.db\"\n    zonefile-sync: -1\n    \
-             zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n",
-            dir.0.display()
+        let mut conf = String::from(
+            "acl:\n  - id: transfer\n    address: 127.0.0.1\n    action: transfer\nzone:\n",
         );
-        Self::knot(dir, "", &zone)
+        for (i, (origin, text)) in zones.iter().enumerate() {
+            let file = dir.0.join(format!("zone{i}.db"));
+            std::fs::write(&file, text).unwrap();
+            conf.push_str(&format!(
+                "  - domain: {origin}\n    file: \"{}\"\n    zonefile-sync: -1\n    \
+                 zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n    \
+                 acl: transfer\n",
+                file.display()
+            ));
+        }
+        Self::knot(dir, "", &conf)
     }
 
     /// Knot as a secondary of `origin` from `primary_port`, transfers signed with `key`.
@@ -156,10 +168,6 @@ impl Peer {
             .output()
             .expect("knotc is installed with knot");
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    pub fn path(&self, file: &str) -> std::path::PathBuf {
-        Path::new(&self.dir.0).join(file)
     }
 }
 
