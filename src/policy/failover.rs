@@ -1,6 +1,7 @@
-//! `failover`: ordered tiers of endpoints. The tier in charge answers; which one that is (first
-//! live tier, or with `preempt = false` the one that took over until it fails) is decided when
-//! health changes, not per query, and read from the health view.
+//! `failover`: ordered tiers of endpoints. Only the tier in charge answers — its backups never
+//! ride along behind it, so resolvers that shuffle an answer do not send traffic to them; which
+//! tier that is (first live tier, or with `preempt = false` the one that took over until it
+//! fails) is decided when health changes, not per query, and read from the health view.
 
 use super::{Asking, Order, Strategy};
 use crate::metrics::PolicyLabel;
@@ -15,12 +16,20 @@ pub struct Failover {
 }
 
 impl Failover {
-    /// The active tier's endpoints, then the other tiers' in tier order as a last resort.
-    pub fn order(&self, active: u16, limit: usize, out: &mut Order) {
-        let active = (active as usize).min(self.tiers.len().saturating_sub(1));
-        let rest = (0..self.tiers.len()).filter(|&t| t != active);
-        let all = std::iter::once(active).chain(rest);
-        out.extend(all.flat_map(|t| self.tiers[t].iter().copied()).take(limit));
+    /// The endpoints of the tier that answers: the active tier if it has a live endpoint, else
+    /// the first tier (from tier 0) that has one; where none has, the active tier's, for the
+    /// pool's all-down rule.
+    pub fn order(&self, active: u16, live: &dyn Fn(u32) -> bool, limit: usize, out: &mut Order) {
+        let Some(last) = self.tiers.len().checked_sub(1) else {
+            return;
+        };
+        let active = usize::from(active).min(last);
+        let has_live = |t: &usize| self.tiers[*t].iter().any(|&i| live(i));
+        let tier = std::iter::once(active)
+            .chain(0..self.tiers.len())
+            .find(has_live)
+            .unwrap_or(active);
+        out.extend(self.tiers[tier].iter().copied().take(limit));
     }
 }
 
@@ -40,7 +49,7 @@ impl Strategy for Failover {
             .zip(self.slot)
             .and_then(|(cx, s)| cx.health.active_tier.get(s as usize).copied())
             .unwrap_or(0);
-        self.order(active, limit, out);
+        self.order(active, asking.live, limit, out);
     }
 }
 
@@ -49,17 +58,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn active_tier_leads() {
+    fn only_the_answering_tier_is_handed_out() {
         let f = Failover {
             slot: Some(0),
             preempt: true,
             tiers: vec![vec![0], vec![1, 2], vec![3]],
         };
-        let mut out = Order::new();
-        f.order(1, usize::MAX, &mut out);
-        assert_eq!(out[..], [1, 2, 0, 3]);
-        out.clear();
-        f.order(0, 2, &mut out);
-        assert_eq!(out[..], [0, 1]);
+        let order = |active: u16, dead: &[u32], limit: usize| {
+            let mut out = Order::new();
+            f.order(active, &|i| !dead.contains(&i), limit, &mut out);
+            out.to_vec()
+        };
+        assert_eq!(order(0, &[], usize::MAX), [0]);
+        assert_eq!(order(1, &[], usize::MAX), [1, 2]);
+        assert_eq!(order(1, &[], 1), [1]);
+        // The active tier dead: the first tier with a live endpoint, from the top.
+        assert_eq!(order(0, &[0], usize::MAX), [1, 2]);
+        assert_eq!(order(1, &[1, 2], usize::MAX), [0]);
+        assert_eq!(order(0, &[0, 1, 2], usize::MAX), [3]);
+        // None live: the active tier's, for the all-down rule.
+        assert_eq!(order(2, &[0, 1, 2, 3], usize::MAX), [3]);
     }
 }
