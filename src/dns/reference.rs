@@ -22,6 +22,7 @@ pub fn refusal(refusal: &Refusal, settings: &Settings) -> Vec<u8> {
     let opt = refusal.edns.map(|theirs| Opt {
         payload: settings.udp_payload,
         dnssec_ok: theirs.dnssec_ok,
+        compact_ok: theirs.dnssec_ok && theirs.compact_ok,
         ecs: None,
         nsid: settings.nsid(refusal.nsid),
         cookie: None,
@@ -54,6 +55,9 @@ pub fn edns(opt: Option<Opt<'_>>) -> Option<Edns> {
     let mut edns = Edns::new();
     edns.set_max_payload(opt.payload);
     edns.set_dnssec_ok(opt.dnssec_ok);
+    if opt.compact_ok {
+        edns.flags_mut().z |= super::request::COMPACT_OK;
+    }
     if let Some(ecs) = opt.ecs {
         edns.options_mut()
             .insert(EdnsOption::Subnet(HickorySubnet::new(

@@ -88,6 +88,7 @@ impl<'a> Reply<'a> {
         Some(Opt {
             payload: self.payload,
             dnssec_ok: theirs.dnssec_ok,
+            compact_ok: theirs.dnssec_ok && theirs.compact_ok,
             ecs: self.subnet.map(|subnet| {
                 let mut scope = if self.used { scope } else { 0 };
                 // An IPv4-mapped IPv6 subnet was located as IPv4: count the mapping bits back.

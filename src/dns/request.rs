@@ -96,6 +96,7 @@ pub(super) fn read_usual<'q>(
     let qtype = RecordType::from(field(end - 4));
     if field(end - 2) != u16::from(DNSClass::IN)
         || matches!(qtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR)
+        || u16::from(qtype) == NXNAME
     {
         return None;
     }
@@ -178,7 +179,11 @@ pub(super) fn read_whole<'q>(
         return refuse(ResponseCode::BADVERS, queries, options.nsid);
     }
     match qtype {
+        // RFC 9824 §3.5: NXNAME is a meta type that is never asked for.
         RecordType::OPT => return refuse(ResponseCode::FormErr, queries, options.nsid),
+        t if u16::from(t) == NXNAME => {
+            return refuse(ResponseCode::FormErr, queries, options.nsid);
+        }
         // No zone transfers.
         RecordType::AXFR | RecordType::IXFR => {
             return refuse(ResponseCode::Refused, queries, options.nsid);
@@ -292,7 +297,16 @@ pub struct RequestEdns {
     pub(super) rcode_high: u8,
     /// DO (RFC 3225): copied into the reply's OPT.
     pub dnssec_ok: bool,
+    /// CO, Compact Answers OK (RFC 9824 §4): a signed answer for a name that does not exist
+    /// may carry NXDOMAIN.
+    pub compact_ok: bool,
 }
+
+/// RFC 9824's NXNAME type, which only compact denial's NSEC bitmaps carry.
+const NXNAME: u16 = 128;
+
+/// The CO flag among the EDNS flags (RFC 9824 §4: the bit after DO).
+pub const COMPACT_OK: u16 = 0x4000;
 
 impl From<&Edns> for RequestEdns {
     fn from(edns: &Edns) -> Self {
@@ -301,6 +315,7 @@ impl From<&Edns> for RequestEdns {
             version: edns.version(),
             rcode_high: edns.rcode_high(),
             dnssec_ok: edns.flags().dnssec_ok,
+            compact_ok: edns.flags().z & COMPACT_OK != 0,
         }
     }
 }
@@ -324,6 +339,7 @@ fn lean_opt(rest: &[u8]) -> Option<(Option<RequestEdns>, Options)> {
         version: 0,
         rcode_high: 0,
         dnssec_ok: flags & 0x80 != 0,
+        compact_ok: u16::from(flags) << 8 & COMPACT_OK != 0,
     };
     Some((Some(edns), options))
 }

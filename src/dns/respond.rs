@@ -319,7 +319,15 @@ fn sign_into(
     metadata.response_code = answer.rcode;
     let asked = question.hickory();
     let qname = question.name();
-    let signed = super::sign::signed_reply(&metadata, asked.as_deref(), &qname, answer, zone, now);
+    let compact_ok = question.edns.as_ref().is_some_and(|e| e.compact_ok);
+    let signed = super::sign::signed_reply(
+        &metadata,
+        asked.as_deref(),
+        &qname,
+        answer,
+        zone,
+        (now, compact_ok),
+    );
     *out = signed.reply;
     let opt_at = out.len();
     let opt = reply.opt(answer.ecs_scope);
@@ -397,6 +405,10 @@ fn memo_key<'s>(
     signed: bool,
 ) -> Option<(MemoKey, Memoizable<'s>)> {
     question.labels?;
+    // A signed reply for a client that takes compact answers (RFC 9824) is not shared.
+    if signed && question.edns.as_ref().is_some_and(|e| e.compact_ok) {
+        return None;
+    }
     let (decided, memoizable) = found.memo_key(question.qtype)?;
     let key = MemoKey::new(memoizable.node, question.qtype.into(), decided, signed);
     Some((key, memoizable))

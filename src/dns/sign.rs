@@ -2,7 +2,9 @@
 //! RRset of the answer and authority sections gets its RRSIGs (a delegation's NS and glue
 //! stay unsigned), and a negative answer gets compact denial of existence (RFC 9824): an NSEC
 //! at the name asked whose next name is `\000.<name>`, listing the types the name has (NODATA)
-//! or only NXNAME (the name does not exist; the reply is then NOERROR). No zone walking is
+//! or only NXNAME (the name does not exist; the reply is then NOERROR, or NXDOMAIN for a
+//! client that set the Compact Answers OK flag, RFC 9824 §4). A referral carries the cut's DS
+//! RRset, or the NSEC that proves there is none. No zone walking is
 //! possible. Signatures are cached by the signed data (`dnssec::ZoneSigner`), so an RRset
 //! answered again — a rotated order of the same endpoints is the same RRset — is not signed
 //! again. Encoded by hickory's encoder, without the OPT record (the caller writes it, as for
@@ -11,7 +13,7 @@
 use hickory_proto::op::{Metadata, Query, ResponseCode, emit_message_parts};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::BinEncoder;
 
 use crate::dnssec::{self, ZoneSigner};
 use crate::resolve::Answer;
@@ -28,14 +30,14 @@ pub struct Signed {
 }
 
 /// The signed reply to a question for `qname` answered by `answer` from `zone` (which has a
-/// signer).
+/// signer), at `now`, for a client that takes compact answers (`compact_ok`) or not.
 pub fn signed_reply(
     metadata: &Metadata,
     question: Option<&Query>,
     qname: &Name,
     answer: &Answer<'_>,
     zone: &Zone,
-    now: u32,
+    (now, compact_ok): (u32, bool),
 ) -> Signed {
     let Some(signer) = zone.signer.as_deref() else {
         return Signed::default();
@@ -76,13 +78,21 @@ pub fn signed_reply(
             dnssec::compact_nsec(qname, &types),
         );
         authorities.push((nsec, qname.clone()));
-        metadata.response_code = ResponseCode::NoError;
+        if !(compact_ok && answer.rcode == ResponseCode::NXDomain) {
+            metadata.response_code = ResponseCode::NoError;
+        }
     } else if referral && let Some((ns, _)) = authorities.first() {
-        // No DS at the cut: an NSEC there says so (the cut has NS only).
+        // The cut's DS RRset, signed (RFC 4035 §3.1.4.1); or an NSEC there that says it has
+        // none (the cut has NS only).
         let cut = ns.name.clone();
-        let nsec = dnssec::compact_nsec(&cut, &[u16::from(RecordType::NS)]);
-        let nsec = record(&cut, ns.ttl, RecordType::NSEC, nsec);
-        authorities.push((nsec, cut));
+        match zone.node(&cut).and_then(|n| n.rrset(RecordType::DS)) {
+            Some(ds) => authorities.extend(ds.records.iter().map(|r| (r.clone(), cut.clone()))),
+            None => {
+                let nsec = dnssec::compact_nsec(&cut, &[u16::from(RecordType::NS)]);
+                let nsec = record(&cut, ns.ttl, RecordType::NSEC, nsec);
+                authorities.push((nsec, cut));
+            }
+        }
     }
     let mut fresh_until = u32::MAX;
     let mut sign = |records: Vec<(Record, Name)>, skip_ns: bool| {
@@ -113,10 +123,12 @@ pub fn signed_reply(
     }
 }
 
-/// The types `qname` has in `zone` (static sets and its pool's families).
+/// The types `qname` has in `zone` (static sets and its pool's families): a wildcard's where
+/// the wildcard stands for it (RFC 4592 §3.3.1).
 fn types_at(zone: &Zone, qname: &Name) -> Vec<u16> {
-    let Some(node) = zone.node(&qname.to_lowercase()) else {
-        return Vec::new();
+    let node = match zone.lookup(&qname.to_lowercase(), true) {
+        crate::zone::Lookup::Node(node) | crate::zone::Lookup::Wildcard(node) => node,
+        _ => return Vec::new(),
     };
     let mut types: Vec<u16> = node.rrsets.iter().map(|s| u16::from(s.rtype)).collect();
     if let Some(pool) = &node.pool {
@@ -178,11 +190,6 @@ fn sign_section(
 
 /// A record's data in canonical form (RFC 4034 §6.2: names in lower case, uncompressed).
 fn canonical(record: &Record) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut encoder = BinEncoder::new(&mut buf);
-    encoder.set_canonical_form(true);
-    if record.data.emit(&mut encoder).is_err() {
-        return Vec::new();
-    }
-    buf
+    let wire = crate::presentation::record_wire(record);
+    crate::presentation::canonical_rdata(u16::from(record.record_type()), &wire)
 }

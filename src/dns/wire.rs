@@ -18,6 +18,8 @@ use crate::resolve::Answer;
 pub struct Opt<'a> {
     pub payload: u16,
     pub dnssec_ok: bool,
+    /// CO (RFC 9824 §4), echoed where the request set it with DO.
+    pub compact_ok: bool,
     pub ecs: Option<Ecs>,
     pub nsid: Option<&'a [u8]>,
     pub cookie: Option<[u8; 24]>,
@@ -275,6 +277,11 @@ fn emit_name(out: &mut Vec<u8>, name: &Name) {
     out.push(0);
 }
 
+/// The high byte of our OPT record's flags: DO and CO.
+fn opt_flags(opt: &Opt<'_>) -> u8 {
+    u8::from(opt.dnssec_ok) << 7 | u8::from(opt.compact_ok) << 6
+}
+
 /// OPT: root owner, type 41, class = our payload size, TTL = extended rcode, version 0 and the
 /// DO flag; then the ECS option echoed with its scope, our NSID and the cookies.
 pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
@@ -284,7 +291,7 @@ pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
         let at = out.len();
         out.extend_from_slice(theirs);
         let [p1, p2] = opt.payload.max(512).to_be_bytes();
-        let flags = if opt.dnssec_ok { 0x80 } else { 0 };
+        let flags = opt_flags(opt);
         out[at + 3..at + 9].copy_from_slice(&[p1, p2, rcode.high(), 0, flags, 0]);
         out[at + 18] = ecs.scope;
         return;
@@ -292,7 +299,7 @@ pub fn emit_opt(out: &mut Vec<u8>, opt: &Opt<'_>, rcode: ResponseCode) {
     // The record's fixed part and the ECS option, put together on the stack and copied once.
     let mut head = [0u8; 11 + 8 + 16];
     let [p1, p2] = opt.payload.max(512).to_be_bytes();
-    let flags = if opt.dnssec_ok { 0x80 } else { 0 };
+    let flags = opt_flags(opt);
     head[..11].copy_from_slice(&[0, 0, 41, p1, p2, rcode.high(), 0, flags, 0, 0, 0]);
     let mut used = 11;
     if let Some(ecs) = opt.ecs {
@@ -362,6 +369,7 @@ mod tests {
                 let opt = |echo| Opt {
                     payload: 1232,
                     dnssec_ok,
+                    compact_ok: false,
                     ecs: Some(Ecs {
                         addr: subnet.addr,
                         source: subnet.source_prefix,

@@ -296,6 +296,7 @@ fn build_spec(
         .transpose()?;
     let mut signer = None;
     if let Some(dnssec) = &spec.dnssec {
+        refuse_signer_records(&spec, master.as_deref(), invalid)?;
         let (keys, records) = super::keys::records(dir, origin, spec.ttl, dnssec)
             .map_err(|message| invalid(FieldPath::default().key("dnssec").key("keys"), message))?;
         let timing = super::keys::timing(dnssec)
@@ -308,6 +309,34 @@ fn build_spec(
     zone.signer = signer;
     zone.master_file = master_path;
     Ok(zone)
+}
+
+/// A zone Meridian signs itself has no RRSIG, NSEC, NSEC3 or NSEC3PARAM of its own: the signer
+/// makes what answers need (compact denial, RFC 9824), and stale records from another signer
+/// would contradict them.
+fn refuse_signer_records(
+    spec: &ZoneSpec,
+    master: Option<&[hickory_proto::rr::Record]>,
+    invalid: &dyn Fn(FieldPath, String) -> ZoneError,
+) -> Result<(), ZoneError> {
+    let made_by_signer = |code: u16| matches!(code, 46 | 47 | 50 | 51);
+    let why = "is made by the signer: a zone with [dnssec] is signed by Meridian, so remove it";
+    if let Some(record) = master
+        .into_iter()
+        .flatten()
+        .find(|r| made_by_signer(u16::from(r.record_type())))
+    {
+        let shown = crate::presentation::record_type_text(record.record_type());
+        let message = format!("{} {shown} {why}", record.name);
+        return Err(invalid(FieldPath::default().key("master_file"), message));
+    }
+    for (i, r) in spec.records.iter().enumerate() {
+        if crate::presentation::type_code(&r.rtype).is_some_and(made_by_signer) {
+            let at = FieldPath::default().key("records").index(i).key("type");
+            return Err(invalid(at, format!("{} {why}", r.rtype)));
+        }
+    }
+    Ok(())
 }
 
 /// Zone `origin` of the folder built from `spec`, the model of its TOML document (an edit's),

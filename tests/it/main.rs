@@ -10,6 +10,7 @@ mod cluster;
 mod cookies;
 mod differential;
 mod dnssec;
+mod dnssec_details;
 mod dot;
 mod edns;
 mod etcd;
