@@ -177,6 +177,69 @@ fn knot_and_meridian_serve_the_corpus_alike() {
     compare(&knot, s.port, false);
 }
 
+/// An ordinary production zone (SPF, DMARC, DKIM over several lines, CAA with parameters,
+/// HTTPS, TLSA, LOC, a private type) goes unchanged to BIND, NSD and Knot as TSIG secondaries:
+/// each serves what we transfer, record for record.
+#[test]
+fn a_real_zone_goes_unchanged_to_bind_nsd_and_knot_with_tsig() {
+    let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg==";
+    let key = crate::peers::Key {
+        name: "xfr",
+        secret,
+    };
+    let text = std::fs::read_to_string(repo().join("tests/data/corpus/real.test.zone")).unwrap();
+    let config =
+        format!("[[tsig]]\nname = \"xfr\"\nsecret = \"{secret}\"\noperations = [\"transfer\"]\n");
+    let s = Server::start_config(&[("real.test.zone", &text)], &config);
+    let signed = |port: u16| {
+        let out = kdig(
+            port,
+            &[
+                "-y",
+                &format!("hmac-sha256:xfr:{secret}"),
+                "real.test",
+                "AXFR",
+            ],
+        );
+        let mut lines = records(&out);
+        lines.retain(|l| !l.contains(" ANY TSIG "));
+        lines
+    };
+    let ours = signed(s.port);
+    assert!(ours.iter().any(|l| l.contains("TYPE65280")), "{ours:#?}");
+    assert!(
+        ours.iter()
+            .any(|l| l.contains("\"v=DKIM1; k=rsa; \" \"p=MII")),
+        "{ours:#?}"
+    );
+    let secondaries = [
+        (
+            "BIND",
+            Peer::named_secondary(crate::peers::free_port(), "real.test", s.port, &key),
+        ),
+        ("NSD", Peer::nsd_secondary("real.test", s.port, &key)),
+        ("Knot", Peer::knot_secondary("real.test", s.port, &key)),
+    ];
+    for (who, peer) in &secondaries {
+        crate::harness::eventually(std::time::Duration::from_secs(30), who, || {
+            kdig(peer.port, &["real.test", "SOA", "+short"]).contains("2026120701")
+        });
+        // Each of them transfers onwards to anyone by default: what it holds, whole.
+        let theirs = records(&kdig(peer.port, &["real.test", "AXFR"]));
+        assert_eq!(theirs, ours, "{who} serves what we transferred");
+        let log = peer.log().to_ascii_lowercase();
+        for complaint in [
+            "expected a tsig",
+            "tsig verify",
+            "failed to verify",
+            "badsig",
+            "badkey",
+        ] {
+            assert!(!log.contains(complaint), "{who}: {log}");
+        }
+    }
+}
+
 /// A zone with the corpus's SOA and NS only, for the API and UPDATE to fill.
 fn bare_zone() -> String {
     "ttl = 3600\nns = [\"ns1\", \"ns2\"]\n[soa]\nmname = \"ns1\"\nrname = \"hostmaster\"\n\

@@ -58,18 +58,54 @@ impl Peer {
         Self::knot(dir, "", &conf)
     }
 
+    /// NSD as a secondary of `origin` from `primary_port`, transfers signed with `key`.
+    pub fn nsd_secondary(origin: &str, primary_port: u16, key: &Key<'_>) -> Self {
+        let dir = TempDir::new();
+        let port = free_port();
+        let d = dir.0.display();
+        let conf = format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  zonesdir: \"{d}\"\n  username: \"\"\n  \
+             chroot: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
+             zonelistfile: \"{d}/zone.list\"\n  logfile: \"{d}/peer.log\"\n  xfrdir: \"{d}\"\n\
+             remote-control:\n  control-enable: no\n\
+             key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n\
+             zone:\n  name: \"{origin}\"\n  zonefile: \"secondary.db\"\n  \
+             request-xfr: 127.0.0.1@{primary_port} {name}\n  allow-notify: 127.0.0.1 {name}\n  \
+             provide-xfr: 127.0.0.1 NOKEY\n",
+            name = key.name,
+            secret = key.secret,
+        );
+        std::fs::write(dir.0.join("nsd.conf"), conf).unwrap();
+        let child = Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(dir.0.join("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsd is installed (apt-get install nsd; .ci/run does it)");
+        let peer = Peer {
+            child,
+            port,
+            dir,
+            log: "peer.log",
+        };
+        peer.wait_listening();
+        peer
+    }
+
     /// Knot as a secondary of `origin` from `primary_port`, transfers signed with `key`.
     pub fn knot_secondary(origin: &str, primary_port: u16, key: &Key<'_>) -> Self {
         let dir = TempDir::new();
         let extra = format!(
             "key:\n  - id: {}\n    algorithm: hmac-sha256\n    secret: {}\n\
              remote:\n  - id: primary\n    address: 127.0.0.1@{primary_port}\n    key: {}\n\
-             acl:\n  - id: notify\n    address: 127.0.0.1\n    key: {}\n    action: notify\n",
+             acl:\n  - id: notify\n    address: 127.0.0.1\n    key: {}\n    action: notify\n\
+             \x20 - id: onwards\n    address: 127.0.0.1\n    action: transfer\n",
             key.name, key.secret, key.name, key.name
         );
         let zone = format!(
             "zone:\n  - domain: {origin}\n    file: \"{}/secondary.db\"\n    master: primary\n    \
-             acl: notify\n",
+             acl: [notify, onwards]\n",
             dir.0.display()
         );
         Self::knot(dir, &extra, &zone)
