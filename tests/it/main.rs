@@ -24,6 +24,7 @@ mod policies;
 mod protocols;
 mod proxy;
 mod ratelimit;
+mod records;
 mod registrations;
 mod reload;
 mod robustness;
