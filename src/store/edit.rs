@@ -159,17 +159,24 @@ pub fn set_pool(
     name: &str,
     spec: &PoolSpec,
 ) -> Result<(), EditError> {
-    let mut table = to_table(spec)?;
+    let table = to_table(spec)?;
+    // What a pool that says nothing holds: not written where the file did not say it.
+    let defaults = toml::from_str::<PoolSpec>("")
+        .map_err(|e| EditError::Invalid(e.to_string()))
+        .and_then(|d| to_table(&d))?;
     let key = pool_key(doc, origin, name).unwrap_or_else(|| name.to_owned());
     let pools = doc.entry("pools").or_insert(Item::Table(Table::new()));
     let Some(pools) = pools.as_table_mut() else {
         return Err(EditError::Invalid("pools must be a table".into()));
     };
     pools.set_implicit(true);
-    if let Some(old) = pools.get(&key).and_then(Item::as_table) {
-        *table.decor_mut() = old.decor().clone();
+    match pools.get_mut(&key).and_then(Item::as_table_mut) {
+        Some(old) => super::restyle::merge(old, table, &defaults),
+        None => {
+            let table = super::restyle::without_defaults(table, &defaults);
+            pools.insert(&key, Item::Table(table));
+        }
     }
-    pools.insert(&key, Item::Table(table));
     Ok(())
 }
 

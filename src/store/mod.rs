@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod journal;
 mod record;
 pub mod registry;
+mod restyle;
 pub mod shared;
 
 use std::collections::HashMap;

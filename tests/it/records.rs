@@ -177,3 +177,43 @@ fn update_keeps_data_exactly_and_edits_any_type_at_any_name() {
     assert_eq!(s.dig(&["www.t.test", "TXT"]).status, "NOERROR");
     assert!(s.dig(&["www.t.test", "TXT"]).answer_data().is_empty());
 }
+
+/// A pool changed by UPDATE and through the API keeps its place, comments and one-line
+/// endpoints in the zone file, and gains no default it did not write.
+#[test]
+fn pool_edits_keep_the_zone_files_layout_and_write_no_defaults() {
+    let zone = format!(
+        "{ZONE_HEAD}\n# the pools\n[pools.web] # the web pool\npolicy = \"weighted\"  # by weight\n\
+         endpoints = [\"192.0.2.1\", {{ address = \"192.0.2.2\", weight = 3 }}]\n\n\
+         # after the pools\n[[records]]\nname = \"txt\"\ntype = \"TXT\"\ndata = ['\"x\"']\n"
+    );
+    let s = api_server(&zone);
+    nsupdate(&s, "update add web.t.test. 30 A 192.0.2.3");
+    let pool = r#"{"policy": "weighted", "endpoints": ["192.0.2.1", {"address": "192.0.2.2", "weight": 4}, "192.0.2.3"]}"#;
+    let (status, _, text) = s.http(
+        "PUT",
+        "/zones/t.test/pools/web",
+        Some("write-token"),
+        Some(pool),
+        &[],
+    );
+    assert_eq!(status, 200, "{text}");
+    let path = s.zones_dir().join("t.test.toml");
+    crate::harness::eventually(
+        std::time::Duration::from_secs(5),
+        "the zone file is written",
+        || {
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("weight = 4")
+        },
+    );
+    let file = std::fs::read_to_string(&path).unwrap();
+    let expected = "# the pools\n[pools.web] # the web pool\npolicy = \"weighted\"  # by weight\n\
+         endpoints = [\"192.0.2.1\", { address = \"192.0.2.2\", weight = 4 }, \"192.0.2.3\"]\n\n\
+         # after the pools\n[[records]]\nname = \"txt\"";
+    assert!(file.contains(expected), "{file}");
+    for default in ["all_down", "min_ttl", "ttl =", "[[pools.web.endpoints]]"] {
+        assert!(!file.contains(default), "{default} written: {file}");
+    }
+}
