@@ -291,10 +291,12 @@ fn apex(origin: &Name, sets: &Sets) -> Result<(Record, Record), BuildError> {
 /// The static record sets as nodes; an SOA only at the apex, a CNAME alone at its name.
 fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
     let mut nodes: Nodes = Default::default();
-    for ((owner, rtype), set) in sets {
+    for ((owner, rtype), mut set) in sets {
         if rtype == RecordType::SOA && owner != *origin {
             return Err(err(set.from, "an SOA is only allowed at the apex"));
         }
+        set.records = dedup(set.records);
+        check_rrset_size(&owner, rtype, &set)?;
         let node = nodes.entry(owner.clone()).or_default();
         node.is_cut |= rtype == RecordType::NS && owner != *origin;
         if rtype == RecordType::DNAME {
@@ -302,7 +304,7 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
         }
         node.rrsets.push(RrSet {
             rtype,
-            records: dedup(set.records),
+            records: set.records,
         });
         let has_cname = node.rrset(RecordType::CNAME).is_some();
         if has_cname && (node.rrsets.len() > 1 || owner == *origin) {
@@ -314,6 +316,24 @@ fn static_nodes(origin: &Name, sets: Sets) -> Result<Nodes, BuildError> {
     }
 
     Ok(nodes)
+}
+
+/// An RRset must fit in one message (65,535 bytes, RFC 1035 §4.2.2): one that cannot could be
+/// neither answered nor transferred, so it is refused here rather than when it is sent.
+fn check_rrset_size(owner: &Name, rtype: RecordType, set: &Collected) -> Result<(), BuildError> {
+    let fixed = crate::presentation::name_wire_len(owner) + 10;
+    let size: usize = set
+        .records
+        .iter()
+        .map(|r| fixed + crate::presentation::record_wire(r).len())
+        .sum();
+    match size <= usize::from(u16::MAX) - 12 {
+        true => Ok(()),
+        false => Err(err(
+            set.from.clone(),
+            format!("{owner} {rtype} takes {size} bytes, more than one DNS message holds (65,535)"),
+        )),
+    }
 }
 
 /// The CNAME a DNAME synthesizes (RFC 6672 §3.1), before it is renamed and retargeted for the
@@ -432,4 +452,48 @@ fn dedup(records: Vec<Record>) -> Vec<Record> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(records: &str) -> Result<Zone, BuildError> {
+        let text = format!("{}{records}", crate::fixture::ZONE_HEAD);
+        let spec: ZoneSpec = toml::from_str(&text).unwrap();
+        build_zone(&Name::from_ascii("t.test.").unwrap(), &spec, None)
+    }
+
+    #[test]
+    fn an_rrset_that_cannot_fit_in_a_message_is_refused() {
+        // Distinct records (identical ones are one record, RFC 2181 §5).
+        let data = |n: usize| {
+            let strings: Vec<String> = (0..n).map(|i| format!("'\"{i:0>255}\"'")).collect();
+            strings.join(", ")
+        };
+        let set = |n: usize| {
+            format!(
+                "[[records]]\nname = \"big\"\ntype = \"TXT\"\ndata = [{}]\n",
+                data(n)
+            )
+        };
+        assert!(build(&set(200)).is_ok());
+        let error = build(&set(300)).unwrap_err();
+        assert_eq!(error.field.to_string(), "records[1]");
+        assert!(
+            error.message.contains("more than one DNS message holds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_dname_is_one_record_at_its_name() {
+        let two = "[[records]]\nname = \"d\"\ntype = \"DNAME\"\ndata = [\"a.example.\", \"b.example.\"]\n";
+        assert!(
+            build(two)
+                .unwrap_err()
+                .message
+                .contains("more than one DNAME")
+        );
+    }
 }
