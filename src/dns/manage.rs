@@ -29,12 +29,11 @@ pub struct Manager {
     pub history: Arc<super::history::History>,
 }
 
-/// Whether `message` is for the [`Manager`]: an UPDATE or NOTIFY request, over TCP a transfer
-/// (AXFR/IXFR), or a query signed with TSIG. A quick look at the header, the question's type and
-/// (for a query with more than an OPT record) where its records end.
+/// Whether `message` is for the [`Manager`]: an UPDATE or NOTIFY request, or over TCP a
+/// transfer (AXFR/IXFR). A quick look at the header and the question's type. (A query signed
+/// with TSIG comes here too, found by the query path: `Outcome::signed`.)
 pub fn wants(message: &[u8], tcp: bool) -> bool {
-    let Some(&[_, _, flags, _, _, _, _, _, _, _, _, additionals]) = message.first_chunk::<12>()
-    else {
+    let Some(&flags) = message.get(2) else {
         return false;
     };
     if flags & 0x80 != 0 {
@@ -42,29 +41,13 @@ pub fn wants(message: &[u8], tcp: bool) -> bool {
     }
     match (flags >> 3) & 0x0f {
         4 | 5 => true,
-        0 => {
-            let Some(end) = question_end(message) else {
-                return false;
-            };
-            let qtype = message
-                .get(end - 4..end)
-                .map(|t| u16::from_be_bytes([t[0], t[1]]));
-            if tcp && matches!(qtype, Some(251 | 252)) {
-                return true;
-            }
-            // The usual query: no additional record, or one OPT (root owner, type 41) alone.
-            match (message[10], additionals) {
-                (0, 0) => false,
-                (0, 1) if message.get(end..end + 3) == Some(&[0, 0, 41]) => false,
-                _ => super::tsig::is_signed(message),
-            }
-        }
+        0 if tcp => matches!(question_type(message), Some(251 | 252)),
         _ => false,
     }
 }
 
-/// Where the message's first question ends (after its type and class).
-fn question_end(message: &[u8]) -> Option<usize> {
+/// The type of the message's first question.
+fn question_type(message: &[u8]) -> Option<u16> {
     let mut at = 12;
     loop {
         let len = *message.get(at)?;
@@ -74,7 +57,8 @@ fn question_end(message: &[u8]) -> Option<usize> {
             _ => return None,
         }
     }
-    (at + 5 <= message.len()).then_some(at + 5)
+    let t = message.get(at + 1..at + 3)?;
+    Some(u16::from_be_bytes([t[0], t[1]]))
 }
 
 fn unix_now() -> u64 {

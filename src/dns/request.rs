@@ -51,6 +51,8 @@ pub enum Read<'q> {
     /// had one).
     Refuse(Refusal),
     Question(Question<'q>),
+    /// Signed with TSIG: for the manager, which checks the signature and signs the answer.
+    Signed,
 }
 
 /// An error reply's parts.
@@ -138,6 +140,10 @@ pub(super) fn read_whole<'q>(
     };
     if header.metadata.message_type == MessageType::Response {
         return Read::Drop;
+    }
+    // A signed query never has the usual shape (its TSIG record follows any OPT).
+    if super::tsig::is_signed(query) {
+        return Read::Signed;
     }
     let Ok(message) = Message::from_vec(query) else {
         return Read::Refuse(Refusal {

@@ -87,6 +87,9 @@ pub struct Outcome<'s> {
     pub question_end: Option<usize>,
     /// The request carried a server cookie of ours: its source is not spoofed.
     pub cookie_valid: bool,
+    /// The request is signed with TSIG: nothing was answered, the listener hands it to the
+    /// manager (`dns::manage`).
+    pub signed: bool,
 }
 
 impl Outcome<'_> {
@@ -182,14 +185,8 @@ fn answer_into<'s>(
     let labels = request::question_labels(incoming.query);
     let read = request::read(incoming.query, labels.as_ref(), incoming.source);
     let question = match &read {
-        Read::Drop => return false,
-        Read::Refuse(refusal) => {
-            outcome.qtype = refusal.question.as_ref().map(|q| q.query_type());
-            outcome.rcode = refusal.rcode;
-            *out = reference::refusal(refusal, with.settings);
-            return true;
-        }
         Read::Question(question) => question,
+        other => return not_a_question(other, with.settings, outcome, out),
     };
     outcome.qtype = Some(question.qtype);
     outcome.subnet = question.used.map(|s| (s.addr, s.source_prefix));
@@ -269,6 +266,31 @@ fn answer_into<'s>(
         memo.put(stamp, key, encoded);
     }
     true
+}
+
+/// Step 1 for a request that is not a question to answer: nothing sent (dropped, or signed and
+/// so the manager's), or a refusal with only its response code.
+#[cold]
+#[inline(never)]
+fn not_a_question(
+    read: &Read<'_>,
+    settings: &Settings,
+    outcome: &mut Outcome<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    match read {
+        Read::Refuse(refusal) => {
+            outcome.qtype = refusal.question.as_ref().map(|q| q.query_type());
+            outcome.rcode = refusal.rcode;
+            *out = reference::refusal(refusal, settings);
+            true
+        }
+        Read::Signed => {
+            outcome.signed = true;
+            false
+        }
+        Read::Drop | Read::Question(_) => false,
+    }
 }
 
 /// Step 3: where `question` lands, and its pool's decision.

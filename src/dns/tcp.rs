@@ -131,16 +131,8 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::other("timed out reading a message"))??;
-        if let Some(manager) = &limits.manager
-            && super::manage::wants(&buf, true)
-        {
-            let (manager, query) = (manager.clone(), buf.clone());
-            let replies = tokio::task::spawn_blocking(move || manager.handle(&query, peer, true))
-                .await
-                .unwrap_or_default();
-            for reply in replies {
-                write_framed(stream, &reply, limits.idle_timeout).await?;
-            }
+        if limits.manager.is_some() && super::manage::wants(&buf, true) {
+            managed(limits, &buf, peer, stream).await?;
             continue;
         }
         let snapshot = state.load();
@@ -159,6 +151,11 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             reference: false,
         };
         if !respond_into(&snapshot, incoming, &mut with, &mut outcome, &mut reply) {
+            let signed = outcome.signed;
+            drop(snapshot);
+            if signed {
+                managed(limits, &buf, peer, stream).await?;
+            }
             continue;
         }
         observe(&outcome, peer, transport, &reply, query_log);
@@ -166,6 +163,27 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         drop(snapshot);
         write_framed(stream, &reply, limits.idle_timeout).await?;
     }
+}
+
+/// Hands `query` to the manager (UPDATE, NOTIFY, a transfer, a signed query) and writes what
+/// comes back: several messages for a transfer.
+async fn managed<S: tokio::io::AsyncWrite + Unpin>(
+    limits: &TcpLimits,
+    query: &[u8],
+    peer: std::net::IpAddr,
+    stream: &mut S,
+) -> std::io::Result<()> {
+    let Some(manager) = &limits.manager else {
+        return Ok(());
+    };
+    let (manager, query) = (manager.clone(), query.to_vec());
+    let replies = tokio::task::spawn_blocking(move || manager.handle(&query, peer, true))
+        .await
+        .unwrap_or_default();
+    for reply in replies {
+        write_framed(stream, &reply, limits.idle_timeout).await?;
+    }
+    Ok(())
 }
 
 /// Writes one message with its length before it (RFC 1035 §4.2.2).

@@ -120,6 +120,10 @@ pub fn serve(socket: UdpSocket, worker: Worker, shutdown: CancellationToken) {
             if respond_into(snapshot, incoming, &mut with, &mut outcome, out) {
                 answered.push(outcome);
                 peers.push(peer);
+            } else if outcome.signed
+                && let Some(managed) = &managed
+            {
+                let _ = managed.try_send((query.to_vec(), peer));
             }
         }
         batch.send(&socket, (&replies[..peers.len()], &peers));

@@ -75,7 +75,7 @@ impl Reader {
         for entry in entries {
             let first = &entry.tokens[0];
             if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
-                self.directive(&entry, path, &mut origin, &mut owner, depth)?;
+                self.directive(&entry, path, &mut origin, depth)?;
                 continue;
             }
             let record = self
@@ -95,7 +95,6 @@ impl Reader {
         entry: &Entry,
         path: &Path,
         origin: &mut Name,
-        owner: &mut Option<Name>,
         depth: usize,
     ) -> Result<(), MasterError> {
         let fail = |message: String| MasterError {
@@ -125,7 +124,6 @@ impl Reader {
                 };
                 // The including file's origin and owner go on unchanged after it (RFC 1035 §5.1).
                 self.file(&text, &target, include_origin, depth + 1)?;
-                let _ = owner;
             }
             ("$ORIGIN" | "$TTL" | "$INCLUDE", _) => {
                 return Err(fail(format!("{word}: wrong number of arguments")));
