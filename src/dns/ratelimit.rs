@@ -103,13 +103,12 @@ impl RateLimiter {
         };
         let hash = slot_hash(network, class);
         let slot = &self.slots[hash as usize & (self.slots.len() - 1)];
-        // tag (32 bits) | second (8 bits: which second, modulo 256) | count (24 bits)
-        let (tag, second) = (hash >> 32, u64::from(now & 0xff));
+        let (tag, second) = (hash >> 40, u64::from(now & 0xffff));
         let mut count = 0;
         let _ = slot.fetch_update(Relaxed, Relaxed, |word| {
-            let same = word >> 32 == tag && (word >> 24) & 0xff == second;
-            count = if same { (word & 0xff_ffff) + 1 } else { 1 };
-            Some(tag << 32 | second << 24 | count.min(0xff_ffff))
+            let (count_now, kept) = next_count(word, tag, second);
+            count = count_now;
+            Some(tag << 40 | kept << 24 | count.min(0xff_ffff))
         });
         let rate = u64::from(self.limits.responses_per_second);
         if count <= rate {
@@ -129,7 +128,25 @@ impl RateLimiter {
     }
 }
 
-/// A well-mixed hash of (network, class): its low bits pick the slot, its high 32 the tag.
+/// How far a slot's second may be ahead of a worker's and still be the current one: workers
+/// read the clock once a batch, each on its own phase, so near a second's end one may still
+/// say the second before while another has moved on.
+const CLOCK_SKEW: u64 = 2;
+
+/// The count of a slot (its word: tag 24 bits | second 16 bits | count 24 bits) after one more
+/// reply of the key tagged `tag` at `second`, and the second it is counted in. A slot's second
+/// only moves forward: a reply whose second is a little behind the slot's counts in the
+/// slot's, so two workers whose clocks straddle a second do not reset each other's count.
+fn next_count(word: u64, tag: u64, second: u64) -> (u64, u64) {
+    let stored = (word >> 24) & 0xffff;
+    let ahead = stored.wrapping_sub(second) & 0xffff;
+    match word >> 40 == tag && ahead <= CLOCK_SKEW {
+        true => ((word & 0xff_ffff) + 1, stored),
+        false => (1, second),
+    }
+}
+
+/// A well-mixed hash of (network, class): its low bits pick the slot, its high 24 the tag.
 /// (FxHash, used before, gave every IPv6 /56 of a /48 the same slot and tag: neighbours shared
 /// one count.) Two rounds of splitmix64's finalizer, over the address's halves.
 fn slot_hash(network: IpAddr, class: Class) -> u64 {
@@ -209,6 +226,35 @@ mod tests {
         // Another /24 is not affected.
         let other: IpAddr = "192.0.3.7".parse().unwrap();
         assert_eq!(l.account(other, Class::Positive, 5), Action::Send);
+    }
+
+    #[test]
+    fn workers_whose_clocks_straddle_a_second_share_one_count() {
+        let l = limiter(10, 0);
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        // Two workers, one a second behind the other, alternating: the first reply counts in
+        // the earlier second, every later one in the later second: 1 + 10 answers in all.
+        let sent = (0..40)
+            .filter(|i| l.account(source, Class::Positive, 1000 + (i % 2)) == Action::Send)
+            .count();
+        assert_eq!(sent, 11);
+        // The next second starts a new count; a slot long idle is not taken for the current one.
+        assert_eq!(l.account(source, Class::Positive, 1002), Action::Send);
+        assert_eq!(
+            next_count(5 << 24 | 7, 0, 105).0,
+            1,
+            "a stale second resets"
+        );
+        assert_eq!(
+            next_count(5 << 24 | 7, 0, 4),
+            (8, 5),
+            "a second behind counts on"
+        );
+        assert_eq!(
+            next_count(5 << 24 | 7, 1, 5),
+            (1, 5),
+            "another key's slot resets"
+        );
     }
 
     #[test]

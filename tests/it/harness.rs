@@ -320,7 +320,12 @@ impl Server {
             text.push_str("[geoip]\ndatabase = \"geoip.mmdb\"\nwatch_interval_secs = 1\n");
         }
         if let Ok(server) = std::fs::read_to_string(dir.0.join("server.toml")) {
-            text = text.replace("udp_workers = 2\n", &format!("udp_workers = 2\n{server}"));
+            // `server.toml` may set the worker count itself.
+            let workers = match server.contains("udp_workers") {
+                true => String::new(),
+                false => "udp_workers = 2\n".to_owned(),
+            };
+            text = text.replace("udp_workers = 2\n", &format!("{workers}{server}"));
         }
         if let Ok(extra) = std::fs::read_to_string(dir.0.join("extra.toml")) {
             text.push_str(&extra);

@@ -133,4 +133,85 @@ fn the_table_does_not_grow_with_the_number_of_sources() {
         after < before + 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
+    // And the churned table still limits: a fresh network flooding is cut to the rate.
+    start_of_a_second();
+    let (full, _) = flood(server, "127.0.200.1", 100, None);
+    assert!(full <= 7, "{full} answered at 5 a second");
+}
+
+/// A steady flood of 1,000 queries a second from one network for 30 s, spread by the kernel
+/// over the UDP workers (eight source ports), with 2 and with 8 workers: every whole second it
+/// gets the configured 100 full answers (±20 %), whichever worker answers and however far
+/// apart the workers' clock readings are.
+#[test]
+fn a_long_flood_is_held_to_the_rate_on_every_worker() {
+    for workers in [2, 8] {
+        long_flood(workers);
+    }
+}
+
+fn long_flood(workers: usize) {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    let config = "[rate_limit]\nresponses_per_second = 100\nslip = 0\n";
+    let server_config = format!("udp_workers = {workers}\n");
+    let s = Server::start_full(&[("example.test.toml", ZONE_HEAD)], &server_config, config);
+    let server: SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let per_second: Arc<Mutex<BTreeMap<u64, usize>>> = Arc::default();
+    let sockets: Vec<Arc<UdpSocket>> = (0..8)
+        .map(|_| Arc::new(UdpSocket::bind("127.0.0.2:0").unwrap()))
+        .collect();
+    let until = now() + Duration::from_secs(33);
+    let receivers: Vec<_> = sockets
+        .iter()
+        .map(|socket| {
+            let (socket, counts) = (socket.clone(), per_second.clone());
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while now() < until + Duration::from_secs(1) {
+                    if let Ok(n) = socket.recv(&mut buf)
+                        && n >= 12
+                        && u16::from_be_bytes([buf[6], buf[7]]) == 1
+                    {
+                        *counts.lock().unwrap().entry(now().as_secs()).or_default() += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Each worker reads the wall clock once a second, from its first query after a second
+    // idle: queries to the workers spread over a second put their readings out of phase, as
+    // hours of uneven traffic do.
+    std::thread::sleep(Duration::from_millis(1200));
+    for (k, socket) in sockets.iter().enumerate() {
+        socket.send_to(&query(k as u16, None), server).unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let mut id = 0u16;
+    while now() < until {
+        let socket = &sockets[usize::from(id) % sockets.len()];
+        socket.send_to(&query(id, None), server).unwrap();
+        id = id.wrapping_add(1);
+        std::thread::sleep(Duration::from_micros(1000));
+    }
+    for receiver in receivers {
+        receiver.join().unwrap();
+    }
+    let counts = per_second.lock().unwrap().clone();
+    // Whole seconds of the steady flood only: not its first two, where the warm-up's stray
+    // queries and the flood's start share a second with a window that began before them (a
+    // window filled at once can then end inside the second another starts), nor the last.
+    let whole: Vec<(u64, usize)> = counts.into_iter().skip(2).collect();
+    let whole = &whole[..whole.len().saturating_sub(2)];
+    assert!(whole.len() >= 25, "{workers} workers: {whole:?}");
+    for (second, full) in whole {
+        assert!(
+            (80..=120).contains(full),
+            "second {second}: {full} full answers, {whole:?}"
+        );
+    }
 }
