@@ -387,6 +387,11 @@ const BROKEN: &[(&str, &str)] = &[
     ("a latitude past the pole", "bad LOC 91 0 0 N 0 0 0 E 0m"),
     ("a parenthesis never closed", "bad TXT ( \"a\""),
     ("an empty label", "a..b TXT \"x\""),
+    // 3 × 64 + 52 octets, and 12 for `badNN.test.`: 256.
+    (
+        "a name of 256 octets",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.ddddddddddddddddddddddddddddddddddddddddddddddddddd TXT \"x\"",
+    ),
 ];
 
 #[test]

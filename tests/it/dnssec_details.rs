@@ -199,3 +199,32 @@ fn records_only_a_signer_makes_are_refused_in_a_zone_meridian_signs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The query log shows a signed answer's records as presentation text, without the RRSIGs.
+#[test]
+fn the_query_log_shows_answers_without_their_signatures() {
+    let keys = TempDir::new();
+    let (key, _) = keygen(&keys);
+    let zone = format!(
+        "{ZONE_HEAD}{RECORDS}[dnssec]\nkeys = [\"{}\"]\n",
+        key.display()
+    );
+    let s = Server::start_config(
+        &[("t.test.toml", &zone)],
+        "[query_log]\nenabled = true\npath = \"queries.jsonl\"\n",
+    );
+    let path = s.zones_dir().parent().unwrap().join("queries.jsonl");
+    let signed = s.dig(&["+dnssec", "t.test", "CAA"]);
+    assert!(signed.raw.contains("RRSIG"), "{}", signed.raw);
+    let line = || -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(&path).ok()?;
+        serde_json::from_str(text.lines().next()?).ok()
+    };
+    crate::harness::eventually(std::time::Duration::from_secs(5), "a log line", || {
+        line().is_some()
+    });
+    assert_eq!(
+        line().unwrap()["answers"],
+        serde_json::json!(["0 issue \"letsencrypt.org; validationmethods=dns-01\""])
+    );
+}
