@@ -183,11 +183,15 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let Some(api) = config.api.clone() {
-        let (control, shutdown) = (control.clone(), shutdown.clone());
+    // A task that stops with an error stops the server, which then exits with it.
+    let failure: Arc<std::sync::Mutex<Option<std::io::Error>>> = Arc::default();
+    if let Some(api) = &config.api {
+        let bound = api::bind(api).await?;
+        let (control, shutdown, failure) = (control.clone(), shutdown.clone(), failure.clone());
         tasks.spawn(async move {
-            if let Err(error) = api::serve(api, control, shutdown.clone()).await {
+            if let Err(error) = api::serve_bound(bound, control, shutdown.clone()).await {
                 tracing::error!(%error, "the API stopped");
+                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
                 shutdown.cancel();
             }
         });
@@ -225,5 +229,8 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
     control.save_health_now();
     tracing::info!("stopped");
-    Ok(())
+    match failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }

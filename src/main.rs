@@ -100,6 +100,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // `meridian simulate | head`: a closed pipe ends a command quietly, as it does `ls`.
+        meridian::sys::default_sigpipe();
+    }
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
@@ -140,6 +144,10 @@ fn load(path: &Path) -> anyhow::Result<(Config, Control)> {
 
 fn check(path: &Path) -> anyhow::Result<()> {
     let (config, state) = load(path)?;
+    // What `serve` would refuse, `check` refuses: the API's tokens and their environment.
+    if let Some(api) = &config.api {
+        meridian::api::check_tokens(api).map_err(anyhow::Error::msg)?;
+    }
     let snapshot = state.snapshot();
     if let Some(db) = &snapshot.geo {
         println!("GeoIP: {} ({})", db.describe(), db.path().display());

@@ -51,7 +51,7 @@ impl Tokens {
                 }
             };
             let mut digest = [0u8; 32];
-            if hex.len() != 64 {
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
                     "api token {}: sha256 must be 64 hex digits",
                     c.name

@@ -181,10 +181,39 @@ pub async fn serve(
     control: Arc<Control>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let tokens = Tokens::from_config(&config.tokens).map_err(std::io::Error::other)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    tracing::info!("API listening on {}", listener.local_addr()?);
-    axum::serve(listener, router(control, tokens))
+    let bound = bind(&config).await?;
+    serve_bound(bound, control, shutdown).await
+}
+
+/// The API's tokens and its bound listening socket: what `serve` refuses, refused before
+/// anything is served (and by `meridian check`, for the tokens).
+pub struct Bound {
+    tokens: Tokens,
+    listener: tokio::net::TcpListener,
+}
+
+/// Reads the tokens (their environment variables too) and binds the API's address.
+pub async fn bind(config: &ApiConfig) -> std::io::Result<Bound> {
+    let tokens = check_tokens(config).map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("API on {}: {e}", config.listen)))?;
+    Ok(Bound { tokens, listener })
+}
+
+/// The configured tokens, read and checked as `serve` reads them.
+pub fn check_tokens(config: &ApiConfig) -> Result<Tokens, String> {
+    Tokens::from_config(&config.tokens)
+}
+
+/// Serves the API on its bound socket until `shutdown`.
+pub async fn serve_bound(
+    bound: Bound,
+    control: Arc<Control>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!("API listening on {}", bound.listener.local_addr()?);
+    axum::serve(bound.listener, router(control, bound.tokens))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

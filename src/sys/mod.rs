@@ -95,3 +95,15 @@ pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
     Ok(out)
 }
+
+/// Lets a write to a closed pipe end the process quietly, as it ends other command-line tools:
+/// Rust ignores SIGPIPE, which turns `meridian simulate | head` into a panic in `println!`. For
+/// the commands that print, never for `serve` (a client closing its TCP connection must not
+/// end the server).
+pub fn default_sigpipe() {
+    // SAFETY: `signal` with SIG_DFL changes only the process's disposition of SIGPIPE; it
+    // reads and writes no Rust memory, and is called from `main` before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

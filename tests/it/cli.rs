@@ -160,3 +160,87 @@ fn sigterm_shuts_down_cleanly() {
     assert!(status.success(), "{status:?}\n{}", s.log());
     s.wait_log("stopped", 1);
 }
+
+/// A folder with the bundled zone and `config` as `meridian.toml`.
+fn with_config(config: &str) -> TempDir {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.0.join("zones")).unwrap();
+    std::fs::copy(
+        repo().join("zones/example.test.toml"),
+        dir.0.join("zones/example.test.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("meridian.toml"), config).unwrap();
+    dir
+}
+
+/// `meridian <command> --config <dir>/meridian.toml`: (exit status, stderr).
+fn run(dir: &TempDir, command: &str) -> (std::process::ExitStatus, String) {
+    let out = Command::new(binary())
+        .args([command, "--config"])
+        .arg(dir.0.join("meridian.toml"))
+        .env_remove("MERIDIAN_TEST_UNSET_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const LISTEN: &str = "[server]\nlisten = [\"127.0.0.1:0\"]\n[zones]\ndirectory = \"zones\"\n";
+
+#[test]
+fn what_serve_refuses_check_refuses_and_both_exit_non_zero() {
+    for (token, says) in [
+        (
+            "env = \"MERIDIAN_TEST_UNSET_TOKEN\"",
+            "environment variable MERIDIAN_TEST_UNSET_TOKEN is not set",
+        ),
+        (
+            "sha256 = \"ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé\"",
+            "sha256 must be 64 hex digits",
+        ),
+    ] {
+        let dir = with_config(&format!(
+            "{LISTEN}[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"t\"\n{token}\nscope = \"read\"\n"
+        ));
+        for command in ["check", "serve"] {
+            let (status, stderr) = run(&dir, command);
+            assert!(!status.success(), "{command}: {stderr}");
+            assert!(stderr.contains(says), "{command}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn an_api_port_in_use_stops_serve_with_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = with_config(&format!("{LISTEN}[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let (status, stderr) = run(&dir, "serve");
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("API on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "{stderr}");
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = with_config(LISTEN);
+    let mut child = Command::new(binary())
+        .args(["simulate", "--config"])
+        .arg(dir.0.join("meridian.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is written, as `| head` does once it has its lines.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
