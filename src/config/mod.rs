@@ -212,6 +212,8 @@ struct RawServer {
     tcp_idle_timeout_secs: u64,
     #[serde(default = "default_tcp_max_connections")]
     tcp_max_connections: usize,
+    #[serde(default = "default_tcp_max_per_network")]
+    tcp_max_per_network: usize,
     #[serde(default)]
     udp_workers: Option<usize>,
     #[serde(default)]
@@ -228,6 +230,7 @@ impl Default for RawServer {
             udp_payload: default_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
+            tcp_max_per_network: default_tcp_max_per_network(),
             udp_workers: None,
             udp_steering: Steering::default(),
             nsid: None,
@@ -266,6 +269,10 @@ fn default_tcp_idle_timeout() -> u64 {
 fn default_tcp_max_connections() -> usize {
     1024
 }
+/// Connections one network (IPv4 /24, IPv6 /56) may hold open at once.
+fn default_tcp_max_per_network() -> usize {
+    64
+}
 fn default_zones_dir() -> PathBuf {
     PathBuf::from("zones")
 }
@@ -290,6 +297,8 @@ pub struct Config {
     pub udp_payload: u16,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
+    /// Open connections one network (IPv4 /24, IPv6 /56) may hold, of each transport.
+    pub tcp_max_per_network: usize,
     /// UDP workers (and TCP listeners) per listen address, each on a socket of its own.
     pub udp_workers: usize,
     /// How the kernel spreads datagrams over the workers' sockets.
@@ -405,6 +414,7 @@ impl Config {
             udp_payload: raw.server.udp_payload,
             tcp_idle_timeout: Duration::from_secs(raw.server.tcp_idle_timeout_secs.max(1)),
             tcp_max_connections: raw.server.tcp_max_connections.max(1),
+            tcp_max_per_network: raw.server.tcp_max_per_network.max(1),
             udp_workers,
             udp_steering: raw.server.udp_steering,
             nsid,

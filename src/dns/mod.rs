@@ -14,6 +14,7 @@
 //! all wire parsing and encoding.
 
 mod batch;
+mod connections;
 pub mod cookies;
 pub mod ecs;
 pub mod history;
@@ -177,7 +178,13 @@ impl Listeners {
                 tasks.spawn_blocking(move || udp::serve(socket, worker, shutdown));
             }
         }
-        let connections = || Arc::new(tokio::sync::Semaphore::new(config.tcp_max_connections));
+        let connections = || {
+            Arc::new(connections::Connections::new(
+                config.tcp_max_connections,
+                config.tcp_max_per_network,
+                (24, 56),
+            ))
+        };
         let limits = TcpLimits {
             idle_timeout: config.tcp_idle_timeout,
             connections: connections(),

@@ -1,5 +1,6 @@
 //! The TCP listener (RFC 7766): length-prefixed messages, several per connection, an idle
-//! timeout, and a cap on open connections.
+//! timeout, and open connections held by `connections` (a cap per network, the idlest closed
+//! for a newcomer when all are in use).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,10 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::connections::{Admitted, Closed, Connections};
 use super::observe;
 use super::querylog::QueryLog;
 use super::respond::{Incoming, Outcome, Responder, Settings, Transport, respond_into};
@@ -20,8 +21,8 @@ use crate::snapshot::Current;
 #[derive(Debug, Clone)]
 pub struct TcpLimits {
     pub idle_timeout: Duration,
-    /// Open connections at most, shared by every listener of the transport.
-    pub connections: Arc<Semaphore>,
+    /// The open connections, shared by every listener of the transport.
+    pub connections: Arc<Connections>,
     pub settings: Arc<Settings>,
     /// Where UPDATE, NOTIFY and zone transfers go.
     pub manager: Option<Arc<super::manage::Manager>>,
@@ -34,47 +35,48 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let (slots, stop) = (limits.connections.clone(), shutdown.clone());
-    accept(listener, slots, stop, move |mut stream, peer| {
-        let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
-        let limits = limits.clone();
-        async move {
-            let served = connection(
-                &mut stream,
-                peer.ip(),
-                Transport::Tcp,
-                &state,
-                &limits,
-                log.as_deref(),
-                &shutdown,
-            );
-            if let Err(error) = served.await {
-                tracing::debug!(%error, %peer, "tcp connection ended");
+    let (connections, stop) = (limits.connections.clone(), shutdown.clone());
+    accept(
+        listener,
+        connections,
+        stop,
+        move |mut stream, peer, admitted| {
+            let (state, log) = (state.clone(), query_log.clone());
+            let limits = limits.clone();
+            async move {
+                let served = connection(
+                    &mut stream,
+                    peer.ip(),
+                    Transport::Tcp,
+                    &state,
+                    &limits,
+                    log.as_deref(),
+                    &admitted,
+                );
+                if let Err(error) = served.await {
+                    tracing::debug!(%error, %peer, "tcp connection ended");
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
-/// Accepts connections on `listener` until `shutdown`, each holding one of `slots`, each
-/// served by the task `serve` makes of it; then stops accepting (the listener closes), lets
-/// connections finish the message they are in, and cuts off whatever is still open after the
-/// grace period. TCP and TLS alike.
+/// Accepts connections on `listener` until `shutdown`, each admitted by `open` (or closed at
+/// once), each served by the task `serve` makes of it; then stops accepting (the listener
+/// closes), lets connections finish the message they are in, and cuts off whatever is still
+/// open after the grace period. TCP and TLS alike.
 pub(super) async fn accept<F, Fut>(
     listener: TcpListener,
-    slots: Arc<Semaphore>,
+    open: Arc<Connections>,
     shutdown: CancellationToken,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Admitted) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut connections = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -85,11 +87,14 @@ pub(super) async fn accept<F, Fut>(
             },
             _ = shutdown.cancelled() => break,
         };
-        let connection = serve(stream, peer);
-        connections.spawn(async move {
-            let _permit = permit;
-            connection.await;
-        });
+        let Ok(admitted) = open.admit(peer.ip(), &shutdown, |closed| note_closed(closed, peer))
+        else {
+            // Its network holds its share: closed at once, nothing read.
+            drop(stream);
+            continue;
+        };
+        let connection = serve(stream, peer, admitted);
+        connections.spawn(connection);
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
@@ -100,12 +105,20 @@ pub(super) async fn accept<F, Fut>(
     }
 }
 
+/// Counts (and for a network over its share, logs) a connection not kept.
+fn note_closed(closed: Closed, peer: SocketAddr) {
+    crate::metrics::global().record_tcp_closed(closed == Closed::IdleEvicted);
+    if closed == Closed::NetworkFull {
+        tracing::debug!(%peer, "tcp connection refused: its network holds its share");
+    }
+}
+
 /// How long in-flight TCP answers may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves one connection (TCP, or TLS once its handshake is done): messages one after another
-/// until the client closes, it idles out, or shutdown comes between two messages (a message
-/// that has started is always answered).
+/// until the client closes, it idles out, or shutdown (or a newcomer that needs its place)
+/// comes between two messages (a message that has started is always answered).
 pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: std::net::IpAddr,
@@ -113,7 +126,7 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     state: &Current,
     limits: &TcpLimits,
     query_log: Option<&QueryLog>,
-    shutdown: &CancellationToken,
+    admitted: &Admitted,
 ) -> std::io::Result<()> {
     let mut rng = fastrand::Rng::new();
     let mut buf = Vec::new();
@@ -124,8 +137,9 @@ pub(super) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 // Idle, or the client closed: both end the connection quietly.
                 Ok(Err(_)) | Err(_) => return Ok(()),
             },
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = admitted.close.cancelled() => return Ok(()),
         };
+        admitted.touch();
         let started = std::time::Instant::now();
         buf.resize(len, 0);
         tokio::time::timeout(limits.idle_timeout, stream.read_exact(&mut buf))

@@ -82,32 +82,37 @@ pub async fn serve(
     query_log: Option<Arc<QueryLog>>,
     shutdown: CancellationToken,
 ) {
-    let (slots, stop) = (limits.connections.clone(), shutdown.clone());
-    accept(listener, slots, stop, move |stream, peer| {
-        let acceptor = acceptor.load_full();
-        let (state, shutdown, log) = (state.clone(), shutdown.clone(), query_log.clone());
-        let limits = limits.clone();
-        async move {
-            // A client that does not finish its handshake within the idle timeout is dropped.
-            let handshake = tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream));
-            let mut stream = match handshake.await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return tracing::debug!(%error, %peer, "tls handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
-            };
-            let served = connection(
-                &mut stream,
-                peer.ip(),
-                Transport::Tls,
-                &state,
-                &limits,
-                log.as_deref(),
-                &shutdown,
-            );
-            if let Err(error) = served.await {
-                tracing::debug!(%error, %peer, "tls connection ended");
+    let (connections, stop) = (limits.connections.clone(), shutdown.clone());
+    accept(
+        listener,
+        connections,
+        stop,
+        move |stream, peer, admitted| {
+            let acceptor = acceptor.load_full();
+            let (state, log) = (state.clone(), query_log.clone());
+            let limits = limits.clone();
+            async move {
+                // A client that does not finish its handshake within the idle timeout is dropped.
+                let handshake = tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream));
+                let mut stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => return tracing::debug!(%error, %peer, "tls handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
+                };
+                let served = connection(
+                    &mut stream,
+                    peer.ip(),
+                    Transport::Tls,
+                    &state,
+                    &limits,
+                    log.as_deref(),
+                    &admitted,
+                );
+                if let Err(error) = served.await {
+                    tracing::debug!(%error, %peer, "tls connection ended");
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }

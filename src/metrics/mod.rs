@@ -143,6 +143,9 @@ pub struct Registry {
     query_log: [AtomicU64; 2],
     /// Replies over the rate limit, by what was done with them.
     rate_limited: [AtomicU64; Limited::COUNT],
+    /// TCP and TLS connections not kept: refused (their network held its share), or closed
+    /// for a newcomer (the idlest, every place taken).
+    tcp_closed: [AtomicU64; 2],
     /// The shared store of a nameserver set (etcd), if this instance is in one.
     store: StoreGauges,
     /// Datagrams received, by listen address and worker socket.
@@ -195,6 +198,7 @@ impl Registry {
             api_requests: Mutex::default(),
             query_log: Default::default(),
             rate_limited: Default::default(),
+            tcp_closed: Default::default(),
             store: StoreGauges::default(),
             udp_sockets: Mutex::default(),
         }
@@ -306,6 +310,11 @@ impl Registry {
     /// One reply over the rate limit.
     pub fn record_rate_limited(&self, what: Limited) {
         self.rate_limited[what.index()].fetch_add(1, Relaxed);
+    }
+
+    /// A TCP or TLS connection not kept: closed for a newcomer (`evicted`) or refused.
+    pub fn record_tcp_closed(&self, evicted: bool) {
+        self.tcp_closed[usize::from(evicted)].fetch_add(1, Relaxed);
     }
 
     /// Query-log lines written and dropped (by sampling's rate limit or a full queue).

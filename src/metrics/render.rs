@@ -225,6 +225,22 @@ fn control_plane(out: &mut Exposition, registry: &Registry) {
         out.sample("meridian_rate_limited_total", &labels, count.load(Relaxed));
     }
     out.family(
+        "meridian_tcp_connections_closed_total",
+        "counter",
+        "TCP and TLS connections not kept: refused because their network held its share, or the idlest closed for a newcomer when every place was taken.",
+    );
+    for (reason, count) in ["network_full", "idle_evicted"]
+        .iter()
+        .zip(&registry.tcp_closed)
+    {
+        let labels = [("reason", *reason)];
+        out.sample(
+            "meridian_tcp_connections_closed_total",
+            &labels,
+            count.load(Relaxed),
+        );
+    }
+    out.family(
         "meridian_reloads_total",
         "counter",
         "Zone reloads (SIGHUP or the API), by result.",

@@ -29,6 +29,7 @@ mod registrations;
 mod reload;
 mod robustness;
 mod simulate;
+mod tcp_limits;
 mod tsig;
 mod wildcard;
 mod workers;
