@@ -52,5 +52,8 @@ fn without_nsid_configured_none_is_sent() {
     let s = Server::start(&[("example.test.toml", ZONE_HEAD)]);
     let r = s.dig(&["+nsid", "ns1.example.test", "A"]);
     assert_eq!(r.status, "NOERROR");
+    assert_eq!(r.answer_data(), ["192.0.2.1"], "{}", r.raw);
+    // The reply has our OPT record, and no NSID option in it.
+    assert!(r.raw.contains("OPT PSEUDOSECTION"), "{}", r.raw);
     assert!(!r.raw.contains("NSID"), "{}", r.raw);
 }

