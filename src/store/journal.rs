@@ -5,8 +5,11 @@
 //! the journal. At start-up the journal is replayed over the zone files.
 //!
 //! Records (see `record`) are zones' new texts, edits of zones (see `change`) and changes to
-//! the registry of endpoints registered through the API. A tail that is short or fails its checksum (a crash in the
-//! middle of an append) is ignored with a warning and cut off: it was never acknowledged.
+//! the registry of endpoints registered through the API. A tail that is short or fails its
+//! checksum (a crash in the middle of an append) is ignored with a warning and cut off: it was
+//! never acknowledged. Damage with sound records after it (a bad disk, a stray write) costs
+//! only the damaged bytes: the file as it was is copied aside, every sound record before and
+//! after is applied, and the log names what was skipped.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -92,7 +95,11 @@ impl Journal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let replayed = record::replay(&bytes, Registry::load(dir)?);
-        let good = replayed.good;
+        let mut good = replayed.good;
+        if !replayed.skipped.is_empty() {
+            good = keep_intact(&path, &mut file, &bytes, &replayed)?;
+            bytes.truncate(0);
+        }
         let latest = with_files(replayed.zones, &file_text, &replayed.kept);
         if good < bytes.len() {
             tracing::warn!(
@@ -337,6 +344,47 @@ impl Journal {
 
 /// The record ending at `ticket`: durable (`Some(Ok)`), lost to a failed sync (`Some(Err)`),
 /// or not yet durable (`None`).
+/// A journal damaged in the middle: the file as it was copied aside first, then rewritten with
+/// its sound records only (every one of them was applied), and the log says what was skipped.
+/// Returns the new length.
+fn keep_intact(
+    path: &Path,
+    file: &mut std::fs::File,
+    bytes: &[u8],
+    replayed: &record::Replayed,
+) -> std::io::Result<usize> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = path.with_extension(format!("damaged-{stamp}"));
+    std::fs::write(&aside, bytes)?;
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut from = 0;
+    for range in &replayed.skipped {
+        kept.extend_from_slice(&bytes[from..range.start]);
+        from = range.end;
+    }
+    kept.extend_from_slice(&bytes[from..replayed.good]);
+    let ranges: Vec<String> = replayed
+        .skipped
+        .iter()
+        .map(|r| format!("{} bytes at {}", r.len(), r.start))
+        .collect();
+    tracing::error!(
+        "journal {}: damaged, {} skipped; the {} sound records before and after were applied. \
+         A change in the damaged bytes is lost, and one after it that built on it may not apply: \
+         check the zones. The journal as it was is kept at {}",
+        path.display(),
+        ranges.join(", "),
+        replayed.records,
+        aside.display()
+    );
+    file.set_len(0)?;
+    file.write_all(&kept)?;
+    file.sync_all()?;
+    Ok(kept.len())
+}
+
 fn settled(state: &State, ticket: Ticket) -> Option<std::io::Result<()>> {
     let lost = || {
         Some(Err(std::io::Error::other(

@@ -262,3 +262,90 @@ fn an_edit_replayed_onto_a_file_that_has_it_gives_the_same_zone() {
     again.edits = vec![patch(5), remove];
     assert_eq!(again.latest(&origin).unwrap().unwrap(), once);
 }
+
+/// Thirty acknowledged zone texts, then damage at the start, in the middle, at the end, a
+/// zeroed length and garbage appended: every intact record is applied, the file as it was is
+/// kept aside, and the journal is left holding the intact records only.
+#[test]
+fn damage_keeps_every_intact_record() {
+    let write_thirty = |dir: &Path| -> Vec<(usize, usize)> {
+        let j = Journal::open(dir, |_| None).unwrap();
+        let mut at = Vec::new();
+        for i in 0..30 {
+            let t = j
+                .append(
+                    &name(&format!("z{i}.test.")),
+                    Some(&format!("text {i}")),
+                    || None,
+                )
+                .unwrap();
+            j.sync(t).unwrap();
+        }
+        drop(j);
+        // Where each record starts and ends.
+        let bytes = std::fs::read(dir.join(FILE)).unwrap();
+        let mut from = 0;
+        while let Some((_, len)) = record::decode(&bytes[from..]) {
+            at.push((from, from + len));
+            from += len;
+        }
+        at
+    };
+    type Damage = fn(&mut Vec<u8>, &[(usize, usize)]);
+    let cases: [(&str, Damage, &[usize]); 5] = [
+        (
+            "a flipped byte at the start",
+            |b, r| b[r[0].0 + 14] ^= 0x40,
+            &[0],
+        ),
+        (
+            "a flipped byte in the middle",
+            |b, r| b[r[15].0 + 14] ^= 0x40,
+            &[15],
+        ),
+        (
+            "a flipped byte at the end",
+            |b, r| b[r[29].1 - 1] ^= 0x40,
+            &[29],
+        ),
+        (
+            "a zeroed length",
+            |b, r| b[r[15].0..r[15].0 + 4].fill(0),
+            &[15],
+        ),
+        (
+            "garbage appended",
+            |b, _| b.extend_from_slice(&[0xa5; 100]),
+            &[],
+        ),
+    ];
+    for (what, damage, lost) in cases {
+        let dir = dir();
+        let ranges = write_thirty(&dir);
+        let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
+        damage(&mut bytes, &ranges);
+        std::fs::write(dir.join(FILE), &bytes).unwrap();
+        let j = Journal::open(&dir, |_| None).unwrap();
+        for i in 0..30 {
+            let text = j.latest(&name(&format!("z{i}.test."))).map(|e| e.text);
+            match lost.contains(&i) {
+                true => assert_eq!(text, None, "{what}: record {i}"),
+                false => assert_eq!(text, Some(Some(format!("text {i}"))), "{what}: record {i}"),
+            }
+        }
+        drop(j);
+        // A damaged middle leaves a copy of the file as it was; the journal holds what is sound.
+        let asides: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .collect();
+        let middle = lost.iter().any(|&i| i < 29);
+        assert_eq!(asides.len(), usize::from(middle), "{what}");
+        let j = Journal::open(&dir, |_| None).unwrap();
+        let kept = (0..30)
+            .filter(|i| j.latest(&name(&format!("z{i}.test."))).is_some())
+            .count();
+        assert_eq!(kept, 30 - lost.len(), "{what}: reopened");
+    }
+}

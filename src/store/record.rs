@@ -125,16 +125,34 @@ pub struct Replayed {
     /// Whether any record changed the registry.
     pub registry_changed: bool,
     pub registry: Registry,
-    /// The length of the whole, sound records (the rest is a torn or corrupt tail).
+    /// Where the last whole, sound record ends (the rest is a torn or corrupt tail).
     pub good: usize,
+    /// Damaged byte ranges with sound records after them: skipped, the records after applied.
+    pub skipped: Vec<std::ops::Range<usize>>,
+    /// How many sound records were read.
+    pub records: usize,
 }
 
 pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
     let mut zones: HashMap<Name, Changes> = HashMap::new();
     let mut kept = HashMap::new();
     let mut registry_changed = false;
-    let mut at = 0;
-    while let Some((record, len)) = decode(&bytes[at..]) {
+    let (mut at, mut good, mut records) = (0, 0, 0);
+    let mut skipped = Vec::new();
+    loop {
+        let (record, len) = match decode(&bytes[at..]) {
+            Some(found) => found,
+            // Damage, or the end: the next sound record after it, if there is one, goes on
+            // (each record's checksum makes a false start all but impossible).
+            None => match (at + 1..bytes.len()).find(|&y| decode(&bytes[y..]).is_some()) {
+                Some(next) if at < bytes.len() => {
+                    skipped.push(at..next);
+                    at = next;
+                    continue;
+                }
+                _ => break,
+            },
+        };
         let sum = sum(&bytes[at..]);
         match record {
             Record::Zone(origin, text) => {
@@ -159,12 +177,16 @@ pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
             }
         }
         at += len;
+        good = at;
+        records += 1;
     }
     Replayed {
         zones,
         kept,
         registry_changed,
         registry,
-        good: at,
+        good,
+        skipped,
+        records,
     }
 }
