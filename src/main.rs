@@ -148,6 +148,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
     if let Some(api) = &config.api {
         meridian::api::check_tokens(api).map_err(anyhow::Error::msg)?;
     }
+    // And DNS over TLS's certificate and key, read as `serve` reads them.
+    if let Some(tls) = &config.tls {
+        meridian::dns::tls::acceptor_for(tls).map_err(anyhow::Error::msg)?;
+    }
     let snapshot = state.snapshot();
     if let Some(db) = &snapshot.geo {
         println!("GeoIP: {} ({})", db.describe(), db.path().display());

@@ -215,6 +215,18 @@ fn what_serve_refuses_check_refuses_and_both_exit_non_zero() {
 }
 
 #[test]
+fn a_missing_tls_certificate_is_refused_by_check_and_serve() {
+    let dir = with_config(&format!(
+        "{LISTEN}[tls]\nlisten = [\"127.0.0.1:0\"]\ncert_file = \"missing.pem\"\nkey_file = \"missing-key.pem\"\n"
+    ));
+    for command in ["check", "serve"] {
+        let (status, stderr) = run(&dir, command);
+        assert!(!status.success(), "{command}: {stderr}");
+        assert!(stderr.contains("missing.pem"), "{command}: {stderr}");
+    }
+}
+
+#[test]
 fn an_api_port_in_use_stops_serve_with_an_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
