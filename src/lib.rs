@@ -14,8 +14,10 @@
 //!   reference the fast one is tested against), `memo` (a UDP worker's encoded replies), and one
 //!   file a feature that acts on every query: `cookies` (RFC 7873/9018), `ratelimit` (response rate
 //!   limiting), `querylog`. Beside the query path: `tls` (DNS over TLS around the TCP loop),
-//!   `manage` (UPDATE, NOTIFY in, AXFR/IXFR, each checked by `tsig`), `update`, `transfer` and its
-//!   `history`, `notify` (NOTIFY out).
+//!   `manage` (UPDATE, NOTIFY in, AXFR/IXFR and queries signed with TSIG, each checked by
+//!   `tsig`), `update`, `transfer` and its `history`, `notify` (NOTIFY out), `connections`
+//!   (who holds the TCP and TLS connections: a share per network, the idlest closed for a
+//!   newcomer).
 //! - [`explain`]: why a client gets the answer it gets (`meridian explain`), through the same
 //!   `resolve::find` and policy decision as a query.
 //! - [`simulate`]: what a changed zone, pool or GeoIP database would do to the clients
@@ -70,6 +72,11 @@
 //!   packed in `metrics::slab`), label sets declared once (`metrics::Transport`,
 //!   `metrics::PolicyLabel`), and the text exposition; a leaf.
 //! - [`fixture`]: zones and snapshots from TOML text for tests and benchmarks (not the server).
+//! - [`presentation`]: the presentation format of DNS data (RFC 1035 §5.1, RFC 3597), the one
+//!   reader and writer for every way records come in and go out as text: master files
+//!   (`presentation::master`), TOML `data` strings, the API, UPDATE; every RR type Knot loads,
+//!   each a list of fields (`types`, `rdata`, `scalars`, `special`, `svcb`); record data kept
+//!   as its wire bytes.
 //! - Leaves: [`config`] (`meridian.toml` → one validated [`config::Config`]), [`cell`] (a
 //!   lock-free swappable value), [`civil`] (UTC dates), [`digest`] (SHA-256, sha2 named only
 //!   there), [`dnssec`] (DNSSEC signing keys: PKCS#8 files, DNSKEY, key tag, DS; its
