@@ -5,8 +5,7 @@
 //! compared again; and a corpus of broken inputs that both refuse.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::harness::{Server, TempDir, repo, token_hash};
 use crate::peers::Peer;
@@ -313,25 +312,9 @@ fn the_corpus_written_by_update_is_served_as_knot_serves_it() {
         }
     }
     script.push_str("send\n");
-    let mut child = Command::new("nsupdate")
-        .args(["-v", "-y", &format!("hmac-sha256:acme:{secret}")])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("nsupdate is installed (bind9-dnsutils)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let key = format!("hmac-sha256:acme:{secret}");
+    let (ok, stderr) = crate::harness::nsupdate(&["-v", "-y", &key], &script);
+    assert!(ok, "{stderr}");
     for (owner, ttl, data) in keyless {
         // Precedence, gateway type 0, algorithm: the whole RDATA.
         let wire: Vec<String> = data

@@ -17,6 +17,28 @@ pub fn http_check(port: u16) -> String {
     )
 }
 
+/// Runs BIND's `nsupdate` with `args` on `script` (given whole: `server`, `send`…): (success,
+/// stderr).
+pub fn nsupdate(args: &[&str], script: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("nsupdate")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nsupdate is installed (bind9-dnsutils)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), stderr)
+}
+
 /// A test that cannot run here: it says so and is skipped on a developer's machine, and fails
 /// in CI (`CI` set), where `.ci/run` installs everything the suite needs.
 pub fn cannot_run(why: &str) {

@@ -76,21 +76,18 @@ impl Peer {
             secret = key.secret,
         );
         std::fs::write(dir.0.join("nsd.conf"), conf).unwrap();
-        let child = Command::new("nsd")
+        let mut command = Command::new("nsd");
+        command
             .args(["-d", "-c"])
             .arg(dir.0.join("nsd.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nsd is installed (apt-get install nsd; .ci/run does it)");
-        let peer = Peer {
-            child,
+            .stderr(Stdio::null());
+        Self::start(
+            command,
             port,
             dir,
-            log: "peer.log",
-        };
-        peer.wait_listening();
-        peer
+            "nsd is installed (apt-get install nsd; .ci/run does it)",
+        )
     }
 
     /// Knot as a secondary of `origin` from `primary_port`, transfers signed with `key`.
@@ -121,21 +118,18 @@ impl Peer {
              log:\n  - target: \"{d}/peer.log\"\n    any: info\n{extra}{zone}"
         );
         std::fs::write(dir.0.join("knot.conf"), conf).unwrap();
-        let child = Command::new("knotd")
+        let mut command = Command::new("knotd");
+        command
             .arg("-c")
             .arg(dir.0.join("knot.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("knotd is installed (apt-get install knot; .ci/run does it)");
-        let peer = Peer {
-            child,
+            .stderr(Stdio::null());
+        Self::start(
+            command,
             port,
             dir,
-            log: "peer.log",
-        };
-        peer.wait_listening();
-        peer
+            "knotd is installed (apt-get install knot; .ci/run does it)",
+        )
     }
 
     /// BIND 9 on `port` as a secondary of `origin` from `primary_port`, every exchange signed
@@ -157,13 +151,24 @@ impl Peer {
         );
         std::fs::write(dir.0.join("named.conf"), conf).unwrap();
         let log = std::fs::File::create(dir.0.join("peer.log")).unwrap();
-        let child = Command::new("named")
+        let mut command = Command::new("named");
+        command
             .args(["-g", "-c"])
             .arg(dir.0.join("named.conf"))
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("named is installed (apt-get install bind9; .ci/run does it)");
+            .stderr(log);
+        Self::start(
+            command,
+            port,
+            dir,
+            "named is installed (apt-get install bind9; .ci/run does it)",
+        )
+    }
+
+    /// Starts `command` (the peer on `port`, its files in `dir`, its log `peer.log`) and waits
+    /// until it answers; `missing` says how to install it.
+    fn start(mut command: Command, port: u16, dir: TempDir, missing: &str) -> Self {
+        let child = command.spawn().expect(missing);
         let peer = Peer {
             child,
             port,

@@ -1,7 +1,6 @@
 //! The DNS ecosystem's own clients against the real binary: `nsupdate` with TSIG (RFC 2136,
 //! RFC 8945), `dig` zone transfers, and NSD as a secondary that follows our NOTIFY.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,31 +28,12 @@ fn config(extra: &str) -> String {
 
 /// Runs `nsupdate` (with `-y key`, if given) on `commands` sent to `s`: (success, stderr).
 fn nsupdate(s: &Server, key: Option<&str>, commands: &str) -> (bool, String) {
-    let mut command = Command::new("nsupdate");
-    if let Some(key) = key {
-        command.args(["-y", key]);
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate is installed (bind9-dnsutils)");
+    let args: Vec<&str> = key.map(|k| vec!["-y", k]).unwrap_or_default();
     let script = format!(
         "server 127.0.0.1 {}\nzone t.test\n{commands}\nsend\n",
         s.port
     );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::harness::nsupdate(&args, &script)
 }
 
 const KEY: Option<&str> = Some(concat!(

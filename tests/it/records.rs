@@ -3,8 +3,7 @@
 //! them, several strings, escapes as bytes) and refuse what cannot be served where it is
 //! written, naming the field; UPDATE edits any type at any name.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::harness::{Server, TempDir, ZONE_HEAD, binary, token_hash};
 
@@ -21,28 +20,13 @@ fn api_server(zone: &str) -> Server {
 }
 
 fn nsupdate(s: &Server, commands: &str) {
-    let mut child = Command::new("nsupdate")
-        .args(["-y", &format!("hmac-sha256:acme:{SECRET}")])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate is installed (bind9-dnsutils)");
+    let key = format!("hmac-sha256:acme:{SECRET}");
     let script = format!(
         "server 127.0.0.1 {}\nzone t.test\n{commands}\nsend\n",
         s.port
     );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = crate::harness::nsupdate(&["-y", &key], &script);
+    assert!(ok, "{stderr}");
 }
 
 #[test]

@@ -2,11 +2,10 @@
 //! run: `dig -y` and dnspython's signed queries, `nsupdate` without a `zone` line (it finds the
 //! zone with a signed SOA query), BIND 9 and Knot as secondaries with a key.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Server, ZONE_HEAD, eventually};
+use crate::harness::{Server, ZONE_HEAD, eventually, nsupdate};
 use crate::peers::{Key, Peer};
 
 const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg==";
@@ -145,29 +144,12 @@ except dns.tsig.PeerBadTime:
 #[test]
 fn nsupdate_finds_the_zone_with_a_signed_query() {
     let s = server("");
-    let mut child = Command::new("nsupdate")
-        .args(["-y", &format!("hmac-sha256:acme:{SECRET}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate is installed (bind9-dnsutils)");
     let script = format!(
         "server 127.0.0.1 {}\nupdate add spf.t.test. 300 TXT \"v=spf1 mx -all\"\nsend\n",
         s.port
     );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stderr) = nsupdate(&["-y", &format!("hmac-sha256:acme:{SECRET}")], &script);
+    assert!(ok, "{stderr}");
     assert_eq!(
         s.dig(&["spf.t.test", "TXT"]).answer_data(),
         ["\"v=spf1 mx -all\""]
@@ -188,23 +170,12 @@ fn bind_secondary_with_a_key_transfers_and_follows_notify() {
     eventually(Duration::from_secs(40), "BIND transferred the zone", || {
         at_named("txt.t.test", "TXT") == "\"v=spf1 mx -all\""
     });
-    let mut commands = Command::new("nsupdate")
-        .args(["-y", &format!("hmac-sha256:acme:{SECRET}")])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let script = format!(
         "server 127.0.0.1 {}\nzone t.test\nupdate add late.t.test. 60 TXT \"after\"\nsend\n",
         s.port
     );
-    commands
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(commands.wait_with_output().unwrap().status.success());
+    let (ok, stderr) = nsupdate(&["-y", &format!("hmac-sha256:acme:{SECRET}")], &script);
+    assert!(ok, "{stderr}");
     eventually(Duration::from_secs(10), "BIND follows the NOTIFY", || {
         at_named("late.t.test", "TXT") == "\"after\""
     });
