@@ -179,21 +179,10 @@ pub fn compact_nsec(owner: &Name, types: &[u16]) -> Vec<u8> {
     rdata
 }
 
-/// The type bitmap of NSEC (RFC 4034 §4.1.2): per window, a bit per type.
+/// The type bitmap of NSEC (RFC 4034 §4.1.2), as the presentation reader writes it.
 fn type_bitmap(types: &[u16]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut windows: std::collections::BTreeMap<u8, [u8; 32]> = std::collections::BTreeMap::new();
-    for &t in types {
-        let bits = windows.entry((t >> 8) as u8).or_insert([0; 32]);
-        let low = (t & 0xff) as usize;
-        bits[low / 8] |= 0x80 >> (low % 8);
-    }
-    for (window, bits) in windows {
-        let len = bits.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        out.push(window);
-        out.push(len as u8);
-        out.extend_from_slice(&bits[..len]);
-    }
+    crate::presentation::type_bitmap(&mut out, types.to_vec());
     out
 }
 

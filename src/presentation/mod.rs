@@ -23,7 +23,7 @@ pub use name::{
     wire_len as name_wire_len,
 };
 pub use rdata::read_name;
-pub use scalars::period;
+pub use scalars::{bitmap as type_bitmap, period};
 pub use types::{code as type_code, is_meta, name as type_name};
 
 /// The wire form of RDATA of type `rtype` written as `tokens`: the type's own syntax, or RFC
