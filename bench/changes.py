@@ -38,11 +38,16 @@ def setup(folder, pools):
         large.write_zone(folder, pools, 10, short=True)
     os.makedirs(f"{folder}/zones", exist_ok=True)
     shutil.copy(os.path.join(REPO, "zones/example.test.toml"), f"{folder}/zones/")
+    write_config(folder, DNS_PORT, API_PORT)
+
+
+def write_config(folder, dns_port, api_port):
+    """meridian.toml serving `folder`/zones, with the API on and a write token (TOKEN)."""
     digest = subprocess.run([BINARY, "hash-token", TOKEN], capture_output=True, text=True,
                             check=True).stdout.strip()
     with open(f"{folder}/meridian.toml", "w") as f:
-        f.write(f'[server]\nlisten = ["127.0.0.1:{DNS_PORT}"]\n[zones]\ndirectory = "zones"\n'
-                f'[api]\nlisten = "127.0.0.1:{API_PORT}"\n'
+        f.write(f'[server]\nlisten = ["127.0.0.1:{dns_port}"]\n[zones]\ndirectory = "zones"\n'
+                f'[api]\nlisten = "127.0.0.1:{api_port}"\n'
                 f'[[api.tokens]]\nname = "bench"\nsha256 = "{digest}"\nscope = "write"\n')
 
 

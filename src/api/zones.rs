@@ -15,7 +15,8 @@ use super::auth::parse_zone;
 use super::{Api, ApiError};
 use crate::config::TokenScope;
 use crate::store::change::Edit;
-use crate::store::edit::{self, EndpointPatch, same_name};
+use crate::store::edit::{self, EndpointPatch};
+use crate::store::model::ZoneModel;
 use crate::store::{Doc, etag};
 use crate::zone::Name;
 use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
@@ -134,16 +135,33 @@ pub(super) fn authorize(
     Ok(origin)
 }
 
-/// The zone in the path, read with a token that may read it: its origin, its ETag and spec.
-fn read_authorized(
+/// The zone in the path, read with a token of `scope`: its origin, its ETag and what `read`
+/// makes of its model (see `Control::read_model`), off the async threads.
+async fn read_authorized<T: Send + 'static>(
     api: &Api,
     zone: &str,
     headers: &HeaderMap,
-) -> Result<(Name, String, ZoneSpec), ApiError> {
-    let origin = authorize(api, zone, headers, TokenScope::Read)?;
-    let doc = read_zone(api, &origin)?;
-    let spec = spec_of(&doc.text)?;
-    Ok((origin, doc.etag, spec))
+    scope: TokenScope,
+    read: impl FnOnce(&ZoneModel) -> Result<T, ApiError> + Send + 'static,
+) -> Result<(Name, String, T), ApiError> {
+    let origin = authorize(api, zone, headers, scope)?;
+    let control = api.control.clone();
+    let o = origin.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        control.read_model(&o, |model, tag| read(model).map(|t| (tag, t)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    match read? {
+        Some(read) => {
+            let (tag, t) = read?;
+            Ok((origin, tag, t))
+        }
+        None if api.control.store().read_only(&origin) => Err(ApiError::conflict(format!(
+            "{origin} is served from a master file alone; the API edits TOML zones"
+        ))),
+        None => Err(ApiError::not_found(format!("zone {origin} not found"))),
+    }
 }
 
 /// One edit of the existing zone in the path by a token that may write it (see
@@ -199,7 +217,8 @@ pub async fn get_zone(
     Path(zone): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, tag, spec) = read_authorized(&api, &zone, &headers)?;
+    let read = |model: &ZoneModel| Ok(model.spec().clone());
+    let (_, tag, spec) = read_authorized(&api, &zone, &headers, TokenScope::Read, read).await?;
     Ok(([(header::ETAG, tag)], Json(spec)).into_response())
 }
 
@@ -259,12 +278,11 @@ pub async fn get_records(
     Path((zone, name, rtype)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (origin, tag, spec) = read_authorized(&api, &zone, &headers)?;
-    let found = spec
-        .records
-        .into_iter()
-        .find(|r| same_name(&origin, &r.name, &name) && r.rtype.eq_ignore_ascii_case(&rtype))
-        .ok_or_else(|| ApiError::not_found(format!("record set {name} {rtype} not found")))?;
+    let read = move |model: &ZoneModel| {
+        let found = model.record_set(&name, &rtype).cloned();
+        found.ok_or_else(|| ApiError::not_found(format!("record set {name} {rtype} not found")))
+    };
+    let (_, tag, found) = read_authorized(&api, &zone, &headers, TokenScope::Read, read).await?;
     Ok(([(header::ETAG, tag)], Json(found)).into_response())
 }
 
@@ -309,18 +327,15 @@ pub async fn get_pool(
     Path((zone, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (origin, tag, spec) = read_authorized(&api, &zone, &headers)?;
-    let found = pool_of(spec, &origin, &name)?;
+    let read = move |model: &ZoneModel| pool_of(model, &name);
+    let (_, tag, found) = read_authorized(&api, &zone, &headers, TokenScope::Read, read).await?;
     Ok(([(header::ETAG, tag)], Json(found)).into_response())
 }
 
-/// Pool `name` of the zone `spec` of `origin`, or 404.
-fn pool_of(spec: ZoneSpec, origin: &Name, name: &str) -> Result<PoolSpec, ApiError> {
-    spec.pools
-        .into_iter()
-        .find(|(k, _)| same_name(origin, k, name))
-        .map(|(_, p)| p)
-        .ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))
+/// Pool `name` of the zone `model`, or 404.
+fn pool_of(model: &ZoneModel, name: &str) -> Result<PoolSpec, ApiError> {
+    let found = model.pool(name).cloned();
+    found.ok_or_else(|| ApiError::not_found(format!("pool {name} not found")))
 }
 
 /// `PUT /zones/{zone}/pools/{name}`.
@@ -381,16 +396,20 @@ pub async fn patch_endpoint(
             edit_zone(&api, &zone, &headers, edit).await?
         }
         false => {
-            let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
-            let pool = pool_of(spec_of(&read_zone(&api, &origin)?.text)?, &origin, &name)?;
-            let mut endpoints = pool
-                .endpoints
-                .iter()
-                .chain(pool.datacenters.iter().flat_map(|d| &d.endpoints));
-            if !endpoints.any(|e| e.address == address) {
-                let what = format!("endpoint {address} in pool {name} not found");
-                return Err(ApiError::not_found(what));
-            }
+            let read = move |model: &ZoneModel| {
+                let pool = pool_of(model, &name)?;
+                let mut endpoints = pool
+                    .endpoints
+                    .iter()
+                    .chain(pool.datacenters.iter().flat_map(|d| &d.endpoints));
+                match endpoints.any(|e| e.address == address) {
+                    true => Ok(()),
+                    false => Err(ApiError::not_found(format!(
+                        "endpoint {address} in pool {name} not found"
+                    ))),
+                }
+            };
+            read_authorized(&api, &zone, &headers, TokenScope::Write, read).await?;
             Json(json!({ "address": address, "load": load })).into_response()
         }
     };

@@ -8,7 +8,8 @@
 use super::{Control, UpdateError};
 use crate::store::change::{self, Edit, ZoneEdit};
 use crate::store::edit::EditError;
-use crate::zone::spec::{Registered, ZoneSpec};
+use crate::store::model::ZoneModel;
+use crate::zone::spec::Registered;
 use crate::zone::{self, Name, Zone, ZoneError};
 
 /// What an acknowledged edit left: the zone's SOA serial and entity tag.
@@ -45,13 +46,13 @@ impl Control {
         if !specs.contains_key(&origin) {
             specs.insert(origin.clone(), self.read_spec(&origin)?);
         }
-        let spec = specs.get_mut(&origin).expect("inserted above");
-        let undo = change::apply_to_spec(spec, &origin, &edit)?;
-        let serial = spec.soa.as_ref().map(|soa| soa.serial);
+        let model = specs.get_mut(&origin).expect("inserted above");
+        let undo = model.apply(&edit)?;
+        let serial = model.serial();
         let bumped = serial.map(|s| s.saturating_add(1));
-        set_serial(spec, bumped);
+        model.set_serial(bumped);
         let built = self
-            .build_edit(&origin, spec, &edit, bumped)
+            .build_edit(&origin, model, &edit, bumped)
             .map_err(UpdateError::from);
         let appended = built.and_then(|zone| {
             let edit = ZoneEdit {
@@ -64,8 +65,8 @@ impl Control {
         let ((zone, whole), ticket) = match appended {
             Ok(done) => done,
             Err(error) => {
-                undo.revert(spec);
-                set_serial(spec, serial);
+                model.revert(undo);
+                model.set_serial(serial);
                 return Err(error.into());
             }
         };
@@ -90,27 +91,49 @@ impl Control {
         if !specs.contains_key(origin) {
             specs.insert(origin.clone(), self.read_spec(origin)?);
         }
-        let spec = &specs[origin];
-        if let Some(key) = change::pool_key(spec, origin, pool) {
-            let (owner, built) = zone::load_pool(origin, &key, &spec.pools[&key], registered)?;
+        let model = &specs[origin];
+        if let Some(key) = model.pool_key(pool) {
+            let spec = &model.spec().pools[key];
+            let (owner, built) = zone::load_pool(origin, key, spec, registered)?;
             if let Some(zone) = self.rebuilt_alone(origin, &owner, built, None) {
                 return Ok((zone, false));
             }
         }
-        Ok((self.store.build(origin, spec, registered)?, true))
+        Ok((self.store.build(origin, model.spec(), registered)?, true))
     }
 
     /// The model of `origin`'s TOML document, parsed from the store.
-    fn read_spec(&self, origin: &Name) -> Result<ZoneSpec, UpdateError> {
+    fn read_spec(&self, origin: &Name) -> Result<ZoneModel, UpdateError> {
         let doc = self.store.read(origin)?;
         let doc = doc.ok_or_else(|| UpdateError::from(missing(origin)))?;
-        zone::zone_spec(&doc.text).map_err(|e| {
+        let spec = zone::zone_spec(&doc.text).map_err(|e| {
             let message = format!("the stored document does not parse: {e}");
             UpdateError::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 message,
             ))
-        })
+        })?;
+        Ok(ZoneModel::new(origin, spec))
+    }
+
+    /// What `read` makes of zone `origin`'s document model and its entity tag, read under the
+    /// writer path's lock so that the two agree (`Ok(None)`: no TOML document). The model is
+    /// parsed on the zone's first read or edit and kept, so that a read of one record set
+    /// costs the same in a zone of any size.
+    pub fn read_model<T>(
+        &self,
+        origin: &Name,
+        read: impl FnOnce(&ZoneModel, String) -> T,
+    ) -> Result<Option<T>, UpdateError> {
+        let origin = origin.to_lowercase();
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tag) = self.store.tag(&origin)? else {
+            return Ok(None);
+        };
+        if !specs.contains_key(&origin) {
+            specs.insert(origin.clone(), self.read_spec(&origin)?);
+        }
+        Ok(Some(read(&specs[&origin], tag)))
     }
 
     /// Zone `origin` as `spec` (already edited by `edit`) builds it: the edited pool or name
@@ -118,28 +141,31 @@ impl Control {
     pub(super) fn build_edit(
         &self,
         origin: &Name,
-        spec: &ZoneSpec,
+        model: &ZoneModel,
         edit: &Edit,
         serial: Option<u32>,
     ) -> Result<(Zone, bool), ZoneError> {
         let registered = self.store.registered(origin);
         if let Some(name) = change::pool_changed(edit)
-            && let Some(key) = change::pool_key(spec, origin, name)
+            && let Some(key) = model.pool_key(name)
         {
-            let pool = &spec.pools[&key];
-            let (owner, pool) = zone::load_pool(origin, &key, pool, &registered)?;
+            let pool = &model.spec().pools[key];
+            let (owner, pool) = zone::load_pool(origin, key, pool, &registered)?;
             if let Some(zone) = self.rebuilt_alone(origin, &owner, pool, serial) {
                 return Ok((zone, false));
             }
         }
         if let Some(name) = change::records_changed(edit)
             && let Ok(owner) = zone::parse_owner(origin, name)
-            && let Some(zone) = self.served(origin, |zone| zone.with_records(spec, &owner))
+            && let Some(zone) = self.served(origin, |zone| {
+                let records = model.records_at(&owner).cloned().collect();
+                zone.with_records(model.spec(), records, &owner)
+            })
             && let Some(zone) = with_serial(zone, serial)
         {
             return Ok((zone, false));
         }
-        Ok((self.store.build(origin, spec, &registered)?, true))
+        Ok((self.store.build(origin, model.spec(), &registered)?, true))
     }
 
     /// The served zone `origin` with the pool at `owner` replaced (and the serial set), if that
@@ -180,12 +206,6 @@ fn with_serial(zone: Zone, serial: Option<u32>) -> Option<Zone> {
     match serial {
         Some(serial) => zone.with_serial(serial),
         None => Some(zone),
-    }
-}
-
-fn set_serial(spec: &mut ZoneSpec, serial: Option<u32>) {
-    if let (Some(soa), Some(serial)) = (spec.soa.as_mut(), serial) {
-        soa.serial = serial;
     }
 }
 

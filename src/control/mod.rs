@@ -80,7 +80,7 @@ pub struct Control {
     changes: AtomicU64,
     /// The model of each zone's TOML document that has been edited, as the edits left it
     /// (see `edits`): locked by the one writer.
-    specs: Mutex<HashMap<zone::Name, zone::spec::ZoneSpec>>,
+    specs: Mutex<HashMap<zone::Name, crate::store::model::ZoneModel>>,
     /// The nameserver set this instance shares its zones and health with, if any.
     cluster: Option<Arc<Cluster>>,
 }
@@ -107,8 +107,10 @@ impl Control {
             }
             None => None,
         };
+        let models = store.take_models();
         let mut control = Self::new(Box::new(store), sources, zones, geo);
         control.cluster = cluster;
+        *control.specs.get_mut().unwrap_or_else(|e| e.into_inner()) = models;
         crate::sys::release_freed_memory();
         Ok(control)
     }

@@ -15,8 +15,8 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordData, RecordType};
 
 use crate::control::{Control, UpdateError};
 use crate::presentation;
-use crate::store::change;
 use crate::store::edit::{self, EditError};
+use crate::store::model::ZoneModel;
 use crate::zone::Zone;
 use crate::zone::spec::{EndpointSpec, RecordSpec};
 
@@ -366,11 +366,13 @@ impl Sets {
         }
         if !self.pools.is_empty() {
             let spec = crate::zone::zone_spec(text).map_err(|_| Refused(ResponseCode::ServFail))?;
+            let model = ZoneModel::new(origin, spec);
             for (owner, addresses) in &self.pools {
                 let owner = owner.to_ascii();
-                let key = change::pool_key(&spec, origin, &owner)
+                let key = model
+                    .pool_key(&owner)
                     .ok_or(Refused(ResponseCode::Refused))?;
-                let mut pool = spec.pools[&key].clone();
+                let mut pool = model.spec().pools[key].clone();
                 // Endpoints of a geo pool live in its datacenters: not changed by UPDATE.
                 if !pool.datacenters.is_empty() {
                     return Err(Refused(ResponseCode::Refused));
@@ -381,7 +383,7 @@ impl Sets {
                         pool.endpoints.push(EndpointSpec::at(*address));
                     }
                 }
-                edit::set_pool(&mut doc, origin, &key, &pool)?;
+                edit::set_pool(&mut doc, origin, key, &pool)?;
             }
         }
         let serial = edit::serial(&doc);

@@ -1,16 +1,18 @@
 //! One change to a zone's document as the API makes it and the journal records it: a record
 //! set or a pool replaced or removed, an endpoint patched. The same change is applied to the
-//! parsed zone model that a change is built from (here, with an undo for a change that turns
-//! out invalid) and to the zone file's text when the journal is compacted into it (`edit`,
-//! keeping its comments), so that a change costs what it touches, not the zone's size.
+//! parsed zone model that a change is built from (`model`, with an undo for a change that
+//! turns out invalid) and to the zone file's text when the journal is compacted into it
+//! (`edit`, keeping its comments), so that a change costs what it touches, not the zone's
+//! size.
 
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 use serde::{Deserialize, Serialize};
 
-use super::edit::{self, EditError, EndpointPatch, ZoneDocument, same_name};
-use crate::zone::spec::{EndpointSpec, PoolSpec, RecordSpec, ZoneSpec};
+use super::document::EditedDocument;
+use super::edit::{EditError, EndpointPatch, ZoneDocument};
+use crate::zone::spec::{PoolSpec, RecordSpec};
 
 /// A change to one zone's document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,144 +46,17 @@ pub struct ZoneEdit {
 }
 
 impl ZoneEdit {
-    /// Applies it to a zone file's document, keeping its comments and layout.
+    /// Applies it to a zone file's document, keeping its comments and layout (many edits in
+    /// a row: see [`EditedDocument`]).
     pub fn apply_to_document(
         &self,
         doc: &mut ZoneDocument,
         origin: &Name,
     ) -> Result<(), EditError> {
-        match &self.edit {
-            Edit::SetRecords(spec) => edit::set_records(doc, origin, spec)?,
-            Edit::RemoveRecords { name, rtype } => edit::remove_records(doc, origin, name, rtype)?,
-            Edit::SetPool { name, pool } => edit::set_pool(doc, origin, name, pool)?,
-            Edit::RemovePool { name } => edit::remove_pool(doc, origin, name)?,
-            Edit::PatchEndpoint {
-                pool,
-                address,
-                patch,
-            } => edit::patch_endpoint(doc, origin, pool, *address, patch)?,
-        }
-        if let Some(serial) = self.serial {
-            edit::set_serial(doc, serial);
-        }
-        Ok(())
-    }
-}
-
-/// What an edit of a zone model replaced, to put it back.
-#[derive(Debug)]
-pub enum Undo {
-    Records(Vec<RecordSpec>),
-    Pool(String, Option<Box<PoolSpec>>),
-}
-
-impl Undo {
-    pub fn revert(self, spec: &mut ZoneSpec) {
-        match self {
-            Undo::Records(records) => spec.records = records,
-            Undo::Pool(key, Some(pool)) => {
-                spec.pools.insert(key, *pool);
-            }
-            Undo::Pool(key, None) => {
-                spec.pools.remove(&key);
-            }
-        }
-    }
-}
-
-/// The key of pool `name` in `spec`: the same string first (the usual case, and a lookup),
-/// else the same name written another way.
-pub fn pool_key(spec: &ZoneSpec, origin: &Name, name: &str) -> Option<String> {
-    if spec.pools.contains_key(name) {
-        return Some(name.to_owned());
-    }
-    // An absolute name whose relative form is the key.
-    let apex = origin.to_ascii();
-    let relative = name
-        .strip_suffix(apex.as_str())
-        .and_then(|n| n.strip_suffix('.'));
-    if let Some(relative) = relative
-        && spec.pools.contains_key(relative)
-    {
-        return Some(relative.to_owned());
-    }
-    let mut keys = spec.pools.keys();
-    keys.find(|k| same_name(origin, k, name)).cloned()
-}
-
-/// Applies `edit` to the zone model `spec`, as [`ZoneEdit::apply_to_document`] does to its
-/// text (the serial aside): what it replaced, to undo it.
-pub fn apply_to_spec(spec: &mut ZoneSpec, origin: &Name, edit: &Edit) -> Result<Undo, EditError> {
-    let same_set = |r: &RecordSpec, name: &str, rtype: &str| {
-        same_name(origin, &r.name, name) && r.rtype.eq_ignore_ascii_case(rtype)
-    };
-    match edit {
-        Edit::SetRecords(set) => {
-            let undo = Undo::Records(spec.records.clone());
-            match spec
-                .records
-                .iter_mut()
-                .find(|r| same_set(r, &set.name, &set.rtype))
-            {
-                Some(existing) => *existing = set.clone(),
-                None => spec.records.push(set.clone()),
-            }
-            Ok(undo)
-        }
-        Edit::RemoveRecords { name, rtype } => {
-            let at = spec.records.iter().position(|r| same_set(r, name, rtype));
-            let at = at.ok_or_else(|| EditError::NotFound(format!("record set {name} {rtype}")))?;
-            let undo = Undo::Records(spec.records.clone());
-            spec.records.remove(at);
-            Ok(undo)
-        }
-        Edit::SetPool { name, pool } => {
-            let key = pool_key(spec, origin, name).unwrap_or_else(|| name.clone());
-            let old = spec.pools.insert(key.clone(), PoolSpec::clone(pool));
-            Ok(Undo::Pool(key, old.map(Box::new)))
-        }
-        Edit::RemovePool { name } => {
-            let key = pool_key(spec, origin, name)
-                .ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
-            let old = spec.pools.remove(&key);
-            Ok(Undo::Pool(key, old.map(Box::new)))
-        }
-        Edit::PatchEndpoint {
-            pool,
-            address,
-            patch,
-        } => {
-            let key = pool_key(spec, origin, pool)
-                .ok_or_else(|| EditError::NotFound(format!("pool {pool}")))?;
-            let entry = spec.pools.get_mut(&key).expect("the key was found");
-            let old = Box::new(entry.clone());
-            let endpoints = entry.endpoints.iter_mut();
-            let endpoints =
-                endpoints.chain(entry.datacenters.iter_mut().flat_map(|d| &mut d.endpoints));
-            let mut found = false;
-            for endpoint in endpoints.filter(|e| e.address == *address) {
-                patch_spec(endpoint, patch);
-                found = true;
-            }
-            match found {
-                true => Ok(Undo::Pool(key, Some(old))),
-                false => Err(EditError::NotFound(format!(
-                    "endpoint {address} in pool {pool}"
-                ))),
-            }
-        }
-    }
-}
-
-fn patch_spec(endpoint: &mut EndpointSpec, patch: &EndpointPatch) {
-    if let Some(weight) = patch.weight {
-        endpoint.weight = weight;
-    }
-    if let Some(drain) = patch.drain {
-        endpoint.drain = drain;
-    }
-    if let Some(force) = patch.force {
-        endpoint.force = force;
+        let mut edited = EditedDocument::new(std::mem::take(doc), origin);
+        let applied = edited.apply(self);
+        *doc = edited.finish();
+        applied
     }
 }
 
@@ -206,6 +81,9 @@ pub fn pool_changed(edit: &Edit) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::edit;
+    use crate::store::model::ZoneModel;
+    use crate::zone::spec::ZoneSpec;
 
     const TEXT: &str = r#"# the zone
 ns = ["ns1"]
@@ -285,8 +163,10 @@ endpoints = ["192.0.2.9"]
     fn the_model_and_the_text_change_alike() {
         let origin = origin();
         let mut doc = edit::parse(TEXT).unwrap();
-        let mut spec: ZoneSpec = toml::from_str(TEXT).unwrap();
-        for (i, edit) in edits().into_iter().enumerate() {
+        let mut model = ZoneModel::new(&origin, toml::from_str(TEXT).unwrap());
+        // The same edits in a row on one document, as a compaction applies them.
+        let mut in_a_row = EditedDocument::new(edit::parse(TEXT).unwrap(), &origin);
+        for (i, edit) in edits().into_iter().chain(churn()).enumerate() {
             let json = serde_json::to_string(&ZoneEdit {
                 edit,
                 serial: Some(8 + i as u32),
@@ -294,37 +174,85 @@ endpoints = ["192.0.2.9"]
             .unwrap();
             let change: ZoneEdit = serde_json::from_str(&json).unwrap();
             change.apply_to_document(&mut doc, &origin).unwrap();
-            apply_to_spec(&mut spec, &origin, &change.edit).unwrap();
-            spec.soa.as_mut().unwrap().serial = change.serial.unwrap();
+            in_a_row.apply(&change).unwrap();
+            model.apply(&change.edit).unwrap();
+            model.set_serial(change.serial);
             let from_text: ZoneSpec = toml::from_str(&doc.to_string()).unwrap();
-            assert_eq!(
-                serde_json::to_value(&from_text).unwrap(),
-                serde_json::to_value(&spec).unwrap(),
-                "after {json}"
-            );
+            assert_eq!(sorted(&from_text), sorted(model.spec()), "after {json}");
         }
         assert!(doc.to_string().starts_with("# the zone"), "comments kept");
+        assert_eq!(in_a_row.finish().to_string(), doc.to_string());
+    }
+
+    /// Record sets added to and removed from many names, in an order that moves them about.
+    fn churn() -> Vec<Edit> {
+        let set = |i: usize, rtype: &str| {
+            Edit::SetRecords(RecordSpec {
+                name: format!("n{}", i % 7),
+                rtype: rtype.into(),
+                ttl: Some(i as u32),
+                data: vec![format!("\"{i}\"")],
+            })
+        };
+        let remove = |i: usize, rtype: &str| Edit::RemoveRecords {
+            name: format!("N{}.example.test.", i % 7),
+            rtype: rtype.into(),
+        };
+        let mut out = Vec::new();
+        for i in 0..40 {
+            out.push(set(i, ["TXT", "SPF"][i % 2]));
+            if i % 3 == 2 {
+                out.push(remove(i - 1, ["TXT", "SPF"][(i - 1) % 2]));
+            }
+        }
+        out
+    }
+
+    /// A model as JSON with its record sets in one order (removals may reorder them).
+    fn sorted(spec: &ZoneSpec) -> serde_json::Value {
+        let mut value = serde_json::to_value(spec).unwrap();
+        if let Some(records) = value.get_mut("records").and_then(|r| r.as_array_mut()) {
+            records.sort_by_key(|r| r.to_string().to_lowercase());
+        }
+        value
     }
 
     #[test]
     fn an_undo_puts_back_what_an_edit_replaced() {
         let origin = origin();
-        let mut spec: ZoneSpec = toml::from_str(TEXT).unwrap();
-        let before = serde_json::to_value(&spec).unwrap();
-        for edit in edits() {
-            let undo = apply_to_spec(&mut spec, &origin, &edit).unwrap();
-            undo.revert(&mut spec);
-            assert_eq!(serde_json::to_value(&spec).unwrap(), before);
+        let mut model = ZoneModel::new(&origin, toml::from_str(TEXT).unwrap());
+        for edit in churn() {
+            model.apply(&edit).unwrap();
+        }
+        for edit in edits().into_iter().chain(churn()) {
+            let before = serde_json::to_value(model.spec()).unwrap();
+            let Ok(undo) = model.apply(&edit) else {
+                continue;
+            };
+            model.revert(undo);
+            assert_eq!(
+                serde_json::to_value(model.spec()).unwrap(),
+                before,
+                "{edit:?}"
+            );
+            // The index is as true after the undo as before it.
+            model.apply(&edit).unwrap();
+        }
+        let fresh = ZoneModel::new(&origin, model.spec().clone());
+        for record in &model.spec().records {
+            let found = fresh.record_set(&record.name, &record.rtype).unwrap();
+            assert_eq!(
+                model.record_set(&record.name, &record.rtype).unwrap().data,
+                found.data
+            );
         }
         let missing = Edit::PatchEndpoint {
-            pool: "api".into(),
+            pool: "new".into(),
             address: "203.0.113.1".parse().unwrap(),
             patch: EndpointPatch::default(),
         };
-        assert!(matches!(
-            apply_to_spec(&mut spec, &origin, &missing),
-            Err(EditError::NotFound(_))
-        ));
-        assert_eq!(serde_json::to_value(&spec).unwrap(), before);
+        let before = serde_json::to_value(model.spec()).unwrap();
+        assert!(matches!(model.apply(&missing), Err(EditError::NotFound(_))));
+        assert_eq!(serde_json::to_value(model.spec()).unwrap(), before);
     }
 }

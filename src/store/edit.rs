@@ -62,7 +62,7 @@ fn to_table<T: Serialize>(value: &T) -> Result<Table, EditError> {
 }
 
 /// Two owner names are the same name once made absolute against the origin.
-pub fn same_name(origin: &Name, a: &str, b: &str) -> bool {
+fn same_name(origin: &Name, a: &str, b: &str) -> bool {
     match (
         crate::zone::parse_owner(origin, a),
         crate::zone::parse_owner(origin, b),
@@ -78,28 +78,50 @@ pub fn set_records(
     origin: &Name,
     spec: &RecordSpec,
 ) -> Result<(), EditError> {
+    let at = records(doc)?.map(|array| {
+        let mut tables = array.iter();
+        tables.position(|t| matches(t, origin, &spec.name, &spec.rtype))
+    });
+    set_records_at(doc, at.flatten(), spec).map(drop)
+}
+
+/// The document's record sets, if it has any.
+fn records(doc: &DocumentMut) -> Result<Option<&toml_edit::ArrayOfTables>, EditError> {
+    match doc.get("records") {
+        None => Ok(None),
+        Some(item) => item.as_array_of_tables().map(Some).ok_or_else(not_tables),
+    }
+}
+
+fn not_tables() -> EditError {
+    EditError::Invalid("records must be an array of tables".into())
+}
+
+/// Replaces the record set at position `at` of the document's record sets with `spec`
+/// (`None`: adds it at the end): where it is now.
+pub(super) fn set_records_at(
+    doc: &mut DocumentMut,
+    at: Option<usize>,
+    spec: &RecordSpec,
+) -> Result<usize, EditError> {
     let table = to_table(spec)?;
     let records = doc
         .entry("records")
         .or_insert(Item::ArrayOfTables(Default::default()));
-    let Some(array) = records.as_array_of_tables_mut() else {
-        return Err(EditError::Invalid(
-            "records must be an array of tables".into(),
-        ));
-    };
-    let found = array
-        .iter_mut()
-        .find(|t| matches(t, origin, &spec.name, &spec.rtype));
-    match found {
+    let array = records.as_array_of_tables_mut().ok_or_else(not_tables)?;
+    match at.and_then(|at| array.get_mut(at)) {
         Some(existing) => {
             // Keep the entry's place (and the comments before it).
             let decor = existing.decor().clone();
             *existing = table;
             *existing.decor_mut() = decor;
+            Ok(at.expect("found at `at`"))
         }
-        None => array.push(table),
+        None => {
+            array.push(table);
+            Ok(array.len() - 1)
+        }
     }
-    Ok(())
 }
 
 fn matches(t: &Table, origin: &Name, name: &str, rtype: &str) -> bool {
@@ -139,6 +161,46 @@ pub fn remove_records(
     Ok(())
 }
 
+/// Removes the record sets at the positions `removed` of the document's record sets.
+pub(super) fn remove_records_at(doc: &mut DocumentMut, removed: &std::collections::HashSet<usize>) {
+    let Some(array) = doc
+        .get_mut("records")
+        .and_then(Item::as_array_of_tables_mut)
+    else {
+        return;
+    };
+    let mut at = 0;
+    array.retain(|_| {
+        at += 1;
+        !removed.contains(&(at - 1))
+    });
+    if array.is_empty() {
+        doc.remove("records");
+    }
+}
+
+/// Each record set of the document: its owner name (absolute, lower case) and type code.
+pub(super) fn record_keys(doc: &DocumentMut, origin: &Name) -> Vec<Option<(Name, u16)>> {
+    let Ok(Some(array)) = records(doc) else {
+        return Vec::new();
+    };
+    let key = |t: &Table| {
+        let field = |k: &str| t.get(k).and_then(|v| v.as_str());
+        let owner = crate::zone::parse_owner(origin, field("name")?).ok()?;
+        Some((
+            owner.to_lowercase(),
+            crate::presentation::type_code(field("type")?)?,
+        ))
+    };
+    array.iter().map(key).collect()
+}
+
+/// The keys of the document's pools.
+pub(super) fn pool_keys(doc: &DocumentMut) -> Vec<String> {
+    let pools = doc.get("pools").and_then(Item::as_table_like);
+    pools.map_or_else(Vec::new, |p| p.iter().map(|(k, _)| k.to_owned()).collect())
+}
+
 /// The key of pool `name` in the `pools` table, if it exists: the same string first (a
 /// lookup), else the same name written another way.
 fn pool_key(doc: &DocumentMut, origin: &Name, name: &str) -> Option<String> {
@@ -159,22 +221,31 @@ pub fn set_pool(
     name: &str,
     spec: &PoolSpec,
 ) -> Result<(), EditError> {
+    let key = pool_key(doc, origin, name).unwrap_or_else(|| name.to_owned());
+    set_pool_at(doc, &key, spec)
+}
+
+/// Replaces (or adds) the pool whose key in `pools` is `key`.
+pub(super) fn set_pool_at(
+    doc: &mut DocumentMut,
+    key: &str,
+    spec: &PoolSpec,
+) -> Result<(), EditError> {
     let table = to_table(spec)?;
     // What a pool that says nothing holds: not written where the file did not say it.
     let defaults = toml::from_str::<PoolSpec>("")
         .map_err(|e| EditError::Invalid(e.to_string()))
         .and_then(|d| to_table(&d))?;
-    let key = pool_key(doc, origin, name).unwrap_or_else(|| name.to_owned());
     let pools = doc.entry("pools").or_insert(Item::Table(Table::new()));
     let Some(pools) = pools.as_table_mut() else {
         return Err(EditError::Invalid("pools must be a table".into()));
     };
     pools.set_implicit(true);
-    match pools.get_mut(&key).and_then(Item::as_table_mut) {
+    match pools.get_mut(key).and_then(Item::as_table_mut) {
         Some(old) => super::restyle::merge(old, table, &defaults),
         None => {
             let table = super::restyle::without_defaults(table, &defaults);
-            pools.insert(&key, Item::Table(table));
+            pools.insert(key, Item::Table(table));
         }
     }
     Ok(())
@@ -184,10 +255,15 @@ pub fn set_pool(
 pub fn remove_pool(doc: &mut DocumentMut, origin: &Name, name: &str) -> Result<(), EditError> {
     let key =
         pool_key(doc, origin, name).ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
-    if let Some(pools) = doc.get_mut("pools").and_then(Item::as_table_like_mut) {
-        pools.remove(&key);
-    }
+    remove_pool_at(doc, &key);
     Ok(())
+}
+
+/// Removes the pool whose key in `pools` is `key`.
+pub(super) fn remove_pool_at(doc: &mut DocumentMut, key: &str) {
+    if let Some(pools) = doc.get_mut("pools").and_then(Item::as_table_like_mut) {
+        pools.remove(key);
+    }
 }
 
 /// Applies `patch` to the endpoint `address` of pool `name` (in its endpoints or any of its
@@ -201,9 +277,20 @@ pub fn patch_endpoint(
 ) -> Result<(), EditError> {
     let key =
         pool_key(doc, origin, name).ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
+    patch_endpoint_at(doc, &key, name, address, patch)
+}
+
+/// [`patch_endpoint`] of the pool whose key in `pools` is `key` (`name`: as the edit wrote it).
+pub(super) fn patch_endpoint_at(
+    doc: &mut DocumentMut,
+    key: &str,
+    name: &str,
+    address: IpAddr,
+    patch: &EndpointPatch,
+) -> Result<(), EditError> {
     let pool = doc
         .get_mut("pools")
-        .and_then(|p| p.get_mut(&key))
+        .and_then(|p| p.get_mut(key))
         .and_then(Item::as_table_like_mut)
         .ok_or_else(|| EditError::NotFound(format!("pool {name}")))?;
     let mut done = false;

@@ -65,16 +65,17 @@ impl Entry {
             .text
             .as_deref()
             .ok_or_else(|| invalid(format!("{origin}: an edit of a removed zone")))?;
-        let mut doc = super::edit::parse(text).map_err(|e| invalid(e.to_string()))?;
+        let doc = super::edit::parse(text).map_err(|e| invalid(e.to_string()))?;
+        let mut doc = super::document::EditedDocument::new(doc, origin);
         for edit in &self.edits {
-            match edit.apply_to_document(&mut doc, origin) {
+            match doc.apply(edit) {
                 // Replayed onto a file a compaction wrote just before a crash, an edit may find
                 // its work done (a pool already removed): that is the same zone.
                 Ok(()) | Err(EditError::NotFound(_)) => {}
                 Err(e) => return Err(invalid(format!("{origin}: replaying an edit: {e}"))),
             }
         }
-        Ok(Some(doc.to_string()))
+        Ok(Some(doc.finish().to_string()))
     }
 }
 

@@ -11,10 +11,12 @@
 //! comments and layout.
 
 pub mod change;
+mod document;
 pub mod edit;
 mod entry;
 pub mod etcd;
 pub mod journal;
+pub mod model;
 mod record;
 pub mod registry;
 mod restyle;
@@ -28,6 +30,7 @@ use hickory_proto::rr::Name;
 use crate::zone::spec::{Registered, ZoneSpec};
 use crate::zone::{self, Zone, ZoneError, ZoneSet};
 use change::ZoneEdit;
+use model::ZoneModel;
 use registry::Registration;
 
 /// A change appended but perhaps not yet durable: what [`Store::sync`] waits for.
@@ -114,6 +117,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Whether `origin` is served from a form the API does not edit (an RFC 1035 master file).
     fn read_only(&self, origin: &Name) -> bool;
+    /// The models of the zones the last [`Store::load`] built from journaled edits (taken:
+    /// asked for once), so that the writer path need not work them out again.
+    fn take_models(&self) -> HashMap<Name, ZoneModel> {
+        HashMap::new()
+    }
 }
 
 /// The zones folder, with its journal.
@@ -122,6 +130,8 @@ pub struct FileStore {
     dir: PathBuf,
     /// `None`: every change is written to its file at once (tools and tests without a folder).
     journal: Option<std::sync::Arc<journal::Journal>>,
+    /// See [`Store::take_models`].
+    models: std::sync::Mutex<HashMap<Name, ZoneModel>>,
 }
 
 impl Store for FileStore {
@@ -154,17 +164,29 @@ impl Store for FileStore {
             .iter()
             .map(|(origin, entry)| (origin.clone(), entry.text.clone()))
             .collect();
+        // Each journaled zone's model, with its edits applied, is kept for the writer path's
+        // first change or read (see `Store::take_models`).
+        let models = std::sync::Mutex::new(HashMap::new());
         let edit = |origin: &Name, spec: &mut ZoneSpec| -> Result<(), String> {
-            for change in pending.get(origin).map_or(&[][..], |e| &e.edits) {
+            let Some(edits) = pending
+                .get(origin)
+                .map(|e| &e.edits)
+                .filter(|e| !e.is_empty())
+            else {
+                return Ok(());
+            };
+            let mut model = ZoneModel::new(origin, std::mem::take(spec));
+            for change in edits {
                 // As in `Entry::latest`: an edit whose work a compaction already did.
-                match change::apply_to_spec(spec, origin, &change.edit) {
+                match model.apply(&change.edit) {
                     Ok(_) | Err(edit::EditError::NotFound(_)) => {}
                     Err(e) => return Err(e.to_string()),
                 }
-                if let (Some(soa), Some(serial)) = (spec.soa.as_mut(), change.serial) {
-                    soa.serial = serial;
-                }
+                model.set_serial(change.serial);
             }
+            *spec = model.spec().clone();
+            let mut models = models.lock().unwrap_or_else(|e| e.into_inner());
+            models.insert(origin.to_lowercase(), model);
             Ok(())
         };
         let mut registered: HashMap<Name, Vec<Registered>> = HashMap::new();
@@ -178,7 +200,14 @@ impl Store for FileStore {
             registered,
             edit: Some(&edit),
         };
-        zone::load_dir_with(&self.dir, &journaled, served)
+        let zones = zone::load_dir_with(&self.dir, &journaled, served)?;
+        *self.models.lock().unwrap_or_else(|e| e.into_inner()) =
+            models.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(zones)
+    }
+
+    fn take_models(&self) -> HashMap<Name, ZoneModel> {
+        std::mem::take(&mut *self.models.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn read(&self, origin: &Name) -> std::io::Result<Option<Doc>> {
@@ -321,7 +350,11 @@ impl Store for FileStore {
 impl FileStore {
     /// The zones in `dir`, without a journal: every change written to its file at once.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, journal: None }
+        Self {
+            dir,
+            journal: None,
+            models: Default::default(),
+        }
     }
 
     /// The zones in `dir` with the journal `dir/.journal`, replayed.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use super::spec::ZoneSpec;
+use super::spec::{RecordSpec, ZoneSpec};
 use super::{Name, Node, Pool, RrSet, Zone, build, key, slots};
 
 impl Zone {
@@ -41,22 +41,19 @@ impl Zone {
     /// the apex, no pool at the name, no delegation there before or after, and a name that
     /// keeps some record (an emptied name may have to go) or a new name under an existing one.
     /// `None`: build the whole zone, which also reports what is wrong.
-    pub fn with_records(&self, spec: &ZoneSpec, owner: &Name) -> Option<Zone> {
+    pub fn with_records(
+        &self,
+        spec: &ZoneSpec,
+        records: Vec<RecordSpec>,
+        owner: &Name,
+    ) -> Option<Zone> {
         let owner = owner.to_lowercase();
         if spec.master_file.is_some() || owner == self.origin || !self.origin.zone_of(&owner) {
             return None;
         }
-        let at_owner = |name: &str| {
-            super::master::parse_owner(&self.origin, name).is_ok_and(|n| n.to_lowercase() == owner)
-        };
         let alone = ZoneSpec {
             ttl: spec.ttl,
-            records: spec
-                .records
-                .iter()
-                .filter(|r| at_owner(&r.name))
-                .cloned()
-                .collect(),
+            records,
             ..ZoneSpec::default()
         };
         let mut nodes = build::static_only(&self.origin, &alone).ok()?;
