@@ -100,9 +100,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if !matches!(cli.command, Command::Serve { .. }) {
+    match cli.command {
+        Command::Serve { .. } => meridian::sys::ignore_file_size_signal(),
         // `meridian simulate | head`: a closed pipe ends a command quietly, as it does `ls`.
-        meridian::sys::default_sigpipe();
+        _ => meridian::sys::default_sigpipe(),
     }
     let result = match cli.command {
         Command::Serve { config } => serve(&config),

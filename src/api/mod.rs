@@ -86,10 +86,23 @@ impl From<UpdateError> for ApiError {
             UpdateError::Invalid(other) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string())
             }
+            UpdateError::Io(e) if is_out_of_space(&e) => Self {
+                status: StatusCode::INSUFFICIENT_STORAGE,
+                body: json!({
+                    "error": format!("not written: no room on disk for the change: {e}"),
+                    "reason": "disk full",
+                }),
+            },
             UpdateError::Io(e) => Self::internal(format!("not written: {e}")),
             UpdateError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
         }
     }
+}
+
+/// A full disk, a quota, or a file size limit: the change did not fit (RFC 4918 §11.5: 507).
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    matches!(e.kind(), StorageFull | QuotaExceeded | FileTooLarge)
 }
 
 impl From<crate::store::edit::EditError> for ApiError {

@@ -85,14 +85,27 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// `GET /readyz`: 200 once zones are loaded and the first probe round is done, 503 before.
+/// The body also says whether geo steering tables are still being built (answers are the
+/// same meanwhile, looked up in the GeoIP database directly).
 pub async fn readyz(AxumState(api): AxumState<Api>) -> impl IntoResponse {
-    match api.control.ready() {
-        true => (StatusCode::OK, "ready\n"),
+    let ready = match api.control.ready() {
+        true => (StatusCode::OK, "ready"),
         false => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first probe round is not done\n",
+            "not ready: the first probe round is not done",
         ),
-    }
+    };
+    let geo = match (
+        api.control.snapshot().geo.is_some(),
+        api.control.steering_pending(),
+    ) {
+        (false, _) => "",
+        (true, true) => {
+            "geo: steering tables being built, answering from the GeoIP database directly\n"
+        }
+        (true, false) => "geo: steering tables built\n",
+    };
+    (ready.0, format!("{}\n{geo}", ready.1))
 }
 
 const INDEX: &str = include_str!("page/index.html");

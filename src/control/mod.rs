@@ -411,11 +411,13 @@ impl Control {
         let old = self.current.load();
         let same_geo = old.geo.as_ref().map(Arc::as_ptr) == geo.as_ref().map(Arc::as_ptr);
         let same_zones = Arc::ptr_eq(&old.zones, &zones);
-        if let Some(db) = geo.as_deref()
+        if let Some(db) = &geo
             && (!same_geo || !same_zones)
         {
-            crate::policy::geo::Geo::prepare_all(zones.geo_pools(), db);
-            db.release_pages();
+            let missing = crate::policy::geo::Geo::steer_all(zones.geo_pools(), db);
+            if !missing.is_empty() {
+                self.build_steering(zones.clone(), db.clone(), missing);
+            }
         }
         let statuses: Vec<Vec<Status>> = zones
             .iter()
@@ -457,6 +459,46 @@ impl Control {
         }
         drop(old);
         self.current.publish(zones, geo, Arc::new(health));
+    }
+}
+
+impl Control {
+    /// Builds the steering tables `missing` for `db` on a thread of their own (a walk of the
+    /// whole database: seconds for DB-IP City), while the pools that lack them answer from the
+    /// database directly; then hands them to the pools of whatever snapshot is served by then.
+    fn build_steering(&self, zones: Arc<ZoneSet>, db: Arc<GeoDb>, missing: Vec<String>) {
+        let current = self.current.clone();
+        let build = move || {
+            let (mut zones, mut db, mut missing) = (zones, db, missing);
+            loop {
+                crate::policy::geo::Geo::build_tables(zones.geo_pools(), &db, &missing);
+                db.release_pages();
+                // A snapshot published meanwhile may have missed the tables: until the
+                // served one has had them.
+                let served = current.load();
+                let Some(geo) = served.geo.clone() else {
+                    break;
+                };
+                (zones, db) = (served.zones.clone(), geo);
+                drop(served);
+                missing = crate::policy::geo::Geo::steer_all(zones.geo_pools(), &db);
+                if missing.is_empty() && Arc::ptr_eq(&current.load().zones, &zones) {
+                    break;
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("geo-steering".into())
+            .spawn(build);
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start building geo steering tables");
+        }
+    }
+
+    /// Whether geo steering tables are being built (the pools that lack them answer from the
+    /// database directly meanwhile).
+    pub fn steering_pending(&self) -> bool {
+        crate::policy::geo::steering_pending()
     }
 }
 

@@ -97,6 +97,17 @@ pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
 }
 
 /// Lets a write to a closed pipe end the process quietly, as it ends other command-line tools:
+/// A file size limit (`ulimit -f`, systemd's `LimitFSIZE=`) would otherwise end the process
+/// with SIGXFSZ on the write that crosses it: ignored, the write fails with EFBIG instead, and
+/// the change that needed it is refused like one on a full disk (for `serve`).
+pub fn ignore_file_size_signal() {
+    // SAFETY: `signal` with SIG_IGN changes only the process's disposition of SIGXFSZ; it
+    // reads and writes no Rust memory, and is called from `main` before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Rust ignores SIGPIPE, which turns `meridian simulate | head` into a panic in `println!`. For
 /// the commands that print, never for `serve` (a client closing its TCP connection must not
 /// end the server).

@@ -2,6 +2,7 @@
 //! database, and DB-IP City Lite where `.ci/run` could download it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::harness::{Reply, Server, repo};
 
@@ -241,19 +242,21 @@ fn real_database() -> Option<PathBuf> {
     None
 }
 
+/// Client → datacenter of the bundled zone's `edge` pool, with the real database.
+const REAL_CASES: [(&str, &str); 4] = [
+    ("8.8.8.8/32", "us-east"),
+    ("81.2.69.160/32", "eu-central"),
+    ("1.0.16.1/32", "ap-southeast"),
+    ("2001:4860:4860::8888/128", "us-east"),
+];
+
 #[test]
 fn real_database_steers_the_world() {
     let Some(db) = real_database() else { return };
     let zone = std::fs::read_to_string(repo().join("zones/example.test.toml")).unwrap();
     let s = Server::start_geo(&[("example.test.toml", &zone)], Some(&db));
     // Client → datacenter, with the real database's networks as scope.
-    let cases = [
-        ("8.8.8.8/32", "us-east"),
-        ("81.2.69.160/32", "eu-central"),
-        ("1.0.16.1/32", "ap-southeast"),
-        ("2001:4860:4860::8888/128", "us-east"),
-    ];
-    for (subnet, want) in cases {
+    for (subnet, want) in REAL_CASES {
         let r = s.dig(&[&format!("+subnet={subnet}"), "edge.example.test", "A"]);
         assert_eq!(answered_by(&r), want, "{subnet}: {}", r.raw);
         let ecs = client_subnet(&r).expect("ECS echoed");
@@ -263,4 +266,36 @@ fn real_database_steers_the_world() {
             "{ecs}"
         );
     }
+}
+
+/// With a database as large as DB-IP City, the steering tables take seconds to build: the
+/// server answers from the start, from the database directly, with the same decisions, and
+/// `/readyz` says which way it answers.
+#[test]
+fn real_database_answers_while_its_steering_tables_are_built() {
+    let Some(db) = real_database() else { return };
+    let zone = std::fs::read_to_string(repo().join("zones/example.test.toml")).unwrap();
+    let api = "[api]\nlisten = \"127.0.0.1:0\"\n";
+    let s = Server::start_geo_with(&[("example.test.toml", &zone)], Some(&db), api);
+    let building = |s: &Server| s.get("/readyz").1.contains("steering tables being built");
+    assert!(building(&s), "{}", s.get("/readyz").1);
+    let ask = |s: &Server| -> Vec<&'static str> {
+        let ask = |subnet: &str| s.dig(&[&format!("+subnet={subnet}"), "edge.example.test", "A"]);
+        REAL_CASES
+            .map(|(subnet, _)| answered_by(&ask(subnet)))
+            .to_vec()
+    };
+    let before = ask(&s);
+    assert!(
+        building(&s),
+        "the answers came after the tables: {}",
+        s.get("/readyz").1
+    );
+    let want: Vec<&str> = REAL_CASES.iter().map(|(_, dc)| *dc).collect();
+    assert_eq!(before, want, "answers while the tables are built");
+    crate::harness::eventually(Duration::from_secs(120), "steering tables built", || {
+        !building(&s)
+    });
+    assert!(s.log().contains("geo steering tables built"), "{}", s.log());
+    assert_eq!(ask(&s), want, "the same answers from the tables");
 }

@@ -129,12 +129,18 @@ impl Server {
 
     /// Like [`Server::start`], with a copy of the GeoIP database at `geoip` as `geoip.mmdb`.
     pub fn start_geo(zones: &[(&str, &str)], geoip: Option<&Path>) -> Self {
+        Self::start_geo_with(zones, geoip, "")
+    }
+
+    /// Like [`Server::start_geo`], with `extra` appended to the config (`[api]`…).
+    pub fn start_geo_with(zones: &[(&str, &str)], geoip: Option<&Path>, extra: &str) -> Self {
         let dir = TempDir::new();
         let zones_dir = dir.0.join("zones");
         std::fs::create_dir_all(&zones_dir).unwrap();
         for (name, text) in zones {
             std::fs::write(zones_dir.join(name), text).unwrap();
         }
+        std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
         Self::start_in(dir, geoip)
     }
 

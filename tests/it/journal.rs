@@ -124,3 +124,79 @@ fn changes_reach_the_zone_file_once_they_pause() {
     let s = s.restart();
     assert_eq!(tag(&s), before);
 }
+
+/// A PUT of a TXT record set of `bytes` bytes: (status, body).
+fn put_txt(s: &Server, name: &str, bytes: usize) -> (u16, String) {
+    let data = format!("\\\"{}\\\"", "x".repeat(bytes.min(250)));
+    let sets = vec![data; bytes.div_ceil(250)].join("\", \"");
+    let body = format!("{{\"data\": [\"{sets}\"]}}");
+    let path = format!("/zones/t.test/records/{name}/TXT");
+    let (status, _, body) = s.http("PUT", &path, Some("write-token"), Some(&body), &[]);
+    (status, body)
+}
+
+/// Sets the server's file size limit (as `ulimit -f` or systemd's `LimitFSIZE=` would): a
+/// journal that may not grow past it is a full disk to the server.
+fn limit_file_size(s: &Server, bytes: &str) {
+    let out = std::process::Command::new("prlimit")
+        .args(["--pid", &s.pid().to_string(), &format!("--fsize={bytes}:")])
+        .output()
+        .expect("prlimit is installed (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_changes_with_507_and_keeps_every_acknowledged_one() {
+    // A zone file larger than the limit, so that no compaction can make room meanwhile.
+    let mut zone = ZONE_HEAD.to_owned();
+    for i in 0..40 {
+        zone.push_str(&format!(
+            "[[records]]\nname = \"pad{i}\"\ntype = \"TXT\"\ndata = [\"\\\"{}\\\"\"]\n",
+            "p".repeat(200)
+        ));
+    }
+    let mut s = Server::start_api(&[("t.test.toml", &zone)]);
+    limit_file_size(&s, "8192");
+    let (mut acknowledged, mut refused) = (Vec::new(), None);
+    for i in 0..40 {
+        let name = format!("big{i}");
+        match put_txt(&s, &name, 600) {
+            (200, _) => acknowledged.push(name),
+            (status, body) => {
+                refused = Some((name, status, body));
+                break;
+            }
+        }
+    }
+    let (refused, status, body) = refused.expect("the journal reached its limit");
+    assert!(acknowledged.len() >= 3, "{acknowledged:?}");
+    assert_eq!(status, 507, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["reason"], "disk full", "{body}");
+    assert!(
+        json["error"].as_str().unwrap().contains("File too large"),
+        "{body}"
+    );
+    // Refused: not served; acknowledged: served.
+    let has_txt = |s: &Server, name: &str| {
+        !s.dig(&[&format!("{name}.t.test"), "TXT", "+short"])
+            .raw
+            .trim()
+            .is_empty()
+    };
+    assert!(!has_txt(&s, &refused));
+    assert!(acknowledged.iter().all(|n| has_txt(&s, n)));
+    // Room again (the soft limit lifted): changes are taken without a restart.
+    limit_file_size(&s, "unlimited");
+    assert_eq!(put_txt(&s, &refused, 600).0, 200);
+    acknowledged.push(refused);
+    s.signal("KILL");
+    s = s.restart();
+    for name in &acknowledged {
+        assert!(has_txt(&s, name), "{name} lost: {}", s.log());
+    }
+}

@@ -19,7 +19,7 @@ use crate::geo::GeoDb;
 use crate::metrics::PolicyLabel;
 
 pub use rank::{Ranking, Reason};
-pub use steer::Steering;
+pub use steer::{Steering, steering_pending};
 
 /// One datacenter of a geo pool, for one address family.
 #[derive(Debug)]

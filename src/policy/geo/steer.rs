@@ -1,6 +1,8 @@
 //! Steering tables: every database network given a geo pool's datacenter order for the
-//! clients there, built when a snapshot is built (one walk of the database for all pools that
-//! rank differently), so that the query path makes two loads instead of a tree walk.
+//! clients there, built in the background after a snapshot with new geo pools or a new
+//! database is published (one walk of the database for all pools that rank differently), so
+//! that the query path makes two loads instead of a tree walk. Until a pool's table is built
+//! it answers from the database directly, with the same decisions.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,12 +22,11 @@ pub struct Steering {
 
 /// Steering tables built so far, by (database generation, ranking settings): pools that rank
 /// alike (both families of one pool, pools sharing datacenters) share one, and a snapshot
-/// rebuilt for a zone change reuses them. Building one walks the whole database (about a
-/// second for DB-IP City Lite), so only `MAX_TABLES` distinct settings get one; other pools
-/// look each client up in the database.
+/// rebuilt for a zone change reuses them. Building one walks the whole database (seconds for
+/// DB-IP City Lite), so only `MAX_TABLES` distinct settings get one; other pools look each
+/// client up in the database.
 const MAX_TABLES: usize = 16;
-static TABLES: std::sync::Mutex<Vec<(u64, String, std::sync::Arc<Steering>)>> =
-    std::sync::Mutex::new(Vec::new());
+static TABLES: std::sync::Mutex<Tables> = std::sync::Mutex::new(Vec::new());
 
 /// How many pools' tables a query thread keeps (by pool id, direct-mapped).
 const LOADED_TABLES: usize = 16;
@@ -58,63 +59,150 @@ impl Loaded {
     }
 }
 
+/// Steering tables built for `db`'s generation.
+type Tables = Vec<(u64, String, std::sync::Arc<Steering>)>;
+
+/// Forgets the tables of other databases and of settings no pool of `pools` has; returns the
+/// pools whose settings have no table and are not in `being_built`, one a setting, as many as
+/// `MAX_TABLES` leaves room for.
+fn missing<'a, 'p>(
+    tables: &mut Tables,
+    pools: &'p [(&'a Geo, String)],
+    generation: u64,
+    being_built: &[&String],
+) -> Vec<(&'a Geo, &'p String)> {
+    tables.retain(|(g, key, _)| *g == generation && pools.iter().any(|(_, k)| k == key));
+    let mut missing: Vec<(&Geo, &String)> = Vec::new();
+    for (pool, key) in pools {
+        let known = tables.iter().any(|(_, k, _)| k == key)
+            || being_built.contains(&key)
+            || missing.iter().any(|(_, k)| *k == key);
+        if !known && tables.len() + being_built.len() + missing.len() < MAX_TABLES {
+            missing.push((pool, key));
+        }
+    }
+    missing
+}
+
+/// Gives each of `pools` the table of its settings, or none.
+fn assign(tables: &Tables, pools: &[(&Geo, String)]) {
+    for (pool, key) in pools {
+        let found = tables.iter().find(|(_, k, _)| k == key);
+        pool.steering.replace(found.map(|(_, _, s)| s.clone()));
+    }
+}
+
+/// The ranking settings whose steering tables are being built, with their database
+/// generation: the geo pools that have them answer from the database meanwhile.
+static BUILDING: std::sync::Mutex<Vec<(u64, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The generation of the database the last [`Geo::steer_all`] steered for (the served one).
+static STEERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether steering tables are being built (see [`Geo::steer_all`]).
+pub fn steering_pending() -> bool {
+    !BUILDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+}
+
 impl Geo {
-    /// Gives every one of `pools` its steering table for `db`: shared with the pools that
-    /// rank alike, reused from an earlier snapshot where one was built for the same database,
-    /// and the missing ones built together in one walk of the database. Forgets the tables no
-    /// pool uses any more. Called when a snapshot is built, never on the query path.
-    pub fn prepare_all<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb) {
+    /// Gives every one of `pools` its steering table for `db`, shared with the pools that
+    /// rank alike and reused from an earlier snapshot where one was built for the same
+    /// database, and forgets the tables no pool uses any more. Returns the ranking settings
+    /// that have no table yet and are not being built, now marked as being built: the
+    /// caller builds them with [`Geo::build_tables`] (a walk of the whole database, seconds
+    /// for DB-IP City), in the background, while those pools look clients up in the
+    /// database. Never called on the query path.
+    pub fn steer_all<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb) -> Vec<String> {
         let pools: Vec<(&Geo, String)> = pools.map(|g| (g, g.ranking_settings())).collect();
         let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-        tables.retain(|(generation, key, _)| {
-            *generation == db.generation() && pools.iter().any(|(_, k)| k == key)
-        });
+        let mut building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = db.generation();
+        STEERED.store(generation, std::sync::atomic::Ordering::Relaxed);
+        building.retain(|(g, _)| *g == generation);
+        let being_built: Vec<&String> = building.iter().map(|(_, k)| k).collect();
+        let missing = missing(&mut tables, &pools, generation, &being_built);
+        building.extend(missing.iter().map(|(_, k)| (generation, (*k).clone())));
+        assign(&tables, &pools);
+        missing.into_iter().map(|(_, k)| k.clone()).collect()
+    }
+
+    /// Builds the steering tables of the ranking settings `keys` (from [`Geo::steer_all`])
+    /// for `db`, in one walk of the database, ranking as the first of `pools` with each does;
+    /// [`Geo::steer_all`] then hands them to the pools.
+    pub fn build_tables<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb, keys: &[String]) {
         let mut missing: Vec<(&Geo, &String)> = Vec::new();
-        for (pool, key) in &pools {
-            let known =
-                tables.iter().any(|(_, k, _)| k == key) || missing.iter().any(|(_, k)| *k == key);
-            if !known && tables.len() + missing.len() < MAX_TABLES {
+        for pool in pools {
+            let key = pool.ranking_settings();
+            if let Some(key) = keys.iter().find(|k| **k == key)
+                && !missing.iter().any(|(_, k)| *k == key)
+            {
                 missing.push((pool, key));
             }
         }
-        if !missing.is_empty() {
-            let started = std::time::Instant::now();
-            let mut orders: Vec<Vec<Box<[u16]>>> = vec![Vec::new(); missing.len()];
-            let mut rankers: Vec<_> = missing
-                .iter()
-                .zip(orders.iter_mut())
-                .map(|((pool, _), orders)| {
-                    move |location: Option<&Location>| pool.order_value(location, orders)
-                })
-                .collect();
-            let mut value_of: Vec<ValueOf<'_>> =
-                rankers.iter_mut().map(|f| f as ValueOf<'_>).collect();
-            let built = NetworkTable::build_many(db, &mut value_of);
-            drop(value_of);
-            drop(rankers);
-            match built {
-                Some(built) => {
-                    tracing::info!(
-                        tables = built.len(),
-                        runs = built.iter().map(NetworkTable::runs).sum::<usize>(),
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "geo steering tables built"
-                    );
-                    for (((_, key), table), orders) in missing.iter().zip(built).zip(orders) {
-                        let steering = std::sync::Arc::new(Steering { table, orders });
-                        tables.push((db.generation(), (*key).clone(), steering));
-                    }
-                }
-                None => tracing::warn!(
-                    "cannot walk {}: geo pools look clients up one by one",
-                    db.path().display()
-                ),
+        let built = Self::walk(&missing, db);
+        let generation = db.generation();
+        let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        let mut building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        building.retain(|(g, k)| !(*g == generation && keys.contains(k)));
+        // A database replaced meanwhile: its tables would never be used.
+        if STEERED.load(std::sync::atomic::Ordering::Relaxed) == generation {
+            for (key, steering) in built {
+                tables.push((generation, key.clone(), std::sync::Arc::new(steering)));
             }
         }
-        for (pool, key) in &pools {
-            let found = tables.iter().find(|(_, k, _)| k == key);
-            pool.steering.replace(found.map(|(_, _, s)| s.clone()));
+    }
+
+    /// [`Geo::steer_all`] with the missing tables built at once, in one step that no other
+    /// caller interleaves with (tools and tests).
+    pub fn prepare_all<'a>(pools: impl Iterator<Item = &'a Geo>, db: &GeoDb) {
+        let pools: Vec<(&Geo, String)> = pools.map(|g| (g, g.ranking_settings())).collect();
+        let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = db.generation();
+        let missing = missing(&mut tables, &pools, generation, &[]);
+        for (key, steering) in Self::walk(&missing, db) {
+            tables.push((generation, key.clone(), std::sync::Arc::new(steering)));
         }
+        assign(&tables, &pools);
+    }
+
+    /// One walk of `db` that gives each of `pools` its table.
+    fn walk<'k>(pools: &[(&Geo, &'k String)], db: &GeoDb) -> Vec<(&'k String, Steering)> {
+        if pools.is_empty() {
+            return Vec::new();
+        }
+        let started = std::time::Instant::now();
+        let mut orders: Vec<Vec<Box<[u16]>>> = vec![Vec::new(); pools.len()];
+        let mut rankers: Vec<_> = pools
+            .iter()
+            .zip(orders.iter_mut())
+            .map(|((pool, _), orders)| {
+                move |location: Option<&Location>| pool.order_value(location, orders)
+            })
+            .collect();
+        let mut value_of: Vec<ValueOf<'_>> = rankers.iter_mut().map(|f| f as ValueOf<'_>).collect();
+        let built = NetworkTable::build_many(db, &mut value_of);
+        drop(value_of);
+        drop(rankers);
+        let Some(built) = built else {
+            tracing::warn!(
+                "cannot walk {}: geo pools look clients up one by one",
+                db.path().display()
+            );
+            return Vec::new();
+        };
+        tracing::info!(
+            tables = built.len(),
+            runs = built.iter().map(NetworkTable::runs).sum::<usize>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "geo steering tables built"
+        );
+        let keys = pools.iter().map(|(_, key)| *key);
+        let steering = built.into_iter().zip(orders);
+        keys.zip(steering.map(|(table, orders)| Steering { table, orders }))
+            .collect()
     }
 
     /// The table value for a client at `location` (`None`: not located): the index of its
