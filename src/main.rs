@@ -73,6 +73,11 @@ enum Command {
         #[arg(default_value = "A")]
         rtype: String,
     },
+    /// Check the zones folder's journal of changes, or repair a damaged one (stop `serve` first).
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
     /// Show how clients would move between datacenters and endpoints with a changed zone file
     /// or GeoIP database, before making the change.
     Simulate {
@@ -87,6 +92,22 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Report damaged bytes, changes lost to damage and edits that no longer apply; exit
+    /// non-zero unless the journal can be served as it is.
+    Check {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Copy the journal aside, then rewrite it with its sound records less the edits that no
+    /// longer apply.
+    Repair {
+        #[arg(long, default_value = "meridian.toml")]
+        config: PathBuf,
     },
 }
 
@@ -108,6 +129,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Journal { action } => journal(action),
         Command::HashToken { token } => hash_token(token),
         Command::Keygen {
             zone,
@@ -141,6 +163,26 @@ fn load(path: &Path) -> anyhow::Result<(Config, Control)> {
     let config = Config::load(path)?;
     let state = Control::load(config.sources())?;
     Ok((config, state))
+}
+
+fn journal(action: JournalAction) -> anyhow::Result<()> {
+    let (config, repair) = match action {
+        JournalAction::Check { config } => (config, false),
+        JournalAction::Repair { config } => (config, true),
+    };
+    let dir = Config::load(&config)?.zones_dir;
+    let report = match repair {
+        true => meridian::store::repair::repair(&dir),
+        false => meridian::store::repair::check(&dir),
+    };
+    let report = report.with_context(|| format!("the journal in {}", dir.display()))?;
+    print!("{report}");
+    match (repair, report.is_sound()) {
+        (true, false) => println!("repaired: `meridian serve` applies it as it is now"),
+        (false, false) => anyhow::bail!("the journal is damaged: `meridian journal repair`"),
+        (_, true) => println!("the journal is sound"),
+    }
+    Ok(())
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {

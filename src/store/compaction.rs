@@ -71,7 +71,7 @@ impl Journal {
         old.take(state.appended - end).read_to_end(&mut tail)?;
         let mut fresh_bytes = Vec::new();
         for (origin, kept) in &state.compacted {
-            fresh_bytes.extend(record::encode(&Record::Tag(origin.clone(), *kept)));
+            fresh_bytes.extend(record::encode(&Record::Tag(origin.clone(), *kept), None));
         }
         fresh_bytes.extend_from_slice(&tail);
         let fresh_path = self.path.with_extension("compacting");

@@ -53,6 +53,9 @@ pub struct Journal {
     kick: Condvar,
     /// Held through a compaction: one at a time.
     compacting: Mutex<()>,
+    /// The changes the journal misses (sequence numbers), lost to damage: found at start-up
+    /// and kept until the journal is repaired (`meridian journal repair`).
+    lost: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,8 @@ struct State {
     registry: Registry,
     /// The registry changed since the last compaction.
     registry_changed: bool,
+    /// The sequence number of the next change appended.
+    next_seq: u64,
 }
 
 impl Journal {
@@ -99,6 +104,13 @@ impl Journal {
         if !replayed.skipped.is_empty() {
             good = keep_intact(&path, &mut file, &bytes, &replayed)?;
             bytes.truncate(0);
+        }
+        if replayed.skipped.is_empty() && !replayed.lost.is_empty() {
+            tracing::error!(
+                "journal {}: {}, to damage found earlier; run `meridian journal check`",
+                path.display(),
+                describe_lost(&replayed.lost)
+            );
         }
         let latest = with_files(replayed.zones, &file_text, &replayed.kept);
         if good < bytes.len() {
@@ -125,16 +137,24 @@ impl Journal {
                 compacted: replayed.kept,
                 registry_changed: replayed.registry_changed,
                 registry: replayed.registry,
+                next_seq: replayed.last_seq.map_or(1, |s| s + 1),
             }),
             synced: Condvar::new(),
             sync_ended: tokio::sync::watch::Sender::new(0),
             kick: Condvar::new(),
             compacting: Mutex::new(()),
+            lost: replayed.lost,
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The changes lost to damage (sequence numbers), if any: an edit after them that does not
+    /// apply may have depended on one of them.
+    pub fn lost(&self) -> &[std::ops::RangeInclusive<u64>] {
+        &self.lost
     }
 
     /// The latest change of `origin`, if the journal has one.
@@ -262,7 +282,7 @@ impl Journal {
                 "the journal failed to sync; waiting to be rebuilt",
             ));
         }
-        let bytes = record::encode(record);
+        let bytes = record::encode(record, Some(state.next_seq));
         if let Err(e) = state.file.write_all(&bytes) {
             // A partial write would be a torn record: cut it off again.
             let appended = state.appended;
@@ -270,6 +290,7 @@ impl Journal {
             return Err(e);
         }
         state.appended += bytes.len() as u64;
+        state.next_seq += 1;
         let ticket = Ticket {
             epoch: state.epoch,
             end: state.appended,
@@ -371,11 +392,11 @@ fn keep_intact(
         .map(|r| format!("{} bytes at {}", r.len(), r.start))
         .collect();
     tracing::error!(
-        "journal {}: damaged, {} skipped; the {} sound records before and after were applied. \
-         A change in the damaged bytes is lost, and one after it that built on it may not apply: \
-         check the zones. The journal as it was is kept at {}",
+        "journal {}: damaged, {} skipped ({}); the {} sound records before and after were \
+         applied. The journal as it was is kept at {}",
         path.display(),
         ranges.join(", "),
+        describe_lost(&replayed.lost),
         replayed.records,
         aside.display()
     );
@@ -383,6 +404,22 @@ fn keep_intact(
     file.write_all(&kept)?;
     file.sync_all()?;
     Ok(kept.len())
+}
+
+/// What the log says of changes lost to damage.
+pub fn describe_lost(lost: &[std::ops::RangeInclusive<u64>]) -> String {
+    if lost.is_empty() {
+        return "no change lost".to_owned();
+    }
+    let count: u64 = lost.iter().map(|r| r.end() - r.start() + 1).sum();
+    let numbers: Vec<String> = lost
+        .iter()
+        .map(|r| match r.start() == r.end() {
+            true => format!("#{}", r.start()),
+            false => format!("#{}-#{}", r.start(), r.end()),
+        })
+        .collect();
+    format!("{count} change(s) lost: {}", numbers.join(", "))
 }
 
 fn settled(state: &State, ticket: Ticket) -> Option<std::io::Result<()>> {

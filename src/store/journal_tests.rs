@@ -42,7 +42,7 @@ fn a_torn_or_corrupt_tail_is_cut_off() {
     j.sync(t).unwrap();
     drop(j);
     let good = std::fs::metadata(dir.join(FILE)).unwrap().len();
-    let torn = record::encode(&Record::Zone(name("a.test."), Some("lost".into())));
+    let torn = record::encode(&Record::Zone(name("a.test."), Some("lost".into())), Some(9));
     for tail in [&torn[..torn.len() - 3], &[0xff; 5][..]] {
         let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
         bytes.truncate(good as usize);
@@ -161,7 +161,7 @@ fn edits_replay_over_the_file_and_keep_the_zone_tag() {
     assert!(latest.contains("# the pool"), "comments kept: {latest}");
     drop(j);
     // A torn edit after them is cut off; the replay gives the same text and tag.
-    let torn = record::encode(&Record::Edit(origin.clone(), Box::new(patch(9))));
+    let torn = record::encode(&Record::Edit(origin.clone(), Box::new(patch(9))), Some(9));
     let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
     bytes.extend_from_slice(&torn[..torn.len() - 1]);
     std::fs::write(dir.join(FILE), &bytes).unwrap();
@@ -285,7 +285,7 @@ fn damage_keeps_every_intact_record() {
         // Where each record starts and ends.
         let bytes = std::fs::read(dir.join(FILE)).unwrap();
         let mut from = 0;
-        while let Some((_, len)) = record::decode(&bytes[from..]) {
+        while let Some((_, _, len)) = record::decode(&bytes[from..]) {
             at.push((from, from + len));
             from += len;
         }
@@ -326,6 +326,14 @@ fn damage_keeps_every_intact_record() {
         damage(&mut bytes, &ranges);
         std::fs::write(dir.join(FILE), &bytes).unwrap();
         let j = Journal::open(&dir, |_| None).unwrap();
+        // A change lost between sound ones shows as a gap in the sequence numbers (the i-th
+        // change is number i + 1), and stays one after the rewrite.
+        let gaps: Vec<_> = lost
+            .iter()
+            .filter(|&&i| i > 0 && i < 29)
+            .map(|&i| i as u64 + 1..=i as u64 + 1)
+            .collect();
+        assert_eq!(j.lost(), gaps, "{what}");
         for i in 0..30 {
             let text = j.latest(&name(&format!("z{i}.test."))).map(|e| e.text);
             match lost.contains(&i) {
@@ -347,5 +355,60 @@ fn damage_keeps_every_intact_record() {
             .filter(|i| j.latest(&name(&format!("z{i}.test."))).is_some())
             .count();
         assert_eq!(kept, 30 - lost.len(), "{what}: reopened");
+        assert_eq!(j.lost(), gaps, "{what}: reopened");
     }
+}
+
+/// A pool created, then patched: with its creation lost to damage, the patch has nothing to
+/// apply to. The start stops rather than guess; `check` names the edit, `repair` drops it and
+/// keeps the rest.
+#[test]
+fn an_edit_that_depended_on_a_lost_change_stops_the_start_until_repaired() {
+    use crate::store::Store;
+    let dir = dir();
+    let origin = name("a.test.");
+    std::fs::write(dir.join("a.test.toml"), ZONE).unwrap();
+    let store = crate::store::FileStore::open(dir.clone()).unwrap();
+    let new_pool = r#"{"edit": {"op": "set_pool", "with": {"name": "new", "pool": {"endpoints": ["192.0.2.9"]}}}, "serial": 5}"#;
+    let patch_new = r#"{"edit": {"op": "patch_endpoint", "with": {"pool": "new", "address": "192.0.2.9", "patch": {"weight": 4}}}, "serial": 6}"#;
+    let edits = [
+        patch(2),
+        serde_json::from_str(new_pool).unwrap(),
+        serde_json::from_str(patch_new).unwrap(),
+        patch(7),
+    ];
+    for edit in &edits {
+        let ticket = store.append_edit(&origin, edit).unwrap();
+        store.sync(ticket).unwrap();
+    }
+    drop(store);
+    // The second record (the new pool) damaged.
+    let mut bytes = std::fs::read(dir.join(FILE)).unwrap();
+    let (_, _, first) = record::decode(&bytes).unwrap();
+    bytes[first + 20] ^= 0x40;
+    std::fs::write(dir.join(FILE), &bytes).unwrap();
+    let error = crate::store::FileStore::open(dir.clone())
+        .unwrap()
+        .load(None)
+        .unwrap_err();
+    assert!(error.to_string().contains("lost to damage"), "{error}");
+    let report = crate::store::repair::check(&dir).unwrap();
+    assert_eq!(report.lost, vec![2..=2]);
+    assert_eq!(report.not_applying.len(), 1, "{report}");
+    assert_eq!(report.not_applying[0].0, Some(3), "{report}");
+    assert!(!report.is_sound());
+    let repaired = crate::store::repair::repair(&dir).unwrap();
+    assert!(
+        repaired.kept_at.as_ref().is_some_and(|p| p.exists()),
+        "{repaired}"
+    );
+    assert!(crate::store::repair::check(&dir).unwrap().is_sound());
+    let store = crate::store::FileStore::open(dir.clone()).unwrap();
+    let zones = store.load(None).unwrap();
+    let doc = store.read(&origin).unwrap().unwrap().text;
+    assert!(
+        doc.contains("weight = 7") && !doc.contains("[pools.new]"),
+        "{doc}"
+    );
+    assert_eq!(zones.iter().next().unwrap().serial(), 7);
 }

@@ -19,6 +19,7 @@ pub mod journal;
 pub mod model;
 mod record;
 pub mod registry;
+pub mod repair;
 mod restyle;
 pub mod shared;
 
@@ -167,6 +168,7 @@ impl Store for FileStore {
         // Each journaled zone's model, with its edits applied, is kept for the writer path's
         // first change or read (see `Store::take_models`).
         let models = std::sync::Mutex::new(HashMap::new());
+        let lost = journal.lost();
         let edit = |origin: &Name, spec: &mut ZoneSpec| -> Result<(), String> {
             let Some(edits) = pending
                 .get(origin)
@@ -177,9 +179,20 @@ impl Store for FileStore {
             };
             let mut model = ZoneModel::new(origin, std::mem::take(spec));
             for change in edits {
-                // As in `Entry::latest`: an edit whose work a compaction already did.
                 match model.apply(&change.edit) {
-                    Ok(_) | Err(edit::EditError::NotFound(_)) => {}
+                    Ok(_) => {}
+                    // As in `Entry::latest`: an edit whose work a compaction already did,
+                    // unless changes were lost before it, on which it may have depended.
+                    Err(edit::EditError::NotFound(what)) if !lost.is_empty() => {
+                        return Err(format!(
+                            "an edit in the journal finds no {what}: the journal misses changes \
+                             lost to damage ({}), on which it may depend. Nothing is served from \
+                             a guess: `meridian journal check` lists the edits that do not \
+                             apply, `meridian journal repair` drops them",
+                            journal::describe_lost(lost)
+                        ));
+                    }
+                    Err(edit::EditError::NotFound(_)) => {}
                     Err(e) => return Err(e.to_string()),
                 }
                 model.set_serial(change.serial);

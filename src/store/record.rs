@@ -4,6 +4,9 @@
 //! origin); 2, a change to the registry of endpoints registered through the API (JSON); 3, an
 //! edit of a zone's document (origin length, origin, the edit as JSON: see `change`); 4, the
 //! entity tag a compacted zone keeps (origin length, origin, its file's digest, its tag).
+//! A change's kind byte has its high bit set and is followed by the change's sequence number
+//! (u64, big-endian), one more than the change before it: a change lost to damage shows as a
+//! gap. (Records without one, from before sequence numbers, are read as they were.)
 
 use std::collections::HashMap;
 
@@ -40,8 +43,11 @@ fn origin_and_body(rest: &[u8]) -> Option<(Name, &[u8])> {
     Some((Name::from_ascii(origin).ok()?, rest.get(2 + origin_len..)?))
 }
 
-/// A record's bytes.
-pub fn encode(record: &Record) -> Vec<u8> {
+/// The kind bit of a record that carries a sequence number.
+const NUMBERED: u8 = 0x80;
+
+/// A record's bytes; a change carries its sequence number `seq`.
+pub fn encode(record: &Record, seq: Option<u64>) -> Vec<u8> {
     let mut payload = Vec::new();
     match record {
         Record::Zone(origin, text) => {
@@ -63,6 +69,10 @@ pub fn encode(record: &Record) -> Vec<u8> {
             payload.extend(serde_json::to_vec(change).expect("a registry change serializes"));
         }
     }
+    if let Some(seq) = seq {
+        payload[0] |= NUMBERED;
+        payload.splice(1..1, seq.to_be_bytes());
+    }
     let mut out = Vec::with_capacity(12 + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&crate::digest::sha256(&[&payload])[..8]);
@@ -70,15 +80,25 @@ pub fn encode(record: &Record) -> Vec<u8> {
     out
 }
 
-/// The record at the start of `bytes` and its length, if it is whole and sound.
-pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
+/// The record at the start of `bytes`, its sequence number if it has one, and its length, if
+/// it is whole and sound.
+pub fn decode(bytes: &[u8]) -> Option<(Record, Option<u64>, usize)> {
     let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let sum = bytes.get(4..12)?;
     let payload = bytes.get(12..12 + len)?;
     if crate::digest::sha256(&[payload])[..8] != *sum {
         return None;
     }
-    let (&kind, rest) = payload.split_first()?;
+    let (&kind, mut rest) = payload.split_first()?;
+    let seq = match kind & NUMBERED {
+        0 => None,
+        _ => {
+            let seq = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+            rest = &rest[8..];
+            Some(seq)
+        }
+    };
+    let kind = kind & !NUMBERED;
     let record = match kind {
         0 | 1 => {
             let (origin, text) = origin_and_body(rest)?;
@@ -98,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Option<(Record, usize)> {
         }
         _ => return None,
     };
-    Some((record, 12 + len))
+    Some((record, seq, 12 + len))
 }
 
 /// The checksum a record's bytes carry (what a zone's tag is chained with).
@@ -129,21 +149,44 @@ pub struct Replayed {
     pub good: usize,
     /// Damaged byte ranges with sound records after them: skipped, the records after applied.
     pub skipped: Vec<std::ops::Range<usize>>,
+    /// The sequence numbers missing between sound changes: changes lost to damage.
+    pub lost: Vec<std::ops::RangeInclusive<u64>>,
+    /// The last change's sequence number, if it has one.
+    pub last_seq: Option<u64>,
     /// How many sound records were read.
     pub records: usize,
 }
 
-pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
-    let mut zones: HashMap<Name, Changes> = HashMap::new();
-    let mut kept = HashMap::new();
-    let mut registry_changed = false;
-    let (mut at, mut good, mut records) = (0, 0, 0);
-    let mut skipped = Vec::new();
+/// One sound record of a journal's bytes.
+pub struct Scanned {
+    pub record: Record,
+    pub seq: Option<u64>,
+    /// Its checksum (what a zone's tag is chained with).
+    pub sum: [u8; 8],
+}
+
+/// A journal's bytes read record by record.
+pub struct Scan {
+    pub records: Vec<Scanned>,
+    /// Where the last whole, sound record ends (the rest is a torn or corrupt tail).
+    pub good: usize,
+    /// Damaged byte ranges with sound records after them.
+    pub skipped: Vec<std::ops::Range<usize>>,
+    /// The sequence numbers missing between sound changes: changes lost to damage.
+    pub lost: Vec<std::ops::RangeInclusive<u64>>,
+    /// The last change's sequence number, if it has one.
+    pub last_seq: Option<u64>,
+}
+
+/// Every sound record of `bytes`, in order: damage is skipped up to the next sound record
+/// (each record's checksum makes a false start all but impossible).
+pub fn scan(bytes: &[u8]) -> Scan {
+    let (mut at, mut good) = (0, 0);
+    let (mut records, mut skipped, mut lost) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last_seq: Option<u64> = None;
     loop {
-        let (record, len) = match decode(&bytes[at..]) {
+        let (record, seq, len) = match decode(&bytes[at..]) {
             Some(found) => found,
-            // Damage, or the end: the next sound record after it, if there is one, goes on
-            // (each record's checksum makes a false start all but impossible).
             None => match (at + 1..bytes.len()).find(|&y| decode(&bytes[y..]).is_some()) {
                 Some(next) if at < bytes.len() => {
                     skipped.push(at..next);
@@ -153,7 +196,35 @@ pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
                 _ => break,
             },
         };
+        if let Some(seq) = seq {
+            if let Some(last) = last_seq
+                && seq > last + 1
+            {
+                lost.push(last + 1..=seq - 1);
+            }
+            last_seq = Some(seq);
+        }
         let sum = sum(&bytes[at..]);
+        records.push(Scanned { record, seq, sum });
+        at += len;
+        good = at;
+    }
+    Scan {
+        records,
+        good,
+        skipped,
+        lost,
+        last_seq,
+    }
+}
+
+pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
+    let mut zones: HashMap<Name, Changes> = HashMap::new();
+    let mut kept = HashMap::new();
+    let mut registry_changed = false;
+    let scan = scan(bytes);
+    let records = scan.records.len();
+    for Scanned { record, sum, .. } in scan.records {
         match record {
             Record::Zone(origin, text) => {
                 let changes = zones.entry(origin).or_default();
@@ -176,17 +247,16 @@ pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
                 kept.insert(origin, tag);
             }
         }
-        at += len;
-        good = at;
-        records += 1;
     }
     Replayed {
         zones,
         kept,
         registry_changed,
         registry,
-        good,
-        skipped,
+        good: scan.good,
+        skipped: scan.skipped,
+        lost: scan.lost,
+        last_seq: scan.last_seq,
         records,
     }
 }

@@ -200,3 +200,97 @@ fn a_full_disk_refuses_changes_with_507_and_keeps_every_acknowledged_one() {
         assert!(has_txt(&s, name), "{name} lost: {}", s.log());
     }
 }
+
+/// `meridian <args…> --config <the server's config>`: (success, stdout and stderr).
+fn meridian(s: &Server, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(crate::harness::binary())
+        .args(args)
+        .arg("--config")
+        .arg(s.dir.0.join("meridian.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.success(),
+        text + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A pool created and then patched through the API, with its creation lost to damage: neither
+/// `serve` nor `check` guesses; `meridian journal check` names what is lost and what does not
+/// apply, `meridian journal repair` drops it, and the server starts with every other change.
+#[test]
+fn a_journal_that_lost_a_change_others_depend_on_is_repaired_by_the_operator() {
+    let zone = format!("{ZONE_HEAD}[pools.www]\nendpoints = [\"192.0.2.1\"]\n");
+    let s = Server::start_api(&[("t.test.toml", &zone)]);
+    let write = |method: &str, path: &str, body: &str| {
+        let (status, _, reply) = s.http(method, path, Some("write-token"), Some(body), &[]);
+        assert_eq!(status, 200, "{method} {path}: {reply}");
+    };
+    write(
+        "PATCH",
+        "/zones/t.test/pools/www/endpoints/192.0.2.1",
+        r#"{"weight": 2}"#,
+    );
+    write(
+        "PUT",
+        "/zones/t.test/pools/new",
+        r#"{"endpoints": ["192.0.2.9"]}"#,
+    );
+    write(
+        "PATCH",
+        "/zones/t.test/pools/new/endpoints/192.0.2.9",
+        r#"{"weight": 4}"#,
+    );
+    write(
+        "PATCH",
+        "/zones/t.test/pools/www/endpoints/192.0.2.1",
+        r#"{"weight": 7}"#,
+    );
+    s.signal("KILL");
+    // One flipped byte in the record that creates the new pool. Records: a payload length
+    // (u32), 8 bytes of checksum, the payload.
+    let journal = s.zones_dir().join(".journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = 12 + u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if bytes[at..at + len].windows(8).any(|w| w == b"set_pool") {
+            break;
+        }
+        at += len;
+    }
+    assert!(at < bytes.len(), "the new pool is in the journal");
+    bytes[at + 30] ^= 0x40;
+    std::fs::write(&journal, &bytes).unwrap();
+    let (ok, out) = meridian(&s, &["check"]);
+    assert!(!ok && out.contains("lost to damage"), "{out}");
+    let (ok, out) = meridian(&s, &["journal", "check"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("1 change(s) lost: #2"), "{out}");
+    assert!(
+        out.contains("edit #3 of t.test. does not apply: pool new not found"),
+        "{out}"
+    );
+    let (ok, out) = meridian(&s, &["journal", "repair"]);
+    assert!(ok && out.contains("kept at"), "{out}");
+    let (ok, out) = meridian(&s, &["journal", "check"]);
+    assert!(ok && out.contains("the journal is sound"), "{out}");
+    let s = s.restart();
+    let weight = s.http(
+        "GET",
+        "/zones/t.test/pools/www",
+        Some("write-token"),
+        None,
+        &[],
+    );
+    assert!(weight.2.contains("\"weight\":7"), "{}", weight.2);
+    let gone = s.http(
+        "GET",
+        "/zones/t.test/pools/new",
+        Some("write-token"),
+        None,
+        &[],
+    );
+    assert_eq!(gone.0, 404, "{}", gone.2);
+}
