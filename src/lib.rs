@@ -224,18 +224,31 @@ pub async fn run(
         config.probe_source,
         shutdown.clone(),
     ));
-    listeners
-        .serve(
-            control.current().clone(),
-            &config,
-            query_log,
-            Some(manager),
-            shutdown,
-        )
-        .await;
-    while tasks.join_next().await.is_some() {}
+    let serving = listeners.serve(
+        control.current().clone(),
+        &config,
+        query_log,
+        Some(manager),
+        shutdown.clone(),
+    );
+    // The other tasks run until shutdown: one that fails (a panic) stops the server too.
+    let watching = async {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(error) = done {
+                tracing::error!(%error, "a task failed; stopping");
+                let error = std::io::Error::other(format!("a task failed: {error}"));
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(error);
+                shutdown.cancel();
+            }
+        }
+    };
+    let (served, ()) = tokio::join!(serving, watching);
     control.save_health_now();
     tracing::info!("stopped");
+    served?;
     match failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
         Some(error) => Err(error),
         None => Ok(()),

@@ -130,7 +130,8 @@ impl Listeners {
             .collect()
     }
 
-    /// Serves until `shutdown` is cancelled; UPDATE, NOTIFY and transfers go to `manager`.
+    /// Serves until `shutdown` is cancelled; UPDATE, NOTIFY and transfers go to `manager`. A
+    /// listener that fails (a panic) stops the server, and is the error returned.
     pub async fn serve(
         self,
         state: Arc<Current>,
@@ -138,7 +139,7 @@ impl Listeners {
         query_log: Option<Arc<QueryLog>>,
         manager: Option<Arc<manage::Manager>>,
         shutdown: CancellationToken,
-    ) {
+    ) -> std::io::Result<()> {
         let mut tasks = JoinSet::new();
         let settings = Arc::new(Settings {
             udp_payload: config.udp_payload,
@@ -222,12 +223,15 @@ impl Listeners {
                 ));
             }
         }
+        let mut failed = Ok(());
         while let Some(done) = tasks.join_next().await {
             if let Err(error) = done {
                 tracing::error!(%error, "listener task failed");
+                failed = Err(std::io::Error::other(format!("a listener failed: {error}")));
                 shutdown.cancel();
             }
         }
+        failed
     }
 }
 

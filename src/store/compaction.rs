@@ -21,7 +21,7 @@ impl Journal {
         file_text: impl Fn(&Name) -> Option<String>,
     ) -> std::io::Result<()> {
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
-        let (entries, registry, end, epoch) = {
+        let (entries, registry, (end, next_seq), epoch) = {
             let state = self.lock();
             if state.failed {
                 return Err(std::io::Error::other("the journal failed to sync"));
@@ -35,7 +35,7 @@ impl Journal {
             (
                 entries,
                 registry,
-                state.appended,
+                (state.appended, state.next_seq),
                 (state.epoch, state.recoveries),
             )
         };
@@ -64,12 +64,14 @@ impl Journal {
                     .insert(origin.clone(), (digest(text), entry.tag));
             }
         }
-        // The new journal: those tags, then the records appended meanwhile.
+        // The new journal: the records appended meanwhile, after what compaction keeps.
         let mut tail = Vec::with_capacity((state.appended - end) as usize);
         let mut old = std::fs::File::open(&self.path)?;
         old.seek(SeekFrom::Start(end))?;
         old.take(state.appended - end).read_to_end(&mut tail)?;
-        let mut fresh_bytes = Vec::new();
+        // The sequence number the tail starts at (or the next change takes), then those tags,
+        // then the tail.
+        let mut fresh_bytes = record::encode(&Record::Next(next_seq), None);
         for (origin, kept) in &state.compacted {
             fresh_bytes.extend(record::encode(&Record::Tag(origin.clone(), *kept), None));
         }

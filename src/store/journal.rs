@@ -99,6 +99,12 @@ impl Journal {
             .open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
+        if bytes.is_empty() {
+            // A new journal says where numbering starts: a lost first change is a gap too.
+            bytes = record::encode(&Record::Next(1), None);
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
         let replayed = record::replay(&bytes, Registry::load(dir)?);
         let mut good = replayed.good;
         if !replayed.skipped.is_empty() {

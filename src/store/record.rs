@@ -4,6 +4,7 @@
 //! origin); 2, a change to the registry of endpoints registered through the API (JSON); 3, an
 //! edit of a zone's document (origin length, origin, the edit as JSON: see `change`); 4, the
 //! entity tag a compacted zone keeps (origin length, origin, its file's digest, its tag).
+//! 5, the sequence number the next change takes (u64), at the head of a journal written anew.
 //! A change's kind byte has its high bit set and is followed by the change's sequence number
 //! (u64, big-endian), one more than the change before it: a change lost to damage shows as a
 //! gap. (Records without one, from before sequence numbers, are read as they were.)
@@ -23,6 +24,9 @@ pub enum Record {
     Edit(Name, Box<ZoneEdit>),
     /// A compacted zone's tag, while its file's digest is the one given.
     Tag(Name, Kept),
+    /// The sequence number of the next change: a change lost at the head of the journal shows
+    /// as a gap too.
+    Next(u64),
 }
 
 /// A compacted zone's file digest and the tag it keeps while its file has that digest.
@@ -67,6 +71,10 @@ pub fn encode(record: &Record, seq: Option<u64>) -> Vec<u8> {
         Record::Registry(change) => {
             payload.push(2);
             payload.extend(serde_json::to_vec(change).expect("a registry change serializes"));
+        }
+        Record::Next(seq) => {
+            payload.push(5);
+            payload.extend(seq.to_be_bytes());
         }
     }
     if let Some(seq) = seq {
@@ -116,6 +124,7 @@ pub fn decode(bytes: &[u8]) -> Option<(Record, Option<u64>, usize)> {
             let tag = body.get(32..64)?.try_into().ok()?;
             Record::Tag(origin, (file, tag))
         }
+        5 => Record::Next(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)),
         _ => return None,
     };
     Some((record, seq, 12 + len))
@@ -196,13 +205,18 @@ pub fn scan(bytes: &[u8]) -> Scan {
                 _ => break,
             },
         };
+        // A `Next` record stands for the change before the one it names.
+        let seq = match record {
+            Record::Next(next) => next.checked_sub(1),
+            _ => seq,
+        };
         if let Some(seq) = seq {
             if let Some(last) = last_seq
                 && seq > last + 1
             {
                 lost.push(last + 1..=seq - 1);
             }
-            last_seq = Some(seq);
+            last_seq = Some(last_seq.map_or(seq, |last| last.max(seq)));
         }
         let sum = sum(&bytes[at..]);
         records.push(Scanned { record, seq, sum });
@@ -246,6 +260,7 @@ pub fn replay(bytes: &[u8], mut registry: Registry) -> Replayed {
             Record::Tag(origin, tag) => {
                 kept.insert(origin, tag);
             }
+            Record::Next(_) => {}
         }
     }
     Replayed {

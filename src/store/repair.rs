@@ -105,7 +105,7 @@ fn examine(dir: &Path) -> std::io::Result<(JournalReport, Vec<u8>, Vec<u8>)> {
     };
     // Each zone's model as the records so far leave it (`None`: no TOML document).
     let mut models: HashMap<Name, Option<ZoneModel>> = HashMap::new();
-    let mut kept = Vec::with_capacity(bytes.len());
+    let mut kept = record::encode(&Record::Next(1), None);
     let mut seq = 0;
     for Scanned {
         record, seq: was, ..
@@ -130,6 +130,9 @@ fn examine(dir: &Path) -> std::io::Result<(JournalReport, Vec<u8>, Vec<u8>)> {
         if let Record::Zone(origin, text) = &record {
             let model = text.as_deref().and_then(|t| model_of(dir, origin, Some(t)));
             models.insert(origin.clone(), model);
+        }
+        if matches!(record, Record::Next(_)) {
+            continue;
         }
         let numbered = !matches!(record, Record::Tag(..));
         seq += u64::from(numbered);
