@@ -81,7 +81,7 @@ def gen_data(data, geoip):
     # The same zone signed (DNSSEC, one ECDSA P-256 key), on its own port.
     signed = f"{data}/meridian-signed"
     shutil.copytree(f"{data}/meridian", signed)
-    subprocess.run([os.path.join(REPO, "target/release/meridian"), "keygen", "--zone", "example.test",
+    subprocess.run([os.path.join(REPO, "target/dist/meridian"), "keygen", "--zone", "example.test",
                     "--out", f"{signed}/zones"], check=True, capture_output=True)
     key = next(f for f in os.listdir(f"{signed}/zones") if f.endswith(".pem"))
     write(f"{signed}/zones/example.test.toml", f'\n[dnssec]\nkeys = ["{key}"]\n', "a")
@@ -233,7 +233,7 @@ def wire_query(qid, name, rtype, ecs_option, dnssec_ok=False):
 
 def command(server, data):
     if server.startswith("meridian"):
-        return [os.path.join(REPO, "target/release/meridian"), "serve", "--config",
+        return [os.path.join(REPO, "target/dist/meridian"), "serve", "--config",
                 f"{data}/{server}/meridian.toml"]
     if server == "gdnsd":
         for d in ("run", "state"):

@@ -9,7 +9,7 @@ GETs of one record set; then the same zone started with the journal, and the fir
 after it (of the last name the journal added), and started again from the zone file the
 journal was compacted into at shutdown: the difference is what replaying the journal costs.
 A change is acknowledged once it is on disk and in the answers. Run it through
-bench/changes.sh, which builds Meridian in release mode.
+bench/changes.sh, which builds Meridian with the `dist` profile.
 """
 import argparse
 import hashlib
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (ready)
 from changes import TOKEN, write_config  # noqa: E402
 
-BINARY = os.path.join(bench.REPO, "target/release/meridian")
+BINARY = os.path.join(bench.REPO, "target/dist/meridian")
 DNS_PORT, API_PORT = 5398, 5399
 ZONE = b"\x05names\x04test\x00"
 

@@ -8,8 +8,8 @@ zone (`--pools` round-robin pools of 10 endpoints), and measures, each with a fr
   after the large zone's first edit, which parses its document once and is shown alone);
 - the changes a second that 16 concurrent clients get acknowledged (`--seconds`), each
   writing its own TXT record set.
-A change is acknowledged once it is on disk and in the answers (see the README's durability
-section). Run it through bench/changes.sh, which builds Meridian in release mode.
+A change is acknowledged once it is on disk and in the answers (see docs/api.md's durability
+section). Run it through bench/changes.sh, which builds Meridian with the `dist` profile.
 """
 import argparse
 import http.client
@@ -27,7 +27,7 @@ import bench  # noqa: E402  (ready)
 import large  # noqa: E402  (write_zone)
 
 REPO = bench.REPO
-BINARY = os.path.join(REPO, "target/release/meridian")
+BINARY = os.path.join(REPO, "target/dist/meridian")
 DNS_PORT, API_PORT = 5396, 5397
 TOKEN = "bench-token"
 

@@ -6,7 +6,7 @@
 #   bench/changes.sh [--pools 100000] [--count 200] [--seconds 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+cargo build --profile dist --locked
 python3 bench/changes.py "$@"
 echo
 exec python3 bench/change_cost.py

@@ -6,7 +6,7 @@ Starts `meridian serve` `--runs` times and reports, as medians: the seconds unti
 answer for `edge.example.test` to a client subnet in Frankfurt that names the eu-central
 datacenter, and until `/readyz` says the steering tables are built (until then geo answers
 come from the database directly, with the same decisions). Run it through bench/geo_start.sh,
-which builds Meridian in release mode.
+which builds Meridian with the `dist` profile.
 """
 import argparse
 import os
@@ -20,7 +20,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (REPO)
 
-BINARY = os.path.join(bench.REPO, "target/release/meridian")
+BINARY = os.path.join(bench.REPO, "target/dist/meridian")
 DNS_PORT, API_PORT = 5401, 5402
 EU_CENTRAL = "198.51.100."  # the eu-central datacenter's IPv4 endpoints
 

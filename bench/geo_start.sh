@@ -3,5 +3,5 @@
 #   bench/geo_start.sh [--runs 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+cargo build --profile dist --locked
 exec python3 bench/geo_start.py "$@"

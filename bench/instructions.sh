@@ -23,8 +23,8 @@ done
 [ ${#servers[@]} -gt 0 ] || servers=(gdnsd meridian meridian-rr)
 work=${WORK:-/tmp/meridian-bench}
 command -v valgrind >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
-[ -n "${BIN:-}" ] || cargo build --release --locked
-bin=${BIN:-$PWD/target/release/meridian}
+[ -n "${BIN:-}" ] || cargo build --profile dist --locked
+bin=${BIN:-$PWD/target/dist/meridian}
 for server in "${servers[@]}"; do
     [ -d "$work/$server" ] || { echo "no $work/$server: run bench/run.sh first" >&2; exit 1; }
     unshare -n bash -s "$server" "$qset" "$work" "$bin" "${KEEP:-}" "${CACHE:-}" <<'INNER'

@@ -5,7 +5,7 @@ Writes the large zone of bench/large.py (`--pools` round-robin pools of 10 endpo
 journal of `--changes` edits (endpoint weights patched in random pools, as the API records
 them: see src/store/record.rs), then times `meridian serve` until it answers, without and
 with the journal (medians of `--runs`). The issue's target: the journal adds under 2 s.
-Run it through bench/journal_startup.sh, which builds Meridian in release mode.
+Run it through bench/journal_startup.sh, which builds Meridian with the `dist` profile.
 """
 import argparse
 import hashlib
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (ready)
 import large  # noqa: E402  (write_zone, PORT)
 
-BINARY = os.path.join(bench.REPO, "target/release/meridian")
+BINARY = os.path.join(bench.REPO, "target/dist/meridian")
 
 
 def edit_record(origin, edit):

@@ -3,5 +3,5 @@
 #   bench/journal_startup.sh [--pools 100000] [--changes 100000] [--runs 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+cargo build --profile dist --locked
 exec python3 bench/journal_startup.py "$@"

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (reuses dnsperf, ready, cpu_seconds)
 
 REPO = bench.REPO
-BINARY = os.path.join(REPO, "target/release/meridian")
+BINARY = os.path.join(REPO, "target/dist/meridian")
 PORT = 5395
 
 

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 for tool in dnsperf taskset; do
     command -v "$tool" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf util-linux >/dev/null; break; }
 done
-cargo build --release --locked
+cargo build --profile dist --locked
 exec unshare -n bash -c 'ip link set lo up && exec python3 bench/large.py'

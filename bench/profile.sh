@@ -10,7 +10,7 @@ server=${1:-meridian} qset=${2:-ecs} rate=${3:-90000} seconds=${4:-8}
 work=${WORK:-/tmp/meridian-bench}
 [ -d "$work/$server" ] || [ "$server" = gdnsd ] || { echo "no $work/$server: run bench/run.sh first" >&2; exit 1; }
 command -v perf >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
-cargo build --release --locked
+cargo build --profile dist --locked
 out=$(mktemp -d)
 exec unshare -n bash -s "$server" "$qset" "$rate" "$seconds" "$work" "$out" <<'INNER'
 set -euo pipefail
@@ -20,7 +20,7 @@ case $server in
   gdnsd) mkdir -p "$work/gdnsd/run" "$work/gdnsd/state"; port=5392
          cmd=(gdnsd -c "$work/gdnsd" start) ;;
   *) port=$(grep -o '127.0.0.1:[0-9]*' "$work/$server/meridian.toml" | head -1 | cut -d: -f2)
-     cmd=(target/release/meridian serve --config "$work/$server/meridian.toml") ;;
+     cmd=(target/dist/meridian serve --config "$work/$server/meridian.toml") ;;
 esac
 taskset -c 0 "${cmd[@]}" >/dev/null 2>&1 &
 pid=$!

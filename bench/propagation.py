@@ -7,7 +7,7 @@
   set of the same zone), for `--seconds`: all through instance A, then spread over the three
   instances (whose batches then race each other in etcd); beside the same run against one
   instance on the files backend (the journal), as ratios.
-Run it through bench/propagation.sh, which builds Meridian in release mode.
+Run it through bench/propagation.sh, which builds Meridian with the `dist` profile.
 """
 import argparse
 import http.client
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (ready)
 
 REPO = bench.REPO
-BINARY = os.path.join(REPO, "target/release/meridian")
+BINARY = os.path.join(REPO, "target/dist/meridian")
 ETCD_CLIENT, ETCD_PEER = 23791, 23801
 DNS = [5381, 5382, 5383]
 API = [5384, 5385, 5386]

@@ -5,5 +5,5 @@
 #   bench/propagation.sh [--count 1000] [--seconds 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+cargo build --profile dist --locked
 exec python3 bench/propagation.py "$@"

@@ -4,10 +4,10 @@
 //! hold nothing but pools, and no pool is in two. Then the result is the whole file's (a piece
 //! that parses is closed — no string, array or table open across a split — and a pool defined
 //! in two pieces would be a duplicate). Small pieces also keep the parser's document tree
-//! small: a piece's is freed before the next is read, where a whole file of a million endpoints
-//! took 1.4 GB and more time in page faults than in parsing. The pieces of pools are read by
-//! `pool_toml` where they are written in its subset of TOML (as a generated zone's are), by the
-//! toml crate where not. Anything else, errors included, is parsed whole, so messages and line
+//! small: a piece's is freed before the next is read, whereas the tree of a whole file of a
+//! million endpoints is larger than the zone it describes many times over. The pieces of pools
+//! are read by `pool_toml` where they are written in its subset of TOML (as a generated zone's
+//! are), by the toml crate where not. Anything else, errors included, is parsed whole, so messages and line
 //! numbers are the whole file's.
 
 use std::collections::BTreeMap;

@@ -398,7 +398,7 @@ fn the_status_page_shows_datacenters_and_their_states_in_chromium() {
         r#"data-check="http://127.0.0.76:{port}/health" data-state="down""#
     )));
 
-    // The README's screenshot comes from here when asked for.
+    // docs/status-page.png comes from here when asked for.
     if let Ok(path) = std::env::var("MERIDIAN_SCREENSHOT") {
         render_page(&url, Some(std::path::Path::new(&path)));
     }

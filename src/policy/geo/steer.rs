@@ -34,7 +34,7 @@ const LOADED_TABLES: usize = 16;
 thread_local! {
     /// This thread's copies of the geo pools' steering tables, with the version of the pool's
     /// cell each was taken at: a query checks the version (one atomic load) instead of loading
-    /// the cell (arc-swap's load took about 140 instructions a query). A replaced table is let
+    /// the cell (an arc-swap load costs far more on the query path). A replaced table is let
     /// go the next time its slot is used.
     static LOADED: std::cell::RefCell<Loaded> = std::cell::RefCell::new(Loaded::default());
 }
