@@ -56,6 +56,31 @@ impl ApiError {
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, m)
     }
+    /// 422 for a value that is well-formed JSON (or a path segment) but not valid: the field
+    /// named, as zone errors name theirs.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({ "error": format!("{field}: {reason}"), "field": field, "reason": reason }),
+        }
+    }
+    /// A JSON body that could not be taken: 400 if it does not parse, 413 if too large, 415
+    /// without a JSON content type, 422 with the field for a value of the wrong shape.
+    pub fn rejected(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection;
+        let text = rejection.body_text();
+        if let JsonRejection::JsonDataError(_) = rejection {
+            // "Failed to deserialize the JSON body into the target type: data[0]: invalid …"
+            let detail = text.split_once("target type: ").map_or(&*text, |(_, d)| d);
+            if let Some((field, reason)) = detail.split_once(": ")
+                && !field.contains(' ')
+            {
+                return Self::invalid(field, reason);
+            }
+        }
+        Self::new(rejection.status(), text)
+    }
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, m)
     }

@@ -43,7 +43,7 @@ fn one() -> u32 {
 
 fn address_of(text: &str) -> Result<IpAddr, ApiError> {
     text.parse()
-        .map_err(|_| ApiError::bad_request(format!("{text} is not an IP address")))
+        .map_err(|_| ApiError::invalid("address", format!("{text} is not an IP address")))
 }
 
 /// `PUT /zones/{zone}/pools/{pool}/registrations/{address}`.
@@ -54,16 +54,17 @@ pub async fn put(
     body: Result<Json<Registration>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let address = address_of(&address)?;
-    let Json(r) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(r) = body.map_err(ApiError::rejected)?;
     let ttl = r.ttl.duration();
     if !TTL.contains(&ttl) {
-        return Err(ApiError::bad_request("ttl must be between 1s and 1 day"));
+        return Err(ApiError::invalid("ttl", "must be between 1s and 1 day"));
     }
     if !(1..=crate::policy::MAX_WEIGHT).contains(&r.weight) {
         let max = crate::policy::MAX_WEIGHT;
-        return Err(ApiError::bad_request(format!(
-            "weight must be between 1 and {max}"
-        )));
+        return Err(ApiError::invalid(
+            "weight",
+            format!("must be between 1 and {max}"),
+        ));
     }
     let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     // The zone must be served (a lookup, not a read: heartbeats come a thousand a second).

@@ -59,7 +59,7 @@ pub async fn post(
     headers: HeaderMap,
     change: Result<Json<Change>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(change) = change.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(change) = change.map_err(ApiError::rejected)?;
     simulate(api, &headers, change).await
 }
 

@@ -22,8 +22,7 @@ use crate::zone::Name;
 use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+    b.map(|Json(v)| v).map_err(ApiError::rejected)
 }
 
 fn spec_of(text: &str) -> Result<ZoneSpec, ApiError> {
@@ -377,13 +376,13 @@ pub async fn patch_endpoint(
 ) -> Result<Response, ApiError> {
     let address: IpAddr = address
         .parse()
-        .map_err(|_| ApiError::bad_request(format!("{address} is not an IP address")))?;
+        .map_err(|_| ApiError::invalid("address", format!("{address} is not an IP address")))?;
     let patch = body(patch)?;
     let load = patch.load;
     if let Some(load) = load
         && !(load.is_finite() && load >= 0.0)
     {
-        return Err(ApiError::bad_request("load must be a number of at least 0"));
+        return Err(ApiError::invalid("load", "must be a number of at least 0"));
     }
     let durable = patch.weight.is_some() || patch.drain.is_some() || patch.force.is_some();
     let response = match durable {

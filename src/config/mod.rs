@@ -19,10 +19,10 @@ pub use tsig::{TransferConfig, TsigAlgorithm, TsigConfig, TsigOperation};
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {cause}")]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{file}: {message}")]
     Invalid { file: PathBuf, message: String },
@@ -362,20 +362,27 @@ impl Config {
     /// file's own folder, so `meridian serve --config /etc/meridian/meridian.toml` works from
     /// anywhere.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             file: path.to_owned(),
-            source,
+            cause,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
-            file: path.to_owned(),
-            message,
+        Self::parse(&text, base).map_err(|message| {
+            // A TOML error starts with its line: `file:line: field: message`, as zone errors.
+            let (file, message) = match message.split_once(": ") {
+                Some((line, rest)) if line.parse::<usize>().is_ok() => {
+                    let file = PathBuf::from(format!("{}:{line}", path.display()));
+                    (file, rest.to_owned())
+                }
+                _ => (path.to_owned(), message),
+            };
+            ConfigError::Invalid { file, message }
         })
     }
 
     /// Parses config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         if raw.server.listen.is_empty() {
             return Err("server.listen: at least one address is needed".into());
         }
@@ -447,6 +454,33 @@ impl Config {
 }
 
 /// The NSID payload `server.nsid` gives: its text, or the machine's name for `"hostname"`.
+/// A TOML error as one line: `line: field: message` (the field is the key on the error's line,
+/// under the table above it).
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    let Some(offset) = error.span().map(|s| s.start.min(text.len())) else {
+        return message;
+    };
+    let line = text[..offset].matches('\n').count() + 1;
+    let before = &text[..offset];
+    let here = text[offset..].split('\n').next().unwrap_or_default();
+    let line_text = format!("{}{here}", before.rsplit('\n').next().unwrap_or_default());
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned());
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['));
+    let table = table.map(|t| t.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    match (table, key) {
+        (Some(table), Some(key)) => format!("{line}: {table}.{key}: {message}"),
+        (None, Some(key)) => format!("{line}: {key}: {message}"),
+        _ => format!("{line}: {message}"),
+    }
+}
+
 fn nsid(value: &str) -> Result<Box<[u8]>, String> {
     let text = match value {
         "hostname" => crate::sys::hostname()
@@ -475,8 +509,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_named() {
         let err = Config::parse("[server]\nlisten_on = []\n", Path::new(".")).unwrap_err();
-        assert!(err.contains("listen_on"), "{err}");
-        assert!(err.contains("line 2"), "{err}");
+        assert!(
+            err.starts_with("2: server.listen_on: unknown field"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -89,10 +89,15 @@ impl Control {
     /// Loads the zones, the GeoIP database and the health state file; fails if any zone or
     /// the database is invalid.
     pub fn load(sources: Sources) -> Result<Self, LoadError> {
+        // A missing zones folder is named as itself, not as the journal inside it.
+        std::fs::read_dir(&sources.zones_dir).map_err(|cause| ZoneError::Read {
+            path: sources.zones_dir.clone(),
+            cause,
+        })?;
         let store =
-            FileStore::open(sources.zones_dir.clone()).map_err(|source| ZoneError::Read {
+            FileStore::open(sources.zones_dir.clone()).map_err(|cause| ZoneError::Read {
                 path: sources.zones_dir.join(crate::store::journal::FILE),
-                source,
+                cause,
             })?;
         let zones = store.load(None)?;
         let geo = open_geo(sources.geoip.as_deref())?;

@@ -15,10 +15,10 @@ use crate::policy::PolicyKind;
 /// name the line and field too.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}: {message}", path.display())]
     Name { path: PathBuf, message: String },
@@ -56,9 +56,9 @@ pub struct ZoneFiles {
 /// Lists the zones in `dir` by origin. Hidden files and other extensions are ignored, so
 /// editors' temporary files and READMEs can sit beside the zones.
 pub fn zone_files(dir: &Path) -> Result<BTreeMap<Name, ZoneFiles>, ZoneError> {
-    let read_err = |source| ZoneError::Read {
+    let read_err = |cause| ZoneError::Read {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let mut zones: BTreeMap<Name, ZoneFiles> = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
@@ -204,9 +204,9 @@ pub fn load_one(
 }
 
 fn read(path: &Path) -> Result<String, ZoneError> {
-    std::fs::read_to_string(path).map_err(|source| ZoneError::Read {
+    std::fs::read_to_string(path).map_err(|cause| ZoneError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 

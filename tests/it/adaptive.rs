@@ -124,8 +124,8 @@ fn least_load_prefers_the_least_loaded_and_forgets_stale_loads() {
     let e = explain(&s, "p.example.test", "192.0.2.99");
     assert_eq!(e["pool"]["endpoints"][2]["load"].as_f64(), Some(70.0));
     // Bad reports change nothing; an unknown endpoint is not found.
-    assert_eq!(patch(&s, "192.0.2.1", r#"{"load": -1}"#).0, 400);
-    assert_eq!(patch(&s, "192.0.2.1", r#"{"load": "x"}"#).0, 400);
+    assert_eq!(patch(&s, "192.0.2.1", r#"{"load": -1}"#).0, 422);
+    assert_eq!(patch(&s, "192.0.2.1", r#"{"load": "x"}"#).0, 422);
     assert_eq!(patch(&s, "192.0.2.9", r#"{"load": 1}"#).0, 404);
     // Three seconds on, the loads are stale: the endpoints lead about equally.
     eventually(Duration::from_secs(10), "loads expire", || {

@@ -204,6 +204,10 @@ fn refused_requests_change_nothing() {
     let before = std::fs::read_to_string(&file).unwrap();
     let (_, h, _) = s.http("GET", "/zones/t.test", R, None, &[]);
     let tag = header(&h, "etag").to_owned();
+    // A body over the API's limit (2 MiB): 413, and nothing changes.
+    let huge = format!(r#"{{"data": ["\"{}\""]}}"#, "x".repeat(3 << 20));
+    let (status, _, text) = s.http("PUT", "/zones/t.test/records/x/TXT", W, Some(&huge), &[]);
+    assert_eq!(status, 413, "{}", &text[..text.len().min(300)]);
     let cases: &[Refused] = &[
         (
             "PUT",
@@ -251,7 +255,7 @@ fn refused_requests_change_nothing() {
             W,
             Some(r#"{"data": ["192.0.2.1"], "colour": 1}"#),
             &[],
-            400,
+            422,
         ),
         (
             "PUT",
@@ -291,7 +295,7 @@ fn refused_requests_change_nothing() {
             W,
             Some(r#"{"drain": true}"#),
             &[],
-            400,
+            422,
         ),
         ("DELETE", "/zones/t.test/records/none/A", W, None, &[], 404),
         ("DELETE", "/zones/nothere.test", W, None, &[], 404),
@@ -309,6 +313,10 @@ fn refused_requests_change_nothing() {
         assert_eq!(st, want, "{method} {path}: {text}");
         let err = json(&text);
         assert!(err["error"].is_string(), "{text}");
+        // An invalid value names its field, as zone errors do.
+        if want == 422 {
+            assert!(err["field"].is_string(), "{method} {path}: {text}");
+        }
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             before,

@@ -256,3 +256,44 @@ fn a_closed_pipe_ends_a_command_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// What a newcomer gets wrong first, answered in one line that names the thing: each cause
+/// once, the missing folder itself, a config error at its file, line and field.
+#[test]
+fn config_errors_are_one_line_naming_the_file_line_and_field() {
+    let missing = TempDir::new();
+    let (status, stderr) = run(&missing, "check");
+    assert!(!status.success());
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("meridian.toml: cannot read"), "{stderr}");
+    let dir =
+        with_config("[server]\nlisten = [\"127.0.0.1:0\"]\n[zones]\ndirectory = \"nowhere\"\n");
+    let (status, stderr) = run(&dir, "check");
+    assert!(!status.success());
+    assert!(stderr.contains("nowhere: cannot read"), "{stderr}");
+    assert!(!stderr.contains(".journal"), "{stderr}");
+    let cases = [
+        (
+            "[server]\nudp_workers = \"x\"\n",
+            "meridian.toml:2: server.udp_workers: invalid type",
+        ),
+        (
+            "[server]\n\nudp_workerz = 2\n",
+            "meridian.toml:3: server.udp_workerz: unknown field",
+        ),
+        (
+            "[api]\nlisten = \"127.0.0.1:99999\"\n",
+            "meridian.toml:2: api.listen: invalid socket address",
+        ),
+    ];
+    for (config, says) in cases {
+        let (status, stderr) = run(&with_config(config), "check");
+        assert!(!status.success());
+        assert!(stderr.contains(says), "{config}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{config}: {stderr}");
+    }
+}

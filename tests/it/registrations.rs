@@ -119,10 +119,11 @@ fn bad_registrations_change_nothing() {
             422,
         ),
         ("p", "192.0.2.1", r#"{"ttl": 30}"#, 422),
-        ("p", "192.0.2.9", r#"{"ttl": 0}"#, 400),
-        ("p", "192.0.2.9", r#"{"ttl": 30, "weight": 0}"#, 400),
-        ("p", "192.0.2.9", r#"{"tll": 30}"#, 400),
-        ("p", "not-an-ip", r#"{"ttl": 30}"#, 400),
+        ("p", "192.0.2.9", r#"{"ttl": 0}"#, 422),
+        ("p", "192.0.2.9", r#"{"ttl": 30, "weight": 0}"#, 422),
+        ("p", "192.0.2.9", r#"{"tll": 30}"#, 422),
+        ("p", "not-an-ip", r#"{"ttl": 30}"#, 422),
+        ("p", "192.0.2.9", r#"{"ttl": 30"#, 400),
     ];
     for (pool, address, body, want) in cases {
         let (status, text) = register(&s, pool, address, body);
