@@ -11,7 +11,9 @@ of sticky hashing: bench/run.sh --servers meridian --qsets rr,sticky; `ecs-do` (
 DO on every query) against `meridian-signed` (the same zone signed), the cost of DNSSEC online
 signing: bench/run.sh --servers meridian,meridian-signed --qsets ecs-do
 
-Server `meridian-rr` is Meridian with the geo name's datacenters `round_robin` instead of
+Server `meridian-release` is Meridian built with the release profile (thin LTO) rather than
+`dist`: bench/run.sh --servers meridian,meridian-release --qsets plain,ecs (after
+`cargo build --release`). Server `meridian-rr` is Meridian with the geo name's datacenters `round_robin` instead of
 `all` (every answer rotates). `--fixed-rate 90000` adds, per server, the user and system CPU
 time per query at that fixed rate (from /proc/<pid>/stat): bench/run.sh --servers
 meridian,meridian-rr,gdnsd --qsets ecs --fixed-rate 90000
@@ -37,7 +39,7 @@ DCS = {  # name: (lat, lon, v4 prefix, v6 prefix)
 }
 STATIC_HOSTS = 1000
 PORTS = {"meridian": 5391, "gdnsd": 5392, "knot": 5393, "reflect": 5394, "meridian-signed": 5395,
-         "meridian-rr": 5397}
+         "meridian-rr": 5397, "meridian-release": 5398}
 # The signed server's metrics: the signature cache's hit rate.
 SIGNED_METRICS = 5396
 
@@ -88,6 +90,13 @@ def gen_data(data, geoip):
     write(f"{signed}/meridian.toml", open(f"{signed}/meridian.toml").read()
           .replace(str(PORTS["meridian"]), str(PORTS["meridian-signed"]))
           + f'[api]\nlisten = "127.0.0.1:{SIGNED_METRICS}"\n')
+
+    # The same zone from the release profile's build (thin LTO; `cargo build --release` first),
+    # on its own port: what the faster build costs against the `dist` one.
+    release = f"{data}/meridian-release"
+    shutil.copytree(f"{data}/meridian", release)
+    write(f"{release}/meridian.toml", open(f"{release}/meridian.toml").read()
+          .replace(str(PORTS["meridian"]), str(PORTS["meridian-release"])))
 
     # The same with every datacenter `round_robin`, on its own port.
     rr = f"{data}/meridian-rr"
@@ -232,6 +241,9 @@ def wire_query(qid, name, rtype, ecs_option, dnssec_ok=False):
 # ---------------------------------------------------------------- servers
 
 def command(server, data):
+    if server == "meridian-release":
+        return [os.path.join(REPO, "target/release/meridian"), "serve", "--config",
+                f"{data}/{server}/meridian.toml"]
     if server.startswith("meridian"):
         return [os.path.join(REPO, "target/dist/meridian"), "serve", "--config",
                 f"{data}/{server}/meridian.toml"]

@@ -86,6 +86,9 @@ enum Command {
         /// A changed zone file, `<origin>.toml`, in place of the served one.
         #[arg(long)]
         zone: Option<PathBuf>,
+        /// The zone `--zone` is (needed when its file name is not a served zone's: a new zone).
+        #[arg(long, requires = "zone")]
+        origin: Option<String>,
         /// A different GeoIP database in place of the configured one.
         #[arg(long)]
         geoip: Option<PathBuf>,
@@ -146,9 +149,10 @@ fn main() -> std::process::ExitCode {
         Command::Simulate {
             config,
             zone,
+            origin,
             geoip,
             json,
-        } => simulate(&config, zone.as_deref(), geoip.as_deref(), json),
+        } => simulate(&config, zone.as_deref(), origin, geoip.as_deref(), json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -304,20 +308,33 @@ fn explain(path: &Path, client: std::net::IpAddr, name: &str, rtype: &str) -> an
 fn simulate(
     path: &Path,
     zone: Option<&Path>,
+    origin: Option<String>,
     geoip: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
     let (_, state) = load(path)?;
     let changed = zone
         .map(|file| -> anyhow::Result<_> {
-            let origin = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".toml"))
-                .with_context(|| format!("{}: name the file <origin>.toml", file.display()))?;
+            let named = origin.is_some();
+            let origin = match &origin {
+                Some(origin) => origin.as_str(),
+                None => file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".toml"))
+                    .with_context(|| format!("{}: name the file <origin>.toml", file.display()))?,
+            };
             let mut origin = hickory_proto::rr::Name::from_ascii(origin)
                 .with_context(|| format!("{origin} is not a domain name"))?;
             origin.set_fqdn(true);
+            // A file named after no served zone is more likely a typo than a new zone.
+            if !named && state.snapshot().zones.get(&origin).is_none() {
+                anyhow::bail!(
+                    "{}: {origin} is not a zone of the config; name the file <origin>.toml \
+                     after a served zone, or give --origin for a new zone",
+                    file.display()
+                );
+            }
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             Ok((origin.to_lowercase(), text))

@@ -75,9 +75,11 @@ fn bind_group(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
     // A plain bind first: a server already on the address fails it, where SO_REUSEPORT alone
     // would let a second server of the same user share the port without a word.
     let addr = {
-        let probe_udp = UdpSocket::bind(addr)?;
-        let chosen = probe_udp.local_addr()?;
-        let _probe_tcp = TcpListener::bind(chosen)?;
+        let probe_udp = socket(addr, Type::DGRAM)?;
+        probe_udp.bind(&addr.into())?;
+        let chosen = probe_udp.local_addr()?.as_socket().unwrap_or(addr);
+        let probe_tcp = socket(chosen, Type::STREAM)?;
+        probe_tcp.bind(&chosen.into())?;
         chosen
     };
     let udp = (0..workers)
@@ -94,16 +96,27 @@ fn bind_group(addr: SocketAddr, workers: usize) -> io::Result<Bound> {
     Ok(Bound { udp, tcp })
 }
 
-/// A socket of `kind` bound to `addr` in its SO_REUSEPORT group.
-fn reuse_port(addr: SocketAddr, kind: Type) -> io::Result<Socket> {
+/// An unbound socket of `kind` for `addr`. An IPv6 one takes IPv6 only (as NSD's and Knot's
+/// do), so that `0.0.0.0:53` and `[::]:53` both bind whatever `net.ipv6.bindv6only` says.
+fn socket(addr: SocketAddr, kind: Type) -> io::Result<Socket> {
     let protocol = match kind {
         Type::STREAM => Protocol::TCP,
         _ => Protocol::UDP,
     };
     let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As std's listeners do: a port whose old connections are in TIME_WAIT binds at once.
     if kind == Type::STREAM {
         socket.set_reuse_address(true)?;
     }
+    Ok(socket)
+}
+
+/// A socket of `kind` bound to `addr` in its SO_REUSEPORT group.
+fn reuse_port(addr: SocketAddr, kind: Type) -> io::Result<Socket> {
+    let socket = socket(addr, kind)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     Ok(socket)
@@ -121,5 +134,18 @@ mod tests {
         assert!(port < low && port >= 1024, "{port} vs {low}");
         assert_eq!(bound.udp[1].local_addr().unwrap().port(), port);
         assert_eq!(bound.tcp[0].local_addr().unwrap().port(), port);
+    }
+
+    /// Every IPv4 and every IPv6 address on one port, as the systemd config listens.
+    #[test]
+    fn the_ipv4_and_ipv6_wildcards_bind_side_by_side() {
+        let v4 = bind("0.0.0.0:0".parse().unwrap(), 1, Steering::Hash).unwrap();
+        let port = v4.udp[0].local_addr().unwrap().port();
+        let v6 = bind(
+            SocketAddr::new("::".parse().unwrap(), port),
+            1,
+            Steering::Hash,
+        );
+        assert!(v6.is_ok(), "{:?}", v6.err());
     }
 }

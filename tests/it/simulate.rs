@@ -247,3 +247,31 @@ fn the_api_simulates_a_pool_change_and_changes_nothing() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+/// A changed file named after no served zone is refused as the likely typo it is, unless
+/// `--origin` says which zone it is.
+#[test]
+fn a_zone_file_named_after_no_served_zone_needs_its_origin() {
+    let dir = config(&zone(&BEFORE));
+    let changed = dir.0.join("changed.toml");
+    std::fs::copy(dir.0.join("zones/example.test.toml"), &changed).unwrap();
+    let out = Command::new(binary())
+        .args(["simulate", "--config"])
+        .arg(dir.0.join("meridian.toml"))
+        .arg("--zone")
+        .arg(&changed)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("changed. is not a zone of the config"),
+        "{stderr}"
+    );
+    let path = changed.to_str().unwrap();
+    let report = simulate(&dir, &["--zone", path, "--origin", "example.test"]);
+    assert!(
+        report["pools"].as_array().is_some_and(|p| !p.is_empty()),
+        "{report}"
+    );
+}
