@@ -11,6 +11,7 @@ mod cookies;
 mod differential;
 mod dnssec;
 mod dnssec_details;
+mod docs;
 mod dot;
 mod edns;
 mod etcd;
