@@ -243,8 +243,11 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
         }
     }
     let endpoints = endpoints(&api, &snapshot.zones, &records);
+    let (zones, all_pools) = zones_and_pools(&snapshot);
     Json(json!({
         "set": set(&api),
+        "zones": zones,
+        "all_pools": all_pools,
         "now": epoch(SystemTime::now()),
         "ready": api.control.ready(),
         "window_seconds": WINDOW.as_secs(),
@@ -252,6 +255,51 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
         "endpoints": endpoints,
         "registrations": registrations(&api),
     }))
+}
+
+/// Every zone (origin, serial, pools) and every pool of every zone, whatever its policy: its
+/// policy, endpoints, how many are live and down, and a state as the datacenters' read.
+fn zones_and_pools(snapshot: &crate::snapshot::Snapshot) -> (Vec<Value>, Vec<Value>) {
+    let (mut zones, mut pools) = (Vec::new(), Vec::new());
+    for (i, zone) in snapshot.zones.iter().enumerate() {
+        let view = snapshot.health.zone(i);
+        let origin = zone.origin.to_ascii();
+        let mut named: Vec<_> = zone.pools().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        zones.push(json!({ "zone": origin, "serial": zone.serial(), "pools": named.len() }));
+        for (owner, pool) in named {
+            let (mut endpoints, mut live, mut down) = (0, 0, 0);
+            for set in [&pool.v4, &pool.v6] {
+                for e in 0..set.len() as u32 {
+                    let health = set.health(e);
+                    endpoints += 1;
+                    live += usize::from(health.live(view));
+                    down += usize::from(health.probed_down(view));
+                }
+            }
+            let state = match (live, down) {
+                (0, 0) => "unknown",
+                (0, _) => "down",
+                (_, 0) => "up",
+                _ => "degraded",
+            };
+            let policy = if pool.v4.is_empty() {
+                &pool.v6
+            } else {
+                &pool.v4
+            };
+            pools.push(json!({
+                "zone": origin,
+                "name": owner.to_ascii(),
+                "policy": policy.policy.name(),
+                "endpoints": endpoints,
+                "live": live,
+                "down": down,
+                "state": state,
+            }));
+        }
+    }
+    (zones, pools)
 }
 
 /// Every endpoint registered through the API, with the time its registration has left.

@@ -354,13 +354,14 @@ fn render_page(url: &str, screenshot: Option<&std::path::Path>) -> String {
 }
 
 #[test]
-fn the_status_page_shows_datacenters_and_their_states_in_chromium() {
+fn the_status_page_shows_zones_pools_and_datacenters_in_chromium() {
     let up = Backend::start(Ipv4Addr::new(127, 0, 0, 75), 0);
     let port = up.addr.port();
     let zone = format!(
         "{HEAD}[pools.www]\npolicy = \"geo\"\nttl = 30\ncheck = {}\n\
          [[pools.www.datacenters]]\nname = \"ashburn\"\nlatitude = 39.0\nlongitude = -77.5\nendpoints = [{{ address = \"127.0.0.75\" }}]\n\
-         [[pools.www.datacenters]]\nname = \"frankfurt\"\nlatitude = 50.1\nlongitude = 8.7\nendpoints = [{{ address = \"127.0.0.76\" }}]\n",
+         [[pools.www.datacenters]]\nname = \"frankfurt\"\nlatitude = 50.1\nlongitude = 8.7\nendpoints = [{{ address = \"127.0.0.76\" }}]\n\
+         [pools.rr]\nendpoints = [\"192.0.2.7\", \"192.0.2.8\"]\n",
         http_check(port)
     );
     let s = Server::start_ops(&[("page.test.toml", &zone)], "");
@@ -383,6 +384,22 @@ fn the_status_page_shows_datacenters_and_their_states_in_chromium() {
         dom.contains(r#"data-loaded="true""#),
         "the script ran: {dom}"
     );
+    // Every zone and every pool, geo or not; no cluster column on a single server.
+    let rr = &status["all_pools"][0];
+    assert_eq!(
+        (&rr["name"], &rr["endpoints"]),
+        (&"rr.page.test.".into(), &2.into()),
+        "{json}"
+    );
+    let policy = rr["policy"].as_str().unwrap();
+    for expected in [
+        r#"<tr data-zone="page.test.">"#.to_owned(),
+        format!(r#"<tr data-pool="rr.page.test." data-policy="{policy}" data-state="up">"#),
+        r#"<tr data-pool="www.page.test." data-policy="geo" data-state="degraded">"#.to_owned(),
+        r#"<th class="set-only" hidden="">opinions</th>"#.to_owned(),
+    ] {
+        assert!(dom.contains(&expected), "missing {expected}: {dom}");
+    }
     for expected in [
         r#"<g class="dc" data-pool="www.page.test." data-datacenter="ashburn" data-state="up">"#,
         r#"<g class="dc" data-pool="www.page.test." data-datacenter="frankfurt" data-state="down">"#,

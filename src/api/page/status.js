@@ -64,7 +64,37 @@ function drawDatacenters(pools) {
   if (!pools.length) cell(body.insertRow(), "no geo pools");
 }
 
-function drawEndpoints(now, endpoints) {
+function drawZones(zones) {
+  const body = document.querySelector("#zones tbody");
+  body.replaceChildren();
+  for (const z of zones) {
+    const row = body.insertRow();
+    row.dataset.zone = z.zone;
+    cell(row, z.zone);
+    cell(row, z.serial);
+    cell(row, z.pools);
+  }
+  if (!zones.length) cell(body.insertRow(), "no zones");
+}
+
+function drawPools(pools) {
+  const body = document.querySelector("#pools tbody");
+  body.replaceChildren();
+  for (const p of pools) {
+    const row = body.insertRow();
+    row.dataset.pool = p.name;
+    row.dataset.policy = p.policy;
+    row.dataset.state = p.state;
+    cell(row, p.zone);
+    cell(row, p.name);
+    cell(row, p.policy);
+    cell(row, p.state, `state ${p.state}`);
+    cell(row, `${p.live} / ${p.endpoints}`);
+  }
+  if (!pools.length) cell(body.insertRow(), "no pools");
+}
+
+function drawEndpoints(now, endpoints, inSet) {
   const body = document.querySelector("#endpoints tbody");
   body.replaceChildren();
   for (const e of endpoints) {
@@ -79,9 +109,12 @@ function drawEndpoints(now, endpoints) {
     cell(row, e.last_result ?? "–");
     cell(row, e.pools.join(", "));
     // In a nameserver set: each instance's opinion (the state above is their decision).
-    const opinions = Object.entries(e.opinions ?? {}).map(([i, s]) => `${i}: ${s}`);
-    cell(row, opinions.length ? opinions.join(", ") : "–");
+    if (inSet) {
+      const opinions = Object.entries(e.opinions ?? {}).map(([i, s]) => `${i}: ${s}`);
+      cell(row, opinions.length ? opinions.join(", ") : "–");
+    }
   }
+  for (const th of document.querySelectorAll(".set-only")) th.hidden = !inSet;
   if (!endpoints.length) cell(body.insertRow(), "no probed endpoints");
 }
 
@@ -115,9 +148,11 @@ async function refresh() {
   try {
     const response = await fetch("/status.json", { cache: "no-store" });
     const status = await response.json();
+    drawZones(status.zones);
+    drawPools(status.all_pools);
     drawMap(status.pools);
     drawDatacenters(status.pools);
-    drawEndpoints(status.now, status.endpoints);
+    drawEndpoints(status.now, status.endpoints, Boolean(status.set));
     drawRegistrations(status.registrations);
     drawSet(status.set);
     const ready = document.getElementById("ready");
