@@ -1,7 +1,8 @@
 //! The documentation against the code: every key the config parser takes is in the
-//! configuration reference (docs/configuration.md), and every key of a zone file's main tables
-//! is in docs/zones.md. The keys are what the parser itself says it expects when handed an
-//! unknown one, so a key added to the code and not to the reference fails here.
+//! configuration reference (docs/configuration.md), every key of a zone file's main tables is
+//! in docs/zones.md, and the served OpenAPI document describes exactly the API's routes. The
+//! keys are what the parser itself says it expects when handed an unknown one, so a key added
+//! to the code and not to the reference fails here.
 
 use std::process::Command;
 
@@ -105,4 +106,77 @@ fn every_zone_file_key_is_in_the_zones_page() {
         }
     }
     assert!(missing.is_empty(), "not in docs/zones.md: {missing:?}");
+}
+
+/// `(path with its parameters as {}, method)` pairs.
+type Routes = std::collections::BTreeSet<(String, String)>;
+
+fn normalized(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("{}");
+            }
+            '}' => in_param = false,
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The routes of the API router under /api/v1, as `src/api/mod.rs` declares them.
+fn router_routes() -> Routes {
+    let source = std::fs::read_to_string(repo().join("src/api/mod.rs")).unwrap();
+    let v1 = source
+        .split_once("let v1 = axum::Router::new()")
+        .and_then(|(_, rest)| rest.split_once("axum::Router::new()"))
+        .expect("the v1 router in src/api/mod.rs")
+        .0;
+    let mut routes = Routes::new();
+    for route in v1.split(".route(").skip(1) {
+        let path = route.split('"').nth(1).unwrap();
+        for method in ["get", "put", "post", "patch", "delete"] {
+            let called = route
+                .match_indices(&format!("{method}("))
+                .any(|(i, _)| i == 0 || !route.as_bytes()[i - 1].is_ascii_alphanumeric());
+            if called {
+                routes.insert((normalized(path), method.to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+/// The OpenAPI document the server serves describes exactly the routes its router has.
+#[test]
+fn the_openapi_document_matches_the_router() {
+    let s = crate::harness::Server::start_api(&[("t.test.toml", crate::harness::ZONE_HEAD)]);
+    let (status, _, served) = s.http("GET", "/openapi.json", Some("read-token"), None, &[]);
+    assert_eq!(status, 200, "{served}");
+    let document: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(document["servers"][0]["url"], "/api/v1");
+    let mut described = Routes::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                described.insert((normalized(path), method.clone()));
+            }
+        }
+    }
+    let routed = router_routes();
+    assert!(routed.len() > 10, "{routed:?}");
+    let undocumented: Vec<_> = routed.difference(&described).collect();
+    let unrouted: Vec<_> = described.difference(&routed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "openapi.json describes no such route: {unrouted:?}"
+    );
 }
