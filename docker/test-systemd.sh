@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The systemd unit and config as shipped, started by a real systemd (PID 1 in a podman
 # container with a network namespace of its own): it answers on port 53 over IPv4 and IPv6,
-# reloads on `systemctl reload` (a zone added is served), and stops cleanly.
+# reloads on `systemctl reload` (a zone added is served), stops cleanly, and answers with
+# `udp_steering = "cpu"` under the unit's sandbox too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 podman=(podman --runtime runc --cgroup-manager=cgroupfs)
@@ -48,4 +49,18 @@ done
 in_box systemctl stop meridian
 result=$(in_box systemctl show meridian -p Result --value)
 [ "$result" = "success" ] || fail "stop ended with $result"
-echo "systemd test: started, answered over IPv4 and IPv6, reloaded, stopped cleanly"
+# CPU steering pins each UDP worker to its CPU: allowed by the unit's system-call filter.
+in_box sed -i 's/^\[server\]$/[server]\nudp_steering = "cpu"/' /etc/meridian/meridian.toml
+in_box systemctl start meridian
+soa=""
+for _ in $(seq 50); do
+    soa=$(ask 127.0.0.1 example.test)
+    [ -n "$soa" ] && break
+    sleep 0.2
+done
+[ -n "$soa" ] || fail "no SOA with udp_steering = \"cpu\""
+if in_box journalctl -u meridian --no-pager | grep -q "cannot keep UDP worker"; then
+    fail "a UDP worker could not be kept on its CPUs"
+fi
+in_box systemctl stop meridian
+echo "systemd test: started, answered over IPv4 and IPv6, reloaded, answered with CPU steering, stopped cleanly"
