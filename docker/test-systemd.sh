@@ -35,16 +35,20 @@ for _ in $(seq 100); do
 done
 [ "$state" = "active" ] || fail "the unit is $state"
 ask() { in_box dig "@$1" -p 53 +short +time=1 +tries=3 "$2" SOA || true; }
+# The zone's SOA over IPv4, waited for (at most 10 s): empty if it never came.
+soa_soon() {
+    local soa=""
+    for _ in $(seq 50); do
+        soa=$(ask 127.0.0.1 example.test)
+        [ -n "$soa" ] && break
+        sleep 0.2
+    done
+    echo "$soa"
+}
 # No zone yet: the state directory is the service's own; copy one in and reload.
 in_box cp /usr/share/meridian/zones/example.test.toml /var/lib/meridian/zones/
 in_box systemctl reload meridian
-soa=""
-for _ in $(seq 50); do
-    soa=$(ask 127.0.0.1 example.test)
-    [ -n "$soa" ] && break
-    sleep 0.2
-done
-[ -n "$soa" ] || fail "no SOA over IPv4 after systemctl reload"
+[ -n "$(soa_soon)" ] || fail "no SOA over IPv4 after systemctl reload"
 [ -n "$(ask ::1 example.test)" ] || fail "no SOA over IPv6"
 in_box systemctl stop meridian
 result=$(in_box systemctl show meridian -p Result --value)
@@ -52,13 +56,7 @@ result=$(in_box systemctl show meridian -p Result --value)
 # CPU steering pins each UDP worker to its CPU: allowed by the unit's system-call filter.
 in_box sed -i 's/^\[server\]$/[server]\nudp_steering = "cpu"/' /etc/meridian/meridian.toml
 in_box systemctl start meridian
-soa=""
-for _ in $(seq 50); do
-    soa=$(ask 127.0.0.1 example.test)
-    [ -n "$soa" ] && break
-    sleep 0.2
-done
-[ -n "$soa" ] || fail "no SOA with udp_steering = \"cpu\""
+[ -n "$(soa_soon)" ] || fail "no SOA with udp_steering = \"cpu\""
 if in_box journalctl -u meridian --no-pager | grep -q "cannot keep UDP worker"; then
     fail "a UDP worker could not be kept on its CPUs"
 fi

@@ -205,21 +205,13 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
                 })
                 .sum();
             for (i, dc) in first.datacenters.iter().enumerate() {
-                let (mut endpoints, mut live, mut down) = (0, 0, 0);
-                for (set, g) in &geo {
-                    for &e in &g.datacenters[i].endpoints {
-                        let health = set.health(e);
-                        endpoints += 1;
-                        live += usize::from(health.live(view));
-                        down += usize::from(health.probed_down(view));
-                    }
-                }
-                let state = match (live, down) {
-                    (0, 0) => "unknown",
-                    (0, _) => "down",
-                    (_, 0) => "up",
-                    _ => "degraded",
-                };
+                let each = geo.iter().flat_map(|(set, g)| {
+                    g.datacenters[i]
+                        .endpoints
+                        .iter()
+                        .map(move |&e| set.health(e))
+                });
+                let (endpoints, live, down, state) = tally(each, view);
                 let key = (origin.clone(), label.clone(), dc.name.clone());
                 let answers = recent.get(&key).copied().unwrap_or(0);
                 datacenters.push(json!({
@@ -257,6 +249,27 @@ pub async fn status(AxumState(api): AxumState<Api>) -> Json<Value> {
     }))
 }
 
+/// Endpoints, how many are live, how many probed down, and the state that makes: up, degraded
+/// (some down), down, or unknown (none probed).
+fn tally<'a>(
+    each: impl Iterator<Item = &'a crate::health::EndpointHealth>,
+    view: &crate::health::HealthView,
+) -> (usize, usize, usize, &'static str) {
+    let (mut endpoints, mut live, mut down) = (0, 0, 0);
+    for health in each {
+        endpoints += 1;
+        live += usize::from(health.live(view));
+        down += usize::from(health.probed_down(view));
+    }
+    let state = match (live, down) {
+        (0, 0) => "unknown",
+        (0, _) => "down",
+        (_, 0) => "up",
+        _ => "degraded",
+    };
+    (endpoints, live, down, state)
+}
+
 /// Every zone (origin, serial, pools) and every pool of every zone, whatever its policy: its
 /// policy, endpoints, how many are live and down, and a state as the datacenters' read.
 fn zones_and_pools(snapshot: &crate::snapshot::Snapshot) -> (Vec<Value>, Vec<Value>) {
@@ -268,21 +281,10 @@ fn zones_and_pools(snapshot: &crate::snapshot::Snapshot) -> (Vec<Value>, Vec<Val
         named.sort_by(|a, b| a.0.cmp(b.0));
         zones.push(json!({ "zone": origin, "serial": zone.serial(), "pools": named.len() }));
         for (owner, pool) in named {
-            let (mut endpoints, mut live, mut down) = (0, 0, 0);
-            for set in [&pool.v4, &pool.v6] {
-                for e in 0..set.len() as u32 {
-                    let health = set.health(e);
-                    endpoints += 1;
-                    live += usize::from(health.live(view));
-                    down += usize::from(health.probed_down(view));
-                }
-            }
-            let state = match (live, down) {
-                (0, 0) => "unknown",
-                (0, _) => "down",
-                (_, 0) => "up",
-                _ => "degraded",
-            };
+            let each = [&pool.v4, &pool.v6]
+                .into_iter()
+                .flat_map(|set| (0..set.len() as u32).map(move |e| set.health(e)));
+            let (endpoints, live, down, state) = tally(each, view);
             let policy = if pool.v4.is_empty() {
                 &pool.v6
             } else {
