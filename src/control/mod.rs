@@ -45,8 +45,15 @@ const LARGE_ZONE: usize = 10_000;
 pub enum LoadError {
     #[error(transparent)]
     Zone(#[from] ZoneError),
+    /// Its message holds the cause, so it has no `source` to print a second time.
     #[error("GeoIP database {0}")]
-    Geo(#[from] GeoError),
+    Geo(GeoError),
+}
+
+impl From<GeoError> for LoadError {
+    fn from(error: GeoError) -> Self {
+        LoadError::Geo(error)
+    }
 }
 
 /// Why a zone change was refused.

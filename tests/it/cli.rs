@@ -276,6 +276,19 @@ fn config_errors_are_one_line_naming_the_file_line_and_field() {
     assert!(!status.success());
     assert!(stderr.contains("nowhere: cannot read"), "{stderr}");
     assert!(!stderr.contains(".journal"), "{stderr}");
+    let dir =
+        with_config("[server]\nlisten = [\"127.0.0.1:0\"]\n[geoip]\ndatabase = \"absent.mmdb\"\n");
+    let (status, stderr) = run(&dir, "check");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("GeoIP database ") && stderr.contains("absent.mmdb: cannot read"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
     let cases = [
         (
             "[server]\nudp_workers = \"x\"\n",
