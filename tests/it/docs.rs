@@ -1,6 +1,7 @@
 //! The documentation against the code: every key the config parser takes is in the
 //! configuration reference (docs/configuration.md), every key of a zone file's main tables is
 //! in docs/zones.md, and the served OpenAPI document describes exactly the API's routes. The
+//! The API reference in docs/api.md is that document rendered. The
 //! keys are what the parser itself says it expects when handed an unknown one, so a key added
 //! to the code and not to the reference fails here.
 
@@ -179,4 +180,140 @@ fn the_openapi_document_matches_the_router() {
         unrouted.is_empty(),
         "openapi.json describes no such route: {unrouted:?}"
     );
+}
+
+/// The markers around docs/api.md's reference, which is rendered from the served document.
+const REFERENCE_BEGIN: &str = "<!-- openapi:begin";
+const REFERENCE_END: &str = "<!-- openapi:end -->";
+
+/// The API reference in docs/api.md is the served OpenAPI document rendered as Markdown, so
+/// the page says what the router does (the test above ties the document to the router).
+/// `MERIDIAN_UPDATE_DOCS=1 cargo test --test it api_reference` writes it anew.
+#[test]
+fn the_api_reference_is_rendered_from_the_openapi_document() {
+    let s = crate::harness::Server::start_api(&[("t.test.toml", crate::harness::ZONE_HEAD)]);
+    let (status, _, served) = s.http("GET", "/openapi.json", None, None, &[]);
+    assert_eq!(status, 200, "{served}");
+    let document: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let rendered = render_reference(&document);
+    let path = repo().join("docs/api.md");
+    let page = std::fs::read_to_string(&path).unwrap();
+    let start = page
+        .find(REFERENCE_BEGIN)
+        .expect("the reference's begin marker");
+    let start = start + page[start..].find('\n').unwrap() + 1;
+    let end = page
+        .find(REFERENCE_END)
+        .expect("the reference's end marker");
+    if std::env::var_os("MERIDIAN_UPDATE_DOCS").is_some() {
+        std::fs::write(
+            &path,
+            format!("{}{rendered}{}", &page[..start], &page[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert!(
+        page[start..end] == rendered,
+        "docs/api.md's reference differs from /openapi.json rendered; \
+         MERIDIAN_UPDATE_DOCS=1 cargo test --test it api_reference writes it"
+    );
+}
+
+fn render_reference(document: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let base = document["servers"][0]["url"].as_str().unwrap();
+    writeln!(out, "\nEvery path is under `{base}`.\n").unwrap();
+    out.push_str("| Method and path | Token | What it does | Body | Answers |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let scope = op["x-scope"].as_str().unwrap_or("none");
+            let body = op["requestBody"]["content"]["application/json"]["schema"]
+                .as_object()
+                .map(|schema| schema_type(&serde_json::Value::Object(schema.clone())))
+                .unwrap_or_default();
+            let answers: Vec<&str> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            writeln!(
+                out,
+                "| `{} {path}` | {scope} | {} | {body} | {} |",
+                method.to_uppercase(),
+                op["summary"].as_str().unwrap(),
+                answers.join(", ")
+            )
+            .unwrap();
+        }
+    }
+    let errors = &document["components"]["responses"]["Error"]["description"];
+    writeln!(out, "\n**Errors.** {}\n", errors.as_str().unwrap()).unwrap();
+    for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
+        writeln!(out, "### {name}\n").unwrap();
+        if let Some(text) = schema["description"].as_str() {
+            writeln!(out, "{text}\n").unwrap();
+        }
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        out.push_str("| Field | Type | Required | Notes |\n|---|---|---|---|\n");
+        for (field, property) in schema["properties"].as_object().unwrap() {
+            let needed = if required.contains(&field.as_str()) {
+                "yes"
+            } else {
+                ""
+            };
+            let notes = property["description"].as_str().unwrap_or("");
+            writeln!(
+                out,
+                "| `{field}` | {} | {needed} | {notes} |",
+                schema_type(property)
+            )
+            .unwrap();
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A schema's type in a few words: `string`, `one of "up", "down"`, `array of Endpoint`, …
+fn schema_type(schema: &serde_json::Value) -> String {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return format!("[{name}](#{})", name.to_lowercase());
+    }
+    if let Some(choices) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        let each: Vec<String> = choices.iter().map(schema_type).collect();
+        return each.join(" or ");
+    }
+    let mut text = match schema["type"].as_str() {
+        Some("array") => format!("array of {}", schema_type(&schema["items"])),
+        Some(kind) => kind.to_owned(),
+        None => "any".to_owned(),
+    };
+    if let Some(values) = schema["enum"].as_array() {
+        let each: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+        text = format!("{text}: {}", each.join(", "));
+    }
+    match (schema.get("minimum"), schema.get("maximum")) {
+        (Some(low), Some(high)) => text.push_str(&format!(", {low}–{high}")),
+        (Some(low), None) => text.push_str(&format!(", ≥ {low}")),
+        (None, Some(high)) => text.push_str(&format!(", ≤ {high}")),
+        (None, None) => {}
+    }
+    if schema["nullable"] == true {
+        text.push_str(", or null");
+    }
+    if let Some(default) = schema.get("default") {
+        text.push_str(&format!(" (default {default})"));
+    }
+    text
 }
