@@ -350,7 +350,6 @@ impl Server {
     }
 
     fn start_in(dir: TempDir, geoip: Option<&Path>) -> Self {
-        let config = dir.0.join("meridian.toml");
         let mut text = "[server]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\nudp_workers = 2\n[zones]\ndirectory = \"zones\"\n".to_owned();
         if let Some(db) = geoip {
             std::fs::copy(db, dir.0.join("geoip.mmdb")).unwrap();
@@ -367,10 +366,34 @@ impl Server {
         if let Ok(extra) = std::fs::read_to_string(dir.0.join("extra.toml")) {
             text.push_str(&extra);
         }
-        std::fs::write(&config, &text).unwrap();
+        Self::launch(dir, &text)
+    }
+
+    /// The repository's own `meridian.toml`, zones and GeoIP database, as README.md starts
+    /// them, but on ports of the system's choosing. The folder is the server's working dir.
+    pub fn start_shipped() -> Self {
+        let dir = bundled_zones();
+        std::fs::create_dir_all(dir.0.join("geoip")).unwrap();
+        std::fs::copy(
+            repo().join("geoip/meridian-test.mmdb"),
+            dir.0.join("geoip/meridian-test.mmdb"),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(repo().join("meridian.toml"))
+            .unwrap()
+            .replace(":5300\"", ":0\"")
+            .replace("127.0.0.1:8053", "127.0.0.1:0");
+        Self::launch(dir, &text)
+    }
+
+    /// Starts `meridian serve` on `text` written as `dir`/meridian.toml and waits for its ports.
+    fn launch(dir: TempDir, text: &str) -> Self {
+        let config = dir.0.join("meridian.toml");
+        std::fs::write(&config, text).unwrap();
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config)
+            .current_dir(&dir.0)
             .env("MERIDIAN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -447,6 +470,11 @@ impl Server {
 
     pub fn zones_dir(&self) -> PathBuf {
         self.dir.0.join("zones")
+    }
+
+    /// The server's folder: its config, zones and working directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
     }
 
     /// Sends a signal by PID (`kill -SIG pid`).

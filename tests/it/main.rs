@@ -15,6 +15,7 @@ mod docs;
 mod dot;
 mod edns;
 mod etcd;
+mod examples;
 mod geo;
 mod harness;
 mod health;
