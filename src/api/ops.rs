@@ -279,7 +279,12 @@ fn zones_and_pools(snapshot: &crate::snapshot::Snapshot) -> (Vec<Value>, Vec<Val
         let origin = zone.origin.to_ascii();
         let mut named: Vec<_> = zone.pools().collect();
         named.sort_by(|a, b| a.0.cmp(b.0));
-        zones.push(json!({ "zone": origin, "serial": zone.serial(), "pools": named.len() }));
+        zones.push(json!({
+            "zone": origin,
+            "serial": zone.serial(),
+            "changed": crate::civil::rfc3339(zone.changed),
+            "pools": named.len(),
+        }));
         for (owner, pool) in named {
             let each = [&pool.v4, &pool.v6]
                 .into_iter()

@@ -131,6 +131,7 @@ pub fn build_zone(
         read_from: None,
         pool_transfer: spec.transfer.unwrap_or_default(),
         signer: None,
+        changed: std::time::SystemTime::now(),
     })
 }
 

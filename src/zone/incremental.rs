@@ -139,6 +139,7 @@ impl Zone {
             read_from: self.read_from.clone(),
             pool_transfer: self.pool_transfer,
             signer: self.signer.clone(),
+            changed: std::time::SystemTime::now(),
         }
     }
 }

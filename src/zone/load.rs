@@ -147,6 +147,12 @@ pub fn load_dir_with(
         if let Some(named) = &zone.master_file {
             stamps.extend(stamp_of([named]));
         }
+        if from_files {
+            let modified = stamps.iter().filter_map(|(p, _)| std::fs::metadata(p).ok());
+            if let Some(newest) = modified.filter_map(|m| m.modified().ok()).max() {
+                zone.changed = newest;
+            }
+        }
         zone.read_from = from_files.then(|| stamps.into());
         zones.push(std::sync::Arc::new(zone));
     }

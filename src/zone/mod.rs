@@ -94,6 +94,9 @@ pub struct Zone {
     pub pool_transfer: spec::PoolTransfer,
     /// Its DNSSEC keys, if it is signed: answers with DO get signatures.
     pub signer: Option<std::sync::Arc<crate::dnssec::ZoneSigner>>,
+    /// When what it serves last changed: its files' newest modification time when it was read
+    /// from files, else when the change that made this build was made.
+    pub changed: std::time::SystemTime,
 }
 
 /// A version no zone built before has.

@@ -465,3 +465,46 @@ fn drain_and_force_change_answers_while_probes_go_on() {
     patch("127.0.0.61", r#"{"force": null}"#);
     assert_eq!(answer(), ["127.0.0.61"], "back to what the probes say");
 }
+
+/// The status page's zones say when each last changed: the file's modification time for a
+/// zone read from its file, the moment of the change for one changed through the API.
+#[test]
+fn the_status_page_tells_when_each_zone_last_changed() {
+    let s = Server::start_api(&[("t.test.toml", &zone())]);
+    let file = s.zones_dir().join("t.test.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = format!("{text}\n[[records]]\nname = \"new\"\ntype = \"TXT\"\ndata = [\"x\"]\n");
+    std::fs::write(&file, text).unwrap();
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2020-01-02 03:04:05.678 UTC"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let (st, _, body) = s.http("POST", "/reload", W, None, &[]);
+    assert_eq!(st, 200, "{body}");
+    let changed = || {
+        let (st, body) = s.get("/status.json");
+        assert_eq!(st, 200, "{body}");
+        json(&body)["zones"][0]["changed"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(changed(), "2020-01-02T03:04:05.678Z");
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .unwrap();
+    let before = String::from_utf8(date.stdout).unwrap().trim().to_owned();
+    let (st, _, body) = s.http(
+        "PUT",
+        "/zones/t.test/records/mail/A",
+        W,
+        Some(r#"{"ttl": 60, "data": ["192.0.2.25"]}"#),
+        &[],
+    );
+    assert_eq!(st, 200, "{body}");
+    let now = changed();
+    assert!(now >= before, "{now} is before the change at {before}");
+}

@@ -397,6 +397,7 @@ fn the_status_page_shows_zones_pools_and_datacenters_in_chromium() {
         format!(r#"<tr data-pool="rr.page.test." data-policy="{policy}" data-state="up">"#),
         r#"<tr data-pool="www.page.test." data-policy="geo" data-state="degraded">"#.to_owned(),
         r#"<th class="set-only" hidden="">opinions</th>"#.to_owned(),
+        "<th>last change</th>".to_owned(),
     ] {
         assert!(dom.contains(&expected), "missing {expected}: {dom}");
     }

@@ -72,6 +72,7 @@ function drawZones(zones) {
     row.dataset.zone = z.zone;
     cell(row, z.zone);
     cell(row, z.serial);
+    cell(row, z.changed);
     cell(row, z.pools);
   }
   if (!zones.length) cell(body.insertRow(), "no zones");
