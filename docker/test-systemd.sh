@@ -60,5 +60,13 @@ in_box systemctl start meridian
 if in_box journalctl -u meridian --no-pager | grep -q "cannot keep UDP worker"; then
     fail "a UDP worker could not be kept on its CPUs"
 fi
+# A call the filter forbids kills the process (SIGSYS) after it has answered: still running,
+# and its threads on different CPU sets (the workers pinned), a second later?
+sleep 1
+[ "$(in_box systemctl is-active meridian)" = "active" ] || fail "not running with CPU steering"
+sets=$(in_box bash -c 'pid=$(systemctl show meridian -p MainPID --value)
+    grep -h Cpus_allowed_list /proc/$pid/task/*/status | sort -u | wc -l')
+[ "$sets" -ge 2 ] || fail "no UDP worker was kept on its CPUs"
+[ -n "$(soa_soon)" ] || fail "no SOA a second after starting with CPU steering"
 in_box systemctl stop meridian
 echo "systemd test: started, answered over IPv4 and IPv6, reloaded, answered with CPU steering, stopped cleanly"
