@@ -120,6 +120,17 @@ impl From<UpdateError> for ApiError {
             },
             UpdateError::Io(e) => Self::internal(format!("not written: {e}")),
             UpdateError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            UpdateError::OutcomeUnknown(id) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: json!({
+                    "error": format!(
+                        "etcd did not answer whether this change was committed; \
+                         GET /api/v1/writes/{id} tells"
+                    ),
+                    "outcome": "unknown",
+                    "id": id,
+                }),
+            },
         }
     }
 }
@@ -185,6 +196,7 @@ pub fn router(control: Arc<Control>, tokens: Tokens) -> axum::Router {
         .route("/explain", get(status::explain))
         .route("/simulate", get(simulate::get).post(simulate::post))
         .route("/reload", post(status::reload))
+        .route("/writes/{id}", get(status::write_outcome))
         .route("/openapi.json", get(status::openapi));
     axum::Router::new()
         .nest("/api/v1", v1)

@@ -88,12 +88,18 @@ pub async fn healthz() -> impl IntoResponse {
 /// The body also says whether geo steering tables are still being built (answers are the
 /// same meanwhile, looked up in the GeoIP database directly).
 pub async fn readyz(AxumState(api): AxumState<Api>) -> impl IntoResponse {
-    let ready = match api.control.ready() {
-        true => (StatusCode::OK, "ready"),
-        false => (
+    let in_set = api.control.cluster().map(|c| c.connected());
+    let ready = match (api.control.ready(), in_set) {
+        (false, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the first probe round is not done",
         ),
+        // DNS answers go on from the local copy; the API refuses changes.
+        (true, Some(false)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serving from the local copy: the nameserver set is not reachable, changes are refused",
+        ),
+        (true, _) => (StatusCode::OK, "ready"),
     };
     let geo = match (
         api.control.snapshot().geo.is_some(),

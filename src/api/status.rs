@@ -120,3 +120,38 @@ pub async fn openapi() -> impl IntoResponse {
         include_str!("openapi.json"),
     )
 }
+
+/// `GET /writes/{id}`: whether a change answered with `"outcome": "unknown"` was committed (in
+/// a nameserver set; its marker lasts at least 50 minutes).
+pub async fn write_outcome(
+    AxumState(api): AxumState<Api>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    api.tokens.check(&headers, TokenScope::Read, None)?;
+    let Some(cluster) = api.control.cluster().cloned() else {
+        return Err(ApiError::not_found(
+            "not in a nameserver set: every change's outcome is in its answer",
+        ));
+    };
+    if id.is_empty() || id.contains('/') {
+        return Err(ApiError::invalid("id", "not a write id"));
+    }
+    let lookup = id.clone();
+    let found = tokio::task::spawn_blocking(move || cluster.write_committed(&lookup))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    match found {
+        Some(revision) => Ok(Json(
+            json!({ "id": id, "committed": true, "revision": revision }),
+        )),
+        None => Err(ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            body: json!({
+                "error": format!("write {id} was not committed"),
+                "id": id,
+                "committed": false,
+            }),
+        }),
+    }
+}

@@ -57,6 +57,8 @@ enum Outcome {
     /// Lost to another instance's write; etcd is at this revision.
     Conflict(i64),
     Failed(String),
+    /// Sent, and no answer came back: write `0` may have committed.
+    Unknown(String),
 }
 
 impl State {
@@ -81,6 +83,7 @@ impl Control {
         origin: &Name,
         change: &mut dyn FnMut(Option<Doc>) -> Result<Option<String>, E>,
     ) -> Result<Option<String>, E> {
+        cluster.ensure_connected()?;
         let origin = origin.to_lowercase();
         let writes = cluster.writes(&origin);
         let deadline = Instant::now() + GIVE_UP;
@@ -88,7 +91,27 @@ impl Control {
             let mut state = lock(&writes.state);
             let (current, base) = self.latest(cluster, &origin, &mut state)?;
             let before = current.as_ref().map(|d| d.text.clone());
-            let next = change(current)?;
+            let next = match change(current) {
+                Ok(next) => next,
+                // A refusal (404, 412, 422) is decided on etcd's latest state, not on a copy
+                // that has yet to apply a change committed through another instance.
+                Err(refused) => {
+                    let idle = state.open.is_none() && state.in_flight.is_none();
+                    let key = cluster.keys.zone(&origin);
+                    let newer = match (idle, base) {
+                        (true, Some(base)) => cluster
+                            .block_on(cluster.etcd.revision_of(&key))?
+                            .filter(|&at| at > base),
+                        _ => None,
+                    };
+                    let Some(newer) = newer.filter(|_| Instant::now() < deadline) else {
+                        return Err(refused);
+                    };
+                    drop(state);
+                    cluster.wait_applied(newer);
+                    continue;
+                }
+            };
             if next == before && state.open.is_none() && state.in_flight.is_none() {
                 return Ok(next);
             }
@@ -131,6 +154,7 @@ impl Control {
                     std::thread::sleep(Duration::from_micros(fastrand::u64(0..1000)));
                 }
                 Outcome::Failed(message) => return Err(unavailable(message).into()),
+                Outcome::Unknown(id) => return Err(UpdateError::OutcomeUnknown(id).into()),
             }
         }
     }
@@ -162,7 +186,9 @@ impl Control {
             drop(state);
             let key = cluster.keys.zone(origin);
             let value = open.text.as_deref().map(str::as_bytes);
-            let written = cluster.block_on(cluster.etcd.write_if(&key, value, base, 0));
+            let (_, marker) = cluster.new_write();
+            let marker = Some(cluster.marker(&marker));
+            let written = cluster.block_on(cluster.etcd.write_if(&key, value, base, 0, marker));
             state = lock(&writes.state);
             state.in_flight = None;
             let outcome = match written {
@@ -171,13 +197,20 @@ impl Control {
                     Outcome::At(revision)
                 }
                 Ok(Written::Conflict(now)) => Outcome::Conflict(now),
+                Err(UpdateError::OutcomeUnknown(id)) => Outcome::Unknown(id),
                 Err(error) => Outcome::Failed(error.to_string()),
             };
             if !matches!(outcome, Outcome::At(_)) {
-                // The batch taken meanwhile was worked out on this one's text.
+                // The batch taken meanwhile was worked out on this one's text, and not sent.
                 state.committed = None;
                 if let Some(next) = state.open.take() {
-                    state.record(next.id, outcome.clone());
+                    let theirs = match &outcome {
+                        Outcome::Unknown(id) => Outcome::Failed(format!(
+                            "not sent: it followed write {id}, whose outcome is unknown"
+                        )),
+                        other => other.clone(),
+                    };
+                    state.record(next.id, theirs);
                 }
             }
             state.record(id, outcome);

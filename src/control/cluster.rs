@@ -8,15 +8,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClusterConfig;
 use crate::health::{ProbeKey, Status, quorum};
-use crate::store::etcd::{Etcd, EtcdError};
+use crate::store::etcd::{Etcd, EtcdError, Marker};
 use crate::store::registry;
 use crate::store::shared::Keys;
 use crate::zone::Name;
@@ -55,7 +55,16 @@ pub struct Cluster {
     pub(super) lease: AtomicI64,
     /// Per zone, this instance's writes (see `batch`).
     writes: Mutex<HashMap<Name, Arc<super::batch::ZoneWrites>>>,
+    /// The lease write markers are put under, and when it was granted.
+    markers_lease: Mutex<(i64, Option<Instant>)>,
+    /// Makes write ids unique: this run's random part, and a counter.
+    run: u64,
+    next_write: AtomicU64,
 }
+
+/// A write marker's lease: it outlives the write by at least `MARKER_LEASE - MARKER_ROTATE`.
+const MARKER_LEASE: u64 = 3600;
+const MARKER_ROTATE: Duration = Duration::from_secs(600);
 
 /// The other instances' opinions.
 #[derive(Debug, Default)]
@@ -105,7 +114,54 @@ impl Cluster {
             outbox_ready: tokio::sync::Notify::new(),
             lease: AtomicI64::new(0),
             writes: Mutex::default(),
+            markers_lease: Mutex::new((0, None)),
+            run: fastrand::u64(..),
+            next_write: AtomicU64::new(1),
         })
+    }
+
+    /// A new write id and its marker (see [`Marker`]).
+    pub(super) fn new_write(&self) -> (String, String) {
+        let n = self.next_write.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}.{:016x}.{n}", self.config.instance, self.run);
+        let key = self.keys.write(&id);
+        (id, key)
+    }
+
+    pub(super) fn marker<'a>(&self, key: &'a str) -> Marker<'a> {
+        Marker {
+            key,
+            lease: lock(&self.markers_lease).0,
+        }
+    }
+
+    /// Grants the markers' lease anew every `MARKER_ROTATE` (the old ones run out alone).
+    pub(super) async fn rotate_markers_lease(&self) -> Result<(), EtcdError> {
+        let due = lock(&self.markers_lease)
+            .1
+            .is_none_or(|at| at.elapsed() >= MARKER_ROTATE);
+        if due {
+            let lease = self.etcd.grant(MARKER_LEASE).await?;
+            *lock(&self.markers_lease) = (lease, Some(Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// Whether write `id` committed: its revision, `None` if not (by now).
+    pub fn write_committed(&self, id: &str) -> Result<Option<i64>, super::UpdateError> {
+        let key = self.keys.write(id);
+        self.block_on(self.etcd.revision_of(&key))
+    }
+
+    /// Refuses a change while this instance is not in the set: its copy may be stale, so no
+    /// lookup, validation or If-Match check is made on it.
+    pub(super) fn ensure_connected(&self) -> Result<(), super::UpdateError> {
+        match self.connected() {
+            true => Ok(()),
+            false => Err(unavailable(
+                "etcd is unreachable: changes are refused until it is back (answers go on)",
+            )),
+        }
     }
 
     pub fn instance(&self) -> &str {
@@ -177,13 +233,15 @@ impl Cluster {
         &self,
         future: impl std::future::Future<Output = Result<T, EtcdError>>,
     ) -> Result<T, super::UpdateError> {
-        if !self.connected() {
-            return Err(unavailable(
-                "etcd is unreachable: changes are refused until it is back (answers go on)",
-            ));
-        }
+        self.ensure_connected()?;
         let handle = tokio::runtime::Handle::try_current().map_err(unavailable)?;
-        handle.block_on(future).map_err(unavailable)
+        handle.block_on(future).map_err(|error| match error {
+            EtcdError::OutcomeUnknown(marker) => {
+                let id = marker.rsplit('/').next().unwrap_or_default().to_owned();
+                super::UpdateError::OutcomeUnknown(id)
+            }
+            other => unavailable(other),
+        })
     }
 
     /// The revision the zones folder held when this instance last ran, and whose etcd.

@@ -68,6 +68,10 @@ pub enum UpdateError {
     /// The nameserver set's store (etcd) cannot take changes now: nothing changed.
     #[error("{0}")]
     Unavailable(String),
+    /// The change was sent to etcd and no answer came back: it may have been committed. The
+    /// write's id tells which, once etcd answers (`GET /api/v1/writes/{id}`).
+    #[error("etcd did not answer whether write {0} was committed")]
+    OutcomeUnknown(String),
 }
 
 /// The served snapshot and everything that rebuilds it.

@@ -43,14 +43,12 @@ pub async fn run_replica(control: Arc<Control>, shutdown: CancellationToken) {
             result = session(&control, &cluster) => result,
             _ = shutdown.cancelled() => break,
         };
+        let why = result.err().map_or_else(String::new, |e| e.to_string());
         if cluster.set_connected(false) {
-            tracing::warn!("etcd: lost; answering from the local copy, refusing changes");
+            tracing::warn!("etcd: lost ({why}); answering from the local copy, refusing changes");
             refresh(&control).await;
-        }
-        if let Err(error) = result
-            && !std::mem::replace(&mut reported, true)
-        {
-            tracing::warn!("etcd: {error}; trying again every {} ms", RETRY.as_millis());
+        } else if !why.is_empty() && !std::mem::replace(&mut reported, true) {
+            tracing::warn!("etcd: {why}; trying again every {} ms", RETRY.as_millis());
         }
         tokio::select! {
             _ = tokio::time::sleep(RETRY) => {}
@@ -76,16 +74,21 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
         .store(lease, std::sync::atomic::Ordering::Relaxed);
     let me = cluster.keys.instance(cluster.instance());
     cluster.etcd.put(&me, b"{}", lease).await?;
+    cluster.rotate_markers_lease().await?;
     let revision = catch_up(control, cluster).await?;
     let cluster_id = cluster.etcd.list(&me, true, 0).await?.cluster_id;
+    // The session stays with the member its watch is on: when that member stops answering or
+    // loses its leader, requests move to another, and the session starts again there.
+    let member = cluster.etcd.preferred();
     let mut watch = cluster
         .etcd
         .watch(&cluster.keys.all(), revision + 1)
         .await?;
     cluster.set_connected(true);
     tracing::info!(
-        "etcd: in the set as {} at revision {revision}",
-        cluster.instance()
+        "etcd: in the set as {} through {} at revision {revision}",
+        cluster.instance(),
+        cluster.etcd.endpoint(member)
     );
     for (key, record) in control.probe_records() {
         if record.status != Status::Unknown {
@@ -110,8 +113,8 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
                 }
                 let (control, cluster) = (control.clone(), cluster.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    control.apply_events(&cluster, events, revision);
-                    crate::metrics::global().record_store_apply(arrived.elapsed());
+                        control.apply_events(&cluster, events, revision);
+                        crate::metrics::global().record_store_apply(arrived.elapsed());
                 })
                 .await;
             }
@@ -119,6 +122,14 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
                 if !cluster.etcd.keep_alive(lease).await? {
                     return Err(EtcdError::Refused("this instance's lease expired".into()));
                 }
+                if cluster.etcd.preferred() != member {
+                    return Err(EtcdError::Unreachable(format!(
+                        "member {} has no leader or does not answer; moving to {}",
+                        cluster.etcd.endpoint(member),
+                        cluster.etcd.endpoint(cluster.etcd.preferred()),
+                    )));
+                }
+                cluster.rotate_markers_lease().await?;
                 cluster.save(&cluster_id);
             }
             _ = cluster.outbox_ready.notified() => publish_opinions(cluster, lease).await?,
@@ -201,7 +212,9 @@ async fn seed(control: &Control, cluster: &Cluster) -> Result<usize, EtcdError> 
             continue;
         };
         let key = cluster.keys.zone(&origin);
-        let written = cluster.etcd.write_if(&key, Some(doc.text.as_bytes()), 0, 0);
+        let written = cluster
+            .etcd
+            .write_if(&key, Some(doc.text.as_bytes()), 0, 0, None);
         if let crate::store::etcd::Written::At(_) = written.await? {
             seeded += 1;
         }
@@ -245,6 +258,10 @@ impl Control {
                     zones.insert(origin);
                 }
                 Some(Key::Registration(key)) => {
+                    // Its lease, so that a renewal through this instance renews it (a restart
+                    // does not lose it).
+                    let mut leases = cluster.leases.lock().unwrap_or_else(|e| e.into_inner());
+                    leases.insert(key.clone(), kv.lease);
                     registrations.insert(key);
                 }
                 Some(Key::Instance(name)) => {

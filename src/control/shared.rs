@@ -11,6 +11,7 @@ use super::{Control, Edited, UpdateError};
 use crate::store::Doc;
 use crate::store::change::{Edit, ZoneEdit};
 use crate::store::edit::{self, EditError};
+use crate::store::etcd::Written;
 use crate::store::registry::{Key, Registration};
 use crate::zone::Name;
 
@@ -56,6 +57,7 @@ impl Control {
         registration: Registration,
         ttl: Duration,
     ) -> Result<Registering, UpdateError> {
+        cluster.ensure_connected()?;
         let key = registration.key();
         let lease = cluster
             .leases
@@ -93,11 +95,17 @@ impl Control {
         cluster: &Cluster,
         key: &Key,
     ) -> Result<bool, UpdateError> {
+        cluster.ensure_connected()?;
         let at = cluster.keys.registration(key);
-        let (revision, deleted) = cluster.block_on(cluster.etcd.delete(&at))?;
-        if deleted {
-            cluster.wait_applied(revision);
-        }
+        let (_, marker) = cluster.new_write();
+        let deleted = cluster.block_on(cluster.etcd.delete_once(&at, cluster.marker(&marker)))?;
+        let deleted = match deleted {
+            Written::At(revision) => {
+                cluster.wait_applied(revision);
+                true
+            }
+            Written::Conflict(_) => false,
+        };
         let lease = cluster.leases.lock().ok().and_then(|l| l.get(key).copied());
         if let Some(lease) = lease {
             let _ = cluster.block_on(cluster.etcd.revoke(lease));

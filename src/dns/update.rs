@@ -29,7 +29,9 @@ impl From<UpdateError> for Refused {
         tracing::info!(%error, "UPDATE refused");
         Self(match error {
             UpdateError::Invalid(_) => ResponseCode::Refused,
-            UpdateError::Io(_) | UpdateError::Unavailable(_) => ResponseCode::ServFail,
+            UpdateError::Io(_) | UpdateError::Unavailable(_) | UpdateError::OutcomeUnknown(_) => {
+                ResponseCode::ServFail
+            }
         })
     }
 }

@@ -4,7 +4,9 @@
 //!   its TTL, so that an expiry deletes it everywhere at once;
 //! - `instances/<name>`: a live instance, under that instance's lease;
 //! - `health/<instance>/<probe>`: the instance's opinion of one probe (`up`/`down`), under the
-//!   same lease, so that the opinions of an instance that dies leave with it.
+//!   same lease, so that the opinions of an instance that dies leave with it;
+//! - `writes/<id>`: the marker of a committed change (empty), put in the change's transaction
+//!   under an hour-long lease, so that a change whose answer was lost is known to be in or not.
 
 use std::net::IpAddr;
 
@@ -57,6 +59,11 @@ impl Keys {
 
     pub fn instance(&self, name: &str) -> String {
         format!("{}/instances/{name}", self.prefix)
+    }
+
+    /// The marker of write `id`.
+    pub fn write(&self, id: &str) -> String {
+        format!("{}/writes/{id}", self.prefix)
     }
 
     pub fn opinion(&self, instance: &str, probe: &str) -> String {

@@ -254,6 +254,36 @@ fn a_registration_expires_on_all_instances_at_once() {
     );
 }
 
+/// A renewal through an instance restarted since the registration renews the same lease (200),
+/// and the registration then expires once, at that lease's end.
+#[test]
+fn a_renewal_through_a_restarted_instance_renews_the_same_lease() {
+    let etcd = Etcd::start();
+    let zone = zone();
+    let a = member(&etcd, "a", &[("t.test.toml", &zone)], "");
+    let path = "/zones/t.test/pools/p/registrations/192.0.2.51";
+    let (status, _, body) = a.http("PUT", path, W, Some(r#"{"ttl": "30s"}"#), &[]);
+    assert_eq!(status, 201, "{body}");
+    let lease = || {
+        // Every key under /test/registrations/: its lease.
+        let range =
+            r#"{"key":"L3Rlc3QvcmVnaXN0cmF0aW9ucy8=","range_end":"L3Rlc3QvcmVnaXN0cmF0aW9uczA="}"#;
+        let listing = etcd.call("/v3/kv/range", range).expect("etcd answers");
+        let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+        let kvs = listing["kvs"].as_array().cloned().unwrap_or_default();
+        assert_eq!(kvs.len(), 1, "{listing}");
+        kvs[0]["lease"].as_str().unwrap().to_owned()
+    };
+    let before = lease();
+    let a = a.restart();
+    a.wait_log("etcd: in the set as", 1);
+    for _ in 0..2 {
+        let (status, _, body) = a.http("PUT", path, W, Some(r#"{"ttl": "30s"}"#), &[]);
+        assert_eq!(status, 200, "a renewal after a restart: {body}");
+    }
+    assert_eq!(lease(), before, "the registration moved to another lease");
+}
+
 /// With `probes_per_endpoint = 1`, each endpoint is probed by one instance of the three, and
 /// its result decides for all.
 #[test]

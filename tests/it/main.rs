@@ -30,6 +30,7 @@ mod records;
 mod registrations;
 mod reload;
 mod robustness;
+mod set_faults;
 mod simulate;
 mod tcp_limits;
 mod tsig;

@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 use crate::config::EtcdConfig;
 
+mod watch;
+pub use watch::Watch;
+
 /// Why an etcd request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
@@ -26,6 +29,19 @@ pub enum EtcdError {
     /// A watch asked for history etcd compacted away: read everything again.
     #[error("etcd compacted its history up to revision {0}")]
     Compacted(i64),
+    /// A write was sent and no answer came back: it may or may not have been committed. Its
+    /// marker key tells, once etcd can be asked.
+    #[error("etcd did not answer whether write {0} was committed")]
+    OutcomeUnknown(String),
+}
+
+/// What makes a write's outcome knowable when its answer is lost: a key put in the same
+/// transaction (under a lease, so that markers expire), looked for after a conflict or a lost
+/// answer. A retry sends the same transaction, whose compare lets at most one copy commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker<'a> {
+    pub key: &'a str,
+    pub lease: i64,
 }
 
 /// One key as etcd holds it.
@@ -73,8 +89,11 @@ pub struct Etcd {
     token: Arc<Mutex<Option<String>>>,
 }
 
-/// A request that found nothing at an endpoint within this is tried at the next.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// A request that found nothing at an endpoint within this is tried at the next, so that a
+/// frozen member costs a request this much. A second round over every endpoint waits longer
+/// (`SLOW_TIMEOUT`), for an etcd that is only slow.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(400);
+const SLOW_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Etcd {
     pub fn new(config: &EtcdConfig) -> Result<Self, String> {
@@ -110,47 +129,79 @@ impl Etcd {
         })
     }
 
-    /// One unary call, at the preferred endpoint first, then the others.
+    /// One unary call, at the preferred endpoint first, then the others: an endpoint that does
+    /// not answer in time, or answers that it cannot serve now (no leader, too many requests,
+    /// any 5xx), is left for the next. Every endpoint failing, a second round waits longer.
     async fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let mut last = String::new();
-        for attempt in 0..2 {
-            let mut expired = false;
+        let mut token_renewed = false;
+        for timeout in [REQUEST_TIMEOUT, SLOW_TIMEOUT] {
             let first = self.preferred.load(Ordering::Relaxed);
-            for i in 0..self.endpoints.len() {
+            let mut i = 0;
+            while i < self.endpoints.len() {
                 let at = (first + i) % self.endpoints.len();
+                i += 1;
                 let request = self.request(at, path).await?.body(body.to_string());
-                let response = match request.timeout(REQUEST_TIMEOUT).send().await {
+                let response = match request.timeout(timeout).send().await {
                     Ok(r) => r,
                     Err(e) => {
                         last = format!("{}: {e}", self.endpoints[at]);
                         continue;
                     }
                 };
-                self.preferred.store(at, Ordering::Relaxed);
                 let status = response.status();
-                let value = json_of(response).await?;
+                let value = match tokio::time::timeout(timeout, json_of(response)).await {
+                    Ok(Ok(value)) => value,
+                    Ok(Err(e)) => {
+                        last = format!("{}: {e}", self.endpoints[at]);
+                        continue;
+                    }
+                    Err(_) => {
+                        last = format!("{}: no answer within {timeout:?}", self.endpoints[at]);
+                        continue;
+                    }
+                };
                 if status.is_success() {
+                    self.preferred.store(at, Ordering::Relaxed);
                     return Ok(value);
                 }
                 let message = error_message(&value);
-                if attempt == 0 && self.credentials.is_some() && message.contains("token") {
+                if !token_renewed && self.credentials.is_some() && message.contains("token") {
                     *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    expired = true;
-                    break;
+                    token_renewed = true;
+                    i -= 1;
+                    continue;
                 }
+                if status.is_server_error() || status.as_u16() == 429 {
+                    last = format!("{}: {status}: {message}", self.endpoints[at]);
+                    continue;
+                }
+                self.preferred.store(at, Ordering::Relaxed);
                 return Err(EtcdError::Refused(message));
-            }
-            if !expired {
-                break;
             }
         }
         Err(EtcdError::Unreachable(last))
     }
 
+    /// Endpoint `at`'s URL.
+    pub fn endpoint(&self, at: usize) -> &str {
+        &self.endpoints[at % self.endpoints.len()]
+    }
+
+    /// The endpoint requests go to first: the one that last answered.
+    pub fn preferred(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed) % self.endpoints.len()
+    }
+
     /// A POST to endpoint `at`, with the auth token if etcd wants one.
     async fn request(&self, at: usize, path: &str) -> Result<reqwest::RequestBuilder, EtcdError> {
         let url = format!("{}{path}", self.endpoints[at]);
-        let mut request = self.http.post(url);
+        // A member cut off from its cluster's leader refuses rather than answers from what it
+        // last knew (etcd's gateway passes this on as the gRPC `hasleader` requirement).
+        let mut request = self
+            .http
+            .post(url)
+            .header("Grpc-Metadata-hasleader", "true");
         if let Some(token) = self.token(at).await? {
             request = request.header("Authorization", token);
         }
@@ -214,13 +265,15 @@ impl Etcd {
     }
 
     /// Writes `value` at `key` (`None`: deletes it) if the key is still at `revision` (0: does
-    /// not exist); `lease`: attached to that lease (0: none).
+    /// not exist); `lease`: attached to that lease (0: none). With `marker`, exactly once: an
+    /// answer lost after the request was sent is settled by the marker.
     pub async fn write_if(
         &self,
         key: &str,
         value: Option<&[u8]>,
         revision: i64,
         lease: i64,
+        marker: Option<Marker<'_>>,
     ) -> Result<Written, EtcdError> {
         let key64 = BASE64.encode(key);
         let op = match value {
@@ -229,15 +282,66 @@ impl Etcd {
             }
             None => json!({ "request_delete_range": { "key": key64 } }),
         };
-        let body = json!({
-            "compare": [{ "key": key64, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() }],
-            "success": [op],
-        });
-        let value = self.call("/v3/kv/txn", &body).await?;
-        if value["succeeded"].as_bool() == Some(true) {
-            return Ok(Written::At(int(&value["header"]["revision"])));
+        let compare = json!({ "key": key64, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() });
+        self.txn_once(compare, op, marker).await
+    }
+
+    /// Deletes `key` if it exists, exactly once with `marker`: `Conflict` if it did not.
+    pub async fn delete_once(&self, key: &str, marker: Marker<'_>) -> Result<Written, EtcdError> {
+        let key64 = BASE64.encode(key);
+        let compare =
+            json!({ "key": key64, "target": "VERSION", "result": "GREATER", "version": "0" });
+        let op = json!({ "request_delete_range": { "key": key64 } });
+        self.txn_once(compare, op, Some(marker)).await
+    }
+
+    /// `op` if `compare` holds, with `marker` put in the same transaction.
+    async fn txn_once(
+        &self,
+        compare: Value,
+        op: Value,
+        marker: Option<Marker<'_>>,
+    ) -> Result<Written, EtcdError> {
+        let mut success = vec![op];
+        if let Some(m) = marker {
+            success.push(json!({ "request_put": { "key": BASE64.encode(m.key), "value": "", "lease": m.lease.to_string() } }));
         }
-        Ok(Written::Conflict(int(&value["header"]["revision"])))
+        let body = json!({ "compare": [compare], "success": success });
+        // A lost answer: the same transaction again (at most one copy passes the compare).
+        for _ in 0..2 {
+            let conflict = match self.call("/v3/kv/txn", &body).await {
+                Ok(value) if value["succeeded"].as_bool() == Some(true) => {
+                    return Ok(Written::At(int(&value["header"]["revision"])));
+                }
+                Ok(value) => int(&value["header"]["revision"]),
+                Err(EtcdError::Unreachable(why)) if marker.is_some() => {
+                    tracing::warn!("etcd: a write's answer was lost ({why}); sending it again");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let Some(marker) = marker else {
+                return Ok(Written::Conflict(conflict));
+            };
+            // The conflict may be with this write's own copy, committed while its answer was
+            // lost; if not, no copy can commit any more (the compare fails for good).
+            return match self.revision_of(marker.key).await {
+                Ok(Some(at)) => Ok(Written::At(at)),
+                Ok(None) => Ok(Written::Conflict(conflict)),
+                Err(_) => Err(EtcdError::OutcomeUnknown(marker.key.to_owned())),
+            };
+        }
+        let marker = marker.map_or("", |m| m.key);
+        Err(EtcdError::OutcomeUnknown(marker.to_owned()))
+    }
+
+    /// The revision `key` was last written at, if it exists (a write's marker: the revision
+    /// the write committed at).
+    pub async fn revision_of(&self, key: &str) -> Result<Option<i64>, EtcdError> {
+        let body = json!({ "key": BASE64.encode(key) });
+        let value = self.call("/v3/kv/range", &body).await?;
+        let kvs = value["kvs"].as_array().map_or(&[][..], Vec::as_slice);
+        Ok(kvs.first().map(|kv| int(&kv["mod_revision"])))
     }
 
     /// Writes `value` at `key` whatever is there; the revision it was committed at.
@@ -310,53 +414,7 @@ impl Etcd {
             let _ = self.token.lock().map(|mut t| t.take());
             return Err(EtcdError::Refused(format!("watch: {}", response.status())));
         }
-        Ok(Watch {
-            response,
-            buffer: Vec::new(),
-        })
-    }
-}
-
-/// A watch's stream of changes.
-#[derive(Debug)]
-pub struct Watch {
-    response: reqwest::Response,
-    buffer: Vec<u8>,
-}
-
-impl Watch {
-    /// The next committed changes, with the revision they bring etcd to; `Err` when the stream
-    /// ends (etcd went away: watch again from the next revision).
-    pub async fn next(&mut self) -> Result<(i64, Vec<Event>), EtcdError> {
-        loop {
-            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let value: Value = serde_json::from_slice(&line)
-                    .map_err(|e| EtcdError::Refused(format!("watch: {e}")))?;
-                if !value["error"].is_null() {
-                    return Err(EtcdError::Refused(error_message(&value)));
-                }
-                let result = &value["result"];
-                let compacted = int(&result["compact_revision"]);
-                if compacted > 0 {
-                    return Err(EtcdError::Compacted(compacted));
-                }
-                if result["canceled"].as_bool() == Some(true) {
-                    return Err(EtcdError::Refused("the watch was cancelled".into()));
-                }
-                let events = result["events"].as_array().map_or(&[][..], Vec::as_slice);
-                let events = events.iter().map(event).collect::<Result<_, _>>()?;
-                return Ok((int(&result["header"]["revision"]), events));
-            }
-            match self.response.chunk().await {
-                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Ok(None) => return Err(EtcdError::Unreachable("the watch ended".into())),
-                Err(e) => return Err(EtcdError::Unreachable(e.to_string())),
-            }
-        }
+        Ok(Watch::new(response))
     }
 }
 
@@ -416,19 +474,9 @@ fn kv(value: &Value) -> Result<Kv, EtcdError> {
     })
 }
 
-fn event(value: &Value) -> Result<Event, EtcdError> {
-    let kv = kv(&value["kv"])?;
-    Ok(match value["type"].as_str() {
-        Some("DELETE") => Event::Delete {
-            key: kv.key,
-            mod_revision: kv.mod_revision,
-        },
-        _ => Event::Put(kv),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::watch::event;
     use super::*;
 
     #[test]
