@@ -45,6 +45,8 @@ pub struct ClusterConfig {
     pub quorum: Quorum,
     /// Each endpoint probed by only this many instances (0: every instance probes it).
     pub probes_per_endpoint: usize,
+    /// etcd's history older than this is compacted (0: never, left to etcd's own flags).
+    pub keep_history: std::time::Duration,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,6 +76,12 @@ pub(super) struct RawStore {
     ca_file: Option<PathBuf>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    #[serde(default = "default_keep_history")]
+    keep_history_secs: u64,
+}
+
+fn default_keep_history() -> u64 {
+    600
 }
 
 fn default_prefix() -> String {
@@ -140,6 +148,7 @@ impl RawStore {
                 key_file: path(self.key_file),
             },
             instance,
+            keep_history: std::time::Duration::from_secs(self.keep_history_secs),
             ..ClusterConfig::default()
         }))
     }

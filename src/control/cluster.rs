@@ -60,6 +60,10 @@ pub struct Cluster {
     /// Makes write ids unique: this run's random part, and a counter.
     run: u64,
     next_write: AtomicU64,
+    /// The revision served here, sampled once a second, for compacting etcd's history; the
+    /// revision compacted up to.
+    history: Mutex<std::collections::VecDeque<(Instant, i64)>>,
+    compacted: AtomicI64,
 }
 
 /// A write marker's lease: it outlives the write by at least `MARKER_LEASE - MARKER_ROTATE`.
@@ -117,6 +121,8 @@ impl Cluster {
             markers_lease: Mutex::new((0, None)),
             run: fastrand::u64(..),
             next_write: AtomicU64::new(1),
+            history: Mutex::default(),
+            compacted: AtomicI64::new(0),
         })
     }
 
@@ -145,6 +151,41 @@ impl Cluster {
             *lock(&self.markers_lease) = (lease, Some(Instant::now()));
         }
         Ok(())
+    }
+
+    /// Compacts etcd's history up to the revision served here `keep_history` ago (each
+    /// instance does, which etcd takes as one). A watch or restart that needs the dropped
+    /// history reads every key again instead.
+    pub(super) async fn compact_history(&self) {
+        let keep = self.config.keep_history;
+        if keep.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let due = {
+            let mut history = lock(&self.history);
+            if history
+                .back()
+                .is_none_or(|(at, _)| now - *at >= Duration::from_secs(1))
+            {
+                history.push_back((now, self.applied()));
+            }
+            let mut due = None;
+            while let Some(&(at, revision)) = history.front()
+                && now - at >= keep
+            {
+                due = Some(revision);
+                history.pop_front();
+            }
+            due
+        };
+        let Some(revision) = due.filter(|&r| r > self.compacted.load(Ordering::Relaxed)) else {
+            return;
+        };
+        match self.etcd.compact(revision).await {
+            Ok(()) => self.compacted.store(revision, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "etcd: cannot compact its history"),
+        }
     }
 
     /// Whether write `id` committed: its revision, `None` if not (by now).

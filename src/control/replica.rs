@@ -130,6 +130,7 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
                     )));
                 }
                 cluster.rotate_markers_lease().await?;
+                cluster.compact_history().await;
                 cluster.save(&cluster_id);
             }
             _ = cluster.outbox_ready.notified() => publish_opinions(cluster, lease).await?,

@@ -284,6 +284,32 @@ fn a_renewal_through_a_restarted_instance_renews_the_same_lease() {
     assert_eq!(lease(), before, "the registration moved to another lease");
 }
 
+/// The set compacts etcd's history older than `keep_history_secs`: old revisions of a zone's
+/// key are gone from etcd, and the set goes on (a change, a restart that catches up).
+#[test]
+fn the_set_compacts_etcds_history() {
+    let etcd = Etcd::start();
+    let zone = zone();
+    let zones = [("t.test.toml", zone.as_str())];
+    let a = crate::etcd::start_member(&etcd, "a", &zones, "", "keep_history_secs = 1\n");
+    a.wait_log("etcd: in the set as", 1);
+    let first = r#"{"key":"L3Rlc3Qvem9uZXMvdC50ZXN0Lg==","revision":"2"}"#;
+    assert!(
+        etcd.call("/v3/kv/range", first).is_some(),
+        "revision 2 is kept at first"
+    );
+    for value in ["one", "two", "three"] {
+        assert_eq!(set_txt(&a, value, &[]).0, 200);
+    }
+    eventually(Duration::from_secs(5), "revision 2 compacted", || {
+        etcd.call("/v3/kv/range", first).is_none()
+    });
+    assert_eq!(set_txt(&a, "four", &[]).0, 200);
+    let a = a.restart();
+    a.wait_log("etcd: in the set as", 1);
+    assert_eq!(txt(&a), ["\"four\""]);
+}
+
 /// With `probes_per_endpoint = 1`, each endpoint is probed by one instance of the three, and
 /// its result decides for all.
 #[test]

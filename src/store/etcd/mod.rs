@@ -371,6 +371,16 @@ impl Etcd {
         ))
     }
 
+    /// Drops the history before `revision` (etcd keeps only each key's value from then on);
+    /// a revision already compacted is no error.
+    pub async fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        let body = json!({ "revision": revision.to_string() });
+        match self.call("/v3/kv/compaction", &body).await {
+            Err(EtcdError::Refused(m)) if m.contains("compacted") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// A new lease of `ttl` seconds: its ID.
     pub async fn grant(&self, ttl: u64) -> Result<i64, EtcdError> {
         let value = self
