@@ -81,7 +81,7 @@ pub(super) struct RawStore {
 }
 
 fn default_keep_history() -> u64 {
-    600
+    60
 }
 
 fn default_prefix() -> String {
