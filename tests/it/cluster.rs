@@ -310,6 +310,24 @@ fn the_set_compacts_etcds_history() {
     assert_eq!(txt(&a), ["\"four\""]);
 }
 
+/// Proxy variables set for other tools do not put a proxy between a member and etcd.
+#[test]
+fn a_member_reaches_etcd_directly_whatever_proxy_the_environment_names() {
+    let etcd = Etcd::start();
+    let config = format!(
+        "[store]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/test\"\ninstance = \"a\"\n",
+        etcd.url()
+    );
+    let proxy = "http://127.0.0.1:9";
+    let env = [
+        ("HTTP_PROXY", proxy),
+        ("http_proxy", proxy),
+        ("ALL_PROXY", proxy),
+    ];
+    let a = Server::start_config_env(&[("t.test.toml", &zone())], &config, &env);
+    a.wait_log("etcd: in the set as", 1);
+}
+
 /// With `probes_per_endpoint = 1`, each endpoint is probed by one instance of the three, and
 /// its result decides for all.
 #[test]

@@ -58,6 +58,13 @@ pub fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> 
     start.elapsed()
 }
 
+/// The variables `dir`/environment lists (`NAME=value` lines), for the server's environment.
+fn environment(dir: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dir.join("environment")).unwrap_or_default();
+    let pairs = text.lines().filter_map(|l| l.split_once('='));
+    pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
 /// A fresh folder with a copy of the repository's bundled `zones/`.
 fn bundled_zones() -> TempDir {
     let dir = TempDir::new();
@@ -165,6 +172,20 @@ impl Server {
     /// Like [`Server::start`], with `extra` appended to the config (`[cookies]`…).
     pub fn start_config(zones: &[(&str, &str)], extra: &str) -> Self {
         Self::start_full(zones, "", extra)
+    }
+
+    /// Like [`Server::start_config`], with these variables in the server's environment.
+    pub fn start_config_env(zones: &[(&str, &str)], extra: &str, env: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new();
+        let zones_dir = dir.0.join("zones");
+        std::fs::create_dir_all(&zones_dir).unwrap();
+        for (name, text) in zones {
+            std::fs::write(zones_dir.join(name), text).unwrap();
+        }
+        std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
+        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(dir.0.join("environment"), lines.join("\n")).unwrap();
+        Self::start_in(dir, None)
     }
 
     /// Like [`Server::start`], with a health state file `health.json`.
@@ -394,6 +415,7 @@ impl Server {
             .args(["serve", "--config"])
             .arg(&config)
             .current_dir(&dir.0)
+            .envs(environment(&dir.0))
             .env("MERIDIAN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

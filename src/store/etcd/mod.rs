@@ -100,7 +100,10 @@ impl Etcd {
         if config.endpoints.is_empty() {
             return Err("store.endpoints: at least one etcd client URL is needed".into());
         }
+        // Straight to etcd: a proxy set in the environment for other tools must not sit
+        // between the set and its store.
         let mut http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30));
