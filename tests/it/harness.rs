@@ -65,6 +65,17 @@ fn environment(dir: &Path) -> Vec<(String, String)> {
     pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
+/// A fresh folder with `zones/` holding these files.
+fn with_zones(zones: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new();
+    let zones_dir = dir.0.join("zones");
+    std::fs::create_dir_all(&zones_dir).unwrap();
+    for (name, text) in zones {
+        std::fs::write(zones_dir.join(name), text).unwrap();
+    }
+    dir
+}
+
 /// A fresh folder with a copy of the repository's bundled `zones/`.
 fn bundled_zones() -> TempDir {
     let dir = TempDir::new();
@@ -158,12 +169,7 @@ impl Server {
 
     /// Like [`Server::start`], with `server` added to `[server]` and `extra` appended.
     pub fn start_full(zones: &[(&str, &str)], server: &str, extra: &str) -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for (name, text) in zones {
-            std::fs::write(zones_dir.join(name), text).unwrap();
-        }
+        let dir = with_zones(zones);
         std::fs::write(dir.0.join("server.toml"), server).unwrap();
         std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
         Self::start_in(dir, None)
@@ -176,12 +182,7 @@ impl Server {
 
     /// Like [`Server::start_config`], with these variables in the server's environment.
     pub fn start_config_env(zones: &[(&str, &str)], extra: &str, env: &[(&str, &str)]) -> Self {
-        let dir = TempDir::new();
-        let zones_dir = dir.0.join("zones");
-        std::fs::create_dir_all(&zones_dir).unwrap();
-        for (name, text) in zones {
-            std::fs::write(zones_dir.join(name), text).unwrap();
-        }
+        let dir = with_zones(zones);
         std::fs::write(dir.0.join("extra.toml"), extra).unwrap();
         let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         std::fs::write(dir.0.join("environment"), lines.join("\n")).unwrap();
