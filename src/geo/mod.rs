@@ -231,8 +231,10 @@ impl GeoDb {
     /// meanwhile do not count towards the server's RSS.
     pub fn release_pages(&self) {
         let (start, len) = self.mapped;
-        // SAFETY: the range is exactly the reader's live read-only private map of an unlinked
-        // file nobody writes to (see `private_map`).
+        // SAFETY: the range is exactly the reader's live read-only mapping (shared, as
+        // memmap2 maps read-only files) of our copy of the database, an unlinked file whose
+        // only descriptor is ours and that nothing writes after the copy (see `private_map`):
+        // pages faulted back in hold the same bytes.
         unsafe { crate::sys::drop_file_pages(start, len) }
     }
 

@@ -40,12 +40,13 @@ pub fn release_freed_memory() {
     }
 }
 
-/// Drops the resident pages of a read-only private file map (`start`, `len`: the whole map):
+/// Drops the resident pages of a read-only file mapping (`start`, `len`: the whole mapping):
 /// they stop counting towards RSS and are read back from the file if touched again.
 ///
 /// # Safety
-/// The range must be exactly a live, read-only, private mapping of a file whose contents do
-/// not change, so that pages faulted back in hold the same bytes.
+/// The range must be exactly a live, read-only mapping of a file (shared or private) whose
+/// contents do not change while it is mapped, so that pages faulted back in hold the same
+/// bytes; for a private mapping, one never written to (MADV_DONTNEED would drop the writes).
 pub unsafe fn drop_file_pages(start: usize, len: usize) {
     #[cfg(unix)]
     // SAFETY: as the caller promises; MADV_DONTNEED only unmaps the pages.
