@@ -30,12 +30,21 @@ pub fn hash_token(token: &str) -> String {
 impl Tokens {
     /// Reads the configured tokens; an `env` token is read from the environment now.
     pub fn from_config(configs: &[TokenConfig]) -> Result<Self, String> {
+        Self::from_config_with(configs, |var| std::env::var(var).ok())
+    }
+
+    /// [`Tokens::from_config`] with `env` as the environment (tests give their own rather
+    /// than change the process's, which other threads read).
+    fn from_config_with(
+        configs: &[TokenConfig],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let mut tokens = Vec::new();
         for c in configs {
             let hex = match (&c.sha256, &c.env) {
                 (Some(hex), None) => hex.trim().to_ascii_lowercase(),
-                (None, Some(var)) => match std::env::var(var) {
-                    Ok(value) if !value.is_empty() => hash_token(&value),
+                (None, Some(var)) => match env(var) {
+                    Some(value) if !value.is_empty() => hash_token(&value),
                     _ => {
                         return Err(format!(
                             "api token {}: environment variable {var} is not set",
@@ -167,12 +176,14 @@ mod tests {
 
     #[test]
     fn hashed_and_environment_tokens() {
-        // SAFETY: the variable is unique to this test; no other thread reads it.
-        unsafe { std::env::set_var("MERIDIAN_TEST_TOKEN_AUTH", "from-env") };
-        let tokens = Tokens::from_config(&[
-            config(Some(hash_token("from-config")), None, TokenScope::Write),
-            config(None, Some("MERIDIAN_TEST_TOKEN_AUTH"), TokenScope::Read),
-        ])
+        let env = |var: &str| (var == "MERIDIAN_TEST_TOKEN_AUTH").then(|| "from-env".to_owned());
+        let tokens = Tokens::from_config_with(
+            &[
+                config(Some(hash_token("from-config")), None, TokenScope::Write),
+                config(None, Some("MERIDIAN_TEST_TOKEN_AUTH"), TokenScope::Read),
+            ],
+            env,
+        )
         .unwrap();
         let zone = parse_zone("example.test").unwrap();
         let other = parse_zone("other.test").unwrap();
