@@ -89,11 +89,14 @@ pub fn hostname() -> std::io::Result<String> {
     String::from_utf8(buf[..len].to_vec()).map_err(std::io::Error::other)
 }
 
-/// Bytes from the kernel's random source (for secrets).
+/// Bytes from the system's random source (for secrets), through ring, which DNSSEC and TSIG
+/// already use (getrandom(2), without a file descriptor).
 pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
-    use std::io::Read;
+    use ring::rand::SecureRandom;
     let mut out = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut out)?;
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| std::io::Error::other("the system's random source failed"))?;
     Ok(out)
 }
 
@@ -117,5 +120,16 @@ pub fn default_sigpipe() {
     // reads and writes no Rust memory, and is called from `main` before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_bytes_differ_between_calls() {
+        let a: [u8; 32] = super::random_bytes().unwrap();
+        let b: [u8; 32] = super::random_bytes().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
     }
 }
