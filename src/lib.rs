@@ -29,9 +29,10 @@
 //!   applied to the zone's kept model and only the changed pool or name rebuilt
 //!   (`zone::incremental`). `control::ticks`: feedback, registration expiry and journal
 //!   compaction once a second. In a nameserver set (`[store] backend = "etcd"`):
-//!   `control::cluster` (this instance's view of the set: revisions, leases, the other
-//!   instances' health opinions and their quorum decision), `control::shared` and
-//!   `control::batch` (changes written to etcd conditionally, a zone's changes batched),
+//!   `control::cluster` (this instance's view of the set: revisions, leases, write markers,
+//!   history compaction, the other instances' health opinions and their quorum decision),
+//!   `control::shared` and `control::batch` (changes written to etcd conditionally and exactly
+//!   once, a zone's changes batched),
 //!   `control::replica` (the session with etcd: catch-up, the watch applied through the writer
 //!   path into the local copy, this instance's opinions published).
 //! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
@@ -40,7 +41,8 @@
 //!   for async waiters by its `syncer` thread; the `registry` of endpoints registered through
 //!   the API); `store::edit` changes a zone's TOML keeping its layout, `store::change` is one
 //!   edit as the API makes it; `store::etcd` is the etcd client (its JSON gateway, over
-//!   reqwest) and `store::shared` the key space of a nameserver set in it.
+//!   reqwest; `store::etcd::watch` its watch stream) and `store::shared` the key space of a
+//!   nameserver set in it.
 //! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
 //!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
 //!   `max_answers`); no I/O, no wire format.
