@@ -14,10 +14,11 @@ use serde_json::json;
 use super::auth::parse_zone;
 use super::{Api, ApiError};
 use crate::config::TokenScope;
+use crate::control::Updated;
+use crate::store::Doc;
 use crate::store::change::Edit;
 use crate::store::edit::{self, EndpointPatch};
 use crate::store::model::ZoneModel;
-use crate::store::{Doc, etag};
 use crate::zone::Name;
 use crate::zone::spec::{PoolSpec, RecordSpec, ZoneSpec};
 
@@ -72,13 +73,13 @@ fn check_if_match(headers: &HeaderMap, current: Option<&str>) -> Result<(), ApiE
 }
 
 /// Runs one change to `origin`'s file under the writer lock, off the async threads. Returns
-/// (whether the zone existed before, its new text).
+/// whether the zone existed before, and what the change left.
 async fn update(
     api: &Api,
     origin: Name,
     headers: &HeaderMap,
     mut change: impl FnMut(Option<String>) -> Result<Option<String>, ApiError> + Send + 'static,
-) -> Result<(bool, Option<String>), ApiError> {
+) -> Result<(bool, Updated), ApiError> {
     let state = api.control.clone();
     let headers = headers.clone();
     tokio::task::spawn_blocking(move || {
@@ -95,9 +96,9 @@ async fn update(
 }
 
 /// The answer to a successful change: the zone's new serial and ETag.
-fn changed(status: StatusCode, origin: &Name, text: Option<&str>) -> Response {
-    let serial = text.and_then(serial_of);
-    changed_to(status, origin, text.map(etag), serial)
+fn changed(status: StatusCode, origin: &Name, updated: Updated) -> Response {
+    let serial = updated.text.as_deref().and_then(serial_of);
+    changed_to(status, origin, updated.etag, serial)
 }
 
 /// [`changed`], with the new tag and serial known.
@@ -230,7 +231,7 @@ pub async fn put_zone(
 ) -> Result<Response, ApiError> {
     let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     let spec = body(spec)?;
-    let (existed, text) = update(&api, origin.clone(), &headers, move |current| {
+    let (existed, updated) = update(&api, origin.clone(), &headers, move |current| {
         let text = toml::to_string(&spec).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut doc = edit::parse(&text)?;
         // Unchanged content stays unchanged (idempotent PUT); any change bumps the serial.
@@ -252,7 +253,7 @@ pub async fn put_zone(
     } else {
         StatusCode::CREATED
     };
-    Ok(changed(status, &origin, text.as_deref()))
+    Ok(changed(status, &origin, updated))
 }
 
 /// `DELETE /zones/{zone}`.
@@ -263,12 +264,12 @@ pub async fn delete_zone(
 ) -> Result<Response, ApiError> {
     let origin = authorize(&api, &zone, &headers, TokenScope::Write)?;
     read_zone(&api, &origin)?;
-    update(&api, origin.clone(), &headers, |current| match current {
+    let (_, updated) = update(&api, origin.clone(), &headers, |current| match current {
         Some(_) => Ok(None),
         None => Err(ApiError::not_found("zone not found")),
     })
     .await?;
-    Ok(changed(StatusCode::OK, &origin, None))
+    Ok(changed(StatusCode::OK, &origin, updated))
 }
 
 /// `GET /zones/{zone}/records/{name}/{type}`.

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ClusterConfig;
 use crate::health::{ProbeKey, Status, quorum};
 use crate::store::etcd::{Etcd, EtcdError, Marker};
+use crate::store::pieces::Meta;
 use crate::store::registry;
 use crate::store::shared::Keys;
 use crate::zone::Name;
@@ -43,8 +44,8 @@ pub struct Cluster {
     /// state file.
     durable: AtomicI64,
     saved: AtomicI64,
-    /// Each shared zone's key revision as served here (locked under the writer).
-    zone_revisions: Mutex<HashMap<Name, i64>>,
+    /// Each shared zone as served here: changed together with the served zone, after it.
+    zones: Mutex<HashMap<Name, SharedZone>>,
     /// Each registration's lease.
     pub(super) leases: Mutex<HashMap<registry::Key, i64>>,
     opinions: Mutex<Opinions>,
@@ -53,8 +54,8 @@ pub struct Cluster {
     pub(super) outbox_ready: tokio::sync::Notify,
     /// This instance's lease (its presence and its opinions).
     pub(super) lease: AtomicI64,
-    /// Per zone, this instance's writes (see `batch`).
-    writes: Mutex<HashMap<Name, Arc<super::batch::ZoneWrites>>>,
+    /// Per zone, the lock that makes this instance's writes one at a time.
+    writes: Mutex<HashMap<Name, Arc<Mutex<()>>>>,
     /// The lease write markers are put under, and when it was granted.
     markers_lease: Mutex<(i64, Option<Instant>)>,
     /// Makes write ids unique: this run's random part, and a counter.
@@ -69,6 +70,16 @@ pub struct Cluster {
 /// A write marker's lease: it outlives the write by at least `MARKER_LEASE - MARKER_ROTATE`.
 const MARKER_LEASE: u64 = 3600;
 const MARKER_ROTATE: Duration = Duration::from_secs(600);
+
+/// A zone of the set as this instance serves it.
+#[derive(Debug, Clone)]
+pub struct SharedZone {
+    /// The revision of its metadata key: the zone's version (its ETag).
+    pub revision: i64,
+    pub meta: Meta,
+    /// The revision it was last read whole at: changes up to there are in.
+    pub read_at: i64,
+}
 
 /// The other instances' opinions.
 #[derive(Debug, Default)]
@@ -108,7 +119,7 @@ impl Cluster {
             applied_moved: Condvar::new(),
             durable: AtomicI64::new(0),
             saved: AtomicI64::new(0),
-            zone_revisions: Mutex::default(),
+            zones: Mutex::default(),
             leases: Mutex::default(),
             opinions: Mutex::new(Opinions {
                 instances,
@@ -248,25 +259,43 @@ impl Cluster {
         *applied >= revision
     }
 
-    /// The revision of `origin`'s key as served here (0: not in etcd).
-    pub(super) fn zone_revision(&self, origin: &Name) -> i64 {
-        lock(&self.zone_revisions).get(origin).copied().unwrap_or(0)
+    /// Zone `origin` as served here, if the set has it.
+    pub fn zone(&self, origin: &Name) -> Option<SharedZone> {
+        lock(&self.zones).get(origin).cloned()
     }
 
-    pub(super) fn set_zone_revision(&self, origin: &Name, revision: Option<i64>) {
-        let mut revisions = lock(&self.zone_revisions);
-        match revision {
-            Some(r) => revisions.insert(origin.clone(), r),
-            None => revisions.remove(origin),
+    /// Records what is served of `origin` now (`None`: not in the set). Called once the
+    /// served zone is changed: a writer that reads the new revision finds the new zone.
+    pub(super) fn set_zone(&self, origin: &Name, zone: Option<SharedZone>) {
+        let mut zones = lock(&self.zones);
+        match zone {
+            Some(z) => zones.insert(origin.clone(), z),
+            None => zones.remove(origin),
         };
     }
 
-    /// This instance's writes to `origin`.
-    pub(super) fn writes(&self, origin: &Name) -> Arc<super::batch::ZoneWrites> {
+    /// The ETag of zone `origin` at `revision`: the same on every instance.
+    pub fn tag(origin: &Name, revision: i64) -> String {
+        crate::store::etag(&format!("{} {revision}", origin.to_lowercase()))
+    }
+
+    /// The lock of this instance's writes to `origin`.
+    pub(super) fn writes(&self, origin: &Name) -> Arc<Mutex<()>> {
         lock(&self.writes)
             .entry(origin.clone())
             .or_default()
             .clone()
+    }
+
+    /// Runs `future` from a blocking thread of the runtime, connected or not (applying what
+    /// etcd holds, while catching up).
+    pub(super) fn block_on_any<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, EtcdError>>,
+    ) -> Result<T, EtcdError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| EtcdError::Unreachable(e.to_string()))?;
+        handle.block_on(future)
     }
 
     /// Runs `future` from a blocking thread of the runtime (the writer path's callers).

@@ -79,6 +79,58 @@ impl Control {
         })
     }
 
+    /// Applies `edits` to zone `origin` as the set committed them, with their `serial` (none
+    /// is bumped), each through the same incremental path as a local edit; the ticket to sync.
+    /// A removal of what is not here is already done.
+    pub(super) fn apply_edits(
+        &self,
+        origin: &Name,
+        edits: &[Edit],
+        serial: Option<u32>,
+    ) -> Result<crate::store::Ticket, String> {
+        let mut last = None;
+        for edit in edits {
+            let writer = self.writer();
+            let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+            if !specs.contains_key(origin) {
+                let model = self.read_spec(origin).map_err(|e| e.to_string())?;
+                specs.insert(origin.clone(), model);
+            }
+            let model = specs.get_mut(origin).expect("inserted above");
+            let removal = matches!(edit, Edit::RemoveRecords { .. } | Edit::RemovePool { .. });
+            let undo = match model.apply(edit) {
+                Ok(undo) => undo,
+                Err(EditError::NotFound(_)) if removal => continue,
+                Err(error) => return Err(error.to_string()),
+            };
+            let before = model.serial();
+            model.set_serial(serial);
+            let built = self.build_edit(origin, model, edit, serial);
+            let appended = built.map_err(|e| e.to_string()).and_then(|(zone, _)| {
+                let edit = ZoneEdit {
+                    edit: edit.clone(),
+                    serial,
+                };
+                let ticket = self.store.append_edit(origin, &edit);
+                ticket.map(|t| (zone, t)).map_err(|e| e.to_string())
+            });
+            let (zone, ticket) = match appended {
+                Ok(done) => done,
+                Err(error) => {
+                    model.revert(undo);
+                    model.set_serial(before);
+                    return Err(error);
+                }
+            };
+            drop(specs);
+            self.serve_appended(writer, origin, Some(Some(zone)));
+            if ticket.is_some() {
+                last = ticket;
+            }
+        }
+        Ok(last)
+    }
+
     /// Zone `origin` rebuilt with `registered` as its registered endpoints, only `pool`'s node
     /// where it can be (a registration changed in that pool); whether it was built whole.
     pub(super) fn build_registered(
@@ -103,7 +155,7 @@ impl Control {
     }
 
     /// The model of `origin`'s TOML document, parsed from the store.
-    fn read_spec(&self, origin: &Name) -> Result<ZoneModel, UpdateError> {
+    pub(super) fn read_spec(&self, origin: &Name) -> Result<ZoneModel, UpdateError> {
         let doc = self.store.read(origin)?;
         let doc = doc.ok_or_else(|| UpdateError::from(missing(origin)))?;
         let spec = zone::zone_spec(&doc.text).map_err(|e| {
@@ -126,8 +178,18 @@ impl Control {
         read: impl FnOnce(&ZoneModel, String) -> T,
     ) -> Result<Option<T>, UpdateError> {
         let origin = origin.to_lowercase();
+        // In a set, the tag is read before the model: a change applied in between gives an
+        // older tag with the newer model (an If-Match that fails), never the reverse.
+        let shared = self.cluster.as_ref().map(|cluster| {
+            let zone = cluster.zone(&origin);
+            zone.map(|z| super::Cluster::tag(&origin, z.revision))
+        });
         let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tag) = self.store.tag(&origin)? else {
+        let tag = match shared {
+            Some(tag) => tag,
+            None => self.store.tag(&origin)?,
+        };
+        let Some(tag) = tag else {
             return Ok(None);
         };
         if !specs.contains_key(&origin) {

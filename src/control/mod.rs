@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-mod batch;
+mod apply;
 pub mod cluster;
 mod edits;
 mod registrations;
 mod replica;
+mod set_writes;
 mod shared;
 #[cfg(test)]
 mod tests;
@@ -72,6 +73,15 @@ pub enum UpdateError {
     /// write's id tells which, once etcd answers (`GET /api/v1/writes/{id}`).
     #[error("etcd did not answer whether write {0} was committed")]
     OutcomeUnknown(String),
+}
+
+/// What a change of a zone's whole text left.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    /// The new text (`None`: the zone is gone).
+    pub text: Option<String>,
+    /// Its ETag.
+    pub etag: Option<String>,
 }
 
 /// The served snapshot and everything that rebuilds it.
@@ -250,9 +260,10 @@ impl Control {
         &self,
         origin: &zone::Name,
         mut change: impl FnMut(Option<crate::store::Doc>) -> Result<Option<String>, E>,
-    ) -> Result<Option<String>, E> {
+    ) -> Result<Updated, E> {
         if let Some(cluster) = &self.cluster {
-            return self.update_shared(cluster, origin, &mut change);
+            let (text, etag) = self.update_shared(cluster, origin, &mut change)?;
+            return Ok(Updated { text, etag });
         }
         let writer = self.writer();
         let current = self.store.read(origin).map_err(UpdateError::from)?;
@@ -268,7 +279,8 @@ impl Control {
             .append(origin, next.as_deref())
             .map_err(UpdateError::from)?;
         self.commit(writer, origin, Some(zone), ticket, true)?;
-        Ok(next)
+        let etag = next.as_deref().map(crate::store::etag);
+        Ok(Updated { text: next, etag })
     }
 
     /// Serves a change appended to the store (`zone`: `origin` rebuilt with it, `None`: nothing

@@ -7,17 +7,18 @@
 //! local copy, health is decided from this instance's own probes, changes are refused; it is
 //! tried again every 200 ms.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::Control;
+use super::apply::Listed;
 use super::cluster::Cluster;
+use super::set_writes::Generation;
 use crate::health::Status;
-use crate::store::etcd::{EtcdError, Event, Listing};
-use crate::store::registry::{self, Registration};
+use crate::store::etcd::{EtcdError, Listing, MAX_TXN_OPS, Op, Written};
+use crate::store::pieces;
 use crate::store::shared::Key;
 use crate::zone::Name;
 
@@ -29,8 +30,6 @@ const KEEPALIVE: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_millis(200);
 /// The most watched changes applied together.
 const MAX_BATCH: usize = 1024;
-/// etcd's limit of operations in one transaction.
-const MAX_TXN_OPS: usize = 128;
 
 /// Follows etcd until `shutdown`, if this instance is in a set.
 pub async fn run_replica(control: Arc<Control>, shutdown: CancellationToken) {
@@ -112,11 +111,13 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
                     events.extend(more);
                 }
                 let (control, cluster) = (control.clone(), cluster.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                        control.apply_events(&cluster, events, revision);
-                        crate::metrics::global().record_store_apply(arrived.elapsed());
+                let applied = tokio::task::spawn_blocking(move || {
+                    let applied = control.apply_events(&cluster, events, revision);
+                    crate::metrics::global().record_store_apply(arrived.elapsed());
+                    applied
                 })
                 .await;
+                applied.map_err(|e| EtcdError::Refused(e.to_string()))??;
             }
             _ = keepalive.tick() => {
                 if !cluster.etcd.keep_alive(lease).await? {
@@ -161,41 +162,42 @@ async fn publish_opinions(cluster: &Cluster, lease: i64) -> Result<(), EtcdError
     Ok(())
 }
 
-/// Brings the local copy to etcd's current state; the revision it is at. An empty prefix is
+/// Brings the local copy to etcd's current state; the revision it is at. Zones kept whole
+/// under one key (sets of an earlier version) are first moved into pieces; an empty set is
 /// first filled with this instance's zones (the set's first start).
 async fn catch_up(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<i64, EtcdError> {
-    let prefix = cluster.keys.all();
+    let keys = &cluster.keys;
+    let legacy = cluster.etcd.list(&keys.legacy_zones(), false, 0).await?;
+    if !legacy.kvs.is_empty() {
+        migrate(cluster, &legacy).await?;
+    }
     let saved = cluster.saved();
-    let mut listing = cluster.etcd.list(&prefix, true, 0).await?;
+    let mut metas = cluster.etcd.list(&keys.metas(), false, 0).await?;
     // Another etcd than the one the local copy came from (or the same, emptied and
     // restarted): read everything.
-    let had = match saved.cluster_id == listing.cluster_id && saved.revision <= listing.revision {
-        true => saved.revision,
-        false => 0,
-    };
-    let zones = |l: &Listing| {
-        l.kvs
-            .iter()
-            .filter(|kv| matches!(cluster.keys.parse(&kv.key), Some(Key::Zone(_))))
-            .count()
-    };
-    if zones(&listing) == 0 && had == 0 {
+    let same = saved.cluster_id == metas.cluster_id && saved.revision <= metas.revision;
+    let had = if same { saved.revision } else { 0 };
+    if metas.kvs.is_empty() && had == 0 {
         let seeded = seed(control, cluster).await?;
         if seeded > 0 {
             tracing::info!("etcd: the set had no zones; wrote this instance's {seeded}");
         }
         // Whoever filled it: listed again.
-        listing = cluster.etcd.list(&prefix, true, 0).await?;
+        metas = cluster.etcd.list(&keys.metas(), false, 0).await?;
     }
-    let changed = cluster.etcd.list(&prefix, false, had).await?;
-    let health = cluster.etcd.list(&cluster.keys.health(), false, 0).await?;
-    let revision = listing.revision;
+    let revision = metas.revision;
+    let listed = Listed {
+        metas,
+        registrations: cluster.etcd.list(&keys.registrations(), true, 0).await?,
+        changed: cluster.etcd.list(&keys.registrations(), false, had).await?,
+        instances: cluster.etcd.list(&keys.instances(), true, 0).await?,
+        health: cluster.etcd.list(&keys.health(), false, 0).await?,
+        had,
+    };
     let (control, cluster) = (control.clone(), cluster.clone());
-    tokio::task::spawn_blocking(move || {
-        control.apply_listing(&cluster, &listing, changed, &health);
-    })
-    .await
-    .map_err(|e| EtcdError::Refused(e.to_string()))?;
+    tokio::task::spawn_blocking(move || control.apply_listing(&cluster, listed))
+        .await
+        .map_err(|e| EtcdError::Refused(e.to_string()))??;
     Ok(revision)
 }
 
@@ -212,15 +214,81 @@ async fn seed(control: &Control, cluster: &Cluster) -> Result<usize, EtcdError> 
         let Ok(Some(doc)) = control.store.read(&origin) else {
             continue;
         };
-        let key = cluster.keys.zone(&origin);
-        let written = cluster
-            .etcd
-            .write_if(&key, Some(doc.text.as_bytes()), 0, 0, None);
-        if let crate::store::etcd::Written::At(_) = written.await? {
+        let meta = cluster.keys.meta(&origin);
+        let guards = [(meta.as_str(), 0)];
+        let written = write_whole(cluster, &origin, &doc.text, &guards, &[]).await?;
+        if let Some(Written::At(_)) = written {
             seeded += 1;
         }
     }
     Ok(seeded)
+}
+
+/// Moves each zone kept whole under one key into pieces (one instance does; the others'
+/// conditions fail) and deletes the old key with the switch; how many.
+async fn migrate(cluster: &Cluster, legacy: &Listing) -> Result<usize, EtcdError> {
+    let mut moved = 0;
+    for kv in &legacy.kvs {
+        let Some(Key::Legacy(origin)) = cluster.keys.parse(&kv.key) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(&kv.value) else {
+            tracing::error!("etcd: {} is not UTF-8 text; left where it is", kv.key);
+            continue;
+        };
+        let meta = cluster.keys.meta(&origin);
+        let guards = [(meta.as_str(), 0), (kv.key.as_str(), kv.mod_revision)];
+        let also = [Op::Delete(kv.key.clone())];
+        match write_whole(cluster, &origin, text, &guards, &also).await? {
+            Some(Written::At(_)) => {
+                tracing::info!(
+                    "etcd: {origin} moved from one key to a key per record set and pool"
+                );
+                moved += 1;
+            }
+            Some(Written::Conflict(_)) if cluster.etcd.get(&meta).await?.0.is_some() => {
+                tracing::warn!(
+                    "etcd: {} is left from an earlier version and ignored: {origin} is kept \
+                     in pieces already",
+                    kv.key
+                );
+            }
+            Some(Written::Conflict(_)) => {}
+            None => {}
+        }
+    }
+    Ok(moved)
+}
+
+/// Writes zone `origin`'s document `text` as a new generation if `guards` hold, with `also`;
+/// `None` (logged) if the text cannot be cut into pieces.
+async fn write_whole(
+    cluster: &Cluster,
+    origin: &Name,
+    text: &str,
+    guards: &[(&str, i64)],
+    also: &[Op],
+) -> Result<Option<Written>, EtcdError> {
+    let pieces = crate::zone::zone_spec(text)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| pieces::split(origin, &spec));
+    let pieces = match pieces {
+        Ok(pieces) => pieces,
+        Err(error) => {
+            tracing::error!("{origin}: cannot be written to etcd: {error}");
+            return Ok(None);
+        }
+    };
+    let generation = Generation {
+        origin,
+        zone: pieces.meta,
+        values: &pieces.values,
+        old: None,
+    };
+    let written = cluster
+        .write_generation(generation, guards, also, None)
+        .await?;
+    Ok(Some(written))
 }
 
 /// After the connection changed: the prober's share and the health decisions again.
@@ -229,7 +297,7 @@ async fn refresh(control: &Arc<Control>) {
     let _ = tokio::task::spawn_blocking(move || control.set_changed()).await;
 }
 
-fn status_of(value: &[u8]) -> Option<Status> {
+pub(super) fn status_of(value: &[u8]) -> Option<Status> {
     match value {
         b"up" => Some(Status::Up),
         b"down" => Some(Status::Down),
@@ -239,191 +307,10 @@ fn status_of(value: &[u8]) -> Option<Status> {
 
 impl Control {
     /// The set's membership or opinions changed: the prober's share and the decisions again.
-    fn set_changed(&self) {
+    pub(super) fn set_changed(&self) {
         let writer = self.writer();
         let probes = self.current.load().zones.probes.clone();
         self.send_targets(&probes);
         self.republish(&writer);
-    }
-
-    /// Applies a fresh listing: `keys` (every key, no values), `changed` (the keys changed
-    /// since the local copy's revision, with values), `health` (every opinion).
-    fn apply_listing(&self, cluster: &Cluster, keys: &Listing, changed: Listing, health: &Listing) {
-        let mut zones = HashSet::new();
-        let mut registrations = HashSet::new();
-        cluster.clear_others();
-        for kv in &keys.kvs {
-            match cluster.keys.parse(&kv.key) {
-                Some(Key::Zone(origin)) => {
-                    cluster.set_zone_revision(&origin, Some(kv.mod_revision));
-                    zones.insert(origin);
-                }
-                Some(Key::Registration(key)) => {
-                    // Its lease, so that a renewal through this instance renews it (a restart
-                    // does not lose it).
-                    let mut leases = cluster.leases.lock().unwrap_or_else(|e| e.into_inner());
-                    leases.insert(key.clone(), kv.lease);
-                    registrations.insert(key);
-                }
-                Some(Key::Instance(name)) => {
-                    cluster.set_instance(&name, true);
-                }
-                _ => {}
-            }
-        }
-        for kv in &health.kvs {
-            if let Some(Key::Opinion { instance, probe }) = cluster.keys.parse(&kv.key) {
-                cluster.set_opinion(&instance, &probe, status_of(&kv.value));
-            }
-        }
-        let events = changed.kvs.into_iter().map(Event::Put);
-        let events = events.filter(|e| !matches!(e, Event::Put(kv) if matches!(cluster.keys.parse(&kv.key), Some(Key::Opinion { .. } | Key::Instance(_)))));
-        self.apply_events(cluster, events.collect(), 0);
-        // What etcd no longer holds.
-        let served: Vec<Name> = self
-            .current
-            .load()
-            .zones
-            .iter()
-            .map(|z| z.origin.clone())
-            .collect();
-        for origin in served {
-            if !zones.contains(&origin)
-                && matches!(self.store.read(&origin), Ok(Some(_)))
-                && let Some(ticket) = self.apply_zone(cluster, &origin, None, keys.revision)
-            {
-                let _ = self.store.sync(ticket);
-            }
-        }
-        for r in self.store.registrations() {
-            if !registrations.contains(&r.key()) {
-                self.apply_registration(cluster, r.key(), None);
-            }
-        }
-        self.set_changed();
-        cluster.set_applied(keys.revision);
-        cluster.set_durable(keys.revision);
-    }
-
-    /// Applies committed changes, then serves `revision` (0: the caller does).
-    fn apply_events(&self, cluster: &Cluster, events: Vec<Event>, revision: i64) {
-        let mut health = false;
-        // The local copy is synced once for the batch (etcd has it durably already).
-        let mut ticket = None;
-        for event in events {
-            let (key, value, at, lease) = match event {
-                Event::Put(kv) => (kv.key, Some(kv.value), kv.mod_revision, kv.lease),
-                Event::Delete { key, mod_revision } => (key, None, mod_revision, 0),
-            };
-            match cluster.keys.parse(&key) {
-                Some(Key::Zone(origin)) => {
-                    let text = value.map(String::from_utf8);
-                    match text.transpose() {
-                        Ok(text) => {
-                            ticket = self.apply_zone(cluster, &origin, text, at).or(ticket);
-                        }
-                        Err(_) => tracing::error!("etcd: {key} is not UTF-8 text; ignored"),
-                    }
-                }
-                Some(Key::Registration(key)) => {
-                    let parsed = value.map(|v| serde_json::from_slice::<Registration>(&v));
-                    match parsed.transpose() {
-                        Ok(r) => self.apply_registration(cluster, key, r.map(|r| (r, lease))),
-                        Err(e) => tracing::error!("etcd: registration {key:?}: {e}; ignored"),
-                    }
-                }
-                Some(Key::Instance(name)) => health |= cluster.set_instance(&name, value.is_some()),
-                Some(Key::Opinion { instance, probe }) => {
-                    let status = value.as_deref().and_then(status_of);
-                    health |= cluster.set_opinion(&instance, &probe, status);
-                }
-                None => {}
-            }
-        }
-        if health {
-            self.set_changed();
-        }
-        if revision > 0 {
-            // Served: the writers waiting for it are answered (etcd has it durably).
-            cluster.set_applied(revision);
-        }
-        match ticket.map_or(Ok(()), |t| self.store.sync(t)) {
-            Ok(()) if revision > 0 => cluster.set_durable(revision),
-            Ok(()) => {}
-            // The next start catches up from the revision the local copy last had.
-            Err(error) => tracing::error!(%error, "cannot sync the local copy of the set's zones"),
-        }
-    }
-
-    /// Serves zone `origin` as etcd holds it at `revision` (`None`: removed), appended to the
-    /// local copy (the ticket to sync, if anything was); a zone that does not build here is
-    /// logged and the old one kept.
-    fn apply_zone(
-        &self,
-        cluster: &Cluster,
-        origin: &Name,
-        text: Option<String>,
-        revision: i64,
-    ) -> Option<crate::store::Ticket> {
-        let writer = self.writer();
-        cluster.set_zone_revision(origin, text.is_some().then_some(revision));
-        let current = match self.store.read(origin) {
-            Ok(doc) => doc.map(|d| d.text),
-            Err(error) => {
-                tracing::error!(%error, "{origin}: cannot read the local copy");
-                None
-            }
-        };
-        if current == text {
-            return None;
-        }
-        self.forget_specs(Some(origin));
-        let registered = self.store.registered(origin);
-        let built = self.store.load_one(origin, text.as_deref(), &registered);
-        let appended = built.map_err(|e| e.to_string()).and_then(|zone| {
-            let ticket = self.store.append(origin, text.as_deref());
-            ticket.map(|t| (zone, t)).map_err(|e| e.to_string())
-        });
-        match appended {
-            Ok((zone, ticket)) => {
-                self.serve_appended(writer, origin, Some(zone));
-                Some(ticket)
-            }
-            Err(error) => {
-                tracing::error!(
-                    "{origin} as etcd holds it at revision {revision} cannot be served here; \
-                     the old one is: {error}"
-                );
-                None
-            }
-        }
-    }
-
-    /// Serves a registration as etcd holds it (`None`: ended).
-    fn apply_registration(
-        &self,
-        cluster: &Cluster,
-        key: registry::Key,
-        registration: Option<(Registration, i64)>,
-    ) {
-        let Ok(origin) = Name::from_ascii(&key.zone) else {
-            return;
-        };
-        let mut leases = cluster.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let result = match registration {
-            Some((registration, lease)) => {
-                leases.insert(key, lease);
-                drop(leases);
-                self.register_here(&origin, registration).map(drop)
-            }
-            None => {
-                leases.remove(&key);
-                drop(leases);
-                self.remove(&origin, &key.pool, key.address, None).map(drop)
-            }
-        };
-        if let Err(error) = result {
-            tracing::error!(%error, "etcd: a registration in {origin}");
-        }
     }
 }

@@ -1,53 +1,18 @@
-//! Changes made through a nameserver set (see `cluster`): validated here by the same build as
-//! start-up, written to etcd conditionally on the revision this instance serves (zones: in
-//! batches, see `batch`), and acknowledged once etcd committed them and this instance serves
-//! them (its watch applies them, as every other instance's does).
+//! Registrations made through a nameserver set (see `cluster`; zone changes: `set_writes`):
+//! validated here by the same build as start-up, written to etcd under a lease of their TTL,
+//! and acknowledged once etcd committed them and this instance serves them (its watch applies
+//! them, as every other instance's does).
 
 use std::time::Duration;
 
 use super::cluster::{Cluster, unavailable};
 use super::registrations::Registering;
-use super::{Control, Edited, UpdateError};
-use crate::store::Doc;
-use crate::store::change::{Edit, ZoneEdit};
-use crate::store::edit::{self, EditError};
+use super::{Control, UpdateError};
 use crate::store::etcd::Written;
 use crate::store::registry::{Key, Registration};
 use crate::zone::Name;
 
 impl Control {
-    /// [`Control::edit_zone`] in a set: the edit applied to the zone's document, its serial
-    /// bumped, written whole.
-    pub(super) fn edit_shared<E>(
-        &self,
-        cluster: &Cluster,
-        origin: &Name,
-        edit: Edit,
-        check: &mut dyn FnMut(Option<&str>) -> Result<(), E>,
-    ) -> Result<Edited, E>
-    where
-        E: From<UpdateError> + From<EditError>,
-    {
-        let mut serial = None;
-        let text = self.update_shared::<E>(cluster, origin, &mut |doc: Option<Doc>| {
-            check(doc.as_ref().map(|d| d.etag.as_str()))?;
-            let doc = doc.ok_or_else(|| E::from(EditError::NotFound(format!("zone {origin}"))))?;
-            let mut document = edit::parse(&doc.text).map_err(E::from)?;
-            let edit = ZoneEdit {
-                edit: edit.clone(),
-                serial: edit::serial(&document).map(|s| s.saturating_add(1)),
-            };
-            edit.apply_to_document(&mut document, origin)
-                .map_err(E::from)?;
-            serial = edit.serial;
-            Ok(Some(document.to_string()))
-        })?;
-        Ok(Edited {
-            serial,
-            etag: text.as_deref().map(crate::store::etag).unwrap_or_default(),
-        })
-    }
-
     /// [`Control::register`] in a set: a renewal renews the registration's lease; a new
     /// registration (or a changed one) is written under a new lease of its TTL, which etcd
     /// ends everywhere at once if it is not renewed.

@@ -130,12 +130,14 @@ fn stored_x(control: &Control) -> bool {
 /// Adds `x.t. A 192.0.2.7` to the zone's text.
 fn add_x(control: &Control) -> Result<Option<String>, UpdateError> {
     let origin = Name::from_ascii("t.").unwrap();
-    control.update_zone(&origin, |doc: Option<Doc>| {
-        let text = doc.map(|d| d.text).unwrap_or_default();
-        Ok::<_, UpdateError>(Some(format!(
-            "{text}\n[[records]]\nname = \"x\"\ntype = \"A\"\ndata = [\"192.0.2.7\"]\n"
-        )))
-    })
+    control
+        .update_zone(&origin, |doc: Option<Doc>| {
+            let text = doc.map(|d| d.text).unwrap_or_default();
+            Ok::<_, UpdateError>(Some(format!(
+                "{text}\n[[records]]\nname = \"x\"\ntype = \"A\"\ndata = [\"192.0.2.7\"]\n"
+            )))
+        })
+        .map(|updated| updated.text)
 }
 
 fn served_x(control: &Control) -> bool {

@@ -17,6 +17,7 @@ mod entry;
 pub mod etcd;
 pub mod journal;
 pub mod model;
+pub mod pieces;
 mod record;
 pub mod registry;
 pub mod repair;

@@ -1,5 +1,11 @@
 //! The etcd key space of a nameserver set, under its prefix:
-//! - `zones/<origin>`: a zone's TOML document;
+//! - `zone-meta/<origin>`: a zone's metadata and the generation of its pieces (see
+//!   [`pieces`](super::pieces)); every change to the zone writes it, so that its revision is
+//!   the zone's version;
+//! - `zone-data/<origin>/<generation>/records/<owner>/<TYPE>` and
+//!   `zone-data/<origin>/<generation>/pools/<owner>`: each record set and pool (JSON);
+//! - `zones/<origin>`: a zone's whole TOML document, as sets kept it before the pieces (read
+//!   once, at the first start, and moved into pieces);
 //! - `registrations/<zone>/<pool>/<address>`: a registered endpoint (JSON), under a lease of
 //!   its TTL, so that an expiry deletes it everywhere at once;
 //! - `instances/<name>`: a live instance, under that instance's lease;
@@ -10,16 +16,27 @@
 
 use std::net::IpAddr;
 
+use crate::store::pieces::Piece;
 use crate::store::registry;
 use crate::zone::Name;
 
 /// What a key is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
-    Zone(Name),
+    Meta(Name),
+    Piece {
+        origin: Name,
+        generation: String,
+        piece: Piece,
+    },
+    /// A whole zone as the set kept it before the pieces.
+    Legacy(Name),
     Registration(registry::Key),
     Instance(String),
-    Opinion { instance: String, probe: String },
+    Opinion {
+        instance: String,
+        probe: String,
+    },
 }
 
 /// The key space under one prefix.
@@ -46,8 +63,40 @@ impl Keys {
         format!("{}/health/", self.prefix)
     }
 
-    pub fn zone(&self, origin: &Name) -> String {
-        format!("{}/zones/{}", self.prefix, origin.to_lowercase().to_ascii())
+    /// Every zone's metadata.
+    pub fn metas(&self) -> String {
+        format!("{}/zone-meta/", self.prefix)
+    }
+
+    pub fn meta(&self, origin: &Name) -> String {
+        format!("{}{}", self.metas(), origin.to_lowercase().to_ascii())
+    }
+
+    /// Every piece of generation `generation` of zone `origin`.
+    pub fn generation(&self, origin: &Name, generation: &str) -> String {
+        let origin = origin.to_lowercase().to_ascii();
+        format!("{}/zone-data/{origin}/{generation}/", self.prefix)
+    }
+
+    pub fn piece(&self, origin: &Name, generation: &str, piece: &Piece) -> String {
+        let under = self.generation(origin, generation);
+        match piece {
+            Piece::Records { owner, rtype } => format!("{under}records/{owner}/{rtype}"),
+            Piece::Pool { owner } => format!("{under}pools/{owner}"),
+        }
+    }
+
+    /// Every whole zone of the layout before the pieces.
+    pub fn legacy_zones(&self) -> String {
+        format!("{}/zones/", self.prefix)
+    }
+
+    pub fn registrations(&self) -> String {
+        format!("{}/registrations/", self.prefix)
+    }
+
+    pub fn instances(&self) -> String {
+        format!("{}/instances/", self.prefix)
     }
 
     pub fn registration(&self, key: &registry::Key) -> String {
@@ -75,9 +124,32 @@ impl Keys {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
         let (kind, rest) = rest.split_once('/')?;
         match kind {
-            "zones" => Name::from_ascii(rest)
-                .ok()
-                .map(|n| Key::Zone(n.to_lowercase())),
+            "zones" => Some(Key::Legacy(zone_name(rest)?)),
+            "zone-meta" => Some(Key::Meta(zone_name(rest)?)),
+            "zone-data" => {
+                let mut parts = rest.splitn(4, '/');
+                let origin = zone_name(parts.next()?)?;
+                let generation = parts.next()?.to_owned();
+                let (kind, rest) = (parts.next()?, parts.next()?);
+                let piece = match kind {
+                    "records" => {
+                        let (owner, rtype) = rest.rsplit_once('/')?;
+                        Piece::Records {
+                            owner: owner.to_owned(),
+                            rtype: rtype.to_owned(),
+                        }
+                    }
+                    "pools" => Piece::Pool {
+                        owner: rest.to_owned(),
+                    },
+                    _ => return None,
+                };
+                Some(Key::Piece {
+                    origin,
+                    generation,
+                    piece,
+                })
+            }
             "registrations" => {
                 let mut parts = rest.splitn(3, '/');
                 let (zone, pool) = (parts.next()?, parts.next()?);
@@ -97,6 +169,10 @@ impl Keys {
     }
 }
 
+fn zone_name(text: &str) -> Option<Name> {
+    Name::from_ascii(text).ok().map(|n| n.to_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +181,37 @@ mod tests {
     fn keys_read_back_as_what_they_name() {
         let keys = Keys::new("/m/");
         let origin = Name::from_ascii("Example.COM.").unwrap();
-        assert_eq!(keys.zone(&origin), "/m/zones/example.com.");
+        let lower = origin.to_lowercase();
+        assert_eq!(keys.meta(&origin), "/m/zone-meta/example.com.");
+        assert_eq!(
+            keys.parse(&keys.meta(&origin)),
+            Some(Key::Meta(lower.clone()))
+        );
         assert_eq!(
             keys.parse("/m/zones/example.com."),
-            Some(Key::Zone(origin.to_lowercase()))
+            Some(Key::Legacy(lower.clone()))
         );
+        for piece in [
+            Piece::Records {
+                owner: "*.a/b.example.com.".into(),
+                rtype: "TXT".into(),
+            },
+            Piece::Pool {
+                owner: "www.example.com.".into(),
+            },
+        ] {
+            let key = keys.piece(&origin, "g1", &piece);
+            assert!(key.starts_with(&keys.generation(&origin, "g1")));
+            let parsed = keys.parse(&key);
+            assert_eq!(
+                parsed,
+                Some(Key::Piece {
+                    origin: lower.clone(),
+                    generation: "g1".into(),
+                    piece
+                })
+            );
+        }
         let r = registry::Key::new(
             "example.com.",
             "www.example.com.",

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::config::EtcdConfig;
 
+mod txn;
 mod watch;
+pub use txn::{MAX_TXN_OPS, Op};
 pub use watch::Watch;
 
 /// Why an etcd request failed.
@@ -77,6 +79,9 @@ pub enum Written {
     /// The key was changed meanwhile; etcd is at this revision now.
     Conflict(i64),
 }
+
+/// Keys read per request of a long listing.
+const PAGE: usize = 2000;
 
 /// A client of one etcd cluster. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -267,75 +272,40 @@ impl Etcd {
         })
     }
 
-    /// Writes `value` at `key` (`None`: deletes it) if the key is still at `revision` (0: does
-    /// not exist); `lease`: attached to that lease (0: none). With `marker`, exactly once: an
-    /// answer lost after the request was sent is settled by the marker.
-    pub async fn write_if(
-        &self,
-        key: &str,
-        value: Option<&[u8]>,
-        revision: i64,
-        lease: i64,
-        marker: Option<Marker<'_>>,
-    ) -> Result<Written, EtcdError> {
-        let key64 = BASE64.encode(key);
-        let op = match value {
-            Some(v) => {
-                json!({ "request_put": { "key": key64, "value": BASE64.encode(v), "lease": lease.to_string() } })
+    /// `key` as etcd holds it now, if it exists, and etcd's revision.
+    pub async fn get(&self, key: &str) -> Result<(Option<Kv>, i64), EtcdError> {
+        let body = json!({ "key": BASE64.encode(key) });
+        let value = self.call("/v3/kv/range", &body).await?;
+        let kvs = value["kvs"].as_array().map_or(&[][..], Vec::as_slice);
+        let revision = int(&value["header"]["revision"]);
+        Ok((kvs.first().map(kv).transpose()?, revision))
+    }
+
+    /// Every key under `prefix` with its value, as etcd held them at `revision`, read in
+    /// pages (each request stays small and quick whatever the zone's size).
+    pub async fn list_at(&self, prefix: &str, revision: i64) -> Result<Vec<Kv>, EtcdError> {
+        let mut all = Vec::new();
+        let mut from = prefix.as_bytes().to_vec();
+        loop {
+            let body = json!({
+                "key": BASE64.encode(&from),
+                "range_end": BASE64.encode(prefix_end(prefix)),
+                "revision": revision.to_string(),
+                "limit": PAGE.to_string(),
+            });
+            let value = self.call("/v3/kv/range", &body).await?;
+            let kvs = value["kvs"].as_array().map_or(&[][..], Vec::as_slice);
+            for value in kvs {
+                all.push(kv(value)?);
             }
-            None => json!({ "request_delete_range": { "key": key64 } }),
-        };
-        let compare = json!({ "key": key64, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() });
-        self.txn_once(compare, op, marker).await
-    }
-
-    /// Deletes `key` if it exists, exactly once with `marker`: `Conflict` if it did not.
-    pub async fn delete_once(&self, key: &str, marker: Marker<'_>) -> Result<Written, EtcdError> {
-        let key64 = BASE64.encode(key);
-        let compare =
-            json!({ "key": key64, "target": "VERSION", "result": "GREATER", "version": "0" });
-        let op = json!({ "request_delete_range": { "key": key64 } });
-        self.txn_once(compare, op, Some(marker)).await
-    }
-
-    /// `op` if `compare` holds, with `marker` put in the same transaction.
-    async fn txn_once(
-        &self,
-        compare: Value,
-        op: Value,
-        marker: Option<Marker<'_>>,
-    ) -> Result<Written, EtcdError> {
-        let mut success = vec![op];
-        if let Some(m) = marker {
-            success.push(json!({ "request_put": { "key": BASE64.encode(m.key), "value": "", "lease": m.lease.to_string() } }));
-        }
-        let body = json!({ "compare": [compare], "success": success });
-        // A lost answer: the same transaction again (at most one copy passes the compare).
-        for _ in 0..2 {
-            let conflict = match self.call("/v3/kv/txn", &body).await {
-                Ok(value) if value["succeeded"].as_bool() == Some(true) => {
-                    return Ok(Written::At(int(&value["header"]["revision"])));
+            match (value["more"].as_bool(), all.last()) {
+                (Some(true), Some(last)) => {
+                    from = last.key.as_bytes().to_vec();
+                    from.push(0);
                 }
-                Ok(value) => int(&value["header"]["revision"]),
-                Err(EtcdError::Unreachable(why)) if marker.is_some() => {
-                    tracing::warn!("etcd: a write's answer was lost ({why}); sending it again");
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let Some(marker) = marker else {
-                return Ok(Written::Conflict(conflict));
-            };
-            // The conflict may be with this write's own copy, committed while its answer was
-            // lost; if not, no copy can commit any more (the compare fails for good).
-            return match self.revision_of(marker.key).await {
-                Ok(Some(at)) => Ok(Written::At(at)),
-                Ok(None) => Ok(Written::Conflict(conflict)),
-                Err(_) => Err(EtcdError::OutcomeUnknown(marker.key.to_owned())),
-            };
+                _ => return Ok(all),
+            }
         }
-        let marker = marker.map_or("", |m| m.key);
-        Err(EtcdError::OutcomeUnknown(marker.to_owned()))
     }
 
     /// The revision `key` was last written at, if it exists (a write's marker: the revision
