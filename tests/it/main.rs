@@ -31,6 +31,7 @@ mod registrations;
 mod reload;
 mod robustness;
 mod set_faults;
+mod set_layout;
 mod simulate;
 mod tcp_limits;
 mod tsig;
