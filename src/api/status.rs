@@ -145,6 +145,17 @@ pub async fn write_outcome(
         Some(revision) => Ok(Json(
             json!({ "id": id, "committed": true, "revision": revision }),
         )),
+        None if crate::control::Cluster::write_too_old(&id) => Err(ApiError {
+            status: axum::http::StatusCode::GONE,
+            body: json!({
+                "error": format!(
+                    "write {id} is older than its marker's {} seconds: whether it committed can \
+                     no longer be told; read what it changed",
+                    crate::control::cluster::MARKER_KEPT.as_secs()
+                ),
+                "id": id,
+            }),
+        }),
         None => Err(ApiError {
             status: axum::http::StatusCode::NOT_FOUND,
             body: json!({

@@ -28,6 +28,8 @@ pub(super) struct Listed {
     pub health: Listing,
     /// The revision the local copy holds.
     pub had: i64,
+    /// The zones this instance just wrote from its local copy, at these revisions.
+    pub seeded: HashMap<Name, i64>,
 }
 
 /// What one batch of events does to a zone.
@@ -65,9 +67,12 @@ impl Control {
             };
             in_set.insert(origin.clone());
             let here = matches!(self.store.read(&origin), Ok(Some(_)));
+            let current = kv.mod_revision <= listed.had
+                || listed.seeded.get(&origin) == Some(&kv.mod_revision);
             match serde_json::from_slice::<Meta>(&kv.value) {
-                // Unchanged since the local copy's revision: served as it is.
-                Ok(meta) if here && kv.mod_revision <= listed.had => {
+                // Unchanged since the local copy's revision (or written from it): served as
+                // it is.
+                Ok(meta) if here && current => {
                     let zone = SharedZone {
                         revision: kv.mod_revision,
                         meta,
@@ -224,6 +229,7 @@ impl Control {
     /// Reads zone `origin` whole from etcd (its metadata and its generation's pieces at one
     /// revision) and serves it; the ticket to sync.
     fn read_whole(&self, cluster: &Cluster, origin: &Name) -> Result<Ticket, EtcdError> {
+        let started = std::time::Instant::now();
         let read = cluster.block_on_any(async {
             let (meta, at) = cluster.etcd.get(&cluster.keys.meta(origin)).await?;
             let Some(meta) = meta else {
@@ -257,7 +263,15 @@ impl Control {
                 return Ok(None);
             }
         };
+        let listed = started.elapsed();
+        let pieces = kvs.len();
         let (applied, ticket) = self.apply_zone(origin, Some(text), revision);
+        tracing::info!(
+            "etcd: read {origin} whole at revision {revision} ({pieces} record sets and pools): \
+             {} ms to read, {} ms in all",
+            listed.as_millis(),
+            started.elapsed().as_millis()
+        );
         if applied {
             let zone = SharedZone {
                 revision,

@@ -65,11 +65,15 @@ pub struct Cluster {
     /// revision compacted up to.
     history: Mutex<std::collections::VecDeque<(Instant, i64)>>,
     compacted: AtomicI64,
+    last_compaction: Mutex<Option<Instant>>,
 }
 
-/// A write marker's lease: it outlives the write by at least `MARKER_LEASE - MARKER_ROTATE`.
-const MARKER_LEASE: u64 = 3600;
-const MARKER_ROTATE: Duration = Duration::from_secs(600);
+/// A write marker's lease: it outlives the write by at least `MARKER_KEPT`. Short, since
+/// each change leaves one marker in etcd until then.
+const MARKER_LEASE: u64 = 360;
+const MARKER_ROTATE: Duration = Duration::from_secs(60);
+/// How long a write's outcome can be told after it was sent.
+pub const MARKER_KEPT: Duration = Duration::from_secs(MARKER_LEASE - MARKER_ROTATE.as_secs());
 
 /// A zone of the set as this instance serves it.
 #[derive(Debug, Clone)]
@@ -134,13 +138,17 @@ impl Cluster {
             next_write: AtomicU64::new(1),
             history: Mutex::default(),
             compacted: AtomicI64::new(0),
+            last_compaction: Mutex::default(),
         })
     }
 
-    /// A new write id and its marker (see [`Marker`]).
+    /// A new write id and its marker (see [`Marker`]). The id ends with the time it was made
+    /// (Unix seconds), so that an id whose marker has expired is told from one that never
+    /// committed.
     pub(super) fn new_write(&self) -> (String, String) {
         let n = self.next_write.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}.{:016x}.{n}", self.config.instance, self.run);
+        let now = super::unix_ms() / 1000;
+        let id = format!("{}.{:016x}.{n}.t{now}", self.config.instance, self.run);
         let key = self.keys.write(&id);
         (id, key)
     }
@@ -164,9 +172,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// Compacts etcd's history up to the revision served here `keep_history` ago (each
-    /// instance does, which etcd takes as one). A watch or restart that needs the dropped
-    /// history reads every key again instead.
+    /// Compacts etcd's history up to the revision served here `keep_history` ago, every
+    /// quarter of it: one instance does for the set (the first live one by name), and not
+    /// more often, since each compaction walks etcd's whole index (a second and more at a
+    /// million keys) and those queued faster than etcd runs them leave the history to grow.
+    /// A watch or restart that needs the dropped history reads every key again instead.
     pub(super) async fn compact_history(&self) {
         let keep = self.config.keep_history;
         if keep.is_zero() {
@@ -193,10 +203,25 @@ impl Cluster {
         let Some(revision) = due.filter(|&r| r > self.compacted.load(Ordering::Relaxed)) else {
             return;
         };
+        let first = self.instances().first().map(String::as_str) == Some(self.instance());
+        let every = (keep / 4).max(Duration::from_secs(1));
+        let last = *lock(&self.last_compaction);
+        if !first || last.is_some_and(|at| now - at < every) {
+            return;
+        }
+        *lock(&self.last_compaction) = Some(now);
         match self.etcd.compact(revision).await {
             Ok(()) => self.compacted.store(revision, Ordering::Relaxed),
             Err(error) => tracing::warn!(%error, "etcd: cannot compact its history"),
         }
+    }
+
+    /// Whether write `id` is too old for its marker to tell whether it committed.
+    pub fn write_too_old(id: &str) -> bool {
+        let made = id.rsplit('.').next().and_then(|s| s.strip_prefix('t'));
+        let made = made.and_then(|s| s.parse::<u64>().ok());
+        let now = super::unix_ms() / 1000;
+        made.is_some_and(|made| now.saturating_sub(made) >= MARKER_KEPT.as_secs())
     }
 
     /// Whether write `id` committed: its revision, `None` if not (by now).
@@ -461,4 +486,22 @@ impl Cluster {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_id_tells_whether_its_marker_can_have_expired() {
+        let now = super::super::unix_ms() / 1000;
+        let id = |secs: u64| format!("a.00000000000000ff.7.t{secs}");
+        assert!(!Cluster::write_too_old(&id(now)));
+        assert!(!Cluster::write_too_old(
+            &id(now - MARKER_KEPT.as_secs() + 5)
+        ));
+        assert!(Cluster::write_too_old(&id(now - MARKER_KEPT.as_secs())));
+        // An id without a time (another version's) is never called too old.
+        assert!(!Cluster::write_too_old("a.00000000000000ff.7"));
+    }
 }

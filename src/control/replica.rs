@@ -7,6 +7,7 @@
 //! local copy, health is decided from this instance's own probes, changes are refused; it is
 //! tried again every 200 ms.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,8 +74,16 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
         .store(lease, std::sync::atomic::Ordering::Relaxed);
     let me = cluster.keys.instance(cluster.instance());
     cluster.etcd.put(&me, b"{}", lease).await?;
+    // Renewed beside the session, so that a long catch-up or change (a large zone read whole)
+    // does not let it run out.
+    let (lost, mut lease_lost) = tokio::sync::oneshot::channel();
+    let keeper = tokio::spawn(keep_lease(cluster.clone(), lease, lost));
+    let _keeper = AbortOnDrop(keeper.abort_handle());
     cluster.rotate_markers_lease().await?;
-    let revision = catch_up(control, cluster).await?;
+    let revision = tokio::select! {
+        revision = catch_up(control, cluster) => revision?,
+        lost = &mut lease_lost => return Err(lease_error(lost)),
+    };
     let cluster_id = cluster.etcd.list(&me, true, 0).await?.cluster_id;
     // The session stays with the member its watch is on: when that member stops answering or
     // loses its leader, requests move to another, and the session starts again there.
@@ -119,10 +128,8 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
                 .await;
                 applied.map_err(|e| EtcdError::Refused(e.to_string()))??;
             }
+            lost = &mut lease_lost => return Err(lease_error(lost)),
             _ = keepalive.tick() => {
-                if !cluster.etcd.keep_alive(lease).await? {
-                    return Err(EtcdError::Refused("this instance's lease expired".into()));
-                }
                 if cluster.etcd.preferred() != member {
                     return Err(EtcdError::Unreachable(format!(
                         "member {} has no leader or does not answer; moving to {}",
@@ -136,6 +143,38 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
             }
             _ = cluster.outbox_ready.notified() => publish_opinions(cluster, lease).await?,
         }
+    }
+}
+
+/// Renews `lease` every `KEEPALIVE` until that fails: why, sent to `lost`.
+async fn keep_lease(
+    cluster: Arc<Cluster>,
+    lease: i64,
+    lost: tokio::sync::oneshot::Sender<EtcdError>,
+) {
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    loop {
+        tick.tick().await;
+        let why = match cluster.etcd.keep_alive(lease).await {
+            Ok(true) => continue,
+            Ok(false) => EtcdError::Refused("this instance's lease expired".into()),
+            Err(error) => error,
+        };
+        let _ = lost.send(why);
+        return;
+    }
+}
+
+fn lease_error(lost: Result<EtcdError, tokio::sync::oneshot::error::RecvError>) -> EtcdError {
+    lost.unwrap_or_else(|_| EtcdError::Unreachable("the lease's keepalive stopped".into()))
+}
+
+/// Aborts a task when the session that started it ends.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -177,10 +216,12 @@ async fn catch_up(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<i64,
     // restarted): read everything.
     let same = saved.cluster_id == metas.cluster_id && saved.revision <= metas.revision;
     let had = if same { saved.revision } else { 0 };
+    let mut seeded = HashMap::new();
     if metas.kvs.is_empty() && had == 0 {
-        let seeded = seed(control, cluster).await?;
-        if seeded > 0 {
-            tracing::info!("etcd: the set had no zones; wrote this instance's {seeded}");
+        seeded = seed(control, cluster).await?;
+        if !seeded.is_empty() {
+            let count = seeded.len();
+            tracing::info!("etcd: the set had no zones; wrote this instance's {count}");
         }
         // Whoever filled it: listed again.
         metas = cluster.etcd.list(&keys.metas(), false, 0).await?;
@@ -193,6 +234,7 @@ async fn catch_up(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<i64,
         instances: cluster.etcd.list(&keys.instances(), true, 0).await?,
         health: cluster.etcd.list(&keys.health(), false, 0).await?,
         had,
+        seeded,
     };
     let (control, cluster) = (control.clone(), cluster.clone());
     tokio::task::spawn_blocking(move || control.apply_listing(&cluster, listed))
@@ -201,15 +243,16 @@ async fn catch_up(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<i64,
     Ok(revision)
 }
 
-/// Writes each of this instance's TOML zones that etcd does not hold; how many.
-async fn seed(control: &Control, cluster: &Cluster) -> Result<usize, EtcdError> {
+/// Writes each of this instance's TOML zones that etcd does not hold; the revision of each
+/// one written.
+async fn seed(control: &Control, cluster: &Cluster) -> Result<HashMap<Name, i64>, EtcdError> {
     let origins: Vec<Name> = control
         .snapshot()
         .zones
         .iter()
         .map(|z| z.origin.clone())
         .collect();
-    let mut seeded = 0;
+    let mut seeded = HashMap::new();
     for origin in origins {
         let Ok(Some(doc)) = control.store.read(&origin) else {
             continue;
@@ -217,8 +260,8 @@ async fn seed(control: &Control, cluster: &Cluster) -> Result<usize, EtcdError> 
         let meta = cluster.keys.meta(&origin);
         let guards = [(meta.as_str(), 0)];
         let written = write_whole(cluster, &origin, &doc.text, &guards, &[]).await?;
-        if let Some(Written::At(_)) = written {
-            seeded += 1;
+        if let Some(Written::At(revision)) = written {
+            seeded.insert(origin, revision);
         }
     }
     Ok(seeded)

@@ -50,6 +50,12 @@ pub(super) fn build_geo_sets(
         }
         check_datacenter(dc, &here)?;
         let inherited = dc.check.as_ref().or(spec.check.as_ref());
+        // An answer from one datacenter never repeats an address, so a backend may serve in
+        // several (an octoDNS pool and its fallback alike); across datacenters answered
+        // together it may not.
+        if max_datacenters == 1 {
+            seen.clear();
+        }
         let (v4, v6) = split_endpoints(inherited, &dc.endpoints, &here, &mut seen)?;
         let weights = dc.weights.unwrap_or(spec.weights);
         for ((all, dcs), eps) in families.iter_mut().zip([v4, v6]) {

@@ -200,3 +200,66 @@ fn zones_an_earlier_version_kept_whole_are_moved_into_pieces_on_the_first_start(
         a.dig(&["v.t.test", "TXT"]).answer_data() == ["\"changed\""]
     });
 }
+
+/// A whole zone through the API: created through one instance, replaced with many changed
+/// record sets (a new generation, switched to at once), deleted through another.
+#[test]
+fn whole_zones_are_created_replaced_in_one_switch_and_deleted_across_the_set() {
+    let etcd = Etcd::start();
+    let text = zone("one");
+    let a = member(&etcd, "a", &[("t.test.toml", text.as_str())], "");
+    let b = member(&etcd, "b", &[], "");
+    let records = |count: usize, value: &str| -> Vec<Value> {
+        (0..count)
+            .map(|i| serde_json::json!({ "name": format!("r{i}"), "type": "TXT", "data": [format!("\"{value}\"")] }))
+            .collect()
+    };
+    let spec = |count: usize, value: &str| {
+        serde_json::json!({
+            "ns": ["ns1.t.test."],
+            "soa": { "mname": "ns1.t.test.", "rname": "hostmaster.t.test.", "serial": 1 },
+            "records": records(count, value),
+        })
+        .to_string()
+    };
+    let (status, _, body) = a.http("PUT", "/zones/new.test", W, Some(&spec(3, "x")), &[]);
+    assert_eq!(status, 201, "{body}");
+    eventually(Duration::from_secs(2), "b serves the new zone", || {
+        b.dig(&["r2.new.test", "TXT"]).answer_data() == ["\"x\""]
+    });
+
+    // 200 record sets changed: more than one transaction holds, so a new generation.
+    let (status, _, body) = b.http("PUT", "/zones/new.test", W, Some(&spec(200, "y")), &[]);
+    assert_eq!(status, 200, "{body}");
+    for s in [&a, &b] {
+        eventually(
+            Duration::from_secs(2),
+            "the new generation everywhere",
+            || s.dig(&["r199.new.test", "TXT"]).answer_data() == ["\"y\""],
+        );
+        assert_eq!(s.dig(&["r0.new.test", "TXT"]).answer_data(), ["\"y\""]);
+    }
+    let generations: std::collections::BTreeSet<String> =
+        keys(&etcd, "/test/zone-data/new.test./", 0)
+            .iter()
+            .map(|(key, _, _)| key.split('/').nth(4).unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        generations.len(),
+        1,
+        "the old generation is gone: {generations:?}"
+    );
+    assert_eq!(keys(&etcd, "/test/zone-data/new.test./", 0).len(), 200);
+
+    let (status, _, body) = b.http("DELETE", "/zones/new.test", W, None, &[]);
+    assert_eq!(status, 200, "{body}");
+    for s in [&a, &b] {
+        eventually(Duration::from_secs(2), "the zone gone everywhere", || {
+            s.dig(&["r0.new.test", "TXT"]).status == "REFUSED"
+        });
+    }
+    assert!(keys(&etcd, "/test/zone-data/new.test./", 0).is_empty());
+    assert!(keys(&etcd, "/test/zone-meta/new.test.", 0).is_empty());
+    // The other zone is untouched.
+    assert_eq!(b.dig(&["v.t.test", "TXT"]).answer_data(), ["\"one\""]);
+}
