@@ -20,6 +20,7 @@ mod geo;
 mod harness;
 mod health;
 mod journal;
+mod octodns;
 mod ops;
 mod peers;
 mod policies;
