@@ -273,6 +273,9 @@ data = ["192.0.2.1"]
 [pools.sticky]
 policy = "sticky"
 endpoints = ["192.0.2.61", "192.0.2.62"]
+[pools.weighted]
+policy = "weighted"
+endpoints = [{ address = "192.0.2.71", weight = 3 }, "192.0.2.72"]
 "#;
 
 /// A dynamic record as an NS1 or Route 53 user writes it: three pools with fallbacks, rules by
@@ -347,8 +350,35 @@ fn a_dynamic_record_steers_by_region_and_a_value_taken_down_leaves_the_answers()
     let yaml = setup.dir.0.join("config/octo.test.yaml");
     std::fs::write(&yaml, DYNAMIC).unwrap();
     let config = setup.config("octodns.yaml", "octo.test.", "./config");
+    // Read first: a weighted pool is a dynamic record of one pool.
+    let before = setup.dir.0.join("before");
+    let (ok, out) = setup.run(
+        "octodns-dump",
+        &[
+            "--config-file",
+            config.to_str().unwrap(),
+            "--output-dir",
+            before.to_str().unwrap(),
+            "octo.test.",
+            "meridian",
+        ],
+        "read-token",
+    );
+    assert!(ok, "{out}");
+    let dumped = std::fs::read_to_string(before.join("octo.test.yaml")).unwrap();
+    let weighted = dumped
+        .split("\nweighted:\n")
+        .nth(1)
+        .expect("the weighted pool");
+    assert!(
+        weighted.contains("value: 192.0.2.71\n          weight: 3"),
+        "{dumped}"
+    );
     let out = setup.sync(&config, true);
-    assert!(out.contains("Creates=1"), "{out}");
+    assert!(
+        out.contains("Creates=1, Updates=0, Deletes=1"),
+        "www created, the weighted pool deleted: {out}"
+    );
     let out = setup.sync(&config, false);
     assert!(
         out.contains("No changes were planned"),
@@ -409,6 +439,11 @@ fn a_dynamic_record_steers_by_region_and_a_value_taken_down_leaves_the_answers()
     );
     assert!(ok, "{out}");
     assert!(out.contains("sticky.octo.test. is left alone"), "{out}");
+    // The weighted pool was not in the config: the first sync deleted it.
+    assert_eq!(
+        setup.server.dig(&["weighted.octo.test", "A"]).status,
+        "NXDOMAIN"
+    );
     let back = setup.config("back.yaml", "octo.test.", "./dump");
     let out = setup.sync(&back, false);
     assert!(out.contains("No changes were planned"), "{out}");
