@@ -222,7 +222,7 @@ def large(work, pools, count, db_changes):
         first = etcd_db_size()
         p50, p99, worst = pool_propagation(count, pools, first=1)
         changed = time.time()
-        many_changes(db_changes, pools)
+        refused = many_changes(db_changes, pools)
         rate = db_changes / (time.time() - changed)
         after = etcd_db_size()
     finally:
@@ -230,7 +230,8 @@ def large(work, pools, count, db_changes):
         stop(procs[:1])
     print(f"| {pools:,} pools / {pools * 10:,} endpoints | {seeded:.1f} s | {joined:.1f} s | "
           f"{p50:.1f} / {p99:.1f} / {worst:.1f} | {first / 2**20:.0f} MiB | "
-          f"{count + db_changes:,} ({rate:,.0f}/s): {after / 2**20:.0f} MiB ({after / first:.2f}×) |")
+          f"{count + db_changes:,} ({rate:,.0f}/s, {refused} refused and sent again): "
+          f"{after / 2**20:.0f} MiB ({after / first:.2f}×) |")
 
 
 def in_set(port):
@@ -244,19 +245,31 @@ def in_set(port):
 
 
 def many_changes(count, pools, clients=8):
-    """`count` pool PUTs through the three instances from `clients` threads."""
+    """`count` pool PUTs through the three instances from `clients` threads; how many were
+    refused on the way (and sent again)."""
+    refused = [0]
     def client(n):
         conn = http.client.HTTPConnection("127.0.0.1", API[n % 3], timeout=60)
         for i in range(n, count, clients):
             pool = (i * 104729) % pools
             fresh = f"172.{17 + (i >> 16)}.{i >> 8 & 255}.{i & 255}"
-            request(conn, "PUT", f"zones/large.test/pools/p{pool}", pool_body(pool, fresh))
+            # A change refused (etcd stalled, a race lost for 10 s) is sent again: refused
+            # changes are counted, not fatal.
+            for _ in range(100):
+                try:
+                    request(conn, "PUT", f"zones/large.test/pools/p{pool}", pool_body(pool, fresh))
+                    break
+                except (RuntimeError, OSError):
+                    refused[0] += 1
+                    conn = http.client.HTTPConnection("127.0.0.1", API[n % 3], timeout=60)
+                    time.sleep(0.2)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return refused[0]
 
 
 def throughput(ports, seconds, clients=16):

@@ -81,7 +81,7 @@ pub(super) struct RawStore {
 }
 
 fn default_keep_history() -> u64 {
-    60
+    30
 }
 
 fn default_prefix() -> String {

@@ -70,8 +70,8 @@ pub struct Cluster {
 
 /// A write marker's lease: it outlives the write by at least `MARKER_KEPT`. Short, since
 /// each change leaves one marker in etcd until then.
-const MARKER_LEASE: u64 = 360;
-const MARKER_ROTATE: Duration = Duration::from_secs(60);
+const MARKER_LEASE: u64 = 150;
+const MARKER_ROTATE: Duration = Duration::from_secs(30);
 /// How long a write's outcome can be told after it was sent.
 pub const MARKER_KEPT: Duration = Duration::from_secs(MARKER_LEASE - MARKER_ROTATE.as_secs());
 
