@@ -312,7 +312,7 @@ www:
     rules:
       - geos: [AF, EU]
         pool: eu
-      - geos: [AS-JP, OC]
+      - geos: [AS-JP, NA-US-CA, OC]
         pool: ap
       - pool: us
   ttl: 60
@@ -395,6 +395,23 @@ fn a_dynamic_record_steers_by_region_and_a_value_taken_down_leaves_the_answers()
     assert_eq!(www(&setup.server, "203.2.218.0/24"), ["198.51.100.21"]);
     // The sticky pool octoDNS cannot express is left alone.
     assert_eq!(setup.server.dig(&["sticky.octo.test", "A"]).answer.len(), 2);
+    // A province is the pool's subdivision map (the database here has none to answer by).
+    let (_, _, pool) = setup.server.http(
+        "GET",
+        "/zones/octo.test/pools/www",
+        Some("read-token"),
+        None,
+        &[],
+    );
+    let pool: serde_json::Value = serde_json::from_str(&pool).unwrap();
+    assert_eq!(
+        pool["map"]["subdivision"]["US-CA"],
+        serde_json::json!(["ap", "eu", "us", "octodns-values"])
+    );
+    assert_eq!(
+        pool["map"]["country"]["JP"],
+        pool["map"]["subdivision"]["US-CA"]
+    );
 
     // One value down: a plan of one update, applied as one change (the serial moves by one).
     let down = DYNAMIC.replace(
@@ -482,9 +499,24 @@ fn refusals_are_clear_and_change_nothing() {
     std::fs::write(setup.dir.0.join("config/octo.test.yaml"), alias).unwrap();
     let (ok, out) = setup.run("octodns-sync", &args, "write-token");
     assert!(!ok && out.contains("ALIAS"), "an unsupported record: {out}");
-
     assert_eq!(setup.serial("octo.test"), serial, "nothing was changed");
     assert!(setup.server.dig(&["www.octo.test", "A"]).answer.is_empty());
+
+    // A change at the name of a pool octoDNS cannot express is left out, loudly.
+    let sticky = format!("{DYNAMIC}sticky:\n  type: A\n  value: 192.0.2.99\n");
+    std::fs::write(setup.dir.0.join("config/octo.test.yaml"), sticky).unwrap();
+    let out = setup.sync(&config, true);
+    assert!(
+        out.contains("sticky is a pool octoDNS cannot express"),
+        "{out}"
+    );
+    assert_eq!(
+        setup.server.dig(&["sticky.octo.test", "A"]).answer.len(),
+        2,
+        "left alone"
+    );
+    let www = setup.server.dig(&["www.octo.test", "A"]).answer;
+    assert!(!www.is_empty(), "the rest of the plan is applied");
 }
 
 /// The `yaml <path>` blocks of docs/octodns.md: (path, text).
