@@ -31,18 +31,21 @@
 //!   compaction once a second. In a nameserver set (`[store] backend = "etcd"`):
 //!   `control::cluster` (this instance's view of the set: revisions, leases, write markers,
 //!   history compaction, the other instances' health opinions and their quorum decision),
-//!   `control::shared` and `control::batch` (changes written to etcd conditionally and exactly
-//!   once, a zone's changes batched),
-//!   `control::replica` (the session with etcd: catch-up, the watch applied through the writer
-//!   path into the local copy, this instance's opinions published).
+//!   `control::set_writes` (a zone change worked out on the served model and written to etcd as
+//!   the pieces it changes, conditionally and exactly once), `control::shared` (registrations),
+//!   `control::replica` (the session with etcd: catch-up, the watch, this instance's opinions
+//!   published) and `control::apply` (what etcd committed applied through the writer path into
+//!   the local copy: a piece's change as the same edit the API makes, a new generation read
+//!   whole).
 //! - [`store`]: where zones live durably, behind the `Store` interface (`FileStore`: the zones
 //!   folder with its write-ahead `journal` of `record`s — whole zone texts, `change` edits,
 //!   registry changes — compacted into the zone files in the background (`compaction`), synced
 //!   for async waiters by its `syncer` thread; the `registry` of endpoints registered through
 //!   the API); `store::edit` changes a zone's TOML keeping its layout, `store::change` is one
 //!   edit as the API makes it; `store::etcd` is the etcd client (its JSON gateway, over
-//!   reqwest; `store::etcd::watch` its watch stream) and `store::shared` the key space of a
-//!   nameserver set in it.
+//!   reqwest; `store::etcd::txn` its conditional transactions, `store::etcd::watch` its watch
+//!   stream), `store::shared` the key space of a nameserver set in it and `store::pieces` a
+//!   zone cut into the keys of its metadata, record sets and pools.
 //! - [`resolve`]: pure `(snapshot, question) → Answer` in two stages, `find` (zone, node, the
 //!   policy's decision and ECS scope, once) and `answer` (order, health, all-down,
 //!   `max_answers`); no I/O, no wire format.
