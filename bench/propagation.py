@@ -10,7 +10,8 @@
 - a large zone (`--pools`, 100,000 pools of 10 endpoints: 1,000,000) shared by the three: how
   long the set takes to hold it (written by A at the set's first start, read by B and C), the
   propagation of a pool's change (a PUT of one pool through A, until all three answer its new
-  address), and etcd's database size after the first change and after `--db-changes` more.
+  address), and etcd's database size after the first change, after `--db-changes` more, and
+  after a defragmentation (`etcdctl defrag`: bbolt keeps the pages it freed until then).
 Run it through bench/propagation.sh, which builds Meridian with the `dist` profile.
 """
 import argparse
@@ -185,6 +186,14 @@ def pool_propagation(count, pools, first=0):
     return percentiles(times)
 
 
+def etcd_defragment():
+    """Defragments etcd (`etcdctl defrag`): its database file's size after."""
+    conn = http.client.HTTPConnection("127.0.0.1", ETCD_CLIENT, timeout=120)
+    conn.request("POST", "/v3/maintenance/defragment", body="{}")
+    conn.getresponse().read()
+    return etcd_db_size()
+
+
 def etcd_db_size():
     conn = http.client.HTTPConnection("127.0.0.1", ETCD_CLIENT, timeout=10)
     conn.request("POST", "/v3/maintenance/status", body="{}")
@@ -225,13 +234,15 @@ def large(work, pools, count, db_changes):
         refused = many_changes(db_changes, pools)
         rate = db_changes / (time.time() - changed)
         after = etcd_db_size()
+        defragmented = etcd_defragment()
     finally:
         stop(procs[1:])
         stop(procs[:1])
     print(f"| {pools:,} pools / {pools * 10:,} endpoints | {seeded:.1f} s | {joined:.1f} s | "
           f"{p50:.1f} / {p99:.1f} / {worst:.1f} | {first / 2**20:.0f} MiB | "
           f"{count + db_changes:,} ({rate:,.0f}/s, {refused} refused and sent again): "
-          f"{after / 2**20:.0f} MiB ({after / first:.2f}×) |")
+          f"{after / 2**20:.0f} MiB ({after / first:.2f}×) | "
+          f"{defragmented / 2**20:.0f} MiB ({defragmented / first:.2f}×) |")
 
 
 def in_set(port):
@@ -312,8 +323,9 @@ def main():
     os.makedirs(a.work)
     if a.pools:
         print("| large zone | A writes it to etcd | B and C read it | pool change → answered by all 3: "
-              "p50 / p99 / max ms | etcd db after the first change | after more changes (rate) |")
-        print("|---|---|---|---|---|---|")
+              "p50 / p99 / max ms | etcd db after the first change | after more changes (rate) | "
+              "after `etcdctl defrag` |")
+        print("|---|---|---|---|---|---|---|")
         large(f"{a.work}/l", a.pools, a.count, a.db_changes)
     procs = [start_etcd(a.work)]
     try:
