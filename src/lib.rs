@@ -33,7 +33,7 @@
 //!   history compaction, the other instances' health opinions and their quorum decision),
 //!   `control::set_writes` (a zone change worked out on the served model and written to etcd as
 //!   the pieces it changes, conditionally and exactly once), `control::shared` (registrations),
-//!   `control::replica` (the session with etcd: catch-up, the watch, this instance's opinions
+//!   `control::replica` (the connection to etcd: catch-up, the watch, this instance's opinions
 //!   published) and `control::apply` (what etcd committed applied through the writer path into
 //!   the local copy: a piece's change as the same edit the API makes, a new generation read
 //!   whole).

@@ -16,7 +16,7 @@ use crate::store::registry::{self, Registration};
 use crate::store::shared::Key;
 use crate::zone::Name;
 
-/// What etcd holds, listed when a session starts (see `replica::catch_up`).
+/// What etcd holds, listed when a connection starts (see `replica::catch_up`).
 pub(super) struct Listed {
     /// Every zone's metadata, with values.
     pub metas: Listing,
@@ -45,7 +45,7 @@ enum Pending {
 }
 
 impl Control {
-    /// Applies a fresh listing; an error if a zone could not be read from etcd (the session
+    /// Applies a fresh listing; an error if a zone could not be read from etcd (the connection
     /// starts again).
     pub(super) fn apply_listing(&self, cluster: &Cluster, listed: Listed) -> Result<(), EtcdError> {
         cluster.clear_others();
@@ -133,7 +133,7 @@ impl Control {
     }
 
     /// Applies committed changes, then serves `revision`; an error if a zone could not be
-    /// read from etcd (the session starts again, and catches up from what is durable).
+    /// read from etcd (the connection starts again, and catches up from what is durable).
     pub(super) fn apply_events(
         &self,
         cluster: &Cluster,

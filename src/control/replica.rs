@@ -1,9 +1,9 @@
-//! This instance's side of a nameserver set: a session with etcd that announces the instance
+//! This instance's side of a nameserver set: a connection to etcd that announces the instance
 //! under a lease, catches the local copy up from the revision it had (changed keys read,
 //! deleted ones found by a listing), then follows the watch, applying each committed change
 //! through the one writer path exactly as a local change is (into the zones folder and its
 //! journal: the local copy that start-up serves when etcd is away), and publishes this
-//! instance's probe opinions. When etcd goes away the session ends: answers go on from the
+//! instance's probe opinions. When etcd goes away the connection ends: answers go on from the
 //! local copy, health is decided from this instance's own probes, changes are refused; it is
 //! tried again every 200 ms.
 
@@ -40,7 +40,7 @@ pub async fn run_replica(control: Arc<Control>, shutdown: CancellationToken) {
     let mut reported = false;
     loop {
         let result = tokio::select! {
-            result = session(&control, &cluster) => result,
+            result = connection(&control, &cluster) => result,
             _ = shutdown.cancelled() => break,
         };
         let why = result.err().map_or_else(String::new, |e| e.to_string());
@@ -67,14 +67,14 @@ pub async fn run_replica(control: Arc<Control>, shutdown: CancellationToken) {
 }
 
 /// One connection: announce, catch up, follow. Returns when etcd cannot be reached.
-async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), EtcdError> {
+async fn connection(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), EtcdError> {
     let lease = cluster.etcd.grant(LEASE_TTL).await?;
     cluster
         .lease
         .store(lease, std::sync::atomic::Ordering::Relaxed);
     let me = cluster.keys.instance(cluster.instance());
     cluster.etcd.put(&me, b"{}", lease).await?;
-    // Renewed beside the session, so that a long catch-up or change (a large zone read whole)
+    // Renewed beside the connection, so that a long catch-up or change (a large zone read whole)
     // does not let it run out.
     let (lost, mut lease_lost) = tokio::sync::oneshot::channel();
     let keeper = tokio::spawn(keep_lease(cluster.clone(), lease, lost));
@@ -85,8 +85,8 @@ async fn session(control: &Arc<Control>, cluster: &Arc<Cluster>) -> Result<(), E
         lost = &mut lease_lost => return Err(lease_error(lost)),
     };
     let cluster_id = cluster.etcd.list(&me, true, 0).await?.cluster_id;
-    // The session stays with the member its watch is on: when that member stops answering or
-    // loses its leader, requests move to another, and the session starts again there.
+    // The connection stays with the member its watch is on: when that member stops answering or
+    // loses its leader, requests move to another, and the connection starts again there.
     let member = cluster.etcd.preferred();
     let mut watch = cluster
         .etcd
@@ -169,7 +169,7 @@ fn lease_error(lost: Result<EtcdError, tokio::sync::oneshot::error::RecvError>) 
     lost.unwrap_or_else(|_| EtcdError::Unreachable("the lease's keepalive stopped".into()))
 }
 
-/// Aborts a task when the session that started it ends.
+/// Aborts a task when the connection that started it ends.
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {

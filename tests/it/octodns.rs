@@ -165,6 +165,21 @@ impl Setup {
         out
     }
 
+    /// `octodns-dump` of `zone` from Meridian (with the read token) into `into`: its output.
+    fn dump(&self, config: &Path, into: &Path, zone: &str) -> String {
+        let args = [
+            "--config-file",
+            config.to_str().unwrap(),
+            "--output-dir",
+            into.to_str().unwrap(),
+            zone,
+            "meridian",
+        ];
+        let (ok, out) = self.run("octodns-dump", &args, "read-token");
+        assert!(ok, "octodns-dump failed:\n{out}");
+        out
+    }
+
     fn serial(&self, zone: &str) -> u32 {
         let answer = self.server.dig(&[zone, "SOA"]).answer_data();
         answer[0].split(' ').nth(2).unwrap().parse().unwrap()
@@ -222,19 +237,7 @@ fn every_record_type_is_read_and_written_and_answered_as_before() {
     let api = setup.server.api_addr();
     let dump = setup.dir.0.join("dump");
     let config = setup.config("dump.yaml", "types.test.", "./dump");
-    let (ok, out) = setup.run(
-        "octodns-dump",
-        &[
-            "--config-file",
-            config.to_str().unwrap(),
-            "--output-dir",
-            dump.to_str().unwrap(),
-            "types.test.",
-            "meridian",
-        ],
-        "read-token",
-    );
-    assert!(ok, "{out}");
+    let out = setup.dump(&config, &dump, "types.test.");
     assert!(!out.contains("left alone"), "every type is read: {out}");
     let dumped = std::fs::read_to_string(dump.join("types.test.yaml")).unwrap();
 
@@ -352,19 +355,7 @@ fn a_dynamic_record_steers_by_region_and_a_value_taken_down_leaves_the_answers()
     let config = setup.config("octodns.yaml", "octo.test.", "./config");
     // Read first: a weighted pool is a dynamic record of one pool.
     let before = setup.dir.0.join("before");
-    let (ok, out) = setup.run(
-        "octodns-dump",
-        &[
-            "--config-file",
-            config.to_str().unwrap(),
-            "--output-dir",
-            before.to_str().unwrap(),
-            "octo.test.",
-            "meridian",
-        ],
-        "read-token",
-    );
-    assert!(ok, "{out}");
+    setup.dump(&config, &before, "octo.test.");
     let dumped = std::fs::read_to_string(before.join("octo.test.yaml")).unwrap();
     let weighted = dumped
         .split("\nweighted:\n")
@@ -442,19 +433,7 @@ fn a_dynamic_record_steers_by_region_and_a_value_taken_down_leaves_the_answers()
 
     // Dumped from Meridian, the zone syncs back with nothing to change.
     let dump = setup.dir.0.join("dump");
-    let (ok, out) = setup.run(
-        "octodns-dump",
-        &[
-            "--config-file",
-            config.to_str().unwrap(),
-            "--output-dir",
-            dump.to_str().unwrap(),
-            "octo.test.",
-            "meridian",
-        ],
-        "read-token",
-    );
-    assert!(ok, "{out}");
+    let out = setup.dump(&config, &dump, "octo.test.");
     assert!(out.contains("sticky.octo.test. is left alone"), "{out}");
     // The weighted pool was not in the config: the first sync deleted it.
     assert_eq!(
